@@ -1,0 +1,171 @@
+"""From the canonical event table to per-user item-index sequences, the vocabulary and the leave-one-out split.
+
+Every model, baseline and metric works on :class:`SequenceData`; only this module knows how events become
+sequences, so the split is defined once. Item index 0 is padding; real items are 1..n_items.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from seqrec_core.errors import InputError
+
+Part = Literal["train", "val", "test"]
+MIN_EVAL_EVENTS = 3  # a user needs >= 3 events to give one train event, one validation and one test target
+
+
+@dataclass
+class Vocab:
+    """Maps between original ids (strings, as people know them) and the model's indices."""
+
+    item_ids: list[str]  # item_ids[i - 1] is the original id of item index i; index 0 is padding
+    user_ids: list[str]  # user_ids[u] is the original id of user row u
+    item_titles: dict[str, str] = field(default_factory=dict)
+    item_categories: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._item_index = {item: i + 1 for i, item in enumerate(self.item_ids)}
+        self._user_index = {user: u for u, user in enumerate(self.user_ids)}
+
+    @property
+    def n_items(self) -> int:
+        """Number of real items (indices 1..n_items); score vectors have n_items + 1 columns."""
+        return len(self.item_ids)
+
+    def item_index(self, item_id: str) -> int:
+        try:
+            return self._item_index[str(item_id)]
+        except KeyError:
+            raise InputError(f"item '{item_id}' is not in this dataset's catalogue; pick an item id that occurs in the log") from None
+
+    def user_index(self, user_id: str) -> int:
+        try:
+            return self._user_index[str(user_id)]
+        except KeyError:
+            raise InputError(f"user '{user_id}' is not in this dataset; pick a user id that occurs in the log") from None
+
+    def has_user(self, user_id: str) -> bool:
+        return str(user_id) in self._user_index
+
+    def item_id(self, index: int) -> str:
+        return self.item_ids[int(index) - 1]
+
+    def title(self, item_id: str) -> str | None:
+        return self.item_titles.get(str(item_id))
+
+    def category(self, item_id: str) -> str | None:
+        return self.item_categories.get(str(item_id))
+
+    def to_json(self) -> dict:
+        return {"item_ids": self.item_ids, "user_ids": self.user_ids,
+                "item_titles": self.item_titles, "item_categories": self.item_categories}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Vocab":
+        return cls(item_ids=[str(x) for x in obj["item_ids"]], user_ids=[str(x) for x in obj["user_ids"]],
+                   item_titles={str(k): str(v) for k, v in obj.get("item_titles", {}).items()},
+                   item_categories={str(k): str(v) for k, v in obj.get("item_categories", {}).items()})
+
+
+@dataclass
+class Split:
+    """One evaluation part: for each user row, the history the model sees and the item it must rank."""
+
+    users: np.ndarray  # (U,) user rows into Vocab.user_ids
+    histories: list[np.ndarray]  # U arrays of item indices, chronological
+    targets: np.ndarray  # (U,) item index of the held-out event
+    target_times: np.ndarray  # (U,) int64 time of the held-out event (unix seconds, or order when no time)
+
+
+@dataclass
+class SequenceData:
+    """Per-user chronological item sequences, aligned with ``vocab.user_ids``."""
+
+    vocab: Vocab
+    sequences: list[np.ndarray]  # per user row: int64 item indices in time order
+    times: list[np.ndarray]  # per user row: int64 unix seconds (or 0..n-1 order when has_time is False)
+    has_time: bool
+    fingerprint: str
+
+    @property
+    def n_users(self) -> int:
+        return len(self.sequences)
+
+    @property
+    def n_events(self) -> int:
+        return int(sum(len(s) for s in self.sequences))
+
+    def train_sequence(self, u: int) -> np.ndarray:
+        """Events a model may train on: all but the last two for evaluable users, everything otherwise."""
+        seq = self.sequences[u]
+        return seq[:-2] if len(seq) >= MIN_EVAL_EVENTS else seq
+
+    def split(self, part: Part) -> Split:
+        """Leave-one-out in time: test target = last event, validation target = second-last."""
+        if part not in ("train", "val", "test"):
+            raise ValueError(f"unknown part {part!r}")
+        users = np.array([u for u, s in enumerate(self.sequences) if len(s) >= MIN_EVAL_EVENTS], dtype=np.int64)
+        cut = {"test": 1, "val": 2, "train": 3}[part]
+        histories = [self.sequences[u][:-cut] for u in users]
+        targets = np.array([self.sequences[u][-cut] for u in users], dtype=np.int64)
+        target_times = np.array([self.times[u][-cut] for u in users], dtype=np.int64)
+        return Split(users=users, histories=histories, targets=targets, target_times=target_times)
+
+    def history_for_prediction(self, u: int) -> np.ndarray:
+        """The full history of a user: what a deployed model would see to recommend the next item."""
+        return self.sequences[u]
+
+
+def fingerprint_events(events: pd.DataFrame) -> str:
+    """A short content hash of the canonical event table: runs record it so results are tied to their data."""
+    h = hashlib.sha256()
+    for col in ("user_id", "item_id", "timestamp"):
+        values = pd.util.hash_pandas_object(events[col].reset_index(drop=True), index=False).to_numpy()
+        h.update(values.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _time_as_int(ts: pd.Series) -> tuple[np.ndarray, bool]:
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        # Unit-agnostic: pandas may store datetimes as s/ms/us/ns; convert through seconds explicitly.
+        seconds = (ts - pd.Timestamp(0, tz=ts.dt.tz)) // pd.Timedelta(seconds=1)
+        return seconds.to_numpy(dtype=np.int64), True
+    return ts.to_numpy(dtype=np.int64), False
+
+
+def build_sequences(events: pd.DataFrame) -> SequenceData:
+    """Turn a canonical event table into sequences; item indices follow first appearance order of sorted ids."""
+    missing = {"user_id", "item_id", "timestamp"} - set(events.columns)
+    if missing:
+        raise InputError(f"event table lacks column(s) {sorted(missing)}; load the log with seqrec_core.data.load_events")
+    if len(events) == 0:
+        raise InputError("the log has no events left; check the file and the filtering options")
+    ev = events.sort_values(["user_id", "timestamp"], kind="stable")
+    item_ids = sorted(ev["item_id"].astype(str).unique().tolist())
+    item_codes = pd.Categorical(ev["item_id"].astype(str), categories=item_ids).codes.astype(np.int64) + 1
+    times, has_time = _time_as_int(ev["timestamp"])
+    user_col = ev["user_id"].astype(str).to_numpy()
+    # Boundaries of each user's block in the sorted table.
+    starts = np.flatnonzero(np.r_[True, user_col[1:] != user_col[:-1]])
+    ends = np.r_[starts[1:], len(ev)]
+    user_ids = [str(user_col[s]) for s in starts]
+    sequences = [item_codes[s:e] for s, e in zip(starts, ends)]
+    seq_times = [times[s:e] for s, e in zip(starts, ends)]
+    titles: dict[str, str] = {}
+    categories: dict[str, str] = {}
+    for col, target in (("item_title", titles), ("item_category", categories)):
+        if col in ev.columns:
+            pairs = ev[["item_id", col]].dropna().drop_duplicates("item_id")
+            target.update(zip(pairs["item_id"].astype(str), pairs[col].astype(str)))
+    vocab = Vocab(item_ids=item_ids, user_ids=user_ids, item_titles=titles, item_categories=categories)
+    return SequenceData(vocab=vocab, sequences=sequences, times=seq_times, has_time=has_time,
+                        fingerprint=fingerprint_events(ev))
+
+
+def vocab_to_json_bytes(vocab: Vocab) -> bytes:
+    return json.dumps(vocab.to_json(), ensure_ascii=False).encode("utf-8")
