@@ -1,0 +1,230 @@
+"""The command line: `python -m seqrec_core validate|train|evaluate|recommend ...`.
+
+Contract (DESIGN.md): one JSON document on stdout, progress and logs on stderr; bad input exits 2 with one line
+on stderr and no traceback, and writes nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from seqrec_core.data.dataset import DataSource, Dataset, open_dataset
+from seqrec_core.data.loaders import FORMATS
+from seqrec_core.data.prep import PrepOptions
+from seqrec_core.data.schema import ColumnMap
+from seqrec_core.errors import InputError
+
+log = logging.getLogger("seqrec_core")
+EXIT_BAD_INPUT = 2
+BASELINE_NAMES = ("popularity", "markov", "itemknn")
+# CLI flags passed through to the family's config; the family's config validates them (unknown -> exit 2).
+MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "positions", "loss", "num_negatives")
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports usage errors as our one-line bad-input message (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{message}; see `python -m seqrec_core {self.prog.split()[-1]} --help`")
+
+
+def _add_data_options(p: argparse.ArgumentParser, required: bool) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", required=required, help="log file (CSV/TSV, Parquet, JSONL, MovieLens, sequence text) or 'demo'")
+    g.add_argument("--format", default="auto", choices=FORMATS, help="file format (default: detect)")
+    g.add_argument("--user-col", help="column with user ids (default: detect)")
+    g.add_argument("--item-col", help="column with item ids (default: detect)")
+    g.add_argument("--time-col", help="column with timestamps: unix s/ms or ISO-8601 (default: detect)")
+    g.add_argument("--rating-col", help="column with ratings/weights (default: detect)")
+    g.add_argument("--min-rating", type=float, help="keep only events with rating >= this (implicit feedback)")
+    g.add_argument("--k-core", type=int, default=0, help="repeatedly drop users and items with fewer events (0 = off)")
+    g.add_argument("--drop-duplicates", action="store_true", help="drop repeated (user, item, time) events")
+
+
+def _data_source(args: argparse.Namespace) -> DataSource:
+    columns = ColumnMap(user=args.user_col, item=args.item_col, time=args.time_col, rating=args.rating_col)
+    if args.k_core < 0:
+        raise InputError("--k-core must be >= 0")
+    prep = PrepOptions(min_rating=args.min_rating, drop_duplicates=args.drop_duplicates, k_core=args.k_core)
+    path = args.data if args.data == "demo" else str(Path(args.data).resolve())
+    return DataSource(path=path, format=args.format, columns=columns, prep=prep)
+
+
+def _dataset_for_run(args: argparse.Namespace, run_config: dict) -> Dataset:
+    """The data a run is evaluated on: --data when given, else the source the run recorded."""
+    if getattr(args, "data", None):
+        return open_dataset(_data_source(args))
+    source = (run_config.get("data") or {}).get("source")
+    if not source:
+        raise InputError("this run does not record where its data came from; pass the log with --data")
+    return open_dataset(DataSource.from_json(source))
+
+
+def _check_same_data(dataset: Dataset, run_config: dict) -> None:
+    expected = (run_config.get("data") or {}).get("fingerprint")
+    if expected and expected != dataset.fingerprint:
+        raise InputError(f"the data ({dataset.name}, fingerprint {dataset.fingerprint}) is not the data this run was "
+                         f"trained on (fingerprint {expected}); pass the same log and filtering options")
+
+
+def cmd_validate(args: argparse.Namespace) -> dict:
+    ds = open_dataset(_data_source(args))
+    times = ds.events["timestamp"]
+    span = None
+    if ds.sequences.has_time:
+        span = [times.min().isoformat(), times.max().isoformat()]
+    warnings = list(ds.report.warnings) + [f"{s.step}: dropped {s.rows_dropped} rows ({s.reason})"
+                                           for s in ds.report.steps if s.rows_dropped]
+    return {"users": ds.sequences.n_users, "items": ds.sequences.vocab.n_items, "events": ds.sequences.n_events,
+            "time_span": span, "warnings": warnings}
+
+
+def _install_cancel_handler() -> Callable[[], bool]:
+    """SIGTERM/SIGINT ask training to stop after the current step and keep the best checkpoint."""
+    cancelled = {"flag": False}
+
+    def handler(signum: int, _frame: object) -> None:
+        log.warning("received signal %s: stopping after this step, keeping the best checkpoint", signum)
+        cancelled["flag"] = True
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return lambda: cancelled["flag"]
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    from seqrec_core.jobs import run_training_job
+    from seqrec_core.training import TrainConfig
+
+    if args.model in BASELINE_NAMES:
+        raise InputError(f"'{args.model}' is a baseline and needs no training; `evaluate --run RUN_DIR` reports it "
+                         "next to every trained model")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise InputError(f"output folder '{out}' exists and is not empty; choose a new --out folder")
+    model_options = {name: getattr(args, name) for name in MODEL_OPTION_NAMES if getattr(args, name) is not None}
+    train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                            weight_decay=args.weight_decay, max_len=args.max_len, time_budget=args.time_budget,
+                            patience=args.patience, device=args.device, seed=args.seed)
+    ds = open_dataset(_data_source(args))
+    should_stop = _install_cancel_handler()
+    progress = Path(args.progress) if args.progress else None
+    return run_training_job(ds.sequences, args.model, model_options, train_cfg, out, ds.info(),
+                            progress_path=progress, should_stop=should_stop, exclude_seen=args.exclude_seen)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict:
+    from seqrec_core.evaluation import evaluate
+    from seqrec_core.models.baselines import fit_baselines
+    from seqrec_core.runs import load_run
+
+    run = load_run(args.run, device=args.device)
+    ds = _dataset_for_run(args, run.config)
+    _check_same_data(ds, run.config)
+    kw = {"exclude_seen": args.exclude_seen}
+    result = evaluate(run.scorer(device=args.device), ds.sequences, "test", **kw)
+    baselines = {name: evaluate(scorer, ds.sequences, "test", **kw).metrics
+                 for name, scorer in fit_baselines(ds.sequences).items()}
+    return {"run_dir": str(run.path), "model": run.config.get("family"), "exclude_seen": args.exclude_seen,
+            "users": int(len(result.users)), "metrics": result.metrics, "baselines": baselines}
+
+
+def cmd_recommend(args: argparse.Namespace) -> dict:
+    from seqrec_core.recommend import get_recommendations
+    from seqrec_core.runs import load_run
+
+    if args.k < 1:
+        raise InputError("--k must be at least 1")
+    run = load_run(args.run, device=args.device)
+    ds = _dataset_for_run(args, run.config)
+    _check_same_data(ds, run.config)
+    recs = get_recommendations(run.scorer(device=args.device), ds.sequences, args.user, k=args.k,
+                               exclude_seen=not args.include_seen, holdout=False)
+    items = []
+    for row in recs.itertuples(index=False):
+        item = {"item": str(row.item_id), "score": float(row.score)}
+        if isinstance(row.title, str) and row.title:
+            item["title"] = row.title
+        items.append(item)
+    return {"user": str(args.user), "exclude_seen": not args.include_seen, "items": items}
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (sasrec)")
+    g.add_argument("--hidden-size", type=int, default=64, help="embedding / hidden width")
+    g.add_argument("--num-layers", type=int, default=2, help="Transformer blocks")
+    g.add_argument("--num-heads", type=int, default=2, help="attention heads")
+    g.add_argument("--dropout", type=float, default=None, help="dropout rate (default: the family's)")
+    g.add_argument("--positions", choices=("rotary", "learned"), default="rotary",
+                   help="rotary (default; learns long-range pairs) or GPT-2 learned absolute positions (classic SASRec)")
+    g.add_argument("--loss", choices=("full", "sampled"), default="full",
+                   help="full-softmax cross-entropy (default) or sampled softmax for huge catalogues")
+    g.add_argument("--num-negatives", type=int, default=256, help="negatives per step with --loss sampled")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="python -m seqrec_core", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+
+    p = sub.add_parser("validate", help="check a log and print its size and warnings")
+    _add_data_options(p, required=True)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("train", help="train a sequence model and save it as a run folder")
+    _add_data_options(p, required=True)
+    p.add_argument("--model", required=True, help="model family: sasrec")
+    p.add_argument("--out", required=True, help="run folder to create (must not exist or be empty)")
+    p.add_argument("--epochs", type=int, default=200, help="maximum epochs (early stopping usually ends sooner)")
+    p.add_argument("--max-len", type=int, default=50, help="most recent events the model sees")
+    p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds, keep the best checkpoint")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (AdamW)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--patience", type=int, default=5, help="validations without NDCG@10 gain before stopping")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--exclude-seen", action="store_true", help="rank only items not yet in the history when evaluating")
+    p.add_argument("--progress", help="also append progress events (JSON lines) to this file")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="full-ranking test metrics of a run next to the baselines")
+    p.add_argument("--run", required=True, help="run folder")
+    _add_data_options(p, required=False)
+    p.add_argument("--exclude-seen", action="store_true", help="rank only items not yet in the history")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("recommend", help="top-K next items for one user, from their whole history")
+    p.add_argument("--run", required=True, help="run folder")
+    p.add_argument("--user", required=True, help="user id as in the log")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--include-seen", action="store_true", help="allow items the user already has")
+    _add_data_options(p, required=False)
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    p.set_defaults(func=cmd_recommend)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        result = args.func(args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    json.dump(result, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+    return 0
