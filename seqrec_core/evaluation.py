@@ -1,0 +1,265 @@
+"""Full-ranking evaluation: every model and baseline ranks the whole catalogue for each held-out event.
+
+Why full ranking: sampled-negative metrics (rank among 100 random items) reorder models and flatter weak ones,
+so the design forbids them by default. Ranks are pessimistic under ties (a model that scores everything the same
+ranks the target last, not first), so a degenerate model can never look good.
+
+The scorer's output may be a numpy array or a torch tensor (possibly on a GPU): ranking runs where the scores
+already are, batch by batch, so a users x items matrix never exists in memory.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from seqrec_core.data.sequences import SequenceData
+from seqrec_core.errors import InputError
+
+if TYPE_CHECKING:  # importing the models package would pull in torch; evaluation needs only the protocol
+    from seqrec_core.models.base import Scorer
+
+log = logging.getLogger(__name__)
+
+KS = (1, 5, 10, 20)
+METRICS = ("HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")
+HISTORY_EDGES = (1, 5, 10, 20, 50, 100, math.inf)
+
+
+def metric_values(ranks: np.ndarray, metric: str) -> np.ndarray:
+    """Per-user value of one metric from 1-based ranks (one relevant item per user, so IDCG = 1)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    if metric == "MRR":
+        return 1.0 / ranks
+    name, _, k_text = metric.partition("@")
+    if not k_text.isdigit() or name not in ("HR", "NDCG"):
+        raise ValueError(f"unknown metric {metric!r}; use HR@K, NDCG@K or MRR")
+    hit = ranks <= int(k_text)
+    if name == "HR":
+        return hit.astype(np.float64)
+    return np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0)
+
+
+def compute_metrics(ranks: np.ndarray, metrics: Sequence[str] = METRICS) -> dict[str, float]:
+    """Means over users; NaN when there are no users."""
+    if len(ranks) == 0:
+        return {m: float("nan") for m in metrics}
+    return {m: float(metric_values(ranks, m).mean()) for m in metrics}
+
+
+@dataclass
+class EvalResult:
+    """Ranks of the held-out item for every evaluated user; metrics and plots all derive from them."""
+
+    name: str
+    part: str
+    exclude_seen: bool
+    users: np.ndarray  # (U,) user rows into data.vocab.user_ids
+    ranks: np.ndarray  # (U,) 1-based pessimistic rank of the target among all rankable items
+    history_len: np.ndarray  # (U,) length of the history the scorer saw
+    metrics: dict[str, float]
+
+    def per_user(self, metric: str) -> np.ndarray:
+        """Per-user values of HR@K / NDCG@K / MRR, aligned with ``users``."""
+        return metric_values(self.ranks, metric)
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _check_shape(shape: tuple, n_rows: int, n_cols: int) -> None:
+    if len(shape) != 2 or shape[0] != n_rows or shape[1] != n_cols:
+        raise InputError(
+            f"the model returned scores of shape {tuple(shape)} but this data needs ({n_rows}, {n_cols}) "
+            f"(catalogue of {n_cols - 1} items); evaluate a run on the same data it was trained on")
+
+
+def compute_ranks(scores: Any, histories: Sequence[np.ndarray], targets: np.ndarray,
+                  exclude_seen: bool = False) -> np.ndarray:
+    """1-based pessimistic ranks of ``targets`` in each row of ``scores`` (numpy or torch, any device).
+
+    rank = 1 + #{items j != target, j != 0, j not excluded : score_j >= score_target}. NaN scores are treated
+    as ties with everything (pessimistic); a NaN or -inf target ranks last among the rankable items.
+    With ``exclude_seen`` the history items are removed from the ranking, except the target itself: when the
+    held-out item is a repeat of something in the history it stays rankable (otherwise a repeat could never be
+    hit and the metric would punish the model for the data's repeat rate). Returns int64 numpy (B,).
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    n_rows = len(targets)
+    if len(scores.shape) != 2 or scores.shape[0] != n_rows:
+        raise ValueError(f"scores of shape {tuple(scores.shape)} do not match {n_rows} targets")
+    if n_rows == 0:
+        return np.zeros(0, dtype=np.int64)
+    if exclude_seen:
+        lens = np.array([len(h) for h in histories], dtype=np.int64)
+        seen_rows = np.repeat(np.arange(n_rows), lens)
+        seen_cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if lens.sum() else \
+            np.zeros(0, dtype=np.int64)
+    if _is_torch(scores):
+        import torch
+
+        dev = scores.device
+        s = scores.detach().to(torch.float32).clone()  # (B, N+1), ours to mutate
+        rows = torch.arange(n_rows, device=dev)
+        tgt = torch.as_tensor(targets, device=dev)
+        t = s[rows, tgt].clone()  # (B,)
+        t = torch.where(torch.isnan(t), torch.full_like(t, -math.inf), t)
+        s = torch.nan_to_num(s, nan=math.inf, posinf=math.inf, neginf=-math.inf)
+        s[:, 0] = math.nan  # padding is never rankable; NaN compares False
+        if exclude_seen and len(seen_cols):
+            s[torch.as_tensor(seen_rows, device=dev), torch.as_tensor(seen_cols, device=dev)] = math.nan
+        s[rows, tgt] = t
+        ranks = (s >= t[:, None]).sum(dim=1)  # (B,) counts the target itself, hence 1 + others
+        return ranks.cpu().numpy().astype(np.int64)
+    s = np.array(scores, dtype=np.float32, copy=True)  # (B, N+1), ours to mutate
+    rows = np.arange(n_rows)
+    t = s[rows, targets].copy()  # (B,)
+    if np.isnan(t).any() or np.isnan(s).any():
+        t[np.isnan(t)] = -np.inf
+        s[np.isnan(s)] = np.inf
+    s[:, 0] = np.nan
+    if exclude_seen and len(seen_cols):
+        s[seen_rows, seen_cols] = np.nan
+    s[rows, targets] = t
+    with np.errstate(invalid="ignore"):
+        return (s >= t[:, None]).sum(axis=1).astype(np.int64)
+
+
+def evaluate(scorer: Scorer, data: SequenceData, part: str = "test", *, exclude_seen: bool = False,
+             batch_size: int = 256, max_users: int | None = None, seed: int = 0,
+             progress: Callable[[int, int], None] | None = None) -> EvalResult:
+    """Rank each user's held-out ``part`` item ("val" or "test") against the full catalogue.
+
+    ``max_users`` evaluates a fixed-seed random subsample (same users for every model with the same seed), which
+    is what early stopping wants; reported numbers should use all users. ``progress(done, total)`` is called
+    after each batch.
+    """
+    if part not in ("val", "test"):
+        raise InputError(f"cannot evaluate on part '{part}'; use 'val' or 'test'")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1 (got {batch_size})")
+    split = data.split(part)  # type: ignore[arg-type]
+    n_total = len(split.users)
+    if n_total == 0:
+        raise InputError("no user has at least 3 events, so there is nothing to hold out for evaluation; "
+                         "load a longer log or relax the filtering")
+    idx = np.arange(n_total)
+    if max_users is not None and max_users < n_total:
+        if max_users < 1:
+            raise InputError(f"max_users must be >= 1 (got {max_users})")
+        idx = np.sort(np.random.default_rng(seed).choice(n_total, size=max_users, replace=False))
+    n_cols = data.vocab.n_items + 1
+    ranks = np.empty(len(idx), dtype=np.int64)
+    for start in range(0, len(idx), batch_size):
+        batch = idx[start:start + batch_size]
+        hists = [split.histories[i] for i in batch]
+        scores = scorer.score_histories(hists)
+        _check_shape(tuple(scores.shape), len(batch), n_cols)
+        ranks[start:start + len(batch)] = compute_ranks(scores, hists, split.targets[batch], exclude_seen)
+        if progress is not None:
+            progress(min(start + len(batch), len(idx)), len(idx))
+    history_len = np.array([len(split.histories[i]) for i in idx], dtype=np.int64)
+    result = EvalResult(name=str(getattr(scorer, "name", type(scorer).__name__)), part=part,
+                        exclude_seen=exclude_seen, users=split.users[idx], ranks=ranks,
+                        history_len=history_len, metrics=compute_metrics(ranks))
+    log.info("evaluated %s on %s (%d users, exclude_seen=%s): NDCG@10=%.4f HR@10=%.4f", result.name, part,
+             len(idx), exclude_seen, result.metrics["NDCG@10"], result.metrics["HR@10"])
+    return result
+
+
+def _bootstrap_means(values: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, M) means of ``values`` (U, M) over users resampled with replacement.
+
+    Resamples as per-user counts so one matrix product serves all metrics; chunked to bound memory.
+    """
+    n_users = values.shape[0]
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_boot, values.shape[1]), dtype=np.float64)
+    chunk = max(1, min(n_boot, 4_000_000 // max(n_users, 1)))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        draws = rng.integers(0, n_users, size=(b, n_users))  # (b, U)
+        counts = np.bincount((draws + np.arange(b)[:, None] * n_users).ravel(),
+                             minlength=b * n_users).reshape(b, n_users)  # (b, U)
+        out[start:start + b] = counts @ values / n_users  # (b, M)
+    return out
+
+
+def bootstrap_intervals(result: EvalResult, metrics: Sequence[str] = METRICS, n_boot: int = 1000,
+                        seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals over users: how much a metric would move with another draw of users."""
+    if not 0 < level < 1:
+        raise InputError(f"confidence level must be between 0 and 1 (got {level})")
+    if len(result.ranks) == 0 or n_boot < 1:
+        return {m: (float("nan"), float("nan")) for m in metrics}
+    values = np.stack([result.per_user(m) for m in metrics], axis=1)  # (U, M)
+    means = _bootstrap_means(values, n_boot, seed)  # (n_boot, M)
+    alpha = (1.0 - level) / 2.0
+    lo = np.quantile(means, alpha, axis=0)
+    hi = np.quantile(means, 1.0 - alpha, axis=0)
+    return {m: (float(lo[i]), float(hi[i])) for i, m in enumerate(metrics)}
+
+
+def get_metrics_table(results: list[EvalResult], n_boot: int = 1000) -> pd.DataFrame:
+    """One row per model: metrics, their 95% bootstrap bounds ("<metric> lo"/"<metric> hi"), users, setting."""
+    rows = []
+    for res in results:
+        ci = bootstrap_intervals(res, n_boot=n_boot)
+        row: dict[str, Any] = {"model": res.name, "part": res.part}
+        for m in METRICS:
+            row[m] = res.metrics.get(m, float("nan"))
+        for m in METRICS:
+            row[f"{m} lo"], row[f"{m} hi"] = ci[m]
+        row["users"] = int(len(res.ranks))
+        row["exclude_seen"] = bool(res.exclude_seen)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def get_rank_distribution(results: list[EvalResult]) -> pd.DataFrame:
+    """Long form (model, rank): the whole distribution, not just the head that HR@K sees."""
+    frames = [pd.DataFrame({"model": res.name, "rank": res.ranks.astype(np.int64)}) for res in results]
+    if not frames:
+        return pd.DataFrame({"model": pd.Series(dtype="str"), "rank": pd.Series(dtype="int64")})
+    return pd.concat(frames, ignore_index=True)
+
+
+def _bucket_label(lo: float, hi: float) -> str:
+    if math.isinf(hi):
+        return f"{int(lo)}+"
+    if hi - lo == 1:
+        return f"{int(lo)}"
+    return f"{int(lo)}-{int(hi) - 1}"
+
+
+def get_metrics_by_history_length(results: list[EvalResult], edges: Sequence[float] = HISTORY_EDGES,
+                                  metric: str = "NDCG@10", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Metric per history-length bucket [edges[i], edges[i+1]) with bootstrap bounds: does more context help?
+
+    Users shorter than ``edges[0]`` get a "<edges[0]>" bucket so the buckets always cover every user; empty
+    buckets are left out.
+    """
+    edges = [float(e) for e in edges]
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise InputError(f"history-length edges must be increasing with at least two values (got {edges})")
+    bounds = [(-math.inf, edges[0])] + list(zip(edges[:-1], edges[1:]))
+    if not math.isinf(edges[-1]):
+        bounds.append((edges[-1], math.inf))
+    rows = []
+    for res in results:
+        values = res.per_user(metric)
+        for lo, hi in bounds:
+            mask = (res.history_len >= lo) & (res.history_len < hi)
+            n = int(mask.sum())
+            if n == 0:
+                continue
+            label = f"<{int(hi)}" if math.isinf(lo) else _bucket_label(lo, hi)
+            means = _bootstrap_means(values[mask][:, None], n_boot, seed)[:, 0]
+            rows.append({"model": res.name, "bucket": label, "users": n, "value": float(values[mask].mean()),
+                         "lo": float(np.quantile(means, 0.025)), "hi": float(np.quantile(means, 0.975))})
+    return pd.DataFrame(rows, columns=["model", "bucket", "users", "value", "lo", "hi"])
