@@ -1,0 +1,47 @@
+"""Home: what the dashboard answers, the demo button, and the workflow with the state of each step."""
+import streamlit as st
+
+from ui import state
+
+st.title("🔭 SeqRec Lens")
+st.markdown("Bring a behaviour log (**who** did **what**, **when**), train a Transformer sequence recommender on it, "
+            "measure it against honest baselines, and see what it recommends to whom.")
+
+ds = state.get_dataset()
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader("What you can answer here")
+    st.markdown(
+        "- **What is in my log?** users, items, sequence lengths, activity over time, and what cleaning dropped.\n"
+        "- **How good is a sequence model on it?** full-ranking HR, NDCG and MRR with 95% intervals, next to "
+        "popularity, Markov and item-kNN baselines under the same protocol.\n"
+        "- **What does it recommend to whom?** any user's history as a timeline, their top-K, and where the item "
+        "they really chose next ranks.\n"
+        "- **Headless too:** everything here is `python -m seqrec_core ...` for GPU servers and scripts.")
+with right:
+    st.subheader("Start")
+    if st.button("Load demo data", type="primary", help="A synthetic shop log (2,000 users, ~100,000 events) with "
+                 "planted daily/weekly rhythms, item bursts and long-range trigger→response pairs."):
+        ds = state.load_demo()
+        st.success(f"Demo data loaded: {ds.sequences.n_users:,} users, {ds.sequences.n_events:,} events.")
+    st.page_link("pages/1_Data.py", label="…or bring your own log (CSV, Parquet, JSONL, MovieLens, sequence text)",
+                 icon="📂")
+
+st.subheader("Your workflow")
+run = state.get_run()
+steps = [
+    ("pages/1_Data.py", "1 · Data", ds is not None,
+     f"{ds.name}: {ds.sequences.n_users:,} users, {ds.sequences.n_events:,} events" if ds else "no log loaded"),
+    ("pages/3_Train.py", "2 · Train", run is not None,
+     f"run {run.path.name} ({run.config.get('family')})" if run else "no model in use"),
+    ("pages/4_Evaluate.py", "3 · Evaluate", run is not None,
+     "model vs baselines with 95% intervals" if run else "needs a model"),
+    ("pages/7_Recommendations.py", "4 · Recommendations", run is not None,
+     "per-user top-K and held-out rank" if run else "needs a model"),
+]
+for page, label, done, detail in steps:
+    c1, c2 = st.columns([1, 3])
+    with c1:
+        st.page_link(page, label=label, icon="✅" if done else "⬜")
+    with c2:
+        st.caption(detail)

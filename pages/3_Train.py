@@ -1,0 +1,160 @@
+"""Train: fit a Transformer sequence model as a background job, watch it learn, and pick the run to use."""
+import time
+
+import pandas as pd
+import streamlit as st
+
+from seqrec_core.errors import InputError
+from seqrec_core.runs import list_runs, unpack_run_zip
+from seqrec_core.viz.plot_training import plot_live_loss, plot_training_curves
+from ui import state, train_jobs
+from ui.widgets import download_table
+
+st.title("🏋️ Train")
+st.caption("Train a SASRec-style Transformer on the data in use. Training runs in the background: you can change "
+           "pages while it works, and cancel it keeping the best model so far.")
+ds = state.require_dataset()
+root = state.runs_root()
+JOBS_KEY = "train_jobs"  # names of the jobs this session started
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+with st.form("train_form"):
+    st.subheader("New model")
+    c1, c2, c3, c4 = st.columns(4)
+    with c1:
+        positions = st.selectbox("Positions", ["rotary", "learned"], help="Rotary (default) lets the model learn "
+                                 "dependencies many events back; 'learned' is GPT-2's absolute positions, as in the "
+                                 "original SASRec.")
+        max_len = st.number_input("History length (events)", 5, 512, 50, help="How many of the most recent events "
+                                  "the model sees per prediction.")
+    with c2:
+        hidden = st.select_slider("Hidden size", [16, 32, 64, 128, 256], 64, help="Width of item embeddings and "
+                                  "layers. 64 suits logs up to ~50k items on a CPU.")
+        layers = st.number_input("Layers", 1, 8, 2, help="Transformer blocks.")
+    with c3:
+        heads = st.selectbox("Attention heads", [1, 2, 4, 8], index=1, help="Must divide the hidden size.")
+        dropout = st.slider("Dropout", 0.0, 0.7, 0.3, 0.05, help="Higher for small, sparse logs.")
+    with c4:
+        time_budget = st.number_input("Time budget (s)", 10, 86_400, 120, help="Training stops after this and keeps "
+                                      "the best checkpoint by validation NDCG@10.")
+        epochs = st.number_input("Max epochs", 1, 1000, 200, help="Early stopping usually ends sooner.")
+    with st.expander("More options"):
+        e1, e2, e3, e4 = st.columns(4)
+        lr = e1.number_input("Learning rate", 1e-5, 1e-1, 1e-3, format="%.5f")
+        batch = e2.select_slider("Batch size", [32, 64, 128, 256, 512], 128)
+        patience = e3.number_input("Patience (epochs)", 1, 50, 5, help="Stop after this many validations without "
+                                   "an NDCG@10 gain.")
+        seed = e4.number_input("Seed", 0, 2**31 - 1, 42)
+        devices = ["auto", "cpu"] + (["cuda"] if _cuda_available() else [])
+        device = e1.selectbox("Device", devices, help="'auto' uses a GPU (CUDA or Apple MPS) when there is one.")
+        exclude_seen = e2.checkbox("Exclude seen items in evaluation", help="Rank only items the user has not had yet.")
+    submitted = st.form_submit_button("Start training", type="primary")
+
+if submitted:
+    if hidden % heads:
+        st.error(f"Hidden size {hidden} is not divisible by {heads} heads; pick a head count that divides it.")
+    else:
+        options = {"positions": positions, "max_len": max_len, "hidden_size": hidden, "num_layers": layers,
+                   "num_heads": heads, "dropout": dropout, "time_budget": time_budget, "epochs": epochs, "lr": lr,
+                   "batch_size": batch, "patience": patience, "seed": seed, "device": device,
+                   "exclude_seen": exclude_seen}
+        job = train_jobs.start_job(ds, root, "sasrec", options)
+        st.session_state.setdefault(JOBS_KEY, []).append(job.name)
+        st.toast(f"Started {job.name}")
+
+my_jobs = [j for j in train_jobs.list_jobs(root) if j.name in st.session_state.get(JOBS_KEY, [])
+           or (j.fingerprint == ds.fingerprint and train_jobs.is_alive(j))]
+
+
+@st.fragment(run_every=1.0)
+def job_panel(job: train_jobs.Job) -> None:
+    events = train_jobs.read_events(job)
+    status = train_jobs.status(job, events)
+    start = next((e for e in events if e.get("event") == "start"), {})
+    steps = [e for e in events if e.get("event") == "step"]
+    history = [e for e in events if e.get("event") == "epoch"]
+    head = st.columns([3, 1])
+    head[0].markdown(f"**{job.name}** on {job.dataset} · device **{start.get('device', '…')}**"
+                     + (f" · {start['n_params']:,} parameters" if "n_params" in start else ""))
+    if status == "running":
+        last = steps[-1] if steps else {}
+        epochs = start.get("epochs") or 1
+        frac = ((last.get("epoch", 1) - 1) + last.get("step", 0) / max(last.get("steps", 1), 1)) / epochs
+        eta = last.get("eta_seconds")
+        text = (f"epoch {last.get('epoch', 1)} · step {last.get('step', 0)}/{last.get('steps', '?')} · "
+                f"{last.get('elapsed', time.time() - job.started):.0f} s elapsed"
+                + (f" · about {eta:.0f} s left" if isinstance(eta, (int, float)) else ""))
+        st.progress(min(max(frac, 0.0), 1.0), text=text)
+        if head[1].button("Cancel", key=f"cancel_{job.name}", help="Stop now and keep the best checkpoint so far."):
+            train_jobs.cancel(job)
+            st.toast("Cancelling: the best checkpoint so far will be kept.")
+    elif status == "done":
+        done = next((e for e in reversed(events) if e.get("event") == "done"), {})
+        test = (done.get("metrics") or {}).get("test", {})
+        st.success(f"Finished ({done.get('stopped_reason', 'done')}): test NDCG@10 {test.get('NDCG@10', float('nan')):.4f}, "
+                   f"HR@10 {test.get('HR@10', float('nan')):.4f}.")
+        if st.session_state.get(state.RUN_KEY) != str(job.run_dir) and head[1].button("Use this run",
+                                                                                    key=f"use_{job.name}"):
+            state.set_run(job.run_dir)
+            st.rerun()
+    elif status == "cancelled":
+        st.warning("Cancelled before a checkpoint was worth keeping; nothing was saved."
+                   if not job.run_dir.exists() else "Cancelled; the best checkpoint was saved as a run.")
+    else:
+        st.error(f"Training failed: {train_jobs.error_message(job, events)}")
+    c1, c2 = st.columns(2)
+    if steps:
+        c1.plotly_chart(plot_live_loss(steps), width="stretch", key=f"loss_{job.name}")
+        c1.caption("Training loss (cross-entropy over the catalogue) per step; it should fall and flatten.")
+    if history:
+        c2.plotly_chart(plot_training_curves(history), width="stretch", key=f"curve_{job.name}")
+        c2.caption("Per epoch: training loss and validation NDCG@10 (full ranking). The best epoch is kept.")
+    if status != "running" and (st.session_state.get("_job_final") or {}).get(job.name) != status:
+        st.session_state.setdefault("_job_final", {})[job.name] = status
+        if status == "done" and state.get_run() is None:
+            state.set_run(job.run_dir)
+        st.rerun(scope="app")
+
+
+if my_jobs:
+    st.subheader("Jobs")
+    for job in my_jobs[:3]:
+        with st.container(border=True):
+            job_panel(job)
+
+st.subheader("Saved runs for this dataset")
+runs = [r for r in list_runs(root) if r.fingerprint == ds.fingerprint]
+if runs:
+    table = pd.DataFrame([{"run": r.name, "model": r.family, "created": r.created,
+                           "test NDCG@10": (r.metrics or {}).get("NDCG@10"), "test HR@10": (r.metrics or {}).get("HR@10"),
+                           "path": str(r.path)} for r in runs])
+    st.dataframe(table.drop(columns="path"), width="stretch", hide_index=True)
+    download_table(table, "runs.csv")
+    names = [r.name for r in runs]
+    current = st.session_state.get(state.RUN_KEY)
+    pick = st.selectbox("Run to use", names, index=next((i for i, r in enumerate(runs) if str(r.path) == current), 0))
+    if st.button("Use selected run"):
+        state.set_run(runs[names.index(pick)].path)
+        st.rerun()
+else:
+    st.info("No saved runs for this dataset yet: start one above.")
+
+with st.expander("Load a run from a zip (a run folder trained elsewhere, e.g. on a GPU server)"):
+    upload = st.file_uploader("Run archive (.zip of the run folder)", type=["zip"],
+                              help="Only config.json, model.safetensors, vocab.json, metrics.json and history files "
+                                   "are accepted; pickled weights are refused.")
+    if upload is not None and st.button("Load run"):
+        try:
+            path = unpack_run_zip(upload.getvalue(), root)
+        except InputError as err:
+            st.error(f"{upload.name}: {err}")
+        else:
+            state.set_run(path)
+            st.success(f"Loaded run {path.name}.")
+            st.rerun()

@@ -1,0 +1,49 @@
+"""Evaluate: the model against honest baselines, full ranking, with 95% intervals."""
+import streamlit as st
+
+from seqrec_core.evaluation import (METRICS, get_metrics_by_history_length, get_metrics_table,
+                                    get_rank_distribution)
+from seqrec_core.viz.plot_evaluation import (plot_metric_by_history_length, plot_metric_comparison,
+                                             plot_rank_distribution)
+from ui import compute, state
+from ui.widgets import download_table
+
+st.title("📏 Evaluate")
+st.caption("How well does the model predict each user's last event? Leave-one-out in time, every item in the "
+           "catalogue ranked, next to popularity, first-order Markov and item-kNN under the same protocol.")
+ds = state.require_dataset()
+run = state.require_run(ds)
+
+c1, c2 = st.columns([1, 3])
+exclude_seen = c1.toggle("Exclude items already in the history", value=False,
+                         help="Off: every item can be recommended (repeat purchases count). On: items the user "
+                              "already had are removed from the ranking before scoring.")
+metric = c2.selectbox("Metric for the charts", METRICS, index=METRICS.index("NDCG@10"),
+                      help="HR@K: share of users whose held-out item is in the top K. NDCG@K also rewards placing it "
+                           "higher. MRR: mean of 1/rank.")
+
+results = compute.evaluation(compute.run_key(run), ds.fingerprint, exclude_seen, run, ds)
+ordered = list(results.values())
+st.markdown(f"**Protocol:** test split, {len(ordered[0].users):,} users, full ranking over "
+            f"{ds.sequences.vocab.n_items:,} items, seen items **{'excluded' if exclude_seen else 'included'}**.")
+
+table = get_metrics_table(ordered)
+st.plotly_chart(plot_metric_comparison(table, metric), width="stretch")
+st.caption(f"{metric} per model with bootstrap 95% intervals (1,000 resamples of users). "
+           "Bars whose intervals do not overlap differ beyond chance.")
+shown = table[["model", "users", *METRICS]]
+st.dataframe(shown.style.format({m: "{:.4f}" for m in METRICS}), width="stretch", hide_index=True)
+download_table(table, "metrics.csv")
+
+c1, c2 = st.columns(2)
+with c1:
+    st.plotly_chart(plot_rank_distribution(get_rank_distribution(ordered), ds.sequences.vocab.n_items),
+                    width="stretch")
+    st.caption("Share of users whose held-out item ranks at or above each position (log scale). "
+               "Higher and further left is better; the guides mark the top 10 and 20.")
+with c2:
+    by_len = get_metrics_by_history_length(ordered, metric=metric)
+    st.plotly_chart(plot_metric_by_history_length(by_len, metric), width="stretch")
+    st.caption(f"{metric} by how many events the user had before the test event. Sequence models should gain "
+               "most on longer histories.")
+download_table(by_len, "metrics_by_history_length.csv")

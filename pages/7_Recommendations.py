@@ -1,0 +1,66 @@
+"""Recommendations: one user's history, what the model ranks next, and where their real next item landed."""
+import streamlit as st
+
+from seqrec_core.errors import InputError
+from seqrec_core.recommend import get_heldout_rank, get_recommendations, get_user_timeline
+from seqrec_core.viz.plot_recommendations import plot_topk_scores, plot_user_timeline
+from ui import compute, state
+from ui.widgets import download_table
+
+st.title("🎯 Recommendations")
+st.caption("Pick a user: see their history, the model's top-K for their held-out last event, and how that real "
+           "event ranked. Download the top-K for every user at the bottom.")
+ds = state.require_dataset()
+run = state.require_run(ds)
+vocab = ds.sequences.vocab
+
+c1, c2, c3 = st.columns([2, 1, 1])
+default_user = st.session_state.get("rec_user", vocab.user_ids[0])
+user_id = c1.text_input("User id", value=default_user,
+                        help=f"As in the log, e.g. {', '.join(vocab.user_ids[:3])}. {len(vocab.user_ids):,} users.")
+k = c2.slider("Top K", 5, 50, 10, help="How many recommendations to show.")
+exclude_seen = c3.toggle("Exclude seen items", value=True,
+                         help="Hide items the user already had (usual for shops; turn off for repeat consumption).")
+if not vocab.has_user(user_id):
+    st.error(f"User '{user_id}' is not in {ds.name}. Try one of: {', '.join(vocab.user_ids[:5])}.")
+    st.stop()
+st.session_state["rec_user"] = user_id
+
+scorer = run.scorer()
+try:
+    timeline = get_user_timeline(ds.sequences, user_id)
+    recs = get_recommendations(scorer, ds.sequences, user_id, k, exclude_seen=exclude_seen, holdout=True)
+    held = get_heldout_rank(scorer, ds.sequences, user_id, exclude_seen=exclude_seen)
+except InputError as err:
+    st.error(str(err))
+    st.stop()
+
+m1, m2, m3 = st.columns(3)
+m1.metric("Events in history", f"{len(timeline):,}")
+label = held.get("title") or held.get("item_id")
+m2.metric("Held-out (real next) item", str(label)[:40], help=f"item id {held.get('item_id')}")
+rank = held.get("rank")
+m3.metric("Its rank", f"{rank:,}" if rank else "excluded", delta="in top K" if rank and rank <= k else None,
+          help=f"Position of the held-out item among {vocab.n_items:,} items (1 = first).")
+
+st.plotly_chart(plot_user_timeline(timeline, heldout_item=held.get("item_id")), width="stretch")
+st.caption("The user's events in time order, coloured by category; the star is the held-out test event the model "
+           "had to predict. Hover for titles and how many steps back each event is.")
+
+c1, c2 = st.columns([3, 2])
+with c1:
+    st.plotly_chart(plot_topk_scores(recs, heldout_item=held.get("item_id")), width="stretch")
+    st.caption("The model's top-K from the history before the held-out event; a highlighted bar is the real next item.")
+with c2:
+    st.dataframe(recs, width="stretch", hide_index=True)
+    download_table(recs, f"recommendations_{user_id}.csv")
+
+st.subheader("Top-K for every user")
+st.caption("From each user's whole history (what they would be shown next), batched over all users.")
+if st.button("Compute top-K for all users"):
+    st.session_state["all_recs_k"] = k
+if "all_recs_k" in st.session_state:
+    all_k = st.session_state["all_recs_k"]
+    frame = compute.all_recommendations(compute.run_key(run), ds.fingerprint, all_k, exclude_seen, run, ds)
+    st.dataframe(frame.head(200), width="stretch", hide_index=True)
+    download_table(frame, f"top{all_k}_all_users.csv", label=f"Download top-{all_k} for all {frame['user_id'].nunique():,} users (CSV)")

@@ -1,0 +1,107 @@
+"""Per-person dashboard state (the dataset and run in use) and the cached loaders behind it.
+
+Everything here is Streamlit glue; the work itself is in seqrec_core. Objects returned by the cached loaders are
+shared between sessions, so no caller may mutate them.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from seqrec_core.data.dataset import DEMO, DataSource, Dataset, dataset_from_events, open_dataset
+from seqrec_core.errors import InputError
+
+DATASET_KEY = "dataset"
+RUN_KEY = "run_path"
+
+
+@st.cache_resource(show_spinner="Generating the demo log…")
+def _demo_dataset(seed: int) -> Dataset:
+    return open_dataset(DataSource(path=DEMO, demo_seed=seed))
+
+
+def load_demo(seed: int = 0) -> Dataset:
+    """Put the built-in demo log in use for this session."""
+    ds = _demo_dataset(seed)
+    set_dataset(ds)
+    return ds
+
+
+def set_dataset(ds: Dataset) -> None:
+    previous = st.session_state.get(DATASET_KEY)
+    st.session_state[DATASET_KEY] = ds
+    if previous is None or previous.fingerprint != ds.fingerprint:
+        # A run trained on other data cannot be evaluated on this one.
+        st.session_state.pop(RUN_KEY, None)
+
+
+def get_dataset() -> Dataset | None:
+    if st.session_state.get(DATASET_KEY) is None and os.environ.get("SEQREC_AUTOLOAD_DEMO") == "1":
+        load_demo()
+    return st.session_state.get(DATASET_KEY)
+
+
+def require_dataset() -> Dataset:
+    """The dataset in use, or a pointer to the Data page and a stop."""
+    ds = get_dataset()
+    if ds is None:
+        st.info("No data loaded yet. Load the demo on **Home** or bring your own log on **Data** first.")
+        st.page_link("pages/1_Data.py", label="Go to Data", icon="📂")
+        st.stop()
+    return ds
+
+
+def runs_root() -> Path:
+    from seqrec_core.runs import runs_root as _root
+
+    return _root()
+
+
+@st.cache_resource(show_spinner="Loading the run…", max_entries=8)
+def _load_run(path: str, mtime: float):  # noqa: ANN202 - returns seqrec_core.runs.Run
+    from seqrec_core.runs import load_run
+
+    return load_run(path, device="cpu")
+
+
+def set_run(path: str | Path | None) -> None:
+    if path is None:
+        st.session_state.pop(RUN_KEY, None)
+    else:
+        st.session_state[RUN_KEY] = str(path)
+
+
+def get_run():  # noqa: ANN201 - seqrec_core.runs.Run | None
+    """The run in use (loaded once per path and modification time), or None."""
+    path = st.session_state.get(RUN_KEY)
+    if not path:
+        return None
+    config = Path(path) / "config.json"
+    if not config.exists():
+        st.session_state.pop(RUN_KEY, None)
+        return None
+    try:
+        return _load_run(path, config.stat().st_mtime)
+    except InputError as err:
+        st.error(f"Run folder '{path}' cannot be used: {err}")
+        st.session_state.pop(RUN_KEY, None)
+        return None
+
+
+def require_run(ds: Dataset):  # noqa: ANN201 - seqrec_core.runs.Run
+    """The run in use, trained on the dataset in use, or a pointer to the Train page and a stop."""
+    run = get_run()
+    if run is None:
+        st.info("No model in use yet. Train one (or load a saved run) on **Train** first.")
+        st.page_link("pages/3_Train.py", label="Go to Train", icon="🏋️")
+        st.stop()
+    expected = (run.config.get("data") or {}).get("fingerprint")
+    if expected and expected != ds.fingerprint:
+        st.warning(f"The run in use ({run.path.name}) was trained on other data than **{ds.name}**. "
+                   "Pick a run for this dataset on **Train**, or load its data.")
+        st.page_link("pages/3_Train.py", label="Go to Train", icon="🏋️")
+        st.stop()
+    return run
+
