@@ -1,0 +1,86 @@
+"""The CLI contract: JSON on stdout, exit 2 + one line on stderr for bad input, nothing written on failure."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "seqrec_core", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def assert_clean_refusal(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert proc.stdout == ""
+
+
+def test_validate_prints_counts(tmp_path):
+    rows = ["user_id,item_id,timestamp"] + [f"u{u},i{(u + k) % 7},2024-01-0{1 + k % 9}T10:00:00Z"
+                                            for u in range(5) for k in range(4)]
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(rows))
+    proc = cli("validate", "--data", str(path))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["users"] == 5 and out["events"] == 20 and out["items"] == 7
+    assert out["time_span"][0].startswith("2024-01-01")
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert_clean_refusal(cli("validate", "--data", str(empty)), "empty.csv")
+    assert_clean_refusal(cli("validate", "--data", str(tmp_path / "missing.csv")), "missing.csv")
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"PAR1\x00\x00garbage")
+    assert_clean_refusal(cli("validate", "--data", str(junk)), "junk.parquet")
+    single = tmp_path / "single.csv"
+    single.write_text("user,item,timestamp\n" + "\n".join(f"u{u},i{u},{1_700_000_000 + u}" for u in range(20)))
+    assert_clean_refusal(cli("train", "--data", str(single), "--model", "sasrec", "--out", str(tmp_path / "r")))
+    assert not (tmp_path / "r").exists()
+    assert_clean_refusal(cli("train", "--data", "demo", "--model", "nosuchmodel", "--out", str(tmp_path / "r2")))
+    assert not (tmp_path / "r2").exists()
+    assert_clean_refusal(cli("train", "--data", "demo"))  # --model and --out missing
+    assert_clean_refusal(cli("evaluate", "--run", str(tmp_path / "no-run")), "no-run")
+
+
+@pytest.mark.slow
+def test_train_evaluate_recommend_round_trip(tmp_path, small_dataset):
+    data = tmp_path / "small.parquet"
+    small_dataset.events.to_parquet(data, index=False)
+    run = tmp_path / "run"
+    proc = cli("train", "--data", str(data), "--model", "sasrec", "--out", str(run), "--epochs", "1",
+               "--max-len", "20", "--hidden-size", "16", "--num-layers", "1", "--num-heads", "1", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    trained = json.loads(proc.stdout)
+    assert trained["model"] == "sasrec" and Path(trained["run_dir"]) == run
+    assert 0 <= trained["metrics"]["test"]["NDCG@10"] <= 1
+    assert {"config.json", "model.safetensors", "vocab.json", "metrics.json"} <= {p.name for p in run.iterdir()}
+
+    proc = cli("evaluate", "--run", str(run))
+    assert proc.returncode == 0, proc.stderr
+    evaluated = json.loads(proc.stdout)
+    assert evaluated["metrics"]["NDCG@10"] == pytest.approx(trained["metrics"]["test"]["NDCG@10"], abs=1e-6)
+    assert set(evaluated["baselines"]) == {"popularity", "markov", "itemknn"}
+
+    user = small_dataset.sequences.vocab.user_ids[0]
+    proc = cli("recommend", "--run", str(run), "--user", user, "--k", "5")
+    assert proc.returncode == 0, proc.stderr
+    recs = json.loads(proc.stdout)
+    assert recs["user"] == user and len(recs["items"]) == 5
+    seen = {small_dataset.sequences.vocab.item_id(i) for i in small_dataset.sequences.sequences[0]}
+    assert not seen & {r["item"] for r in recs["items"]}
+    assert all("title" in r for r in recs["items"])
+    assert_clean_refusal(cli("recommend", "--run", str(run), "--user", "nobody"), "nobody")
