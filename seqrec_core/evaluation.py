@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -245,9 +246,9 @@ def get_metrics_by_history_length(results: list[EvalResult], edges: Sequence[flo
     buckets are left out.
     """
     edges = [float(e) for e in edges]
-    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
         raise InputError(f"history-length edges must be increasing with at least two values (got {edges})")
-    bounds = [(-math.inf, edges[0])] + list(zip(edges[:-1], edges[1:]))
+    bounds = [(-math.inf, edges[0])] + list(zip(edges[:-1], edges[1:], strict=True))
     if not math.isinf(edges[-1]):
         bounds.append((edges[-1], math.inf))
     rows = []

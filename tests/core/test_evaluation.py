@@ -43,7 +43,7 @@ class OracleScorer:
     def __init__(self, data, part="test"):
         split = data.split(part)
         self.n_cols = data.vocab.n_items + 1
-        self.lookup = {tuple(h.tolist()): int(t) for h, t in zip(split.histories, split.targets)}
+        self.lookup = {tuple(h.tolist()): int(t) for h, t in zip(split.histories, split.targets, strict=True)}
 
     def score_histories(self, histories):
         out = np.zeros((len(histories), self.n_cols), dtype=np.float32)
@@ -139,7 +139,7 @@ def test_oracle_gets_hr1_and_constant_ranks_last():
     assert (const.ranks == data.vocab.n_items).all()
     const_ex = evaluate(ConstantScorer(data.vocab.n_items), data, "test", exclude_seen=True)
     split = data.split("test")
-    expected = [data.vocab.n_items - len(set(h.tolist()) - {t}) for h, t in zip(split.histories, split.targets)]
+    expected = [data.vocab.n_items - len(set(h.tolist()) - {t}) for h, t in zip(split.histories, split.targets, strict=True)]
     assert const_ex.ranks.tolist() == expected
 
 
@@ -214,7 +214,7 @@ def test_tables_and_history_buckets_cover_all_users():
     dist = get_rank_distribution(results)
     assert len(dist) == 2 * len(results[0].ranks) and dist["rank"].min() >= 1
     buckets = get_metrics_by_history_length(results, n_boot=50)
-    for name, res in zip(("random", "oracle"), results):
+    for name, res in zip(("random", "oracle"), results, strict=True):
         sub = buckets[buckets["model"] == name]
         assert sub["users"].sum() == len(res.ranks)
         overall = (sub["value"] * sub["users"]).sum() / sub["users"].sum()
