@@ -243,7 +243,7 @@ def get_metrics_by_history_length(results: list[EvalResult], edges: Sequence[flo
     """Metric per history-length bucket [edges[i], edges[i+1]) with bootstrap bounds: does more context help?
 
     Users shorter than ``edges[0]`` get a "<edges[0]>" bucket so the buckets always cover every user; empty
-    buckets are left out.
+    buckets are left out. ``bucket`` is an ordered categorical (short histories first).
     """
     edges = [float(e) for e in edges]
     if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
@@ -251,16 +251,18 @@ def get_metrics_by_history_length(results: list[EvalResult], edges: Sequence[flo
     bounds = [(-math.inf, edges[0])] + list(zip(edges[:-1], edges[1:], strict=True))
     if not math.isinf(edges[-1]):
         bounds.append((edges[-1], math.inf))
+    labels = [f"<{int(hi)}" if math.isinf(lo) else _bucket_label(lo, hi) for lo, hi in bounds]
     rows = []
     for res in results:
         values = res.per_user(metric)
-        for lo, hi in bounds:
+        for (lo, hi), label in zip(bounds, labels, strict=True):
             mask = (res.history_len >= lo) & (res.history_len < hi)
             n = int(mask.sum())
             if n == 0:
                 continue
-            label = f"<{int(hi)}" if math.isinf(lo) else _bucket_label(lo, hi)
             means = _bootstrap_means(values[mask][:, None], n_boot, seed)[:, 0]
             rows.append({"model": res.name, "bucket": label, "users": n, "value": float(values[mask].mean()),
                          "lo": float(np.quantile(means, 0.025)), "hi": float(np.quantile(means, 0.975))})
-    return pd.DataFrame(rows, columns=["model", "bucket", "users", "value", "lo", "hi"])
+    frame = pd.DataFrame(rows, columns=["model", "bucket", "users", "value", "lo", "hi"])
+    frame["bucket"] = pd.Categorical(frame["bucket"], categories=labels, ordered=True)  # plots keep this order
+    return frame
