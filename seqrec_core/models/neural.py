@@ -1,0 +1,166 @@
+"""What every neural family shares: left padding, training windows and batches, and the Scorer adapter.
+
+Batches are built with numpy from one pre-padded matrix (no per-sample Python work per step) and trimmed to
+the longest sequence in the batch; batches group sequences of similar length ("sortish" order), so a batch of
+short histories does not pay for 50 positions of padding.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def pad_left(histories: Sequence[np.ndarray], max_len: int, width: int | None = None) -> torch.Tensor:
+    """Left-pad (0) and left-truncate histories to their last ``max_len`` events.
+
+    Returns a LongTensor (B, W) with W = ``width`` or, by default, the longest kept history (at least 1), so
+    the last column is always each history's latest event (the prediction point).
+    """
+    lengths = np.fromiter((min(len(h), max_len) for h in histories), dtype=np.int64, count=len(histories))
+    w = int(width) if width is not None else max(1, int(lengths.max(initial=0)))
+    out = np.zeros((len(histories), w), dtype=np.int64)  # (B, W)
+    for row, (h, n) in enumerate(zip(histories, lengths)):
+        n = min(int(n), w)
+        if n:
+            out[row, w - n:] = np.asarray(h[-n:], dtype=np.int64)
+    return torch.from_numpy(out)
+
+
+def training_windows(sequences: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Left-padded windows (N, max_len + 1) covering every training event once as a target.
+
+    A sequence longer than max_len + 1 is cut from its end into windows of max_len + 1 events that overlap by
+    one event, so each event is predicted exactly once and never from more than max_len events of context
+    (the same as at inference). Sequences with fewer than 2 events teach nothing and are skipped.
+    Returns (windows, lengths) where lengths (N,) counts the real events of each window.
+    """
+    span = max_len + 1
+    rows: list[np.ndarray] = []
+    for seq in sequences:
+        end = len(seq)
+        while end >= 2:
+            start = max(0, end - span)
+            rows.append(seq[start:end])
+            end = start + 1 if start > 0 else 0
+    windows = np.zeros((len(rows), span), dtype=np.int64)  # (N, L + 1)
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    for i, r in enumerate(rows):
+        windows[i, span - len(r):] = r
+    return windows, lengths
+
+
+def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 64) -> list[np.ndarray]:
+    """Shuffled batches of window indices, each drawn from a pool of similar lengths.
+
+    Windows are shuffled, then sorted by length within pools of ``pool`` batches and cut into batches, whose
+    order is shuffled again: batches differ every epoch but carry little padding.
+    """
+    perm = rng.permutation(len(lengths))
+    batches: list[np.ndarray] = []
+    chunk = batch_size * pool
+    for start in range(0, len(perm), chunk):
+        part = perm[start:start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def iterate_batches(windows: np.ndarray, lengths: np.ndarray, batches: list[np.ndarray]
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(inputs, targets) LongTensors (B, W) trimmed to the longest window of each batch (CPU; caller moves)."""
+    for idx in batches:
+        w = int(lengths[idx].max())  # real events in the longest window, inputs + 1
+        block = windows[idx, windows.shape[1] - w:]  # (B, W + 1)
+        yield torch.from_numpy(block[:, :-1].copy()), torch.from_numpy(block[:, 1:].copy())
+
+
+class _ChunkedSoftmaxCE(torch.autograd.Function):
+    """Full-softmax cross-entropy whose gradients are computed chunk by chunk during the forward pass.
+
+    Why: on a CPU, materialising the (N, V) logits, their log-softmax and its gradient means three fresh
+    tensors of tens of MB per step, and page-faulting fresh memory costs more than the matrix products. Here one
+    (chunk, V) buffer is reused: logits -> softmax -> (softmax - onehot) -> dh, dW, all while it is in cache.
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
+        n = h.shape[0]
+        h32, w32 = h.float(), weight.float()
+        grad_h = torch.empty_like(h32)  # (N, D)
+        grad_w = torch.zeros_like(w32)  # (V, D)
+        buf = torch.empty(min(chunk, n), w32.shape[0], dtype=torch.float32, device=h.device)  # (C, V) reused
+        total = torch.zeros((), dtype=torch.float64, device=h.device)
+        for start in range(0, n, chunk):
+            hc = h32[start:start + chunk]  # (c, D)
+            yc = targets[start:start + chunk]  # (c,)
+            logits = buf[:hc.shape[0]]  # (c, V)
+            torch.mm(hc, w32.T, out=logits)
+            rows = torch.arange(hc.shape[0], device=h.device)
+            torch.softmax(logits, dim=1, out=logits)  # (c, V) in place: one fused pass, no new memory
+            # The loss is only reported (the gradient below is exact); clamp keeps a hopeless target finite.
+            total -= logits[rows, yc].clamp_min(1e-45).log().sum(dtype=torch.float64)
+            logits[rows, yc] -= 1.0  # d loss_i / d logits_i
+            torch.mm(logits, w32, out=grad_h[start:start + chunk])
+            grad_w.addmm_(logits.T, hc)
+        ctx.save_for_backward(grad_h, grad_w)
+        ctx.n, ctx.dtypes = n, (h.dtype, weight.dtype)
+        return (total / n).to(torch.float32)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        grad_h, grad_w = ctx.saved_tensors
+        scale = grad_out / ctx.n
+        return (grad_h * scale).to(ctx.dtypes[0]), (grad_w * scale).to(ctx.dtypes[1]), None, None
+
+
+def full_softmax_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                               chunk: int = 256) -> torch.Tensor:
+    """Mean cross-entropy of ``softmax(h @ weight.T)`` against ``targets`` (0-based rows of ``weight``).
+
+    h (N, D), weight (V, D), targets (N,). On CPU the chunked fused kernel above; elsewhere plain
+    ``F.cross_entropy`` (GPUs have no page-fault problem and autocast handles precision).
+    """
+    if h.shape[0] == 0:
+        return h.sum() * 0.0 + weight.sum() * 0.0
+    if h.device.type == "cpu":
+        return _ChunkedSoftmaxCE.apply(h, weight, targets, chunk)
+    logits = h @ weight.T  # (N, V)
+    return torch.nn.functional.cross_entropy(logits.float(), targets)
+
+
+class NeuralScorer:
+    """Adapts a trained neural model (anything with ``score(input_ids)``) to the :class:`Scorer` protocol."""
+
+    def __init__(self, model: nn.Module, max_len: int, device: torch.device | str = "cpu", batch_size: int = 256,
+                 output: Literal["numpy", "torch"] = "numpy", name: str | None = None) -> None:
+        self.model = model
+        self.max_len = int(max_len)
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.output = output  # "torch" keeps scores on the device for evaluation during training
+        self.name = name or getattr(getattr(model, "config", None), "family", type(model).__name__.lower())
+
+    @torch.no_grad()
+    def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
+        """Scores (B, n_items + 1), float32, column 0 = -inf; histories longer than max_len keep their tail."""
+        if not histories:
+            n_cols = int(self.model.config.n_items) + 1
+            return torch.empty(0, n_cols) if self.output == "torch" else np.empty((0, n_cols), np.float32)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            parts = []
+            for start in range(0, len(histories), self.batch_size):
+                ids = pad_left(histories[start:start + self.batch_size], self.max_len)  # (b, W)
+                scores = self.model.score(ids.to(self.device, non_blocking=True)).float()  # (b, V + 1)
+                parts.append(scores if self.output == "torch" else scores.cpu().numpy())
+        finally:
+            self.model.train(was_training)
+        if self.output == "torch":
+            return torch.cat(parts) if len(parts) != 1 else parts[0]  # type: ignore[return-value]
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]

@@ -1,0 +1,196 @@
+"""SASRec: a causal Transformer over a user's item sequence that predicts the next item.
+
+The Transformer body comes from ``transformers`` built from a config (no hub download): ``LlamaModel`` for
+rotary positions (the default; relative positions let it learn trigger->response pairs far apart) or
+``GPT2Model`` for learned absolute positions (classic SASRec). The item vocabulary is ours: an
+``nn.Embedding(n_items + 1, d, padding_idx=0)`` fed as ``inputs_embeds`` and reused (tied) as the output layer.
+
+Inputs are LEFT-padded ``(B, T)`` item ids with 0 = padding, the last column being the prediction point.
+Positions are computed from the padding mask so that adding more left padding never changes a score.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from seqrec_core.errors import InputError
+from seqrec_core.models.neural import full_softmax_cross_entropy
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    """Every hyper-parameter of a SASRec model; the run folder stores exactly these fields."""
+
+    n_items: int
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    dropout: float = 0.2
+    max_len: int = 50
+    positions: Literal["rotary", "learned"] = "rotary"
+    loss: Literal["full", "sampled"] = "full"
+    num_negatives: int = 256
+    negatives: Literal["uniform", "popularity"] = "uniform"
+    family: str = "sasrec"
+
+    def __post_init__(self) -> None:
+        _check_int("n_items", self.n_items, 1, 50_000_000)
+        _check_int("hidden_size", self.hidden_size, 2, 4096)
+        _check_int("num_layers", self.num_layers, 1, 48)
+        _check_int("num_heads", self.num_heads, 1, 64)
+        _check_int("max_len", self.max_len, 1, 4096)
+        _check_int("num_negatives", self.num_negatives, 1, 1_000_000)
+        if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
+            raise InputError(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads} "
+                             "into an even head size; pick e.g. hidden_size 64 with num_heads 2")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise InputError(f"dropout {self.dropout!r} is out of range; use a number in [0, 1), e.g. 0.3")
+        for name, allowed in (("positions", ("rotary", "learned")), ("loss", ("full", "sampled")),
+                              ("negatives", ("uniform", "popularity")), ("family", ("sasrec",))):
+            if getattr(self, name) not in allowed:
+                raise InputError(f"{name} {getattr(self, name)!r} is not one of {list(allowed)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """Options a person may set (everything but the data-given n_items and the family tag)."""
+        return [f.name for f in fields(cls) if f.name not in ("n_items", "family")]
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{name} {value!r} is out of range; use a whole number from {low} to {high}")
+
+
+class HiddenOutput(NamedTuple):
+    """What the Transformer body produces; attentions only when asked for (eager attention)."""
+
+    hidden: torch.Tensor  # (B, T, D) after the final norm
+    attentions: tuple[torch.Tensor, ...] | None  # per layer (B, H, T, T); rows sum to 1 over real keys
+
+
+class SASRec(nn.Module):
+    """Causal next-item model: ``forward`` = training loss, ``score`` = ranking of the whole catalogue."""
+
+    def __init__(self, config: SASRecConfig) -> None:
+        super().__init__()
+        from transformers import GPT2Config, GPT2Model, LlamaConfig, LlamaModel  # lazy: 2 s import, models only
+
+        self.config = config
+        d = config.hidden_size
+        self.item_emb = nn.Embedding(config.n_items + 1, d, padding_idx=0)
+        self.emb_dropout = nn.Dropout(config.dropout)
+        if config.positions == "rotary":
+            hf = LlamaConfig(vocab_size=1, hidden_size=d, intermediate_size=4 * d, num_hidden_layers=config.num_layers,
+                             num_attention_heads=config.num_heads, num_key_value_heads=config.num_heads,
+                             max_position_embeddings=max(config.max_len, 2), attention_dropout=config.dropout,
+                             rms_norm_eps=1e-6, pad_token_id=0, bos_token_id=None, eos_token_id=None,
+                             tie_word_embeddings=False, use_cache=False)
+            hf._attn_implementation = "sdpa"
+            self.backbone: nn.Module = LlamaModel(hf)
+            # Llama has no residual dropout; sparse recommendation logs need it, so add it after each sub-block.
+            for layer in self.backbone.layers:
+                layer.self_attn.o_proj.register_forward_hook(self._dropout_hook)
+                layer.mlp.register_forward_hook(self._dropout_hook)
+        else:
+            hf = GPT2Config(vocab_size=1, n_positions=config.max_len, n_embd=d, n_layer=config.num_layers,
+                            n_head=config.num_heads, n_inner=4 * d, resid_pdrop=config.dropout,
+                            embd_pdrop=config.dropout, attn_pdrop=config.dropout, use_cache=False,
+                            bos_token_id=None, eos_token_id=None)
+            hf._attn_implementation = "sdpa"
+            self.backbone = GPT2Model(hf)
+        self.backbone.get_input_embeddings().weight.requires_grad_(False)  # unused: we pass inputs_embeds
+        nn.init.normal_(self.item_emb.weight, std=0.02)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+        self.register_buffer("neg_probs", torch.ones(config.n_items), persistent=False)  # sampler weights
+
+    def _dropout_hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        return F.dropout(output, self.config.dropout, self.training)
+
+    # ----------------------------------------------------------------------------------------------- body
+    def forward_hidden(self, input_ids: torch.Tensor, output_attentions: bool = False) -> HiddenOutput:
+        """Run the Transformer body; with ``output_attentions`` it switches to eager attention for the call."""
+        input_ids = input_ids[:, -self.config.max_len:]  # (B, T) never longer than the position table
+        real = input_ids != 0  # (B, T)
+        x = self.item_emb(input_ids) * math.sqrt(self.config.hidden_size)  # (B, T, D)
+        x = self.emb_dropout(x)
+        if self.config.positions == "rotary":
+            position_ids = (real.cumsum(1) - 1).clamp_(min=0)  # (B, T) counts real events from the oldest
+        else:
+            after = real.flip(1).cumsum(1).flip(1)  # (B, T) real events at or after each position
+            position_ids = (self.config.max_len - after).clamp_(min=0)  # latest event sits at max_len - 1
+        eager = output_attentions
+        if eager:
+            self.backbone.set_attn_implementation("eager")
+        try:
+            mask = self._attention_mask(real, additive=eager, dtype=x.dtype)  # (B, 1, T, T)
+            out = self.backbone(inputs_embeds=x, attention_mask=mask, position_ids=position_ids,
+                                output_attentions=output_attentions, use_cache=False)
+        finally:
+            if eager:
+                self.backbone.set_attn_implementation("sdpa")
+        attentions = tuple(out.attentions) if output_attentions and out.attentions is not None else None
+        return HiddenOutput(hidden=out.last_hidden_state, attentions=attentions)
+
+    @staticmethod
+    def _attention_mask(real: torch.Tensor, additive: bool, dtype: torch.dtype) -> torch.Tensor:
+        """Causal and padding mask. A padded query may see only itself, so no softmax row is empty (no NaN)."""
+        t = real.shape[1]
+        idx = torch.arange(t, device=real.device)
+        causal = idx[None, :] <= idx[:, None]  # (T, T) key <= query
+        allowed = causal[None] & (real[:, None, :] | torch.eye(t, dtype=torch.bool, device=real.device)[None])
+        allowed = allowed[:, None]  # (B, 1, T, T)
+        if not additive:
+            return allowed
+        return torch.zeros(allowed.shape, dtype=dtype, device=real.device).masked_fill_(~allowed, torch.finfo(dtype).min)
+
+    # ---------------------------------------------------------------------------------------------- train
+    def forward(self, input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean next-item cross-entropy over every position with a target (``targets`` 0 = no target)."""
+        hidden = self.forward_hidden(input_ids).hidden  # (B, T, D)
+        where = targets[:, -hidden.shape[1]:] != 0  # (B, T)
+        h = hidden[where]  # (N, D) only positions that predict something: the output layer is the big cost
+        y = targets[:, -hidden.shape[1]:][where]  # (N,)
+        if self.config.loss == "full":
+            return full_softmax_cross_entropy(h, self.item_emb.weight[1:], y - 1)  # padding column left out
+        return self._sampled_loss(h, y)
+
+    def _sampled_loss(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Sampled softmax with shared negatives and the log-q correction (unbiased-ish for huge catalogues)."""
+        k = self.config.num_negatives
+        if self.config.negatives == "popularity":
+            probs = self.neg_probs / self.neg_probs.sum()
+        else:
+            probs = torch.full_like(self.neg_probs, 1.0 / self.config.n_items)
+        neg = torch.multinomial(probs, k, replacement=True) + 1  # (K,) item ids
+        log_q_neg = torch.log(probs[neg - 1] * k)  # (K,)
+        log_q_pos = torch.log(probs[y - 1] * k)  # (N,)
+        w = self.item_emb.weight
+        pos_logit = (h * w[y]).sum(-1) - log_q_pos  # (N,)
+        neg_logit = h @ w[neg].T - log_q_neg  # (N, K)
+        neg_logit = neg_logit.masked_fill(neg[None, :] == y[:, None], float("-inf"))  # accidental hits
+        logits = torch.cat([pos_logit[:, None], neg_logit], dim=1).float()  # (N, 1 + K)
+        return F.cross_entropy(logits, torch.zeros_like(y))
+
+    def set_item_counts(self, counts: torch.Tensor) -> None:
+        """Popularity for the popularity negative sampler: counts (n_items,) of training events per item."""
+        self.neg_probs = counts.to(self.neg_probs).clamp(min=1.0)
+
+    # ---------------------------------------------------------------------------------------------- infer
+    def score(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Scores (B, n_items + 1) for the item after the last column; column 0 (padding) is -inf."""
+        hidden = self.forward_hidden(input_ids).hidden[:, -1]  # (B, D)
+        scores = hidden @ self.item_emb.weight.T  # (B, V + 1)
+        scores[:, 0] = float("-inf")
+        return scores
+
+    def item_embeddings(self) -> torch.Tensor:
+        """The learned item vectors (n_items + 1, D), row 0 = padding; the embeddings page projects these."""
+        return self.item_emb.weight

@@ -1,0 +1,283 @@
+"""One trainer for every neural family: device choice, AMP, batching, early stopping, time budget, cancel.
+
+A model only has to implement ``forward(input_ids, targets) -> loss`` and ``score(input_ids)``; the trainer
+feeds it left-padded next-item windows (see :mod:`seqrec_core.models.neural`) and early-stops on validation
+NDCG@10 computed by :func:`seqrec_core.evaluation.evaluate` with full ranking, the same metric reported later.
+Progress goes to an ``on_event`` callback as small JSON-able dicts, which the job appends to progress.jsonl.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from seqrec_core.data.sequences import SequenceData
+from seqrec_core.errors import InputError
+from seqrec_core.models.neural import NeuralScorer, batch_order, iterate_batches, training_windows
+
+log = logging.getLogger(__name__)
+
+StopReason = Literal["converged", "max_epochs", "time_budget", "cancelled"]
+STEP_EVENT_SECONDS = 0.5  # at most two step events a second: the progress file stays small
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (not what to train: that is the family's config)."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    max_len: int = 50
+    time_budget: float | None = None  # seconds for the whole training incl. validation; best checkpoint kept
+    patience: int = 5  # validations without NDCG@10 improvement before stopping
+    device: str = "auto"
+    seed: int = 42
+    amp: bool = True  # bf16 (or fp16 + GradScaler) autocast on CUDA; CPU always trains in fp32
+    eval_every: int = 1  # validate every this many epochs
+    val_users: int | None = None  # validate on a fixed-seed subsample of users (speed); None = all
+
+    def __post_init__(self) -> None:
+        for name, low in (("epochs", 1), ("batch_size", 1), ("max_len", 1), ("patience", 1), ("eval_every", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(f"training option {name}={value!r} is invalid; use a whole number >= {low}")
+        if self.val_users is not None and (isinstance(self.val_users, bool) or not isinstance(self.val_users, int)
+                                           or self.val_users < 1):
+            raise InputError(f"val_users={self.val_users!r} is invalid; use a whole number >= 1 or leave it unset")
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise InputError(f"training option {name}={value!r} is invalid; use a number >= 0")
+        if self.lr <= 0:
+            raise InputError(f"learning rate {self.lr} must be > 0, e.g. 1e-3")
+        if self.time_budget is not None and (isinstance(self.time_budget, bool) or not
+                                             isinstance(self.time_budget, (int, float)) or not self.time_budget > 0):
+            raise InputError(f"time budget {self.time_budget!r} must be a positive number of seconds")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not str(self.device).startswith("cuda:"):
+            raise InputError(f"device '{self.device}' is not one of auto, cpu, cuda, mps")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """The trained model (best validation weights loaded) and how training went."""
+
+    model: nn.Module
+    history: list[dict]  # per validated epoch: epoch, train_loss, val_NDCG@10, val_HR@10, seconds (cumulative)
+    best_epoch: int
+    best_val: float  # validation NDCG@10 of the kept weights
+    train_seconds: float
+    device: str
+    stopped_reason: StopReason
+    best_val_metrics: dict = field(default_factory=dict)
+
+
+class TrainingCancelled(Exception):
+    """Raised when a cancel arrives before any validation: there is no checkpoint worth keeping."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto = CUDA if present, else Apple MPS, else CPU; asking for an absent accelerator is bad input."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"device '{name}' was asked for but this machine has no usable CUDA GPU; use --device cpu or auto")
+        return torch.device(name)
+    if name == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise InputError("device 'mps' was asked for but Apple Metal is not available here; use --device cpu or auto")
+        return torch.device("mps")
+    raise InputError(f"device '{name}' is not one of auto, cpu, cuda, mps")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA) so model init, dropout and batch order repeat."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _autocast(device: torch.device, amp: bool) -> tuple[Callable[[], contextlib.AbstractContextManager], bool]:
+    """The autocast context for the forward pass and whether fp16 (needing a GradScaler) is used."""
+    if amp and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return (lambda: torch.autocast("cuda", dtype=dtype)), dtype == torch.float16
+    return contextlib.nullcontext, False
+
+
+def _use_all_cores() -> None:
+    """torch defaults to the physical core count; inside a container limit, use the cores we may run on."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return
+    if allowed and torch.get_num_threads() > allowed:
+        torch.set_num_threads(allowed)
+
+
+def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
+                on_event: Callable[[dict], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Train ``model`` on every user's training events; early-stop on validation NDCG@10 (full ranking).
+
+    Stops on: patience validations without improvement ("converged"), ``cfg.epochs`` ("max_epochs"), the time
+    budget ("time_budget"; the last validation is fitted inside the budget) or ``should_stop()`` turning true
+    between steps ("cancelled"). The best validated weights are loaded into the model before returning. A
+    cancel before the first validation raises :class:`TrainingCancelled`.
+    """
+    from seqrec_core.evaluation import evaluate  # deferred: evaluation pulls in pandas-heavy helpers
+
+    emit = on_event or (lambda _event: None)
+    stop_requested = should_stop or (lambda: False)
+    started = time.perf_counter()
+    device = resolve_device(cfg.device)
+    _use_all_cores()
+    seed_everything(cfg.seed)
+    max_len = int(getattr(getattr(model, "config", None), "max_len", cfg.max_len))
+    if max_len != cfg.max_len:
+        log.warning("model max_len %d differs from training max_len %d; using the model's", max_len, cfg.max_len)
+    windows, lengths = training_windows([data.train_sequence(u) for u in range(data.n_users)], max_len)
+    if len(windows) == 0:
+        raise InputError("no user has 2 or more training events, so there is nothing to learn from; "
+                         "load a log with longer histories (each user needs at least 4 events)")
+    if hasattr(model, "set_item_counts"):
+        counts = np.bincount(windows[:, 1:].ravel(), minlength=data.vocab.n_items + 1)[1:]
+        model.set_item_counts(torch.as_tensor(counts, dtype=torch.float32))
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    autocast, fp16 = _autocast(device, cfg.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+    rng = np.random.default_rng(cfg.seed)
+    pin = device.type == "cuda"
+    steps_per_epoch = len(batch_order(lengths, cfg.batch_size, np.random.default_rng(0)))
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    emit({"event": "start", "device": str(device), "n_params": int(n_params), "epochs": cfg.epochs,
+          "steps_per_epoch": steps_per_epoch, "train_windows": int(len(windows)),
+          "train_targets": int((lengths - 1).sum()), "time_budget": cfg.time_budget})
+    log.info("training on %s: %d parameters, %d windows, %d steps/epoch", device, n_params, len(windows),
+             steps_per_epoch)
+
+    scorer = NeuralScorer(model, max_len, device, batch_size=512, output="torch")
+    history: list[dict] = []
+    best = {"val": -math.inf, "epoch": 0, "state": None, "metrics": {}}
+    val_seconds = 0.0  # how long the last validation took: reserved at the end of a time budget
+    stale = 0
+    reason: StopReason = "max_epochs"
+    last_step_event = 0.0
+
+    def elapsed() -> float:
+        return time.perf_counter() - started
+
+    def out_of_time() -> bool:
+        return cfg.time_budget is not None and elapsed() + val_seconds * 1.1 >= cfg.time_budget
+
+    def eta(epoch_done: float) -> float | None:
+        per_epoch = elapsed() / max(epoch_done, 1e-9)
+        est = per_epoch * (cfg.epochs - epoch_done)
+        if cfg.time_budget is not None:
+            est = min(est, max(0.0, cfg.time_budget - elapsed()))
+        return round(est, 1)
+
+    def validate(epoch: int, train_loss: float) -> dict:
+        nonlocal val_seconds, stale
+        t0 = time.perf_counter()
+        result = evaluate(scorer, data, "val", batch_size=512, max_users=cfg.val_users, seed=cfg.seed)
+        val_seconds = time.perf_counter() - t0
+        ndcg = float(result.metrics["NDCG@10"])
+        row = {"epoch": epoch, "train_loss": round(train_loss, 6), "val_NDCG@10": ndcg,
+               "val_HR@10": float(result.metrics["HR@10"]), "seconds": round(elapsed(), 3)}
+        history.append(row)
+        if ndcg > best["val"]:
+            best.update(val=ndcg, epoch=epoch, metrics=dict(result.metrics),
+                        state={k: v.detach().clone() for k, v in model.state_dict().items()})
+            stale = 0
+        else:
+            stale += 1
+        emit({"event": "epoch", **row, "best_epoch": best["epoch"], "elapsed": round(elapsed(), 3),
+              "eta_seconds": eta(epoch)})
+        log.info("epoch %d: loss %.4f val NDCG@10 %.4f (best %.4f @ %d)", epoch, train_loss, ndcg, best["val"],
+                 best["epoch"])
+        return row
+
+    epoch = 0
+    pending: tuple[int, float] | None = None  # (epoch, loss) trained but not yet validated
+    stopped = False
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        n_steps = 0
+        batches = batch_order(lengths, cfg.batch_size, rng)
+        for step, (inputs, targets) in enumerate(iterate_batches(windows, lengths, batches), start=1):
+            if stop_requested():
+                reason, stopped = "cancelled", True
+                break
+            if out_of_time():
+                reason, stopped = "time_budget", True
+                break
+            if pin:
+                inputs, targets = inputs.pin_memory(), targets.pin_memory()
+            inputs = inputs.to(device, non_blocking=True)  # (B, W)
+            targets = targets.to(device, non_blocking=True)  # (B, W)
+            with autocast():
+                loss = model(inputs, targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += loss.detach().float()
+            n_steps += 1
+            now = elapsed()
+            if now - last_step_event >= STEP_EVENT_SECONDS or step == len(batches):
+                last_step_event = now
+                emit({"event": "step", "epoch": epoch, "step": step, "steps": len(batches),
+                      "loss": round(float(loss.detach().float().cpu()), 6), "elapsed": round(now, 3),
+                      "eta_seconds": eta(epoch - 1 + step / len(batches))})
+        train_loss = float(loss_sum.cpu()) / max(n_steps, 1)
+        if not math.isfinite(train_loss):
+            log.warning("training loss is not finite at epoch %d; lower the learning rate", epoch)
+        if stopped:
+            if n_steps:
+                pending = (epoch, train_loss)
+            break
+        pending = (epoch, train_loss)
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            validate(epoch, train_loss)
+            pending = None
+            if stale >= cfg.patience:
+                reason = "converged"
+                break
+    if pending is not None and not (reason == "cancelled" and best["state"] is not None):
+        if reason == "cancelled":
+            raise TrainingCancelled("training was cancelled before the first validation; nothing to keep")
+        validate(*pending)  # the partial (or unvalidated) last epoch may be the best one
+    if best["state"] is None:
+        raise TrainingCancelled("training stopped before any validation; nothing to keep")
+    model.load_state_dict(best["state"])
+    model.eval()
+    seconds = elapsed()
+    log.info("training stopped (%s) after %.1f s; best epoch %d val NDCG@10 %.4f", reason, seconds, best["epoch"],
+             best["val"])
+    return TrainResult(model=model, history=history, best_epoch=int(best["epoch"]), best_val=float(best["val"]),
+                       train_seconds=seconds, device=str(device), stopped_reason=reason,
+                       best_val_metrics=best["metrics"])
