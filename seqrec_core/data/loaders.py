@@ -1,0 +1,480 @@
+"""Reading a behaviour log from a file (or an upload's bytes) into the canonical event table.
+
+Each format only has to produce a raw table plus the file line of every row; column meaning, types and
+validation are shared (``schema.to_canonical``), so a bad value is reported the same way in every format:
+file, line, column and the fix, as an :class:`InputError`. Gzip and zip containers are opened transparently
+(a MovieLens zip as GroupLens ships it works as one upload).
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import json
+import logging
+import re
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqrec_core.data.schema import (ALL_ALIASES, ColumnMap, RowRef, detect_columns, find_by_name, first_label,
+                                     norm_name, to_canonical, to_id_strings, to_text, with_columns)
+from seqrec_core.errors import InputError
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("auto", "csv", "tsv", "parquet", "jsonl", "movielens", "seqtxt")
+_HEAD = 8192
+_ML_FIXED = ("user_id", "item_id", "rating", "timestamp")
+_ML_EVENT_FILES = ("ratings.csv", "ratings.dat", "u.data")
+_ML_SIBLINGS = {"ratings.csv": ("movies.csv",), "ratings.dat": ("movies.dat",), "u.data": ("u.item",)}
+_DATA_EXT = (".csv", ".tsv", ".tab", ".txt", ".dat", ".data", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+_INT_LINE = re.compile(r"^\d+(?:[ \t]+\d+)*[ \t]*$")
+_VALUE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^\d{4}-\d{2}-\d{2}|^\d{1,2}[/.]\d{1,2}[/.]\d{2,4}")
+
+
+@dataclass
+class _Raw:
+    frame: pd.DataFrame
+    ref: RowRef
+    fixed: ColumnMap | None = None  # column roles fixed by the format (MovieLens .dat/u.data, sequence text)
+
+
+# ---------------------------------------------------------------------------------------------------- detection
+
+def detect_format(name: str, head: bytes) -> str:
+    """Guess the format from the file name, then from its first bytes (``head``, a few KB are enough)."""
+    base = Path(name).name.lower()
+    if base.endswith(".gz"):
+        base = base[:-3]
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    if len(head) >= _HEAD and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut off
+    first = lines[0] if lines else ""
+    if head[:4] == b"PAR1" or base.endswith((".parquet", ".pq")):
+        return "parquet"
+    if base == "u.data" or (base.endswith(".dat") and "::" in first) or base == "ratings.dat":
+        return "movielens"
+    if norm_name(first.split(",")[0]) == "userid" and len(first.split(",")) > 1 \
+            and norm_name(first.split(",")[1]) == "movieid":
+        return "movielens"
+    if base.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if base.endswith((".tsv", ".tab")):
+        return "tsv"
+    if base.endswith(".csv"):
+        return "csv"
+    if first.lstrip().startswith(("{", "[")):
+        return "jsonl"
+    if "::" in first:
+        return "movielens"
+    if lines and all(_INT_LINE.match(ln) for ln in lines):
+        counts = {len(ln.split()) for ln in lines}
+        if len(counts) > 1 or counts == {2} or len(lines) == 1:
+            return "seqtxt"
+    return "tsv" if "\t" in first else "csv"
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
+
+
+# ------------------------------------------------------------------------------------------- bytes -> text
+
+def _unwrap(name: str, data: bytes, extra: dict[str, bytes]) -> tuple[str, bytes, dict[str, bytes]]:
+    """Open gzip and zip containers; refuse spreadsheets with a hint instead of reading them as junk text."""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as err:
+            raise InputError(f"{name} is a damaged gzip file ({err}); re-download or re-compress it") from None
+        name = name[:-3] if name.lower().endswith(".gz") else name
+    if data[:4] == b"\xd0\xcf\x11\xe0":
+        raise InputError(f"{name} is an old Excel/Office file; export the sheet as CSV (File > Save as > CSV UTF-8)")
+    if data[:4] != b"PK\x03\x04":
+        return name, data, extra
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = [m for m in zf.namelist() if not m.endswith("/") and "__MACOSX" not in m
+                       and not Path(m).name.startswith(".")]
+            if any(m.startswith(("xl/", "word/", "ppt/")) for m in zf.namelist()):
+                raise InputError(f"{name} is an Excel/Office workbook; export the sheet as CSV (Save as > CSV UTF-8)")
+            by_base = {Path(m).name.lower(): m for m in members}
+            pick = next((by_base[b] for b in _ML_EVENT_FILES if b in by_base), None)
+            if pick is None:
+                logs = [m for m in members if m.lower().endswith(_DATA_EXT) and not is_metadata_name(m)]
+                if len(logs) != 1:
+                    raise InputError(f"{name} holds {len(logs)} data files ({', '.join(logs[:5]) or 'none'}); "
+                                     f"unzip it and load the log file itself")
+                pick = logs[0]
+            extra = dict(extra)
+            for m in members:
+                if m != pick and is_metadata_name(m):
+                    extra.setdefault(Path(m).name, zf.read(m))
+            return Path(pick).name, zf.read(pick), extra
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
+        raise InputError(f"{name} is a damaged zip file ({err}); re-download it or unzip it first") from None
+
+
+def decode_text(name: str, data: bytes) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252/Latin-1 text; binary data is refused."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(f"{name} starts like UTF-16 text but is not; save it as UTF-8") from None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise InputError(f"{name} line {line}: NUL bytes, so this is binary data, not a text log; export it as "
+                         f"UTF-8 CSV/TSV/JSON Lines or Parquet, or pick the right --format")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        try:
+            text = data.decode("cp1252")
+            log.warning("%s is not UTF-8; read it as Windows-1252/Latin-1 text", name)
+        except UnicodeDecodeError:
+            line = data.count(b"\n", 0, err.start) + 1
+            raise InputError(f"{name} line {line}: byte 0x{data[err.start]:02x} is not valid text in UTF-8 or "
+                             f"Latin-1; save the file as UTF-8 (or it is not a text log at all)") from None
+    bad = _CONTROL.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise InputError(f"{name} line {line}: control character 0x{ord(bad.group()):02x}, so this looks like binary "
+                         f"data, not a text log; export it as UTF-8 CSV/TSV/JSON Lines or Parquet")
+    return text
+
+
+# -------------------------------------------------------------------------------------------- text formats
+
+def _sniff_delimiter(lines: list[str]) -> str:
+    """The delimiter that splits the first lines into the same number (>1) of fields; ' ' = runs of whitespace."""
+    best, best_score = ",", (0.0, 0)
+    for d in (",", "\t", ";", "|"):
+        counts = [ln.count(d) for ln in lines]
+        mode = max(set(counts), key=counts.count)
+        score = (counts.count(mode) / len(counts), mode)
+        if mode > 0 and score > best_score:
+            best, best_score = d, score
+    if best_score[1] == 0 and lines and all(len(ln.split()) == len(lines[0].split()) > 1 for ln in lines):
+        return " "
+    return best
+
+
+def _is_value(cell: str) -> bool:
+    return bool(_VALUE.match(cell.strip()))
+
+
+def _has_header(rows: list[list[str]]) -> bool:
+    """A header row names columns: no numbers or dates in it, and (when the data has them) text above numbers."""
+    first, rest = rows[0], rows[1:]
+    if any(norm_name(c) in ALL_ALIASES for c in first):
+        return True
+    if any(_is_value(c) for c in first):
+        return False
+    for j in range(len(first)):
+        below = [r[j] for r in rest if j < len(r) and r[j].strip()]
+        if below and all(_is_value(v) for v in below):
+            return True
+    return not any(j < len(r) and r[j] == first[j] for r in rest for j in range(len(first)))
+
+
+def _scan(name: str, text: str, delim: str) -> tuple[list[list[str]], np.ndarray, int]:
+    """One pass over the records: the file line of each, ragged rows refused. Returns the first rows, the
+    line numbers of all non-blank records and the field count."""
+    reader = (ln.split() for ln in text.split("\n")) if delim == " " else \
+        csv.reader(io.StringIO(text), delimiter=delim, skipinitialspace=True)
+    head: list[list[str]] = []
+    lines: list[int] = []
+    ncols = 0
+    prev = 0
+    try:
+        for k, row in enumerate(reader):
+            start = prev + 1
+            prev = reader.line_num if delim != " " else k + 1
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if not lines:
+                ncols = len(row)
+            elif len(row) != ncols and not (len(row) > ncols and not any(c.strip() for c in row[ncols:])):
+                hint = " (a quoted value runs over several lines: an unclosed quote?)" \
+                    if any("\n" in c for c in row) else ""
+                what = "the first row" if len(head) < 1 else "the header or first row"
+                raise InputError(f"{name} line {start}: {len(row)} fields where {what} has {ncols}{hint}; fix that "
+                                 f"row (quote values that contain '{delim.strip() or 'spaces'}')")
+            if len(head) < 30:
+                head.append(row)
+            lines.append(start)
+    except csv.Error as err:
+        raise InputError(f"{name} line {prev + 1}: cannot read this as a table ({err}); fix the row") from None
+    return head, np.asarray(lines, dtype=np.int64), ncols
+
+
+def _unique_names(cells: list[str]) -> list[str]:
+    names: list[str] = []
+    for j, cell in enumerate(cells):
+        base = cell.strip() or f"column{j + 1}"
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}.{k}", k + 1
+        names.append(name)
+    return names
+
+
+def read_delimited(name: str, text: str, fmt: str = "csv", *, header: bool | None = None,
+                   names: tuple[str, ...] | None = None, delim: str | None = None) -> tuple[pd.DataFrame, RowRef]:
+    """CSV/TSV with a sniffed delimiter and detected header; all values kept as text for ``to_canonical``."""
+    sample = [ln for ln in text[:65536].split("\n")[:50] if ln.strip()]
+    if len(text) > 65536 and len(sample) > 1:
+        sample = sample[:-1]
+    delim = delim or ("\t" if fmt == "tsv" else _sniff_delimiter(sample))
+    head, lines, ncols = _scan(name, text, delim)
+    if not lines.size:
+        raise InputError(f"{name} has no data rows; check that it is the right file")
+    has_header = _has_header(head) if header is None else header
+    if names is not None and len(names) != ncols:
+        raise InputError(f"{name} line {lines[0]}: {ncols} fields where this format has {len(names)} "
+                         f"({', '.join(names)}); check the file or pick another --format")
+    cols = list(names) if names else _unique_names(head[0]) if has_header else [f"column{j + 1}" for j in range(ncols)]
+    if has_header:
+        lines = lines[1:]
+        if not lines.size:
+            raise InputError(f"{name} has a header ({', '.join(cols[:8])}) but no data rows; add events below it")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame = pd.read_csv(io.StringIO(text), sep=r"\s+" if delim == " " else delim, header=0 if has_header else None,
+                                names=cols, dtype=str, keep_default_na=False, na_filter=False, index_col=False,
+                                skipinitialspace=True, engine="c")
+    except (pd.errors.ParserError, ValueError) as err:
+        raise InputError(f"{name}: cannot read this as a table ({str(err).splitlines()[-1][:120]}); "
+                         f"fix the file or pick another --format") from None
+    if len(frame) != len(lines):  # quoting edge cases: fall back to counting data rows
+        lines = np.arange(len(frame), dtype=np.int64) + (2 if has_header else 1)
+    return frame, RowRef(name, lines, "line")
+
+
+def _read_jsonl(name: str, text: str) -> _Raw:
+    records: list = []
+    lines: list[int] = []
+    if text.lstrip().startswith("["):  # a JSON array of objects is accepted too
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{name} line {err.lineno}: not valid JSON ({err.msg}); fix the file") from None
+        lines = list(range(1, len(records) + 1)) if isinstance(records, list) else []
+        unit = "record"
+    else:
+        unit = "line"
+        for ln, line in enumerate(text.split("\n"), 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise InputError(f"{name} line {ln}: not valid JSON ({err.msg} at character {err.colno}); JSON Lines "
+                                 f"needs one complete {{...}} object per line") from None
+            lines.append(ln)
+    if not isinstance(records, list) or not records:
+        raise InputError(f"{name} holds no JSON records; expected one object per line like "
+                         '{"user": "u1", "item": "i9", "timestamp": 1700000000}')
+    for rec, ln in zip(records, lines):
+        if not isinstance(rec, dict):
+            raise InputError(f"{name} {unit} {ln}: expected a JSON object with user/item/time fields, found "
+                             f"{type(rec).__name__}; write one {{...}} object per line")
+    return _Raw(pd.DataFrame.from_records(records), RowRef(name, np.asarray(lines, dtype=np.int64), unit))
+
+
+def _read_seqtxt(name: str, text: str) -> _Raw:
+    """``user item item ...`` per line; a user on several lines continues in file order."""
+    bad = re.search(r"[^0-9\s]", text)
+    if bad:
+        line_start = text.rfind("\n", 0, bad.start()) + 1
+        tokens = text[line_start:].split("\n", 1)[0].split()
+        token = next((t for t in tokens if not t.isdigit()), "?")
+        line = text.count("\n", 0, bad.start()) + 1
+        raise InputError(f"{name} line {line}: token '{token[:30]}' is not an integer id; sequence text needs "
+                         f"'user item item ...' with integer ids on every line (or pick another --format)")
+    users: list[str] = []
+    items: list[str] = []
+    lines: list[int] = []
+    for ln, line in enumerate(text.split("\n"), 1):
+        tokens = line.split()
+        if len(tokens) >= 2:
+            users.extend([tokens[0]] * (len(tokens) - 1))
+            items.extend(tokens[1:])
+            lines.extend([ln] * (len(tokens) - 1))
+    if not items:
+        raise InputError(f"{name} has no 'user item item ...' lines with at least one item; check the file")
+    frame = pd.DataFrame({"user_id": pd.array(users, dtype="str"), "item_id": pd.array(items, dtype="str")})
+    frame["timestamp"] = frame.groupby("user_id", sort=False).cumcount().astype(np.int64)
+    fixed = ColumnMap(user="user_id", item="item_id", time="timestamp", rating="", title="", category="",
+                      event_type="")
+    return _Raw(frame, RowRef(name, np.asarray(lines, dtype=np.int64)), fixed)
+
+
+def _read_movielens(name: str, text: str) -> _Raw:
+    first = next((ln for ln in text.split("\n") if ln.strip()), "")
+    fixed = ColumnMap(user="user_id", item="item_id", time="timestamp", rating="rating")
+    if "::" in first:  # ratings.dat (ML-1M/10M): UserID::MovieID::Rating::Timestamp
+        frame, ref = read_delimited(name, text.replace("::", "\t"), header=False, names=_ML_FIXED, delim="\t")
+        return _Raw(frame, ref, fixed)
+    if "\t" in first and first.split("\t")[0].strip().isdigit():  # u.data (ML-100K): user item rating ts
+        frame, ref = read_delimited(name, text, header=False, names=_ML_FIXED, delim="\t")
+        return _Raw(frame, ref, fixed)
+    frame, ref = read_delimited(name, text, "csv")  # ratings.csv (ML-latest, ML-20M/25M): named columns
+    return _Raw(frame, ref)
+
+
+# ------------------------------------------------------------------------------------- item titles / genres
+
+_ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+                  "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+                  "War", "Western")
+
+
+def is_metadata_name(name: str) -> bool:
+    """Files in a zip that describe items rather than events (MovieLens movies.csv, movies.dat, u.item)."""
+    base = Path(name).name.lower()
+    return base in ("movies.csv", "movies.dat", "u.item") or base.startswith(("items.", "item_metadata", "products."))
+
+
+def read_item_metadata(name: str, data: bytes) -> pd.DataFrame:
+    """``item_id`` plus ``item_title`` and/or ``item_category`` (the first genre of a pipe list)."""
+    name, data, _ = _unwrap(name, data, {})
+    text = decode_text(name, data)
+    first = next((ln for ln in text.split("\n") if ln.strip()), "")
+    if not first:
+        raise InputError(f"{name} is empty; choose the file with item titles")
+    if "::" in first:  # movies.dat: MovieID::Title::Genres
+        frame, ref = read_delimited(name, text.replace("::", "\t"), header=False, delim="\t",
+                                    names=("item_id", "item_title", "item_category"))
+    elif first.count("|") == 4 + len(_ML100K_GENRES):  # u.item: id|title|date|video date|url|19 genre flags
+        frame, ref = read_delimited(name, text, header=False, delim="|")
+        flags = frame.iloc[:, 5:].apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy() > 0
+        genre = np.where(flags.any(axis=1), np.asarray(_ML100K_GENRES, dtype=object)[flags.argmax(axis=1)], None)
+        frame = pd.DataFrame({"item_id": frame.iloc[:, 0], "item_title": frame.iloc[:, 1], "item_category": genre})
+    else:  # any table with an item column and a title and/or category column (MovieLens movies.csv)
+        frame, ref = read_delimited(name, text, "csv")
+        cols = [str(c) for c in frame.columns]
+        picks = {"item_id": find_by_name(cols, "item") or cols[0], "item_title": find_by_name(cols, "title"),
+                 "item_category": find_by_name(cols, "category")}
+        if picks["item_title"] is None and picks["item_category"] is None:
+            raise InputError(f"{name} has no title or category column (columns found: {', '.join(cols[:10])}); "
+                             f"item metadata needs an item id column plus 'title' and/or 'category'/'genres'")
+        frame = pd.DataFrame({k: frame[v] for k, v in picks.items() if v is not None})
+    out = pd.DataFrame({"item_id": to_id_strings(frame["item_id"], ref, "item id", "item")})
+    if "item_title" in frame:
+        out["item_title"] = to_text(frame["item_title"])
+    if "item_category" in frame:
+        out["item_category"] = first_label(to_text(frame["item_category"]))
+    return out.drop_duplicates("item_id").reset_index(drop=True)
+
+
+def attach_item_metadata(events: pd.DataFrame, meta_name: str, meta_data: bytes, source: str) -> pd.DataFrame:
+    """Add titles/categories the events lack; refuses a titles file that matches none of the log's items."""
+    meta = read_item_metadata(meta_name, meta_data)
+    add = [c for c in ("item_title", "item_category") if c in meta.columns and c not in events.columns]
+    if not add:
+        return events
+    if not events["item_id"].isin(meta["item_id"]).any():
+        raise InputError(f"none of the item ids in {source} (e.g. '{events['item_id'].iloc[0]}') appear in "
+                         f"{meta_name} (e.g. '{meta['item_id'].iloc[0]}'); is it the titles file for this log?")
+    log.info("%s: titles/categories from %s", source, meta_name)
+    return events.merge(meta[["item_id", *add]], on="item_id", how="left", sort=False)
+
+
+# ------------------------------------------------------------------------------------------------ entry points
+
+def _read(name: str, data: bytes, fmt: str, extra: dict[str, bytes]) -> tuple[_Raw, dict[str, bytes]]:
+    _check_format(fmt)
+    if not data or data.isspace():
+        raise InputError(f"{name} is empty; choose a file with events (user, item, time)")
+    name, data, extra = _unwrap(name, data, extra)
+    resolved = detect_format(name, data[:_HEAD]) if fmt == "auto" else fmt
+    if resolved == "parquet":
+        try:
+            frame = pd.read_parquet(io.BytesIO(data))
+        except Exception as err:  # pyarrow raises many types for damaged files; all mean the same to a person
+            msg = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+            raise InputError(f"{name} is not a readable Parquet file ({msg}); re-export it or pick another --format") \
+                from None
+        if frame.empty:
+            raise InputError(f"{name} has no rows (columns: {', '.join(map(str, frame.columns[:8]))}); add events")
+        for col in frame.columns:
+            if isinstance(frame[col].dtype, pd.CategoricalDtype):
+                frame[col] = frame[col].astype(object)
+        return _Raw(frame, RowRef(name, np.arange(1, len(frame) + 1, dtype=np.int64), "row")), extra
+    text = decode_text(name, data)
+    if not text.strip():
+        raise InputError(f"{name} is empty; choose a file with events (user, item, time)")
+    if resolved == "jsonl":
+        return _read_jsonl(name, text), extra
+    if resolved == "seqtxt":
+        return _read_seqtxt(name, text), extra
+    if resolved == "movielens":
+        return _read_movielens(name, text), extra
+    frame, ref = read_delimited(name, text, resolved)
+    return _Raw(frame, ref), extra
+
+
+def read_raw_table(name: str, data: bytes, fmt: str = "auto") -> pd.DataFrame:
+    """The file's columns as read (text for text formats), for previews and column mapping; formats with fixed
+    columns (sequence text, MovieLens .dat/u.data) come back with canonical names."""
+    raw, _ = _read(name, data, fmt, {})
+    return raw.frame
+
+
+def load_events_bytes(name: str, data: bytes, fmt: str = "auto", columns: ColumnMap | None = None, *,
+                      extra_files: dict[str, bytes] | None = None) -> pd.DataFrame:
+    """Canonical events from an upload; ``extra_files`` may hold item titles/categories (e.g. MovieLens
+    ``movies.csv``, ``movies.dat``, ``u.item``, or any table with an item column and a title/category column)."""
+    raw, extra = _read(name, data, fmt, dict(extra_files or {}))
+    if raw.fixed is not None:
+        cols = with_columns(columns, **{k: getattr(raw.fixed, k) for k in ColumnMap.__dataclass_fields__})
+        cols = detect_columns(raw.frame, cols, source=raw.ref.source)
+    else:
+        cols = detect_columns(raw.frame, columns, source=raw.ref.source)
+    log.info("%s: columns %s", raw.ref.source, cols)
+    events = to_canonical(raw.frame, cols, raw.ref)
+    for meta_name, meta_data in extra.items():
+        events = attach_item_metadata(events, meta_name, meta_data, raw.ref.source)
+    return events
+
+
+def load_events(path: str | Path, fmt: str = "auto", columns: ColumnMap | None = None) -> pd.DataFrame:
+    """Canonical events from a file; a MovieLens ratings file picks up the titles file beside it, and a folder
+    holding a MovieLens ratings file is accepted for that file."""
+    _check_format(fmt)
+    path = Path(path)
+    if path.is_dir():
+        found = next((path / b for b in _ML_EVENT_FILES if (path / b).is_file()), None)
+        if found is None:
+            raise InputError(f"'{path}' is a folder; pass the log file inside it")
+        path = found
+    if not path.is_file():
+        raise InputError(f"data file '{path}' does not exist; check the path")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read '{path}' ({err.strerror}); check the path and permissions") from None
+    extra: dict[str, bytes] = {}
+    if fmt in ("auto", "movielens") and data[:2] != b"\x1f\x8b" and data[:4] != b"PK\x03\x04" \
+            and (fmt == "movielens" or detect_format(path.name, data[:_HEAD]) == "movielens"):
+        siblings = _ML_SIBLINGS.get(path.name.lower(), ("movies.csv", "movies.dat", "u.item"))
+        side = next((path.parent / s for s in siblings if (path.parent / s).is_file()), None)
+        if side is not None:
+            extra[side.name] = side.read_bytes()
+            log.info("%s: adding item titles and genres from %s", path.name, side.name)
+    return load_events_bytes(path.name, data, fmt, columns, extra_files=extra)
