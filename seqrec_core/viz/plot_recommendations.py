@@ -19,6 +19,7 @@ from seqrec_core.viz.theme import (
     is_missing,
     item_label,
     set_title,
+    truncate,
 )
 
 _MAX_LANES = 8  # categories beyond the most frequent ones fold into "other"
@@ -84,7 +85,7 @@ def plot_user_timeline(timeline: pd.DataFrame, heldout_item: str | None = None) 
     lag = _text_column(frame, "lag", [""] * n) if "lag" in frame else [""] * n
     lag_txt = [f" · lag {float(v):,.0f}" if not is_missing(v) and _is_number(v) else "" for v in lag]
     rows_txt = zip(titles, ids, cats, when, lag_txt, strict=True)
-    custom = np.array([[item_label(t, i, 60), i, c, w + lg] for t, i, c, w, lg in rows_txt],
+    custom = np.array([[item_label(t, i, 60), i, truncate(c, 40), w + lg] for t, i, c, w, lg in rows_txt],
                       dtype=object)
     hover = "<b>%{customdata[0]}</b><br>id %{customdata[1]} · %{customdata[2]}<br>%{customdata[3]}<extra></extra>"
     lane, order = _lanes(cats)

@@ -23,7 +23,8 @@ def _num(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def plot_training_curves(history: list[dict]) -> go.Figure:
-    """Training loss (left) and validation NDCG@10 (right) per epoch, best epoch marked in both panels."""
+    """Training loss (left) and validation NDCG@10 (right) per epoch, best epoch marked in both panels.
+    ``seconds`` is the time since training started (cumulative), as :mod:`seqrec_core.training` writes it."""
     title, x_title = "Training curves", "epoch"
     if not history:
         return empty_figure(title, x_title, "training loss", "no finished epoch yet")
@@ -41,14 +42,14 @@ def plot_training_curves(history: list[dict]) -> go.Figure:
                                         "Validation NDCG@10 (higher is better)"))
     fig.update_annotations(font_size=14)  # only the two panel titles exist at this point
     common = ("epoch %{x}<br>loss %{customdata[3]:.4f} · NDCG@10 %{customdata[0]:.4f}"
-              "<br>HR@10 %{customdata[1]:.4f} · %{customdata[2]:.1f} s<extra></extra>")
+              "<br>HR@10 %{customdata[1]:.4f} · at %{customdata[2]:,.0f} s<extra></extra>")
     fig.add_scatter(x=epoch, y=loss, mode="lines+markers", name="training loss", customdata=hover,
                     line=dict(color=PRIMARY, width=2.5), hovertemplate=common, row=1, col=1)
     fig.add_scatter(x=epoch, y=ndcg, mode="lines+markers", name="validation NDCG@10", customdata=hover,
                     line=dict(color=PALETTE[2], width=2.5), hovertemplate=common, connectgaps=True, row=1, col=2)
     subtitle = f"{len(frame)} epochs"
     if np.isfinite(secs).any():
-        subtitle += f" · {np.nansum(secs):,.0f} s in total"
+        subtitle += f" · {np.nanmax(secs):,.0f} s of training"  # the trainer logs cumulative seconds
     if np.isfinite(ndcg).any():
         best = int(np.nanargmax(ndcg))
         best_epoch = epoch[best]
