@@ -23,7 +23,7 @@ def pad_left(histories: Sequence[np.ndarray], max_len: int, width: int | None = 
     lengths = np.fromiter((min(len(h), max_len) for h in histories), dtype=np.int64, count=len(histories))
     w = int(width) if width is not None else max(1, int(lengths.max(initial=0)))
     out = np.zeros((len(histories), w), dtype=np.int64)  # (B, W)
-    for row, (h, n) in enumerate(zip(histories, lengths)):
+    for row, (h, n) in enumerate(zip(histories, lengths, strict=True)):
         n = min(int(n), w)
         if n:
             out[row, w - n:] = np.asarray(h[-n:], dtype=np.int64)

@@ -17,6 +17,7 @@ from typing import Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from seqrec_core.errors import InputError
 from seqrec_core.models.neural import full_softmax_cross_entropy
 

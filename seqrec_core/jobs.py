@@ -1,0 +1,116 @@
+"""The train job behind both ``python -m seqrec_core train`` and the dashboard's Train page.
+
+One function does the whole job: build the model, train it, evaluate it on validation and test with full
+ranking, save the run atomically, and append every event to a progress file as JSON lines (which the Train
+page polls). Its return value is the CLI's ``train`` JSON document.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from seqrec_core.data.sequences import SequenceData
+from seqrec_core.errors import InputError
+from seqrec_core.training import TrainConfig, TrainingCancelled, seed_everything, train_model
+
+log = logging.getLogger(__name__)
+
+
+class _ProgressFile:
+    """Appends one JSON object per line and flushes it, so a reader never waits for a buffer."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._fh = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def __call__(self, event: dict) -> None:
+        if self._fh is not None:
+            self._fh.write(json.dumps({**event, "time": round(time.time(), 3)}, default=str) + "\n")
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def run_training_job(data: SequenceData, family: str, model_options: dict, train_cfg: TrainConfig,
+                     out_dir: str | Path, data_info: dict, progress_path: str | Path | None = None,
+                     should_stop: Callable[[], bool] | None = None, exclude_seen: bool = False,
+                     on_event: Callable[[dict], None] | None = None) -> dict:
+    """Train ``family`` on ``data``, evaluate, save the run to ``out_dir``; returns the CLI's train JSON.
+
+    Progress events go to ``progress_path`` (and ``on_event``), ending with ``done`` (run saved),
+    ``cancelled`` (cancel before any validation: nothing saved, :class:`TrainingCancelled` raised) or
+    ``error`` (the exception is re-raised). A cancel after a validation saves the best checkpoint and
+    reports ``stopped_reason: "cancelled"``.
+    """
+    from seqrec_core.evaluation import evaluate
+    from seqrec_core.models import build_model
+    from seqrec_core.models.neural import NeuralScorer
+    from seqrec_core.runs import is_run_folder, save_run
+
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_run_folder(out))):
+        raise InputError(f"output '{out}' exists and is not an empty folder or a run; choose a new folder")
+    options = dict(model_options)
+    if options.get("max_len") is None:
+        options["max_len"] = train_cfg.max_len
+    elif options["max_len"] != train_cfg.max_len:
+        raise InputError(f"model max_len {options['max_len']} differs from training max_len {train_cfg.max_len}; "
+                         "set one history length")
+    progress = _ProgressFile(Path(progress_path) if progress_path is not None else None)
+
+    def emit(event: dict) -> None:
+        progress(event)
+        if on_event is not None:
+            on_event(event)
+
+    try:
+        seed_everything(train_cfg.seed)
+        model = build_model(family, data.vocab.n_items, **options)
+        result = train_model(model, data, train_cfg, on_event=emit, should_stop=should_stop)
+        emit({"event": "evaluating", "parts": ["val", "test"]})
+        device = torch.device(result.device)
+        scorer = NeuralScorer(model, model.config.max_len, device, batch_size=512, output="torch")
+        metrics = {part: evaluate(scorer, data, part, exclude_seen=exclude_seen, batch_size=512).metrics
+                   for part in ("val", "test")}
+        metrics["exclude_seen"] = exclude_seen
+        config = {"family": family, "model": model.config.to_dict(), "train": train_cfg.to_dict(),
+                  "data": data_info, "device": result.device, "train_seconds": round(result.train_seconds, 3),
+                  "stopped_reason": result.stopped_reason, "best_epoch": result.best_epoch,
+                  "epochs_trained": max((row["epoch"] for row in result.history), default=0),
+                  "exclude_seen": exclude_seen, "versions": _versions()}
+        model.to("cpu")
+        save_run(out, model=model, config=config, vocab=data.vocab, metrics=metrics, history=result.history,
+                 progress_path=progress_path)
+        summary = {"run_dir": str(out), "model": family, "epochs": config["epochs_trained"],
+                   "best_epoch": result.best_epoch, "train_seconds": config["train_seconds"],
+                   "device": result.device, "stopped_reason": result.stopped_reason, "exclude_seen": exclude_seen,
+                   "metrics": {"val": metrics["val"], "test": metrics["test"]}}
+        emit({"event": "done", **summary})
+        return summary
+    except TrainingCancelled as err:
+        emit({"event": "cancelled", "message": str(err)})
+        raise
+    except BaseException as err:
+        emit({"event": "error", "message": str(err) or type(err).__name__})
+        raise
+    finally:
+        progress.close()
+
+
+def _versions() -> dict:
+    import transformers
+
+    from seqrec_core import __version__
+
+    return {"seqrec_core": __version__, "torch": torch.__version__, "transformers": transformers.__version__}
