@@ -79,14 +79,14 @@ def plot_metric_comparison(table: pd.DataFrame, metric: str = "NDCG@10") -> go.F
                     textposition="middle right", showlegend=False, hoverinfo="skip", cliponaxis=False)
     baselines = frame[frame["baseline"]]
     models = frame[~frame["baseline"]]
-    subtitle = "whiskers: 95% confidence interval over test users"
+    subtitle = "whiskers: 95% confidence interval"
     if not baselines.empty:
         best_base = baselines.iloc[0]
         add_guide(fig, float(best_base["value"]), f"best baseline ({best_base['model']})", dash="dot")
         if not models.empty and best_base["value"] > 0:
             best = models.iloc[0]
             lift = float(best["value"]) / float(best_base["value"]) - 1
-            subtitle = (f"{best['model']} vs best baseline {best_base['model']}: {lift:+.0%} · " + subtitle)
+            subtitle = f"{best['model']} {lift:+.0%} vs the best baseline ({best_base['model']}) · " + subtitle
     set_title(fig, title, subtitle)
     x_max = float(np.nanmax(label_x)) if np.isfinite(label_x).any() else 1.0
     fig.update_xaxes(title_text=x_title, range=[0, x_max * 1.18 if x_max > 0 else 1], rangemode="tozero")
@@ -136,10 +136,7 @@ def plot_rank_distribution(ranks: pd.DataFrame, n_items: int) -> go.Figure:
     fig.update_xaxes(title_text=x_title, type="log", range=[0, np.log10(max(n_items, 2))],
                      **log_axis_ticks(1, n_items))
     fig.update_yaxes(title_text=y_title, range=[0, 1.02], tickformat=".0%")
-    fig = apply_theme(fig)
-    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=0.98, xanchor="left", x=0.01,
-                                  bgcolor="rgba(255,255,255,0.85)"))
-    return fig
+    return apply_theme(fig, legend_inside=True)
 
 
 def _bucket_order(frame: pd.DataFrame) -> list[str]:

@@ -68,8 +68,9 @@ def plot_training_curves(history: list[dict]) -> go.Figure:
     fig.update_xaxes(title_text="epoch", dtick=1 if len(frame) <= 20 else None)
     fig.update_yaxes(title_text="training loss (per step, mean)", row=1, col=1)
     fig.update_yaxes(title_text="validation NDCG@10 (0–1)", rangemode="tozero", row=1, col=2)
+    fig.update_layout(showlegend=False)  # the panel titles name the series
     fig = apply_theme(fig)
-    fig.update_layout(margin=dict(t=120), showlegend=False)  # panel titles name the series; room for them
+    fig.update_layout(margin=dict(t=120))  # room for the subtitle and the panel titles
     return fig
 
 

@@ -28,6 +28,7 @@ FONT_FAMILY = "'Source Sans Pro', 'Source Sans 3', 'Segoe UI', Helvetica, Arial,
 FONT_SIZE = 14
 MARGIN = dict(l=80, r=40, t=90, b=70)
 DEFAULT_HEIGHT = 440
+LEGEND_ROOM = 40  # pixels added under the plot when a legend is shown there
 BASELINE_NAMES = frozenset({"popularity", "markov", "itemknn"})
 NO_DATA = "no data"
 
@@ -44,7 +45,9 @@ def _build_template() -> go.layout.Template:
         margin=MARGIN,
         hoverlabel=dict(font=dict(family=FONT_FAMILY, size=13), bgcolor="white", bordercolor="#BFC5CD",
                         align="left"),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0, title_text=""),
+        # below the x-axis title: a legend above the plot collides with the subtitle and guide labels
+        legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom", xref="paper", x=0.0,
+                    xanchor="left", title_text=""),
         xaxis=axis, yaxis=axis, bargap=0.15, hovermode="closest", plot_bgcolor="white", paper_bgcolor="white",
     )
     return template
@@ -53,9 +56,26 @@ def _build_template() -> go.layout.Template:
 TEMPLATE = _build_template()
 
 
-def apply_theme(fig: go.Figure, *, height: int | None = None) -> go.Figure:
-    """Give ``fig`` the house template and a height; the width is left to the page (``width="stretch"``)."""
-    fig.update_layout(template=TEMPLATE, height=int(height or DEFAULT_HEIGHT), autosize=True)
+def _shows_legend(fig: go.Figure) -> bool:
+    """Plotly's own rule: an explicit showlegend wins, otherwise a legend appears from two legend entries on."""
+    if fig.layout.showlegend is not None:
+        return bool(fig.layout.showlegend)
+    return sum(1 for t in fig.data if t.showlegend is not False) >= 2
+
+
+def apply_theme(fig: go.Figure, *, height: int | None = None, legend_inside: bool = False) -> go.Figure:
+    """Give ``fig`` the house template and a height; the width is left to the page (``width="stretch"``).
+    A legend goes under the x-axis title (the bottom margin grows to hold it) or, with ``legend_inside``, into
+    the plot's top-left corner, for curves that leave that corner empty."""
+    height = int(height or DEFAULT_HEIGHT)
+    fig.update_layout(template=TEMPLATE, autosize=True)
+    if legend_inside:
+        fig.update_layout(legend=dict(orientation="v", yref="paper", y=0.98, yanchor="top", x=0.01,
+                                      xanchor="left", bgcolor="rgba(255,255,255,0.85)"))
+    elif _shows_legend(fig):
+        fig.update_layout(margin=dict(b=MARGIN["b"] + LEGEND_ROOM))
+        height += LEGEND_ROOM
+    fig.update_layout(height=height)
     return fig
 
 
