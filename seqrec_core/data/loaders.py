@@ -76,8 +76,9 @@ def detect_format(name: str, head: bytes) -> str:
         return "jsonl"
     if "::" in first:
         return "movielens"
-    if lines and all(_INT_LINE.match(ln) for ln in lines):
-        counts = {len(ln.split()) for ln in lines}
+    int_lines = [ln for ln in lines if _INT_LINE.match(ln)]
+    if int_lines and len(int_lines) >= 0.5 * len(lines) and "," not in first:  # mostly `user item item ...`
+        counts = {len(ln.split()) for ln in int_lines}
         if len(counts) > 1 or counts == {2} or len(lines) == 1:
             return "seqtxt"
     return "tsv" if "\t" in first else "csv"
@@ -209,8 +210,7 @@ def _scan(name: str, text: str, delim: str) -> tuple[list[list[str]], np.ndarray
             elif len(row) != ncols and not (len(row) > ncols and not any(c.strip() for c in row[ncols:])):
                 hint = " (a quoted value runs over several lines: an unclosed quote?)" \
                     if any("\n" in c for c in row) else ""
-                what = "the first row" if len(head) < 1 else "the header or first row"
-                raise InputError(f"{name} line {start}: {len(row)} fields where {what} has {ncols}{hint}; fix that "
+                raise InputError(f"{name} line {start}: {len(row)} fields where the first row has {ncols}{hint}; fix that "
                                  f"row (quote values that contain '{delim.strip() or 'spaces'}')")
             if len(head) < 30:
                 head.append(row)

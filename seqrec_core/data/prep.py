@@ -106,7 +106,7 @@ def _warnings(events: pd.DataFrame, options: PrepOptions, source: str) -> list[s
         out.append(f"{source} has no timestamps: events keep their order in the file, and time-of-day, "
                    f"periodicity and burst views are unavailable (set --time-col if it has a time column)")
     else:
-        t = ts.values  # numpy datetime64 (tz dropped, still UTC)
+        t = (ts.dt.tz_convert(None) if ts.dt.tz is not None else ts).to_numpy()  # datetime64, UTC
         ties = same_user & (t[1:] == t[:-1])
         if same_user.sum() and ties.sum() / same_user.sum() > 0.05:
             out.append(f"{ties.sum() / same_user.sum():.0%} of consecutive events of a user share a timestamp; "

@@ -238,6 +238,11 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _rows(mask: np.ndarray) -> str:
+    n = int(mask.sum())
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
 def _blank(values: pd.Series) -> np.ndarray:
     missing = values.isna().to_numpy(dtype=bool)
     if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
@@ -251,7 +256,7 @@ def to_id_strings(values: pd.Series, ref: RowRef, column: str, what: str) -> pd.
     bad = _blank(values)
     if bad.any():
         i = _first_bad(bad)
-        raise InputError(f"{ref.at(i, column)}: empty {what} id ({int(bad.sum())} rows in all); "
+        raise InputError(f"{ref.at(i, column)}: empty {what} id ({_rows(bad)} in all); "
                          f"fill in the ids or remove those rows")
     if pd.api.types.is_float_dtype(values.dtype):
         arr = values.to_numpy(dtype=float)
@@ -278,7 +283,7 @@ def parse_timestamps(values: pd.Series, ref: RowRef, column: str) -> pd.Series:
         return _as_ns(ts, ref, column)
     bad = _blank(values)
     if bad.any():
-        raise InputError(f"{ref.at(_first_bad(bad), column)}: empty timestamp ({int(bad.sum())} rows in all); "
+        raise InputError(f"{ref.at(_first_bad(bad), column)}: empty timestamp ({_rows(bad)} in all); "
                          f"fill them in or remove those rows")
     if pd.api.types.is_bool_dtype(values.dtype):
         raise InputError(f"{ref.at(0, column)}: true/false values are not timestamps; set {_HOW_TO_SET['time']}")
@@ -296,7 +301,7 @@ def parse_timestamps(values: pd.Series, ref: RowRef, column: str) -> pd.Series:
     if bad.any():
         i = _first_bad(bad)
         raise InputError(f"{ref.at(i, column)}: cannot read '{str(values.iloc[i])[:40]}' as a time "
-                         f"({int(bad.sum())} such rows); use unix seconds/milliseconds or ISO-8601 like "
+                         f"({_rows(bad)} like this); use unix seconds/milliseconds or ISO-8601 like "
                          f"2024-01-31T14:05:00Z, or set {_HOW_TO_SET['time']}")
     return _as_ns(ts, ref, column)
 
