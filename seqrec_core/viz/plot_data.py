@@ -81,7 +81,9 @@ def plot_events_over_time(events_per_day: pd.Series) -> go.Figure:
     """Daily event counts with a rolling average on top: the raw line shows bursts and outages, the average
     shows the trend. Days with no events are drawn as zero rather than silently bridged."""
     title, x_title, y_title = "Events over time", "date (UTC)", "events per day"
-    series = pd.Series(events_per_day) if events_per_day is not None else pd.Series(dtype=float)
+    if events_per_day is None:  # what the data summary gives for logs without time
+        return empty_figure(title, x_title, y_title, "this log has event order only, no timestamps")
+    series = pd.Series(events_per_day)
     series = pd.to_numeric(series, errors="coerce").dropna()
     if series.empty:
         return empty_figure(title, x_title, y_title, "no events")
@@ -162,6 +164,10 @@ def plot_quality_report(report_frame: pd.DataFrame) -> go.Figure:
     steps = [f"{i + 1}. {clean_text(s, 'step')}" for i, s in enumerate(frame["step"])]
     dropped = pd.to_numeric(frame["rows_dropped"], errors="coerce").fillna(0).to_numpy(dtype=float)
     reasons = [clean_text(r, "—") for r in frame["reason"]] if "reason" in frame else ["—"] * len(frame)
+    if "rows_left" in frame:  # the prep report carries it: show what survives each step too
+        left = pd.to_numeric(frame["rows_left"], errors="coerce")
+        reasons = [f"{fmt_count(n)} rows left · {r}" if np.isfinite(n) else r for n, r in zip(left, reasons,
+                                                                                                strict=True)]
     colors = [ACCENT if d > 0 else MUTED for d in dropped]
     fig = go.Figure()
     fig.add_bar(x=dropped, y=steps, orientation="h", marker_color=colors, customdata=reasons,

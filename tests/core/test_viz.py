@@ -156,6 +156,7 @@ def test_events_over_time_shows_quiet_days_as_zero() -> None:
     assert list(np.asarray(daily.y)[10:13]) == [0, 0, 0]
     order_only = viz.plot_events_over_time(pd.Series([3, 4], index=[0, 1]))
     assert any("no timestamps" in t for t in _annotation_texts(order_only))
+    assert any("no timestamps" in t for t in _annotation_texts(viz.plot_events_over_time(None)))
 
 
 def test_item_popularity_is_a_falling_log_log_curve_without_zeros() -> None:
