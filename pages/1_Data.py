@@ -90,17 +90,17 @@ else:
 
 c1, c2 = st.columns(2)
 with c1:
-    st.plotly_chart(plot_sequence_lengths(summary.seq_lengths), width="stretch")
+    st.plotly_chart(plot_sequence_lengths(summary.seq_lengths), width="stretch", theme=None)
     st.caption("How many events each user has. Short histories give a sequence model little to work with.")
 with c2:
     if summary.events_per_day is not None:
-        st.plotly_chart(plot_events_over_time(summary.events_per_day), width="stretch")
+        st.plotly_chart(plot_events_over_time(summary.events_per_day), width="stretch", theme=None)
         st.caption("Events per day (UTC). Spikes are bursts; gaps are missing data or quiet periods.")
     else:
-        st.plotly_chart(plot_item_popularity(uploads.item_counts(ds)), width="stretch")
+        st.plotly_chart(plot_item_popularity(uploads.item_counts(ds)), width="stretch", theme=None)
         st.caption("Events per item, most popular first (log-log). A steep head means popularity is a strong baseline.")
 if summary.events_per_day is not None:
-    st.plotly_chart(plot_item_popularity(uploads.item_counts(ds)), width="stretch")
+    st.plotly_chart(plot_item_popularity(uploads.item_counts(ds)), width="stretch", theme=None)
     st.caption("Events per item, most popular first (log-log). A steep head means popularity is a strong baseline.")
 
 st.subheader("Data quality")
@@ -109,7 +109,7 @@ st.markdown(f"Read **{ds.report.rows_in:,}** rows, kept **{ds.report.rows_out:,}
 for warning in ds.report.warnings:
     st.warning(warning)
 if len(report) and report["rows_dropped"].sum() > 0:
-    st.plotly_chart(plot_quality_report(report), width="stretch")
+    st.plotly_chart(plot_quality_report(report), width="stretch", theme=None)
     st.caption("Rows removed by each cleaning step, and why.")
 st.dataframe(report, width="stretch", hide_index=True)
 download_table(report, "quality_report.csv")

@@ -110,10 +110,10 @@ def job_panel(job: train_jobs.Job) -> None:
         st.error(f"Training failed: {train_jobs.error_message(job, events)}")
     c1, c2 = st.columns(2)
     if steps:
-        c1.plotly_chart(plot_live_loss(steps), width="stretch", key=f"loss_{job.name}")
+        c1.plotly_chart(plot_live_loss(steps), width="stretch", key=f"loss_{job.name}", theme=None)
         c1.caption("Training loss (cross-entropy over the catalogue) per step; it should fall and flatten.")
     if history:
-        c2.plotly_chart(plot_training_curves(history), width="stretch", key=f"curve_{job.name}")
+        c2.plotly_chart(plot_training_curves(history), width="stretch", key=f"curve_{job.name}", theme=None)
         c2.caption("Per epoch: training loss and validation NDCG@10 (full ranking). The best epoch is kept.")
     if status != "running" and (st.session_state.get("_job_final") or {}).get(job.name) != status:
         st.session_state.setdefault("_job_final", {})[job.name] = status

@@ -28,7 +28,7 @@ st.markdown(f"**Protocol:** test split, {len(ordered[0].users):,} users, full ra
             f"{ds.sequences.vocab.n_items:,} items, seen items **{'excluded' if exclude_seen else 'included'}**.")
 
 table = get_metrics_table(ordered)
-st.plotly_chart(plot_metric_comparison(table, metric), width="stretch")
+st.plotly_chart(plot_metric_comparison(table, metric), width="stretch", theme=None)
 st.caption(f"{metric} per model with bootstrap 95% intervals (1,000 resamples of users). "
            "Bars whose intervals do not overlap differ beyond chance.")
 shown = table[["model", "users", *METRICS]]
@@ -38,12 +38,12 @@ download_table(table, "metrics.csv")
 c1, c2 = st.columns(2)
 with c1:
     st.plotly_chart(plot_rank_distribution(get_rank_distribution(ordered), ds.sequences.vocab.n_items),
-                    width="stretch")
+                    width="stretch", theme=None)
     st.caption("Share of users whose held-out item ranks at or above each position (log scale). "
                "Higher and further left is better; the guides mark the top 10 and 20.")
 with c2:
     by_len = get_metrics_by_history_length(ordered, metric=metric)
-    st.plotly_chart(plot_metric_by_history_length(by_len, metric), width="stretch")
+    st.plotly_chart(plot_metric_by_history_length(by_len, metric), width="stretch", theme=None)
     st.caption(f"{metric} by how many events the user had before the test event. Sequence models should gain "
                "most on longer histories.")
 download_table(by_len, "metrics_by_history_length.csv")

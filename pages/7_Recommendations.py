@@ -43,13 +43,13 @@ rank = held.get("rank")
 m3.metric("Its rank", f"{rank:,}" if rank else "excluded", delta="in top K" if rank and rank <= k else None,
           help=f"Position of the held-out item among {vocab.n_items:,} items (1 = first).")
 
-st.plotly_chart(plot_user_timeline(timeline, heldout_item=held.get("item_id")), width="stretch")
+st.plotly_chart(plot_user_timeline(timeline, heldout_item=held.get("item_id")), width="stretch", theme=None)
 st.caption("The user's events in time order, coloured by category; the star is the held-out test event the model "
            "had to predict. Hover for titles and how many steps back each event is.")
 
 c1, c2 = st.columns([3, 2])
 with c1:
-    st.plotly_chart(plot_topk_scores(recs, heldout_item=held.get("item_id")), width="stretch")
+    st.plotly_chart(plot_topk_scores(recs, heldout_item=held.get("item_id")), width="stretch", theme=None)
     st.caption("The model's top-K from the history before the held-out event; a highlighted bar is the real next item.")
 with c2:
     st.dataframe(recs, width="stretch", hide_index=True)
