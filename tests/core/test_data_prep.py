@@ -82,8 +82,9 @@ def test_k_core_property_every_user_and_item_has_k_events(k: int) -> None:
 
 
 def test_k_core_that_empties_the_log_says_so() -> None:
-    with pytest.raises(InputError, match="300-core of log.csv is empty.*lower k-core"):
-        prepare_events(_random_log(), PrepOptions(k_core=300), source="log.csv")
+    every_item_once = _events([(f"u{k % 7}", f"i{k}", k) for k in range(70)])
+    with pytest.raises(InputError, match="2-core of log.csv is empty.*lower k-core"):
+        prepare_events(every_item_once, PrepOptions(k_core=2), source="log.csv")
 
 
 def test_output_is_canonically_sorted_even_if_input_is_not() -> None:
