@@ -6,11 +6,11 @@ from ui.sidebar import render_sidebar
 st.set_page_config(page_title="SeqRec Lens", page_icon="🔭", layout="wide")
 
 PAGES = [
-    st.Page("pages/0_Home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/1_Data.py", title="Data", icon="📂"),
-    st.Page("pages/3_Train.py", title="Train", icon="🏋️"),
-    st.Page("pages/4_Evaluate.py", title="Evaluate", icon="📏"),
-    st.Page("pages/7_Recommendations.py", title="Recommendations", icon="🎯"),
+    st.Page("pages/0_Home.py", title="Home", default=True),
+    st.Page("pages/1_Data.py", title="Data"),
+    st.Page("pages/3_Train.py", title="Train"),
+    st.Page("pages/4_Evaluate.py", title="Evaluate"),
+    st.Page("pages/7_Recommendations.py", title="Recommendations"),
 ]
 
 page = st.navigation(PAGES)

@@ -3,7 +3,7 @@ import streamlit as st
 
 from ui import state
 
-st.title("🔭 SeqRec Lens")
+st.title("SeqRec Lens")
 st.markdown("Bring a behaviour log (**who** did **what**, **when**), train a Transformer sequence recommender on it, "
             "measure it against honest baselines, and see what it recommends to whom.")
 
@@ -24,8 +24,7 @@ with right:
                  "planted daily/weekly rhythms, item bursts and long-range trigger→response pairs."):
         ds = state.load_demo()
         st.success(f"Demo data loaded: {ds.sequences.n_users:,} users, {ds.sequences.n_events:,} events.")
-    st.page_link("pages/1_Data.py", label="…or bring your own log (CSV, Parquet, JSONL, MovieLens, sequence text)",
-                 icon="📂")
+    st.page_link("pages/1_Data.py", label="…or bring your own log (CSV, Parquet, JSONL, MovieLens, sequence text)")
 
 st.subheader("Your workflow")
 run = state.get_run()
@@ -42,6 +41,6 @@ steps = [
 for page, label, done, detail in steps:
     c1, c2 = st.columns([1, 3])
     with c1:
-        st.page_link(page, label=label, icon="✅" if done else "⬜")
+        st.page_link(page, label=label if done else "⬜")
     with c2:
         st.caption(detail)

@@ -12,7 +12,7 @@ from seqrec_core.viz.plot_data import (plot_events_over_time, plot_item_populari
 from ui import state, uploads
 from ui.widgets import download_table
 
-st.title("📂 Data")
+st.title("Data")
 st.caption("Load a behaviour log (user, item, time), check how it was read, and see its shape before training.")
 
 with st.expander("Bring your own log", expanded=state.get_dataset() is None):

@@ -10,7 +10,7 @@ from seqrec_core.viz.plot_training import plot_live_loss, plot_training_curves
 from ui import state, train_jobs
 from ui.widgets import download_table
 
-st.title("🏋️ Train")
+st.title("Train")
 st.caption("Train a SASRec-style Transformer on the data in use. Training runs in the background: you can change "
            "pages while it works, and cancel it keeping the best model so far.")
 ds = state.require_dataset()

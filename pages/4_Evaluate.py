@@ -8,7 +8,7 @@ from seqrec_core.viz.plot_evaluation import (plot_metric_by_history_length, plot
 from ui import compute, state
 from ui.widgets import download_table
 
-st.title("📏 Evaluate")
+st.title("Evaluate")
 st.caption("How well does the model predict each user's last event? Leave-one-out in time, every item in the "
            "catalogue ranked, next to popularity, first-order Markov and item-kNN under the same protocol.")
 ds = state.require_dataset()

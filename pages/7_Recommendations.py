@@ -7,7 +7,7 @@ from seqrec_core.viz.plot_recommendations import plot_topk_scores, plot_user_tim
 from ui import compute, state
 from ui.widgets import download_table
 
-st.title("🎯 Recommendations")
+st.title("Recommendations")
 st.caption("Pick a user: see their history, the model's top-K for their held-out last event, and how that real "
            "event ranked. Download the top-K for every user at the bottom.")
 ds = state.require_dataset()

@@ -48,7 +48,7 @@ def require_dataset() -> Dataset:
     ds = get_dataset()
     if ds is None:
         st.info("No data loaded yet. Load the demo on **Home** or bring your own log on **Data** first.")
-        st.page_link("pages/1_Data.py", label="Go to Data", icon="📂")
+        st.page_link("pages/1_Data.py", label="Go to Data")
         st.stop()
     return ds
 
@@ -95,13 +95,13 @@ def require_run(ds: Dataset):  # noqa: ANN201 - seqrec_core.runs.Run
     run = get_run()
     if run is None:
         st.info("No model in use yet. Train one (or load a saved run) on **Train** first.")
-        st.page_link("pages/3_Train.py", label="Go to Train", icon="🏋️")
+        st.page_link("pages/3_Train.py", label="Go to Train")
         st.stop()
     expected = (run.config.get("data") or {}).get("fingerprint")
     if expected and expected != ds.fingerprint:
         st.warning(f"The run in use ({run.path.name}) was trained on other data than **{ds.name}**. "
                    "Pick a run for this dataset on **Train**, or load its data.")
-        st.page_link("pages/3_Train.py", label="Go to Train", icon="🏋️")
+        st.page_link("pages/3_Train.py", label="Go to Train")
         st.stop()
     return run
 
