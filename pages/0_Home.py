@@ -41,6 +41,6 @@ steps = [
 for page, label, done, detail in steps:
     c1, c2 = st.columns([1, 3])
     with c1:
-        st.page_link(page, label=label if done else "⬜")
+        st.page_link(page, label=f"{label}  ✓" if done else label)
     with c2:
         st.caption(detail)
