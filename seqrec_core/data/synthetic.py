@@ -123,7 +123,7 @@ def _session_times(lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     sess = np.cumsum(new_session) - 1
     sess_user = user_of[new_session]
     days = np.arange(SPAN_DAYS)
-    weekday = (START.dayofweek + days) % 7
+    weekday = (START.day_of_week + days) % 7
     p_day = np.where(weekday >= 5, WEEKEND_BOOST, 1.0)
     hours = np.arange(24)
     p_hour = 0.08 + sum(np.exp(-0.5 * (np.minimum(abs(hours - h), 24 - abs(hours - h)) / 1.5) ** 2)
