@@ -23,8 +23,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqrec_core.data.schema import (ALL_ALIASES, ColumnMap, RowRef, detect_columns, find_by_name, first_label,
-                                     norm_name, to_canonical, to_id_strings, to_text, with_columns)
+from seqrec_core.data.schema import (
+    ALL_ALIASES,
+    ColumnMap,
+    RowRef,
+    detect_columns,
+    find_by_name,
+    first_label,
+    norm_name,
+    to_canonical,
+    to_id_strings,
+    to_text,
+    with_columns,
+)
 from seqrec_core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -289,7 +300,7 @@ def _read_jsonl(name: str, text: str) -> _Raw:
     if not isinstance(records, list) or not records:
         raise InputError(f"{name} holds no JSON records; expected one object per line like "
                          '{"user": "u1", "item": "i9", "timestamp": 1700000000}')
-    for rec, ln in zip(records, lines):
+    for rec, ln in zip(records, lines, strict=True):
         if not isinstance(rec, dict):
             raise InputError(f"{name} {unit} {ln}: expected a JSON object with user/item/time fields, found "
                              f"{type(rec).__name__}; write one {{...}} object per line")

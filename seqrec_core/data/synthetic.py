@@ -248,8 +248,8 @@ def make_demo_events(n_users: int = 2000, events_per_user: int = 50, n_items: in
         seed=seed,
         burst_items=[{"item": str(item_ids[b]), "start": pd.Timestamp(s, unit="s", tz="UTC"),
                       "end": pd.Timestamp(e, unit="s", tz="UTC")} for b, s, e in bursts],
-        transitions={str(item_ids[a]): str(item_ids[b]) for a, b in zip(sources, targets)},
-        trigger_response=[(str(item_ids[t]), str(item_ids[r])) for t, r in zip(triggers, responses)],
+        transitions={str(item_ids[a]): str(item_ids[b]) for a, b in zip(sources, targets, strict=True)},
+        trigger_response=[(str(item_ids[t]), str(item_ids[r])) for t, r in zip(triggers, responses, strict=True)],
         response_users=[str(user_ids[k]) for k in ru],
     )
     return events, truth

@@ -27,7 +27,7 @@ def _random_log(n: int = 3000, users: int = 120, items: int = 200, seed: int = 0
     rng = np.random.default_rng(seed)
     u = rng.zipf(1.5, n) % users
     i = rng.zipf(1.3, n) % items
-    return _events([(f"u{a}", f"i{b}", k) for k, (a, b) in enumerate(zip(u, i))])
+    return _events([(f"u{a}", f"i{b}", k) for k, (a, b) in enumerate(zip(u, i, strict=True))])
 
 
 def test_defaults_drop_only_users_too_short_to_evaluate() -> None:
@@ -68,7 +68,7 @@ def test_k_core_by_hand() -> None:
     rows = [("a", "x", 0), ("a", "y", 1), ("a", "w", 2), ("b", "x", 0), ("b", "y", 1),
             ("c", "z", 0), ("c", "w", 1)]
     out, report = prepare_events(_events(rows), PrepOptions(k_core=2, min_user_events=1))
-    assert sorted(zip(out["user_id"], out["item_id"])) == [("a", "x"), ("a", "y"), ("b", "x"), ("b", "y")]
+    assert sorted(zip(out["user_id"], out["item_id"], strict=True)) == [("a", "x"), ("a", "y"), ("b", "x"), ("b", "y")]
     step = report.steps[0]
     assert step.step == "2-core" and (step.rows_dropped, step.users_dropped, step.items_dropped) == (3, 1, 2)
     assert "rounds" in step.reason

@@ -80,7 +80,7 @@ def test_short_range_transitions(seqs, demo) -> None:
     _, truth = demo
     hits = total = 0
     for s in seqs.values():
-        for a, b in zip(s[:-1], s[1:]):
+        for a, b in zip(s[:-1], s[1:], strict=True):
             if a in truth.transitions:
                 total += 1
                 hits += truth.transitions[a] == b
