@@ -103,8 +103,8 @@ def _warnings(events: pd.DataFrame, options: PrepOptions, source: str) -> list[s
     ts = events["timestamp"]
     same_user = (events["user_id"].to_numpy()[1:] == events["user_id"].to_numpy()[:-1])
     if not pd.api.types.is_datetime64_any_dtype(ts):
-        out.append(f"{source} has no timestamps: events keep their order in the file, and time-of-day, "
-                   f"periodicity and burst views are unavailable (set --time-col if it has a time column)")
+        out.append(f"{source} has an event order but no timestamps: time-of-day, periodicity and burst views are "
+                   f"unavailable (if the file does have a time column, name it with --time-col)")
     else:
         t = (ts.dt.tz_convert(None) if ts.dt.tz is not None else ts).to_numpy()  # datetime64, UTC
         ties = same_user & (t[1:] == t[:-1])
