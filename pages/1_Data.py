@@ -16,10 +16,12 @@ st.title("Data")
 st.caption("Load a behaviour log (user, item, time), check how it was read, and see its shape before training.")
 
 with st.expander("Bring your own log", expanded=state.get_dataset() is None):
-    upload = st.file_uploader("Log file", type=["csv", "tsv", "txt", "dat", "data", "parquet", "jsonl", "json"],
+    # No type filter: the loader recognises formats by content too and explains what it cannot read.
+    upload = st.file_uploader("Log file",
                               help="CSV/TSV (any delimiter), Parquet, JSON Lines, MovieLens (u.data, ratings.dat, "
                                    "ratings.csv) or sequence text (one line per user: `user item item ...`).")
-    titles_file = st.file_uploader("Optional: item titles (MovieLens movies.csv / movies.dat)", type=["csv", "dat"],
+    titles_file = st.file_uploader("Optional: item titles (MovieLens movies.csv / movies.dat / u.item)",
+                                   type=["csv", "dat", "item"],
                                    help="Adds titles and genres to items, shown everywhere instead of bare ids.")
     fmt = st.selectbox("Format", FORMATS, help="'auto' detects the format from the name and the first bytes.")
     if upload is not None:
@@ -58,7 +60,8 @@ with st.expander("Bring your own log", expanded=state.get_dataset() is None):
         with o3:
             drop_dupes = st.checkbox("Drop duplicate events", help="Repeated (user, item, time) rows.")
         if st.button("Use this data", type="primary"):
-            cols = ColumnMap(user=user_col, item=item_col, time=time_col, rating=rating_col)
+            # "" = the person chose "no such column" (None would mean "detect it" to the loader).
+            cols = ColumnMap(user=user_col, item=item_col, time=time_col or "", rating=rating_col or "")
             prep = PrepOptions(min_rating=min_rating or None, drop_duplicates=drop_dupes, k_core=int(k_core))
             extra = {titles_file.name: titles_file.getvalue()} if titles_file is not None else None
             try:
