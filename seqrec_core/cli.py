@@ -112,6 +112,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
                             weight_decay=args.weight_decay, max_len=args.max_len, time_budget=args.time_budget,
                             patience=args.patience, device=args.device, seed=args.seed)
     ds = open_dataset(_data_source(args))
+    # Input is valid from here on: show training progress on stderr (a refusal above stays one line).
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
     should_stop = _install_cancel_handler()
     progress = Path(args.progress) if args.progress else None
     return run_training_job(ds.sequences, args.model, model_options, train_cfg, out, ds.info(),
@@ -218,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+    # Quiet by default so a refusal is exactly one line on stderr; -v shows the loaders' reasoning.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     try:
         result = args.func(args)
