@@ -21,9 +21,14 @@ from seqrec_core.errors import InputError
 
 log = logging.getLogger("seqrec_core")
 EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130  # the shell's code for "stopped by a signal"; nothing was saved
 BASELINE_NAMES = ("popularity", "markov", "itemknn")
 # CLI flags passed through to the family's config; the family's config validates them (unknown -> exit 2).
 MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "positions", "loss", "num_negatives")
+
+
+class _Cancelled(Exception):
+    """Training was cancelled before anything was worth saving."""
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -99,7 +104,7 @@ def _install_cancel_handler() -> Callable[[], bool]:
 
 def cmd_train(args: argparse.Namespace) -> dict:
     from seqrec_core.jobs import run_training_job
-    from seqrec_core.training import TrainConfig
+    from seqrec_core.training import TrainConfig, TrainingCancelled
 
     if args.model in BASELINE_NAMES:
         raise InputError(f"'{args.model}' is a baseline and needs no training; `evaluate --run RUN_DIR` reports it "
@@ -116,8 +121,11 @@ def cmd_train(args: argparse.Namespace) -> dict:
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
     should_stop = _install_cancel_handler()
     progress = Path(args.progress) if args.progress else None
-    return run_training_job(ds.sequences, args.model, model_options, train_cfg, out, ds.info(),
-                            progress_path=progress, should_stop=should_stop, exclude_seen=args.exclude_seen)
+    try:
+        return run_training_job(ds.sequences, args.model, model_options, train_cfg, out, ds.info(),
+                                progress_path=progress, should_stop=should_stop, exclude_seen=args.exclude_seen)
+    except TrainingCancelled:
+        raise _Cancelled from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
@@ -228,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except _Cancelled:
+        print("cancelled before the first validation: no checkpoint was worth keeping, nothing was saved",
+              file=sys.stderr)
+        return EXIT_CANCELLED
     json.dump(result, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
     return 0
