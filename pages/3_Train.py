@@ -5,7 +5,9 @@ import pandas as pd
 import streamlit as st
 
 from seqrec_core.errors import InputError
+from seqrec_core.models.sasrec import SASRecConfig
 from seqrec_core.runs import list_runs, unpack_run_zip
+from seqrec_core.training import TrainConfig
 from seqrec_core.viz.plot_training import plot_live_loss, plot_training_curves
 from ui import state, train_jobs
 from ui.widgets import download_table
@@ -16,6 +18,8 @@ st.caption("Train a SASRec-style Transformer on the data in use. Training runs i
 ds = state.require_dataset()
 root = state.runs_root()
 JOBS_KEY = "train_jobs"  # names of the jobs this session started
+MODEL_DEFAULTS = SASRecConfig(n_items=1)  # the form starts from the library's defaults
+TRAIN_DEFAULTS = TrainConfig()
 
 
 def _cuda_available() -> bool:
@@ -31,34 +35,36 @@ with st.form("train_form"):
         positions = st.selectbox("Positions", ["rotary", "learned"], help="Rotary (default) lets the model learn "
                                  "dependencies many events back; 'learned' is GPT-2's absolute positions, as in the "
                                  "original SASRec.")
-        max_len = st.number_input("History length (events)", 5, 512, 50, help="How many of the most recent events "
+        max_len = st.number_input("History length (events)", 5, 512, TRAIN_DEFAULTS.max_len, help="How many of the most recent events "
                                   "the model sees per prediction.")
     with c2:
-        hidden = st.select_slider("Hidden size", [16, 32, 64, 128, 256], 64, help="Width of item embeddings and "
+        hidden = st.select_slider("Hidden size", [16, 32, 64, 128, 256], MODEL_DEFAULTS.hidden_size, help="Width of item embeddings and "
                                   "layers. 64 suits logs up to ~50k items on a CPU.")
-        layers = st.number_input("Layers", 1, 8, 2, help="Transformer blocks.")
+        layers = st.number_input("Layers", 1, 8, MODEL_DEFAULTS.num_layers, help="Transformer blocks.")
     with c3:
-        heads = st.selectbox("Attention heads", [1, 2, 4, 8], index=1, help="Must divide the hidden size.")
-        dropout = st.slider("Dropout", 0.0, 0.7, 0.3, 0.05, help="Higher for small, sparse logs.")
+        heads = st.selectbox("Attention heads", [1, 2, 4, 8], index=[1, 2, 4, 8].index(MODEL_DEFAULTS.num_heads),
+                             help="Must divide the hidden size into an even head width.")
+        dropout = st.slider("Dropout", 0.0, 0.7, MODEL_DEFAULTS.dropout, 0.05, help="Higher for small, sparse logs.")
     with c4:
         time_budget = st.number_input("Time budget (s)", 10, 86_400, 120, help="Training stops after this and keeps "
                                       "the best checkpoint by validation NDCG@10.")
-        epochs = st.number_input("Max epochs", 1, 1000, 200, help="Early stopping usually ends sooner.")
+        epochs = st.number_input("Max epochs", 1, 1000, TRAIN_DEFAULTS.epochs, help="Early stopping usually ends sooner.")
     with st.expander("More options"):
         e1, e2, e3, e4 = st.columns(4)
-        lr = e1.number_input("Learning rate", 1e-5, 1e-1, 1e-3, format="%.5f")
-        batch = e2.select_slider("Batch size", [32, 64, 128, 256, 512], 128)
-        patience = e3.number_input("Patience (epochs)", 1, 50, 5, help="Stop after this many validations without "
-                                   "an NDCG@10 gain.")
-        seed = e4.number_input("Seed", 0, 2**31 - 1, 42)
+        lr = e1.number_input("Learning rate", 1e-5, 1e-1, TRAIN_DEFAULTS.lr, format="%.5f", help="AdamW step size.")
+        batch = e2.select_slider("Batch size", [32, 64, 128, 256, 512], TRAIN_DEFAULTS.batch_size,
+                                 help="Sequences per step; larger is faster on a GPU.")
+        patience = e3.number_input("Patience (epochs)", 1, 50, TRAIN_DEFAULTS.patience,
+                                   help="Stop after this many validations without an NDCG@10 gain.")
+        seed = e4.number_input("Seed", 0, 2**31 - 1, TRAIN_DEFAULTS.seed, help="Same seed, same data: same model.")
         devices = ["auto", "cpu"] + (["cuda"] if _cuda_available() else [])
         device = e1.selectbox("Device", devices, help="'auto' uses a GPU (CUDA or Apple MPS) when there is one.")
         exclude_seen = e2.checkbox("Exclude seen items in evaluation", help="Rank only items the user has not had yet.")
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:
-    if hidden % heads:
-        st.error(f"Hidden size {hidden} is not divisible by {heads} heads; pick a head count that divides it.")
+    if hidden % heads or (hidden // heads) % 2:
+        st.error(f"Hidden size {hidden} does not split into {heads} heads of even width; pick fewer heads.")
     else:
         options = {"positions": positions, "max_len": max_len, "hidden_size": hidden, "num_layers": layers,
                    "num_heads": heads, "dropout": dropout, "time_budget": time_budget, "epochs": epochs, "lr": lr,
@@ -136,12 +142,11 @@ if runs:
                            "path": str(r.path)} for r in runs])
     st.dataframe(table.drop(columns="path"), width="stretch", hide_index=True)
     download_table(table, "runs.csv")
-    names = [r.name for r in runs]
-    current = st.session_state.get(state.RUN_KEY)
-    pick = st.selectbox("Run to use", names, index=next((i for i, r in enumerate(runs) if str(r.path) == current), 0))
-    if st.button("Use selected run"):
-        state.set_run(runs[names.index(pick)].path)
-        st.rerun()
+    st.caption("Pick the run in use in the sidebar; Evaluate and Recommendations use it.")
+    run = state.get_run()
+    if run is not None and run.history:
+        st.plotly_chart(plot_training_curves(run.history), width="stretch", theme=None)
+        st.caption(f"How {run.path.name} trained: loss per epoch and validation NDCG@10; the best epoch was kept.")
 else:
     st.info("No saved runs for this dataset yet: start one above.")
 

@@ -25,6 +25,8 @@ EXIT_CANCELLED = 130  # the shell's code for "stopped by a signal"; nothing was 
 BASELINE_NAMES = ("popularity", "markov", "itemknn")
 # CLI flags passed through to the family's config; the family's config validates them (unknown -> exit 2).
 MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "positions", "loss", "num_negatives")
+TRAIN_OPTION_NAMES = ("epochs", "max_len", "time_budget", "batch_size", "lr", "weight_decay", "patience", "device",
+                      "seed")
 
 
 class _Cancelled(Exception):
@@ -113,9 +115,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
     if out.exists() and any(out.iterdir()):
         raise InputError(f"output folder '{out}' exists and is not empty; choose a new --out folder")
     model_options = {name: getattr(args, name) for name in MODEL_OPTION_NAMES if getattr(args, name) is not None}
-    train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                            weight_decay=args.weight_decay, max_len=args.max_len, time_budget=args.time_budget,
-                            patience=args.patience, device=args.device, seed=args.seed)
+    train_cfg = TrainConfig(**{name: getattr(args, name) for name in TRAIN_OPTION_NAMES
+                               if getattr(args, name) is not None})
     ds = open_dataset(_data_source(args))
     # Input is valid from here on: show training progress on stderr (a refusal above stays one line).
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -165,16 +166,17 @@ def cmd_recommend(args: argparse.Namespace) -> dict:
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model (sasrec)")
-    g.add_argument("--hidden-size", type=int, default=64, help="embedding / hidden width")
-    g.add_argument("--num-layers", type=int, default=2, help="Transformer blocks")
-    g.add_argument("--num-heads", type=int, default=2, help="attention heads")
-    g.add_argument("--dropout", type=float, default=None, help="dropout rate (default: the family's)")
-    g.add_argument("--positions", choices=("rotary", "learned"), default="rotary",
+    # Defaults live in the family's config dataclass; unset flags are not passed, so those defaults apply.
+    g = p.add_argument_group("model (sasrec; unset = the family's default)")
+    g.add_argument("--hidden-size", type=int, help="embedding / hidden width (default 64)")
+    g.add_argument("--num-layers", type=int, help="Transformer blocks (default 2)")
+    g.add_argument("--num-heads", type=int, help="attention heads (default 2)")
+    g.add_argument("--dropout", type=float, help="dropout rate")
+    g.add_argument("--positions", choices=("rotary", "learned"),
                    help="rotary (default; learns long-range pairs) or GPT-2 learned absolute positions (classic SASRec)")
-    g.add_argument("--loss", choices=("full", "sampled"), default="full",
+    g.add_argument("--loss", choices=("full", "sampled"),
                    help="full-softmax cross-entropy (default) or sampled softmax for huge catalogues")
-    g.add_argument("--num-negatives", type=int, default=256, help="negatives per step with --loss sampled")
+    g.add_argument("--num-negatives", type=int, help="negatives per step with --loss sampled")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,15 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p, required=True)
     p.add_argument("--model", required=True, help="model family: sasrec")
     p.add_argument("--out", required=True, help="run folder to create (must not exist or be empty)")
-    p.add_argument("--epochs", type=int, default=200, help="maximum epochs (early stopping usually ends sooner)")
-    p.add_argument("--max-len", type=int, default=50, help="most recent events the model sees")
-    p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds, keep the best checkpoint")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (AdamW)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--patience", type=int, default=5, help="validations without NDCG@10 gain before stopping")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--seed", type=int, default=42)
+    # Unset training flags keep TrainConfig's defaults (one source of truth for the CLI and the dashboard).
+    p.add_argument("--epochs", type=int, help="maximum epochs (default 200; early stopping usually ends sooner)")
+    p.add_argument("--max-len", type=int, help="most recent events the model sees (default 50)")
+    p.add_argument("--time-budget", type=float, help="stop after this many seconds, keep the best checkpoint")
+    p.add_argument("--batch-size", type=int, help="sequences per step (default 128)")
+    p.add_argument("--lr", type=float, help="learning rate, AdamW (default 1e-3)")
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
+    p.add_argument("--patience", type=int, help="validations without NDCG@10 gain before stopping (default 5)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto: CUDA, then MPS, then CPU")
+    p.add_argument("--seed", type=int, help="random seed (default 42)")
     p.add_argument("--exclude-seen", action="store_true", help="rank only items not yet in the history when evaluating")
     p.add_argument("--progress", help="also append progress events (JSON lines) to this file")
     _add_model_options(p)

@@ -32,7 +32,10 @@ def render_sidebar() -> None:
             return
         paths = [str(r.path) for r in runs]
         current = st.session_state.get(state.RUN_KEY)
-        index = paths.index(current) if current in paths else None
+        if current not in paths:  # nothing chosen for this data yet: the newest run is the natural default
+            current = paths[0]
+            state.set_run(current)
+        index = paths.index(current)
         choice = st.selectbox("Model (run)", paths, index=index, format_func=lambda p: _run_label(runs[paths.index(p)]),
                               placeholder="Pick a trained run", help="Runs trained on this dataset, newest first.")
         if choice != current:
