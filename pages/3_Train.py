@@ -114,13 +114,13 @@ def job_panel(job: train_jobs.Job) -> None:
                    if not job.run_dir.exists() else "Cancelled; the best checkpoint was saved as a run.")
     else:
         st.error(f"Training failed: {train_jobs.error_message(job, events)}")
-    c1, c2 = st.columns(2)
-    if steps:
-        c1.plotly_chart(plot_live_loss(steps), width="stretch", key=f"loss_{job.name}", theme=None)
-        c1.caption("Training loss (cross-entropy over the catalogue) per step; it should fall and flatten.")
     if history:
-        c2.plotly_chart(plot_training_curves(history), width="stretch", key=f"curve_{job.name}", theme=None)
-        c2.caption("Per epoch: training loss and validation NDCG@10 (full ranking). The best epoch is kept.")
+        st.plotly_chart(plot_training_curves(history), width="stretch", theme=None, key=f"curve_{job.name}")
+        st.caption("Per epoch: training loss and validation NDCG@10 (full ranking). The best epoch is kept.")
+    if steps:
+        with st.expander("Training loss per step", expanded=status == "running"):
+            st.plotly_chart(plot_live_loss(steps), width="stretch", theme=None, key=f"loss_{job.name}")
+            st.caption("Cross-entropy over the whole catalogue at each step; it should fall and flatten.")
     if status != "running" and (st.session_state.get("_job_final") or {}).get(job.name) != status:
         st.session_state.setdefault("_job_final", {})[job.name] = status
         if status == "done" and state.get_run() is None:
@@ -144,7 +144,8 @@ if runs:
     download_table(table, "runs.csv")
     st.caption("Pick the run in use in the sidebar; Evaluate and Recommendations use it.")
     run = state.get_run()
-    if run is not None and run.history:
+    shown_above = {str(j.run_dir) for j in my_jobs[:3]}
+    if run is not None and run.history and str(run.path) not in shown_above:
         st.plotly_chart(plot_training_curves(run.history), width="stretch", theme=None)
         st.caption(f"How {run.path.name} trained: loss per epoch and validation NDCG@10; the best epoch was kept.")
 else:

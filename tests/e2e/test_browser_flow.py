@@ -101,7 +101,7 @@ def test_demo_train_recommend_flow(server):
 
         go(page, "Train")
         page.get_by_text("New model").wait_for(timeout=60_000)
-        page.get_by_label("Time budget (s)").fill("15")
+        page.get_by_role("spinbutton", name="Time budget (s)").fill("15")
         page.get_by_role("button", name="Start training").click()
         page.get_by_text("Finished").wait_for(timeout=240_000)
         wait_idle(page)
