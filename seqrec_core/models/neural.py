@@ -147,20 +147,33 @@ class NeuralScorer:
 
     @torch.no_grad()
     def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
-        """Scores (B, n_items + 1), float32, column 0 = -inf; histories longer than max_len keep their tail."""
+        """Scores (B, n_items + 1), float32, column 0 = -inf; histories longer than max_len keep their tail.
+
+        Histories are scored in length-sorted chunks (at most ``batch_size`` rows and about
+        ``batch_size * 16`` positions each), so one long history does not pad a whole batch to max_len.
+        """
+        n_cols = int(self.model.config.n_items) + 1
         if not histories:
-            n_cols = int(self.model.config.n_items) + 1
             return torch.empty(0, n_cols) if self.output == "torch" else np.empty((0, n_cols), np.float32)
+        lengths = np.fromiter((min(len(h), self.max_len) for h in histories), dtype=np.int64, count=len(histories))
+        order = np.argsort(lengths, kind="stable")
         was_training = self.model.training
         self.model.eval()
         try:
-            parts = []
-            for start in range(0, len(histories), self.batch_size):
-                ids = pad_left(histories[start:start + self.batch_size], self.max_len)  # (b, W)
-                scores = self.model.score(ids.to(self.device, non_blocking=True)).float()  # (b, V + 1)
-                parts.append(scores if self.output == "torch" else scores.cpu().numpy())
+            out = torch.empty(len(histories), n_cols, dtype=torch.float32, device=self.device)  # (B, V + 1)
+            budget = self.batch_size * 16
+            start = 0
+            while start < len(order):
+                width = max(int(lengths[order[start]]), 1)
+                stop = start + 1
+                while stop < len(order) and stop - start < self.batch_size and \
+                        (stop - start + 1) * max(int(lengths[order[stop]]), 1) <= max(budget, width):
+                    stop += 1
+                rows = order[start:stop]
+                ids = pad_left([histories[i] for i in rows], self.max_len)  # (b, W)
+                scores = self.model.score(ids.to(self.device, non_blocking=True))  # (b, V + 1)
+                out[torch.from_numpy(rows).to(self.device)] = scores.float()
+                start = stop
         finally:
             self.model.train(was_training)
-        if self.output == "torch":
-            return torch.cat(parts) if len(parts) != 1 else parts[0]  # type: ignore[return-value]
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+        return out if self.output == "torch" else out.cpu().numpy()  # type: ignore[return-value]
