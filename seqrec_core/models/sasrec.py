@@ -126,7 +126,7 @@ class SASRec(nn.Module):
             position_ids = (real.cumsum(1) - 1).clamp_(min=0)  # (B, T) counts real events from the oldest
         else:
             after = real.flip(1).cumsum(1).flip(1)  # (B, T) real events at or after each position
-            position_ids = (self.config.max_len - after).clamp_(min=0)  # latest event sits at max_len - 1
+            position_ids = (self.config.max_len - after).clamp_(0, self.config.max_len - 1)  # latest at max_len - 1
         eager = output_attentions
         if eager:
             self.backbone.set_attn_implementation("eager")
