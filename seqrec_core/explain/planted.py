@@ -1,0 +1,97 @@
+"""The truth check on the demo log: do attributions find the planted trigger of a long-range pair?
+
+The demo plants trigger -> response pairs 20-40 events apart (``DemoTruth.trigger_response``). For every user
+whose held-out item is a planted response that the model ranks in its top ``top_k``, the model must have used
+the trigger; a trustworthy attribution method then puts the trigger among its ``top_attr`` highest events.
+The issue's bar: a hit share >= 0.8 with IG.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from seqrec_core.data.sequences import SequenceData
+from seqrec_core.data.synthetic import DemoTruth
+from seqrec_core.errors import InputError
+from seqrec_core.explain.attribution import attribute_batch, check_same_catalogue
+from seqrec_core.models.neural import NeuralScorer
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["user", "response", "trigger", "response_rank", "trigger_lag", "trigger_attr_rank", "hit"]
+
+
+def planted_cases(run, data: SequenceData, truth: DemoTruth, top_k: int = 10) -> pd.DataFrame:
+    """Users whose held-out item is a planted response ranked in the model's top_k (full catalogue, no
+    exclusion: a response never occurs earlier in a history), with the trigger inside the model's window."""
+    check_same_catalogue(run.vocab, data)
+    vocab = data.vocab
+    pairs = {}
+    for trig, resp in truth.trigger_response:
+        try:
+            pairs[vocab.item_index(resp)] = vocab.item_index(trig)
+        except InputError:  # an item that prep removed from the log
+            continue
+    split = data.split("test")
+    is_resp = np.isin(split.targets, np.fromiter(pairs, dtype=np.int64, count=len(pairs)))
+    rows = np.flatnonzero(is_resp)
+    if len(rows) == 0:
+        return pd.DataFrame(columns=COLUMNS[:5] + ["history_row"])
+    max_len = run.max_len
+    hists = [split.histories[r] for r in rows]
+    scorer = NeuralScorer(run.model, max_len, next(run.model.parameters()).device, batch_size=256)
+    scores = scorer.score_histories(hists)  # (C, V + 1)
+    tgt = split.targets[rows]
+    ranks = 1 + (scores > scores[np.arange(len(rows)), tgt][:, None]).sum(axis=1)  # (C,)
+    out = []
+    for j, r in enumerate(rows):
+        if ranks[j] > top_k:
+            continue
+        seen = hists[j][-max_len:]
+        where = np.flatnonzero(seen == pairs[int(tgt[j])])
+        if len(where) == 0:  # the trigger fell outside the window: the model could not have used it
+            continue
+        out.append({"user": vocab.user_ids[int(split.users[r])], "response": vocab.item_id(int(tgt[j])),
+                    "trigger": vocab.item_id(pairs[int(tgt[j])]), "response_rank": int(ranks[j]),
+                    "trigger_lag": int(len(seen) - where[-1]), "history_row": int(r)})
+    return pd.DataFrame(out, columns=COLUMNS[:5] + ["history_row"])
+
+
+def get_planted_pair_check(run, data: SequenceData, truth: DemoTruth, *, top_k: int = 10, top_attr: int = 3,
+                           method: str = "ig", steps: int = 50, max_cases: int | None = None,
+                           progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """One row per case: user, response, trigger, response_rank, trigger_lag (of its latest occurrence in the
+    window), trigger_attr_rank (best rank of any trigger occurrence by attribution, 1 = highest), hit."""
+    started = time.perf_counter()
+    cases = planted_cases(run, data, truth, top_k)
+    if max_cases is not None:
+        cases = cases.iloc[:max(0, int(max_cases))]
+    if cases.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    split = data.split("test")
+    max_len = run.max_len
+    hists = [split.histories[r][-max_len:] for r in cases["history_row"]]
+    targets = np.array([data.vocab.item_index(i) for i in cases["response"]], dtype=np.int64)
+    triggers = np.array([data.vocab.item_index(i) for i in cases["trigger"]], dtype=np.int64)
+    chunk = 64
+    attrs: list[np.ndarray] = []
+    for start in range(0, len(hists), chunk):
+        attrs += attribute_batch(run.model, hists[start:start + chunk], targets[start:start + chunk], method,
+                                 steps=steps, batch_size=chunk)
+        if progress is not None:
+            progress(min(start + chunk, len(hists)), len(hists))
+    attr_rank = []
+    for h, a, trig in zip(hists, attrs, triggers, strict=True):
+        order = np.argsort(-a, kind="stable")  # (T,) most attributed first
+        rank_of = np.empty(len(a), dtype=np.int64)
+        rank_of[order] = np.arange(1, len(a) + 1)
+        attr_rank.append(int(rank_of[h == trig].min()))
+    out = cases.drop(columns="history_row").assign(trigger_attr_rank=attr_rank)
+    out["hit"] = out["trigger_attr_rank"] <= int(top_attr)
+    log.info("planted-pair check: %d cases, hit share %.3f (%s, %.1f s)", len(out), out["hit"].mean(), method,
+             time.perf_counter() - started)
+    return out.reset_index(drop=True)[COLUMNS]
