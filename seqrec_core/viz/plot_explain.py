@@ -31,6 +31,8 @@ from seqrec_core.viz.theme import (
 
 METHOD_NAMES = {"ig": "Integrated Gradients", "occlusion": "Occlusion", "gradshap": "GradientSHAP",
                 "attention": "Attention (last position)", "random": "Random order"}
+METHOD_SHORT = {"ig": "IG", "occlusion": "Occlusion", "gradshap": "GradSHAP", "attention": "Attention",
+                "random": "Random"}
 METHOD_COLORS = {"ig": PRIMARY, "occlusion": "#F28E2B", "gradshap": "#59A14F", "attention": "#B07AA1",
                  "random": "#8A8F98"}
 NEGATIVE = "#F28E2B"  # attributions against the target
@@ -43,6 +45,10 @@ ZOOM_LAST = 60  # a long history's heatmap opens on its most recent events
 
 def method_name(method: str) -> str:
     return METHOD_NAMES.get(method, method)
+
+
+def method_short(method: str) -> str:
+    return METHOD_SHORT.get(method, method)
 
 
 def method_color(method: str, i: int = 0) -> str:
@@ -270,7 +276,7 @@ def plot_method_comparison(table: pd.DataFrame, methods: Sequence[str] | None = 
                     hovertemplate=f"<b>%{{customdata[0]}}</b><br>id %{{customdata[1]}} · lag %{{customdata[2]}}"
                                   f"%{{customdata[3]}}<br>{method_name(m)} %{{y:.4f}} (rank %{{customdata[4]}})"
                                   "<extra></extra>")
-        fig.update_yaxes(title_text=truncate(method_name(m).replace(" (last position)", ""), 14), row=r, col=1,
+        fig.update_yaxes(title_text=truncate(method_short(m), 14), row=r, col=1,
                          zeroline=True)
     for r in range(1, len(ms) + 1):
         _lag_axis(fig, lags, row=r, col=1)
@@ -300,7 +306,7 @@ def plot_method_agreement(table: pd.DataFrame, methods: Sequence[str] | None = N
         text[a, b] = text[b, a] = cell
     for i in range(n):
         text[i, i] = "—"
-    names = [method_name(m).replace(" (last position)", "") for m in ms]
+    names = [method_short(m) for m in ms]
     fig = go.Figure(go.Heatmap(z=rho, x=names, y=names, zmin=-1, zmax=1, colorscale=DIVERGING, text=text,
                                texttemplate="%{text}", colorbar=dict(title=dict(text="Spearman ρ"), thickness=14),
                                hovertemplate="%{y} vs %{x}<br>%{text}<extra></extra>"))

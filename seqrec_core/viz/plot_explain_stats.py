@@ -80,7 +80,7 @@ def plot_attention_distance(frame: pd.DataFrame) -> go.Figure:
     z = table.to_numpy(dtype=float)
     heads = [f"head {int(h) + 1}" for h in table.columns]
     layers = [f"layer {int(ly) + 1}" for ly in table.index]
-    fig = go.Figure(go.Heatmap(z=z, x=heads, y=layers, colorscale="Blues", zmin=0,
+    fig = go.Figure(go.Heatmap(z=z, x=heads, y=layers, colorscale="Blues", zmin=0, zmax=max(float(np.nanmax(z)), 1e-9),
                                text=np.vectorize(lambda v: f"{v:.1f}")(z), texttemplate="%{text}",
                                colorbar=dict(title=dict(text="events back"), thickness=14),
                                hovertemplate="%{y}, %{x}<br>looks %{z:.1f} events back on average<extra></extra>"))
