@@ -16,7 +16,7 @@ import torch
 
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
-from seqrec_core.training import TrainConfig, TrainingCancelled, seed_everything, train_model
+from seqrec_core.training import TrainConfig, TrainingCancelled, eval_batch_size, seed_everything, train_model
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,9 @@ def run_training_job(data: SequenceData, family: str, model_options: dict, train
         result = train_model(model, data, train_cfg, on_event=emit, should_stop=should_stop)
         emit({"event": "evaluating", "parts": ["val", "test"]})
         device = torch.device(result.device)
-        scorer = NeuralScorer(model, model.config.max_len, device, batch_size=512, output="torch")
-        metrics = {part: evaluate(scorer, data, part, exclude_seen=exclude_seen, batch_size=512).metrics
+        batch = eval_batch_size(device)
+        scorer = NeuralScorer(model, model.config.max_len, device, batch_size=batch, output="torch")
+        metrics = {part: evaluate(scorer, data, part, exclude_seen=exclude_seen, batch_size=batch).metrics
                    for part in ("val", "test")}
         metrics["exclude_seen"] = exclude_seen
         config = {"family": family, "model": model.config.to_dict(), "train": train_cfg.to_dict(),
