@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -165,6 +166,31 @@ def cmd_recommend(args: argparse.Namespace) -> dict:
     return {"user": str(args.user), "exclude_seen": not args.include_seen, "items": items}
 
 
+def cmd_explain(args: argparse.Namespace) -> dict:
+    from seqrec_core.explain import attribute
+    from seqrec_core.runs import load_run
+
+    if args.steps < 1:
+        raise InputError("--steps must be at least 1 (50 is a good default for IG)")
+    run = load_run(args.run, device=args.device)
+    ds = _dataset_for_run(args, run.config)
+    _check_same_data(ds, run.config)
+    # The whole history explains the next (unseen) recommendation; --holdout explains the held-out test event.
+    result = attribute(run, ds.sequences, args.user, target=args.target, method=args.method, steps=args.steps,
+                       holdout=args.holdout)
+    return result.to_json()
+
+
+def cmd_embed(args: argparse.Namespace) -> dict:
+    from seqrec_core.embeddings import get_embedding_points
+    from seqrec_core.runs import load_run
+
+    run = load_run(args.run, device=args.device)
+    ds = _dataset_for_run(args, run.config)
+    _check_same_data(ds, run.config)
+    return get_embedding_points(run, ds.sequences, what=args.what, method=args.method, seed=args.seed).to_json()
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     # Defaults live in the family's config dataclass; unset flags are not passed, so those defaults apply.
     g = p.add_argument_group("model (sasrec; unset = the family's default)")
@@ -222,6 +248,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p, required=False)
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(func=cmd_recommend)
+    p = sub.add_parser("explain", help="which past events drive one recommendation (attribution per event)")
+    p.add_argument("--run", required=True, help="run folder")
+    p.add_argument("--user", required=True, help="user id as in the log")
+    p.add_argument("--target", help="item id to explain, or 'heldout' (default: the top recommendation)")
+    p.add_argument("--method", default="ig", choices=("ig", "occlusion", "gradshap", "attention"),
+                   help="ig = Captum integrated gradients on the item embeddings (default), occlusion = drop each "
+                        "event and re-score, gradshap = GradientShap, attention = attention rollout")
+    p.add_argument("--steps", type=int, default=50, help="integration steps for ig / samples for gradshap")
+    p.add_argument("--holdout", action="store_true", help="explain from the history before the held-out test event")
+    _add_data_options(p, required=False)
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    p.set_defaults(func=cmd_explain)
+    p = sub.add_parser("embed", help="2-D map of the learned item or user vectors")
+    p.add_argument("--run", required=True, help="run folder")
+    p.add_argument("--what", default="items", choices=("items", "users"))
+    p.add_argument("--method", default="umap", choices=("umap", "pca"),
+                   help="umap (default; slower the first time while numba compiles) or pca (instant)")
+    p.add_argument("--seed", type=int, default=0, help="UMAP random seed")
+    _add_data_options(p, required=False)
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    p.set_defaults(func=cmd_embed)
     return parser
 
 
@@ -243,6 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("cancelled before the first validation: no checkpoint was worth keeping, nothing was saved",
               file=sys.stderr)
         return EXIT_CANCELLED
-    json.dump(result, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    try:
+        json.dump(result, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into `head`: the reader left, which is not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
     return 0

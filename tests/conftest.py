@@ -24,13 +24,16 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_dataset():
-    """The demo generator at a tenth of its size: same planted structure, seconds to train on."""
-    from seqrec_core.data.dataset import dataset_from_events
+def small_dataset(tmp_path_factory: pytest.TempPathFactory):
+    """The demo generator at a tenth of its size (same planted structure, seconds to train on), saved as a
+    Parquet file so runs trained on it record a source the CLI can reopen."""
+    from seqrec_core.data.dataset import DataSource, open_dataset
     from seqrec_core.data.synthetic import make_demo_events
 
     events, _truth = make_demo_events(n_users=200, seed=3)
-    return dataset_from_events(events, "Small demo (test)")
+    path = tmp_path_factory.mktemp("data") / "small_demo.parquet"
+    events.to_parquet(path, index=False)
+    return open_dataset(DataSource(path=str(path), format="parquet"))
 
 
 @pytest.fixture(scope="session")

@@ -103,3 +103,26 @@ def test_every_hostile_file_is_refused_by_validate(tmp_path, capsys):
         assert len(lines) == 1 and name in lines[0], (name, err)
         assert all(fragment in lines[0] for fragment in HOSTILE_EXPECT[name]), (name, lines[0])
         assert out == ""
+
+
+@pytest.mark.slow
+def test_explain_and_embed_follow_the_contract(tiny_run, small_dataset):
+    user = small_dataset.sequences.vocab.user_ids[1]
+    proc = cli("explain", "--run", str(tiny_run), "--user", user, "--steps", "16")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["user"] == user and out["method"] == "ig" and out["target"]
+    history = out["history"]
+    assert [h["lag"] for h in history] == list(range(len(history), 0, -1))  # oldest first, 1 = latest
+    assert {"position", "item", "timestamp", "lag", "attribution"} <= set(history[0])
+    # completeness: the attributions add up to the score difference up to the reported delta
+    total = sum(h["attribution"] for h in history)
+    assert total - (out["target_score"] - out["baseline_score"]) == pytest.approx(out["convergence_delta"], abs=1e-3)
+
+    proc = cli("embed", "--run", str(tiny_run), "--method", "pca")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["what"] == "items" and out["method"] == "pca"
+    assert len(out["points"]) == small_dataset.sequences.vocab.n_items
+    assert_clean_refusal(cli("explain", "--run", str(tiny_run), "--user", user, "--target", "no-such-item"),
+                         "no-such-item")
