@@ -6,19 +6,19 @@ import streamlit as st
 from seqrec_core.errors import InputError
 from seqrec_core.viz.plot_explain import (
     attribution_table,
-    counterfactual_changes,
     method_agreement,
     method_name,
     plot_attention_heatmap,
     plot_attribution_timeline,
-    plot_counterfactual,
     plot_last_attention,
     plot_method_agreement,
     plot_method_comparison,
 )
 from seqrec_core.viz.plot_explain_stats import (
+    counterfactual_changes,
     plot_attention_distance,
     plot_attribution_mass,
+    plot_counterfactual,
     plot_faithfulness,
     plot_planted_check,
     plot_truncation_ablation,
@@ -83,8 +83,9 @@ except InputError as err:
     st.stop()
 target_id = ig.target_item
 target_label = ig.target_title or f"id {target_id}"
-c3.markdown(f"**Explaining:** {target_label}  \n`{target_id}` · score {ig.target_score:.3f} · "
-            f"{len(ig.item_index):,} events seen")
+rank = getattr(ig, "target_rank", None)
+c3.markdown(f"**Explaining:** {target_label}  \n`{target_id}` · score {ig.target_score:.3f}"
+            + (f" · rank {rank:,}" if rank else "") + f" · {len(ig.item_index):,} events seen by the model")
 
 names = ["Why this recommendation", "How far back does it look", "Can we trust it", "What if"]
 tabs = st.tabs(names + (["Planted truth check"] if demo else []))
@@ -284,25 +285,31 @@ if demo:
             st.session_state["planted_run"] = True
         if st.session_state.get("planted_run"):
             cases = cache.planted(key, fp, ds.source.demo_seed, 50, None, run, ds)
-            share = float(cases["hit"].mean()) if len(cases) else float("nan")
-            p1, p2 = st.columns([1, 3])
-            p1.metric("Trigger in the IG top 3", "n/a" if not len(cases) else f"{share:.0%}",
-                      delta=None if not len(cases) else ("meets the 80% bar" if share >= 0.8 else "below the 80% bar"),
-                      delta_color="normal" if len(cases) and share >= 0.8 else "inverse")
-            p1.metric("Cases", f"{len(cases):,}")
-            with p2:
-                st.plotly_chart(plot_planted_check(cases), width="stretch", theme=None)
-                st.caption("Where the planted trigger ranks among the user's events by IG attribution; blue = hit.")
-            shown = cases.copy()
-            for col in ("response", "trigger"):
-                if col in shown:
-                    shown[f"{col}_title"] = [vocab.title(str(i)) for i in shown[col]]
-            st.dataframe(shown, width="stretch", hide_index=True)
-            download_table(shown, "planted_truth_check.csv")
-            if len(cases):
+            if not len(cases):
+                st.info("No cases yet: the model ranks no planted response in its top 10 for the users whose "
+                        "held-out item is one. Train longer (the demo's pairs need a few minutes of training) "
+                        "and check again.")
+            else:
+                share = float(cases["hit"].mean())
+                p1, p2 = st.columns([1, 3])
+                p1.metric("Trigger in the IG top 3", f"{share:.0%}",
+                          delta="meets the 80% bar" if share >= 0.8 else "below the 80% bar",
+                          delta_color="normal" if share >= 0.8 else "inverse")
+                p1.metric("Cases", f"{len(cases):,}")
+                with p2:
+                    st.plotly_chart(plot_planted_check(cases), width="stretch", theme=None)
+                    st.caption("Where the planted trigger ranks among the user's events by IG attribution; "
+                               "blue = hit.")
+                shown = cases.copy()
+                for col in ("response", "trigger"):
+                    if col in shown:
+                        shown[f"{col}_title"] = [vocab.title(str(i)) for i in shown[col]]
+                st.dataframe(shown, width="stretch", hide_index=True)
+                download_table(shown, "planted_truth_check.csv")
                 q1, q2 = st.columns([3, 1])
-                pick = q1.selectbox("Explain one case", list(cases["user"].astype(str)), key="planted_pick",
-                                    format_func=lambda u: f"{u} (trigger rank {cases.set_index('user').loc[u, 'trigger_attr_rank']})")
+                ranks = dict(zip(cases["user"].astype(str), cases["trigger_attr_rank"], strict=True))
+                pick = q1.selectbox("Explain one case", list(ranks), key="planted_pick",
+                                    format_func=lambda u: f"{u} (trigger ranked {ranks[u]} by IG)")
                 if q2.button("Explain this user", key="planted_go"):
                     st.session_state["rec_user"] = pick
                     st.rerun()

@@ -1,12 +1,12 @@
-"""Figures for one explained recommendation: attention maps, attributions by method, the attributed timeline and
-the counterfactual top-K.
+"""Figures for one explained recommendation: attention maps, attributions by method and the attributed timeline
+(the counterfactual top-K and the many-user figures are in :mod:`seqrec_core.viz.plot_explain_stats`).
 
 Every figure takes the history as a frame with one row per event the model saw, oldest first — the shape of
 ``Attribution.to_frame()`` (``item_id``, ``title``, ``lag``; optionally ``category``, ``timestamp``,
 ``seconds_before``, ``attribution``). Events are named by title and lag ("3 steps back") because that is how a
 reviewer reasons about a sequence; positions only appear where a person asked for them. Lag axes run oldest on
-the left to latest on the right, like time. The small tables behind the figures (method table, agreement,
-rank changes) live here too, so the page and the figures read the same numbers.
+the left to latest on the right, like time. The small tables behind the figures (method table, agreement) live
+here too, so the page and the figures read the same numbers.
 """
 from __future__ import annotations
 
@@ -367,77 +367,3 @@ def plot_attribution_timeline(frame: pd.DataFrame, *, method: str = "ig", target
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title, categoryorder="array", categoryarray=order[::-1], showgrid=True)
     return apply_theme(fig, height=max(320, 200 + 36 * len(order)))
-
-
-# ------------------------------------------------------------------------------------------ counterfactual
-
-
-def counterfactual_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
-    """Every item in either top-K with its rank and score before and after the edit (NaN = not in that top-K)
-    and the change (positive = moved up)."""
-    cols = ["item_id", "title", "rank_before", "rank_after", "change", "score_before", "score_after"]
-    if (before is None or len(before) == 0) and (after is None or len(after) == 0):
-        return pd.DataFrame(columns=cols)
-    empty = pd.DataFrame(columns=["rank", "item_id", "title", "score"])
-    b = (before if before is not None and len(before) else empty)[["item_id", "title", "rank", "score"]]
-    a = (after if after is not None and len(after) else empty)[["item_id", "title", "rank", "score"]]
-    merged = b.merge(a, on="item_id", how="outer", suffixes=("_before", "_after"), sort=False)
-    merged["title"] = merged["title_before"].where(merged["title_before"].notna(), merged["title_after"])
-    for c in ("rank_before", "rank_after", "score_before", "score_after"):
-        merged[c] = pd.to_numeric(merged[c], errors="coerce").astype(float)
-    merged["change"] = merged["rank_before"] - merged["rank_after"]
-    key = merged["rank_after"].fillna(1e6) * 1e7 + merged["rank_before"].fillna(1e6)  # after-order, then leavers
-    return merged.assign(_k=key).sort_values("_k", kind="stable")[cols].reset_index(drop=True)
-
-
-def plot_counterfactual(before: pd.DataFrame, after: pd.DataFrame, *, target_item: str | None = None,
-                        target_rank_before: int | None = None, target_rank_after: int | None = None) -> go.Figure:
-    """Top-K before and after the edit as a slope chart: one line per item from its old rank to its new one;
-    items that leave or enter the list drop to the "not in top K" row. The target is red."""
-    title, x_title, y_title = "How the edit changes the top-K", "history", "rank (1 = first)"
-    changes = counterfactual_changes(before, after)
-    if changes.empty:
-        return empty_figure(title, x_title, y_title, "no recommendations")
-    k = int(np.nanmax(changes[["rank_before", "rank_after"]].to_numpy(dtype=float)))
-    out = k + 1.5
-    fig = go.Figure()
-    for _, row in changes.iterrows():
-        y0 = row["rank_before"] if np.isfinite(row["rank_before"]) else out
-        y1 = row["rank_after"] if np.isfinite(row["rank_after"]) else out
-        is_target = target_item is not None and str(row["item_id"]) == str(target_item)
-        color = (ACCENT if is_target else "#8A8F98" if y1 == out else PRIMARY if y0 == out
-                 else "#59A14F" if y1 < y0 else NEGATIVE if y1 > y0 else "#B9BFC8")
-        name = item_label(row["title"], row["item_id"], 34)
-        sb = f"{row['score_before']:.3f}" if np.isfinite(row["score_before"]) else "—"
-        sa = f"{row['score_after']:.3f}" if np.isfinite(row["score_after"]) else "—"
-        rb = f"#{y0:.0f}" if y0 != out else "not in top K"
-        ra = f"#{y1:.0f}" if y1 != out else "not in top K"
-        hover = (f"<b>{item_label(row['title'], row['item_id'], 60)}</b><br>id {row['item_id']}<br>rank {rb} → {ra}"
-                 f"<br>score {sb} → {sa}<extra></extra>")
-        fig.add_scatter(x=[0, 1], y=[y0, y1], mode="lines+markers+text", showlegend=False, hovertemplate=hover,
-                        line=dict(color=color, width=3 if is_target else 1.8),
-                        marker=dict(color=color, size=9 if is_target else 7),
-                        text=[name if y0 != out else "", name if y1 != out else ""],
-                        textposition=["middle left", "middle right"], cliponaxis=False,
-                        textfont=dict(color=ACCENT if is_target else "#262730", size=12))
-    for name, color in (("target", ACCENT), ("moved up", "#59A14F"), ("moved down", NEGATIVE),
-                        ("entered the top K", PRIMARY), ("left the top K", "#8A8F98")):
-        fig.add_scatter(x=[None], y=[None], mode="lines+markers", name=name, line=dict(color=color, width=2),
-                        marker=dict(color=color, size=7), hoverinfo="skip")
-    fig.add_hrect(y0=k + 0.75, y1=k + 2.25, fillcolor="#F0F2F6", line_width=0, layer="below")
-    if target_item is not None:
-        tb = f"#{target_rank_before}" if target_rank_before else "?"
-        ta = f"#{target_rank_after}" if target_rank_after else "?"
-        subtitle = f"target rank {tb} → {ta} in the full catalogue"
-    else:
-        subtitle = "no target picked"
-    entered = int((changes["rank_before"].isna() & changes["rank_after"].notna()).sum())
-    subtitle += f" · {entered} item{'s' if entered != 1 else ''} entered the top {k}"
-    set_title(fig, title, subtitle)
-    fig.update_xaxes(title_text=x_title, tickvals=[0, 1], ticktext=["before (original)", "after (edited)"],
-                     range=[-1.3, 2.3], showgrid=False, zeroline=False)
-    ticks = list(range(1, k + 1))
-    fig.update_yaxes(title_text=y_title, range=[out + 0.9, 0.3], tickvals=ticks + [out],
-                     ticktext=[str(t) for t in ticks] + ["not in top K"], showgrid=False, zeroline=False)
-    fig.update_layout(showlegend=True)
-    return apply_theme(fig, height=max(360, 150 + 30 * (k + 2)))

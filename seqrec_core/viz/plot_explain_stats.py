@@ -1,6 +1,7 @@
 """Figures for explanations over many users: how far back the model looks (attribution mass by lag and by
 time gap, mean attention distance per head, the history-truncation ablation), whether the explanations can be
-trusted (deletion / insertion curves with AOPC) and, on the demo, whether they recover the planted triggers.
+trusted (deletion / insertion curves with AOPC), on the demo whether they recover the planted triggers, and the
+counterfactual editor's before/after top-K.
 
 Inputs are the frames of ``seqrec_core.explain.longrange`` / ``faithfulness`` / ``planted``. Methods keep the
 colours of :mod:`seqrec_core.viz.plot_explain`; the random-order reference is a grey dashed line.
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from seqrec_core.viz.plot_explain import method_color, method_name
+from seqrec_core.viz.plot_explain import NEGATIVE, method_color, method_name
 from seqrec_core.viz.theme import (
     ACCENT,
     BASELINE_GREYS,
@@ -19,6 +20,7 @@ from seqrec_core.viz.theme import (
     apply_theme,
     empty_figure,
     fmt_metric,
+    item_label,
     set_title,
 )
 
@@ -202,3 +204,77 @@ def plot_planted_check(cases: pd.DataFrame, top_attr: int = 3, bar: float = 0.8)
     fig.update_xaxes(title_text=x_title, type="category")
     fig.update_yaxes(title_text=y_title, rangemode="tozero")
     return apply_theme(fig, height=360)
+
+
+# ------------------------------------------------------------------------------------------ counterfactual
+
+
+def counterfactual_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Every item in either top-K with its rank and score before and after the edit (NaN = not in that top-K)
+    and the change (positive = moved up)."""
+    cols = ["item_id", "title", "rank_before", "rank_after", "change", "score_before", "score_after"]
+    if (before is None or len(before) == 0) and (after is None or len(after) == 0):
+        return pd.DataFrame(columns=cols)
+    empty = pd.DataFrame(columns=["rank", "item_id", "title", "score"])
+    b = (before if before is not None and len(before) else empty)[["item_id", "title", "rank", "score"]]
+    a = (after if after is not None and len(after) else empty)[["item_id", "title", "rank", "score"]]
+    merged = b.merge(a, on="item_id", how="outer", suffixes=("_before", "_after"), sort=False)
+    merged["title"] = merged["title_before"].where(merged["title_before"].notna(), merged["title_after"])
+    for c in ("rank_before", "rank_after", "score_before", "score_after"):
+        merged[c] = pd.to_numeric(merged[c], errors="coerce").astype(float)
+    merged["change"] = merged["rank_before"] - merged["rank_after"]
+    key = merged["rank_after"].fillna(1e6) * 1e7 + merged["rank_before"].fillna(1e6)  # after-order, then leavers
+    return merged.assign(_k=key).sort_values("_k", kind="stable")[cols].reset_index(drop=True)
+
+
+def plot_counterfactual(before: pd.DataFrame, after: pd.DataFrame, *, target_item: str | None = None,
+                        target_rank_before: int | None = None, target_rank_after: int | None = None) -> go.Figure:
+    """Top-K before and after the edit as a slope chart: one line per item from its old rank to its new one;
+    items that leave or enter the list drop to the "not in top K" row. The target is red."""
+    title, x_title, y_title = "How the edit changes the top-K", "history", "rank (1 = first)"
+    changes = counterfactual_changes(before, after)
+    if changes.empty:
+        return empty_figure(title, x_title, y_title, "no recommendations")
+    k = int(np.nanmax(changes[["rank_before", "rank_after"]].to_numpy(dtype=float)))
+    out = k + 1.5
+    fig = go.Figure()
+    for _, row in changes.iterrows():
+        y0 = row["rank_before"] if np.isfinite(row["rank_before"]) else out
+        y1 = row["rank_after"] if np.isfinite(row["rank_after"]) else out
+        is_target = target_item is not None and str(row["item_id"]) == str(target_item)
+        color = (ACCENT if is_target else "#8A8F98" if y1 == out else PRIMARY if y0 == out
+                 else "#59A14F" if y1 < y0 else NEGATIVE if y1 > y0 else "#B9BFC8")
+        name = item_label(row["title"], row["item_id"], 34)
+        sb = f"{row['score_before']:.3f}" if np.isfinite(row["score_before"]) else "—"
+        sa = f"{row['score_after']:.3f}" if np.isfinite(row["score_after"]) else "—"
+        rb = f"#{y0:.0f}" if y0 != out else "not in top K"
+        ra = f"#{y1:.0f}" if y1 != out else "not in top K"
+        hover = (f"<b>{item_label(row['title'], row['item_id'], 60)}</b><br>id {row['item_id']}<br>rank {rb} → {ra}"
+                 f"<br>score {sb} → {sa}<extra></extra>")
+        fig.add_scatter(x=[0, 1], y=[y0, y1], mode="lines+markers+text", showlegend=False, hovertemplate=hover,
+                        line=dict(color=color, width=3 if is_target else 1.8),
+                        marker=dict(color=color, size=9 if is_target else 7),
+                        text=[name if y0 != out else "", name if y1 != out else ""],
+                        textposition=["middle left", "middle right"], cliponaxis=False,
+                        textfont=dict(color=ACCENT if is_target else "#262730", size=12))
+    for name, color in (("target", ACCENT), ("moved up", "#59A14F"), ("moved down", NEGATIVE),
+                        ("entered the top K", PRIMARY), ("left the top K", "#8A8F98")):
+        fig.add_scatter(x=[None], y=[None], mode="lines+markers", name=name, line=dict(color=color, width=2),
+                        marker=dict(color=color, size=7), hoverinfo="skip")
+    fig.add_hrect(y0=k + 0.75, y1=k + 2.25, fillcolor="#F0F2F6", line_width=0, layer="below")
+    if target_item is not None:
+        tb = f"#{target_rank_before}" if target_rank_before else "?"
+        ta = f"#{target_rank_after}" if target_rank_after else "?"
+        subtitle = f"target rank {tb} → {ta} in the full catalogue"
+    else:
+        subtitle = "no target picked"
+    entered = int((changes["rank_before"].isna() & changes["rank_after"].notna()).sum())
+    subtitle += f" · {entered} item{'s' if entered != 1 else ''} entered the top {k}"
+    set_title(fig, title, subtitle)
+    fig.update_xaxes(title_text=x_title, tickvals=[0, 1], ticktext=["before (original)", "after (edited)"],
+                     range=[-1.3, 2.3], showgrid=False, zeroline=False)
+    ticks = list(range(1, k + 1))
+    fig.update_yaxes(title_text=y_title, range=[out + 0.9, 0.3], tickvals=ticks + [out],
+                     ticktext=[str(t) for t in ticks] + ["not in top K"], showgrid=False, zeroline=False)
+    fig.update_layout(showlegend=True)
+    return apply_theme(fig, height=max(360, 150 + 30 * (k + 2)))

@@ -76,7 +76,7 @@ GOOD = {
     "method_comparison": lambda: pe.plot_method_comparison(_table()),
     "method_agreement": lambda: pe.plot_method_agreement(_table()),
     "timeline": lambda: pe.plot_attribution_timeline(_history(), target_label="Tent seam sealer"),
-    "counterfactual": lambda: pe.plot_counterfactual(*_cf(), target_item="r3", target_rank_before=4,
+    "counterfactual": lambda: ps.plot_counterfactual(*_cf(), target_item="r3", target_rank_before=4,
                                                      target_rank_after=1),
     "mass_lag": lambda: ps.plot_attribution_mass(BY_LAG, share_top_ge20=0.3, users=100),
     "mass_time": lambda: ps.plot_attribution_mass(BY_TIME, by="time"),
@@ -92,7 +92,7 @@ EMPTY = {
     "method_comparison": lambda: pe.plot_method_comparison(pe.attribution_table({})),
     "method_agreement": lambda: pe.plot_method_agreement(pe.attribution_table({})),
     "timeline": lambda: pe.plot_attribution_timeline(_history(4).iloc[:0]),
-    "counterfactual": lambda: pe.plot_counterfactual(_cf()[0].iloc[:0], _cf()[1].iloc[:0]),
+    "counterfactual": lambda: ps.plot_counterfactual(_cf()[0].iloc[:0], _cf()[1].iloc[:0]),
     "mass_lag": lambda: ps.plot_attribution_mass(BY_LAG.iloc[:0]),
     "mass_time": lambda: ps.plot_attribution_mass(BY_TIME.iloc[:0], by="time"),
     "attention_distance": lambda: ps.plot_attention_distance(DIST.iloc[:0]),
@@ -212,11 +212,11 @@ def test_timeline_colours_and_sizes_by_attribution() -> None:
 
 def test_counterfactual_changes_and_slope_chart() -> None:
     before, after = _cf()
-    ch = pe.counterfactual_changes(before, after).set_index("item_id")
+    ch = ps.counterfactual_changes(before, after).set_index("item_id")
     assert ch.loc["r3", "change"] == 3 and ch.loc["r4", "change"] == -4
     assert np.isnan(ch.loc["r11", "rank_before"]) and ch.loc["r11", "rank_after"] == 5
     assert np.isnan(ch.loc["r9", "rank_after"])
-    fig = pe.plot_counterfactual(before, after, target_item="r3", target_rank_before=4, target_rank_after=1)
+    fig = ps.plot_counterfactual(before, after, target_item="r3", target_rank_before=4, target_rank_after=1)
     target = [t for t in fig.data if t.line.color == theme.ACCENT and t.x and t.x[0] is not None]
     assert len(target) == 1 and list(target[0].y) == [4, 1]
     assert "#4 → #1" in fig.layout.title.subtitle.text and "2 items entered" in fig.layout.title.subtitle.text
