@@ -7,6 +7,8 @@ k = 1, 2, 5, 10, 20, 50, all) and the AOPC of IG, occlusion, attention and rando
 
     python bench/explain_longrange.py --run runs/demo-sasrec-60s            # data: the run's own (demo)
     python bench/explain_longrange.py --run RUN --device cuda --users 5000
+    python bench/explain_longrange.py --run RUN --threads 1    # on a shared CPU: OpenMP threads that wait on
+                                                               # each other make small models several times slower
 """
 from __future__ import annotations
 
@@ -40,10 +42,14 @@ def main() -> None:
     ap.add_argument("--faith-users", type=int, default=200)
     ap.add_argument("--max-k", type=int, default=10)
     ap.add_argument("--target", default="top", choices=("top", "heldout"))
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's); 1 is far faster when other jobs share the cores")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: stats,truncation,faith")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     skip = set(filter(None, args.skip.split(",")))
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     run_path = Path(args.run) if args.run else (list_runs()[0].path if list_runs() else None)
     if run_path is None:
