@@ -90,8 +90,10 @@ c3.markdown(f"**Explaining:** {target_label}  \n`{target_id}` · score {ig.targe
 names = ["Why this recommendation", "How far back does it look", "Can we trust it", "What if"]
 tabs = st.tabs(names + (["Planted truth check"] if demo else []))
 
+# Each section is a fragment: its own widgets rerun only that section, so a click costs one section's charts.
 # ------------------------------------------------------------------------------ why this recommendation
-with tabs[0]:
+@st.fragment
+def why_tab() -> None:
     a1, a2 = st.columns([2, 3])
     steps = a1.slider("Integrated-gradients steps", 10, 200, 50, step=10, key="explain_steps",
                       help="More steps = a more exact integral (smaller convergence delta), slower.")
@@ -134,6 +136,9 @@ with tabs[0]:
     st.caption("The history the model saw, one lane per category; colour and size show the attribution (blue = "
                "for the target). Hover for the title, the lag in steps and the time before the prediction.")
 
+
+@st.fragment
+def attention_section(history) -> None:  # noqa: ANN001 - the explained history (Attribution.to_frame())
     st.subheader("Attention")
     maps = cache.attention(key, fp, user, run, ds)
     n_layers, n_heads = maps.weights.shape[:2]
@@ -154,7 +159,6 @@ with tabs[0]:
     else:
         matrix = maps.layer_map(layer, head)
         title = f"layer {layer + 1}, " + ("mean of heads" if head is None else f"head {head + 1}")
-    history = ig.to_frame()
     st.plotly_chart(plot_attention_heatmap(matrix, history, view=title, group_far=group), width="stretch",
                     theme=None)
     st.caption("Row = the position attending, column = the event attended to; each row sums to 1, the blank upper "
@@ -163,7 +167,8 @@ with tabs[0]:
     st.caption("The bottom row of the map: how the prediction point spreads its attention over the history.")
 
 # ------------------------------------------------------------------------------ how far back does it look
-with tabs[1]:
+@st.fragment
+def far_tab() -> None:
     st.markdown("Explain many users' predictions at once and ask where the attribution goes: the last few events, "
                 "or 20+ steps back? Then cut the history to its last *k* events and see what the model loses.")
     n_test = len(ds.sequences.split("test").users)
@@ -207,7 +212,8 @@ with tabs[1]:
         download_table(abl, "truncation_ablation.csv")
 
 # ------------------------------------------------------------------------------ can we trust it
-with tabs[2]:
+@st.fragment
+def trust_tab() -> None:
     st.markdown("Remove each method's top-k events (deletion) or give the model only those (insertion) and "
                 "re-score the target. A faithful explanation moves the score more than a random order does.")
     f1, f2, f3 = st.columns(3)
@@ -233,7 +239,8 @@ with tabs[2]:
         download_table(faith.curves, "faithfulness_curves.csv", label="Download curves (CSV)")
 
 # ------------------------------------------------------------------------------ what if
-with tabs[3]:
+@st.fragment
+def whatif_tab() -> None:
     seq = ds.sequences.sequences[vocab.user_index(user)][:-1]
     original = [vocab.item_id(int(i)) for i in seq]
     n = len(original)
@@ -263,7 +270,8 @@ with tabs[3]:
     else:
         rb, ra = cf["target_rank_before"], cf["target_rank_after"]
         t1, t2, t3 = st.columns(3)
-        t1.metric("Events after the edit", f"{len(items):,}", delta=f"{len(items) - n:+d}" if len(items) != n else None)
+        t1.metric("Events after the edit", f"{len(items):,}", delta=f"{len(items) - n:+d}" if len(items) != n else None,
+                  delta_color="off")
         t2.metric("Target rank before", f"{rb:,}" if rb else "n/a", help=f"{target_label} in the full catalogue.")
         t3.metric("Target rank after", f"{ra:,}" if ra else "n/a", delta=None if not (rb and ra) or rb == ra
                   else f"{rb - ra:+d} places", help="Positive = moved up.")
@@ -276,40 +284,54 @@ with tabs[3]:
         download_table(changes, f"counterfactual_{user}.csv")
 
 # ------------------------------------------------------------------------------ planted truth check
+@st.fragment
+def planted_tab() -> None:
+    st.markdown("The demo log hides trigger → response pairs 20–40 events apart. For users whose held-out item "
+                "is a planted response that the model ranks in its top 10, is the planted trigger among the 3 "
+                "events with the highest IG attribution? The bar is 80% of cases.")
+    if st.button("Run the planted truth check", type="primary"):
+        st.session_state["planted_run"] = True
+    if st.session_state.get("planted_run"):
+        cases = cache.planted(key, fp, ds.source.demo_seed, 50, None, run, ds)
+        if not len(cases):
+            st.info("No cases yet: the model ranks no planted response in its top 10 for the users whose "
+                    "held-out item is one. Train longer (the demo's pairs need a few minutes of training) "
+                    "and check again.")
+        else:
+            share = float(cases["hit"].mean())
+            p1, p2 = st.columns([1, 3])
+            p1.metric("Trigger in the IG top 3", f"{share:.0%}",
+                      delta="meets the 80% bar" if share >= 0.8 else "below the 80% bar",
+                      delta_color="normal" if share >= 0.8 else "inverse")
+            p1.metric("Cases", f"{len(cases):,}")
+            with p2:
+                st.plotly_chart(plot_planted_check(cases), width="stretch", theme=None)
+                st.caption("Where the planted trigger ranks among the user's events by IG attribution; "
+                           "blue = hit.")
+            shown = cases.copy()
+            for col in ("response", "trigger"):
+                if col in shown:
+                    shown[f"{col}_title"] = [vocab.title(str(i)) for i in shown[col]]
+            st.dataframe(shown, width="stretch", hide_index=True)
+            download_table(shown, "planted_truth_check.csv")
+            q1, q2 = st.columns([3, 1])
+            ranks = dict(zip(cases["user"].astype(str), cases["trigger_attr_rank"], strict=True))
+            pick = q1.selectbox("Explain one case", list(ranks), key="planted_pick",
+                                format_func=lambda u: f"{u} (trigger ranked {ranks[u]} by IG)")
+            if q2.button("Explain this user", key="planted_go"):
+                st.session_state["rec_user"] = pick
+                st.rerun()
+
+
+with tabs[0]:
+    why_tab()
+    attention_section(ig.to_frame())
+with tabs[1]:
+    far_tab()
+with tabs[2]:
+    trust_tab()
+with tabs[3]:
+    whatif_tab()
 if demo:
     with tabs[4]:
-        st.markdown("The demo log hides trigger → response pairs 20–40 events apart. For users whose held-out item "
-                    "is a planted response that the model ranks in its top 10, is the planted trigger among the 3 "
-                    "events with the highest IG attribution? The bar is 80% of cases.")
-        if st.button("Run the planted truth check", type="primary"):
-            st.session_state["planted_run"] = True
-        if st.session_state.get("planted_run"):
-            cases = cache.planted(key, fp, ds.source.demo_seed, 50, None, run, ds)
-            if not len(cases):
-                st.info("No cases yet: the model ranks no planted response in its top 10 for the users whose "
-                        "held-out item is one. Train longer (the demo's pairs need a few minutes of training) "
-                        "and check again.")
-            else:
-                share = float(cases["hit"].mean())
-                p1, p2 = st.columns([1, 3])
-                p1.metric("Trigger in the IG top 3", f"{share:.0%}",
-                          delta="meets the 80% bar" if share >= 0.8 else "below the 80% bar",
-                          delta_color="normal" if share >= 0.8 else "inverse")
-                p1.metric("Cases", f"{len(cases):,}")
-                with p2:
-                    st.plotly_chart(plot_planted_check(cases), width="stretch", theme=None)
-                    st.caption("Where the planted trigger ranks among the user's events by IG attribution; "
-                               "blue = hit.")
-                shown = cases.copy()
-                for col in ("response", "trigger"):
-                    if col in shown:
-                        shown[f"{col}_title"] = [vocab.title(str(i)) for i in shown[col]]
-                st.dataframe(shown, width="stretch", hide_index=True)
-                download_table(shown, "planted_truth_check.csv")
-                q1, q2 = st.columns([3, 1])
-                ranks = dict(zip(cases["user"].astype(str), cases["trigger_attr_rank"], strict=True))
-                pick = q1.selectbox("Explain one case", list(ranks), key="planted_pick",
-                                    format_func=lambda u: f"{u} (trigger ranked {ranks[u]} by IG)")
-                if q2.button("Explain this user", key="planted_go"):
-                    st.session_state["rec_user"] = pick
-                    st.rerun()
+        planted_tab()
