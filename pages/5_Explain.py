@@ -102,7 +102,15 @@ def why_tab() -> None:
                                   "score drop when the event is removed. GradientSHAP: sampled gradients. Attention: "
                                   "the prediction point's attention rollout.")
     ig = explain("ig", steps)
-    attrs = {m: (ig if m == "ig" else explain(m, steps)) for m in methods}
+    attrs, skipped = {}, []
+    for m in methods:
+        try:
+            attrs[m] = ig if m == "ig" else explain(m, steps)
+        except InputError as err:  # e.g. attention on a model without attention maps
+            skipped.append(f"{method_name(m)}: {err}")
+    methods = list(attrs)
+    if skipped:
+        st.info("Left out — " + "; ".join(skipped))
     gap = ig.target_score - (ig.baseline_score if ig.baseline_score is not None else np.nan)
     m1, m2, m3 = st.columns(3)
     m1.metric("Target score", f"{ig.target_score:.3f}", help="The model's score for the target (higher = ranked first).")
@@ -140,7 +148,11 @@ def why_tab() -> None:
 @st.fragment
 def attention_section(history) -> None:  # noqa: ANN001 - the explained history (Attribution.to_frame())
     st.subheader("Attention")
-    maps = cache.attention(key, fp, user, run, ds)
+    try:
+        maps = cache.attention(key, fp, user, run, ds)
+    except InputError as err:
+        st.info(f"No attention maps to show: {err}")
+        return
     n_layers, n_heads = maps.weights.shape[:2]
     v1, v2, v3, v4 = st.columns(4)
     view = v1.radio("View", ["Mean", "Rollout", "One layer"], horizontal=True,
