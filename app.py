@@ -10,6 +10,8 @@ PAGES = [
     st.Page("pages/1_Data.py", title="Data"),
     st.Page("pages/3_Train.py", title="Train"),
     st.Page("pages/4_Evaluate.py", title="Evaluate"),
+    st.Page("pages/5_Explain.py", title="Explain"),
+    st.Page("pages/6_Embeddings.py", title="Embeddings"),
     st.Page("pages/7_Recommendations.py", title="Recommendations"),
 ]
 

@@ -15,6 +15,9 @@ with left:
         "- **What is in my log?** users, items, sequence lengths, activity over time, and what cleaning dropped.\n"
         "- **How good is a sequence model on it?** full-ranking HR, NDCG and MRR with 95% intervals, next to "
         "popularity, Markov and item-kNN baselines under the same protocol.\n"
+        "- **Why does it recommend that?** attention maps and Captum attributions per past event, how far back the "
+        "model looks, whether the explanation is faithful, and what-if edits of a history.\n"
+        "- **What has it learned?** UMAP / PCA maps of the item and user spaces, nearest neighbours of any item.\n"
         "- **What does it recommend to whom?** any user's history as a timeline, their top-K, and where the item "
         "they really chose next ranks.\n"
         "- **Headless too:** everything here is `python -m seqrec_core ...` for GPU servers and scripts.")
@@ -35,7 +38,11 @@ steps = [
      f"run {run.path.name} ({run.config.get('family')})" if run else "no model in use"),
     ("pages/4_Evaluate.py", "3 · Evaluate", run is not None,
      "model vs baselines with 95% intervals" if run else "needs a model"),
-    ("pages/7_Recommendations.py", "4 · Recommendations", run is not None,
+    ("pages/5_Explain.py", "4 · Explain", run is not None,
+     "which past events drive a recommendation, how far back, and can we trust it" if run else "needs a model"),
+    ("pages/6_Embeddings.py", "5 · Embeddings", run is not None,
+     "maps of the learned item and user spaces" if run else "needs a model"),
+    ("pages/7_Recommendations.py", "6 · Recommendations", run is not None,
      "per-user top-K and held-out rank" if run else "needs a model"),
 ]
 for page, label, done, detail in steps:
