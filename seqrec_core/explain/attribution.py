@@ -5,9 +5,11 @@ Methods (``METHODS``):
   embedding (all zeros) at every real position while keeping the sequence's mask and positions, so the path runs
   from "events present but blank" to the real history. For the rotary model that baseline scores exactly like an
   all-padding history (every layer maps a zero input to zero: no biases, RMSNorm(0) = 0), so completeness reads
-  ``sum(attributions) = score(target | history) - score(target | all padding)``; the convergence delta is
-  Captum's. For learned positions (position vectors survive a blank input) the delta is taken against the
-  blank-but-masked baseline the path actually starts from.
+  ``sum(attributions) = score(target | history) - score(target | all padding)``. The path is walked in two
+  segments with re-timed nodes (see ``_EmbeddingProxy``) because a pre-norm Transformer's score swings wildly in
+  the first 1e-3 of the path; Captum's convergence delta of both segments is added up. :func:`attribute`
+  doubles the steps (up to ``MAX_REFINED_STEPS``) while the delta exceeds 1% of the score gap, and reports the
+  steps it used.
 - ``occlusion``: Captum ``FeatureAblation``: each event is replaced by padding and the sequence is compacted, so
   the variant is the history with that event *removed* (a real, shorter history the model was trained on). For
   this model padding and removal agree except at the latest event, where padding would leave no prediction point.
@@ -41,8 +43,21 @@ from seqrec_core.models.neural import pad_left
 log = logging.getLogger(__name__)
 
 METHODS = ("ig", "occlusion", "gradshap", "attention")
-IG_WARP = 23.0  # IG/GradientShap path timing s = expm1(K a) / expm1(K) (see _EmbeddingProxy); 0 = plain path
+NEAR_DECADES = 10.0  # the near-baseline segment of the IG path is timed log-uniformly over this many decades
+NEAR_END = 1e-2  # ... and ends at s = NEAR_END; the far segment runs linearly from there to the real history
+NEAR_SHARE = 0.7  # share of the IG steps spent on the near segment
+NEAR_METHOD = "riemann_middle"  # nodes evenly spread over the decades (Gauss-Legendre crowds the ends)
+REFINE_TOLERANCE = 0.01  # attribute(): double IG steps while |delta| > this share of |score gap| + 0.1
+MAX_REFINED_STEPS = 800
 POSITION_BUDGET = 12_288  # (rows x positions) per forward/backward chunk: keeps CPU caches warm, GPU busy
+
+
+def _timing(a: torch.Tensor, far: bool) -> torch.Tensor:
+    """Path fraction s(a): near segment 0 -> NEAR_END (log-timed), far segment NEAR_END -> 1 (linear)."""
+    if far:
+        return NEAR_END + (1.0 - NEAR_END) * a
+    k = NEAR_DECADES * math.log(10.0)
+    return NEAR_END * torch.expm1(k * a) / math.expm1(k)
 
 
 class _Lookup(nn.Module):
@@ -53,39 +68,52 @@ class _Lookup(nn.Module):
         object.__setattr__(self, "weight", weight)  # a reference, not a registered parameter
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return F.embedding(ids, self.weight, padding_idx=0)  # (N, W, D)
+        return F.embedding(ids.long(), self.weight, padding_idx=0)  # (N, W, D)
 
 
 class _EmbeddingProxy(nn.Module):
     """Stands in for ``model.item_emb`` in a view of the model, so Captum hooks this, never the shared model.
 
-    ``warp`` K > 0 re-times the IG path. Captum moves the lookup's output along u = a * e (a in [0, 1]); the
-    proxy hands the model s(a) * e with s(a) = expm1(K a) / expm1(K). Per event, sum_d u_d * dF/du_d then
-    integrates to exactly the straight-line IG in embedding space (substitution s = s(a)), but the quadrature
-    nodes are spread evenly in log(s). Why: RMSNorm is scale-invariant with eps 1e-6, so near the blank
-    baseline each norm switches on at its own scale and the score swings between s ~ 1e-10 and 1e-3 before
-    settling; Captum's plain path (nodes uniform in s) misses that and leaves a convergence delta as large as
-    the score itself. With K = 23 and 50 steps the median |delta| on the demo model is ~0.1% of the score.
+    Why the path is split and re-timed: RMSNorm is scale-invariant with eps 1e-6, so close to the blank
+    baseline each norm switches on at its own scale and the score swings between s ~ 1e-10 and 1e-3 of the way
+    along the path before it settles; Captum's nodes, uniform in s, miss that and leave a convergence delta as
+    large as the score itself. So every history is attributed twice in one Captum call: a "near" row whose
+    path s runs from 0 to NEAR_END with nodes spread evenly in log(s), and a "far" row from NEAR_END to 1
+    (linear). Captum moves the lookup's output along u = a * e (a in [0, 1]); the proxy hands the model
+    s(a) * e. Per event, sum_d u_d * dF/du_d over a is then exactly the straight-line IG over that segment
+    (substitution s = s(a)), and near + far = IG over the whole path. The mask and positions always come
+    from the real history (``real``), so the baseline keeps the sequence's shape, for any position scheme,
+    and Captum's own convergence delta is valid for each row.
     """
 
-    def __init__(self, weight: torch.Tensor, blank: bool = False, warp: float = 0.0) -> None:
+    def __init__(self, weight: torch.Tensor, blank: bool = False) -> None:
         super().__init__()
         object.__setattr__(self, "weight", weight)  # a reference, not a registered parameter
         self.lookup = _Lookup(weight)
-        self.blank, self.warp = blank, float(warp)
+        self.blank = blank
+        self.path: torch.Tensor | None = None  # (N, W) what Captum feeds: the real ids or the baseline's zeros
+        self.far = False  # which segment of the path Captum is walking
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        ids = ids.long()  # GradientShap's noise tunnel hands the ids over as floats
+    def forward(self, real: torch.Tensor) -> torch.Tensor:
         if self.blank:  # the IG baseline: the padding vector (zeros) at every position
-            return self.weight.new_zeros(ids.shape + (self.weight.shape[1],))  # (N, W, D)
-        u = self.lookup(ids)  # (N, W, D) replaced by Captum with the path point a * e
-        if self.warp <= 0:
-            return u
-        e = F.embedding(ids, self.weight, padding_idx=0).detach()  # (N, W, D) the event's own vector
+            return self.weight.new_zeros(real.shape + (self.weight.shape[1],))  # (N, W, D)
+        if self.path is None:
+            return self.lookup(real)
+        u = self.lookup(self.path)  # (N, W, D) replaced by Captum with the path point a * e
+        e = F.embedding(real, self.weight, padding_idx=0).detach()  # (N, W, D) each event's own vector
         a = (u * e).sum(-1, keepdim=True) / (e * e).sum(-1, keepdim=True).clamp_min(1e-30)  # (N, W, 1)
-        a = a.clamp(0.0, 1.0)
-        s = torch.expm1(self.warp * a) / math.expm1(self.warp)  # (N, W, 1) s(0) = 0, s(1) = 1
-        return e * s  # (N, W, D)
+        return e * _timing(a.clamp(0.0, 1.0), self.far)  # (N, W, D)
+
+
+def _path_forward(view: nn.Module, proxy: _EmbeddingProxy):
+    """Captum's forward: x = path ids (the real ids, or the baseline's zeros), then each row's target and ids."""
+    def forward(x: torch.Tensor, targets: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        proxy.path = x
+        try:
+            return _target_score(view, real, targets)  # (N,)
+        finally:
+            proxy.path = None
+    return forward
 
 
 def _view(model: nn.Module, embedding: nn.Module) -> nn.Module:
@@ -116,51 +144,60 @@ class _Engine(NamedTuple):
     delta: torch.Tensor | None  # (B,) convergence delta
 
 
+def _split_steps(steps: int) -> tuple[int, int]:
+    """Path points for the near and far segments; together ``steps``."""
+    near = max(2, round(steps * NEAR_SHARE))
+    return near, max(2, steps - near)
+
+
+def _finish(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, parts: list[torch.Tensor],
+            deltas: list[torch.Tensor] | None) -> _Engine:
+    scores = sum(p.detach().sum(-1) for p in parts)  # (B, W) per event: summed over the embedding, both segments
+    blank = _view(model, _EmbeddingProxy(model.item_emb.weight, blank=True))
+    with torch.no_grad():
+        target = _target_score(model, ids, targets)  # (B,)
+        baseline = _target_score(blank, ids, targets)  # (B,) blank events, real mask and positions
+    if deltas is None:
+        delta = scores.sum(1) - (target - baseline)
+    else:
+        delta = sum(d.detach().reshape(-1) for d in deltas)  # (B,) Captum's, per segment, added
+    return _Engine(scores, target, baseline, delta)
+
+
 def _run_ig(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, steps: int) -> _Engine:
     from captum.attr import LayerIntegratedGradients
 
-    proxy = _EmbeddingProxy(model.item_emb.weight, warp=IG_WARP)
-    view = _view(model, proxy)
-    blank = _view(model, _EmbeddingProxy(model.item_emb.weight, blank=True))
-    b, w = ids.shape
-    rows = max(b, (POSITION_BUDGET // max(w, 1)) // b * b)  # whole multiples of the batch per chunk
-    rotary = getattr(model.config, "positions", "rotary") == "rotary"
-    lig = LayerIntegratedGradients(lambda x, t: _target_score(view, x, t), proxy.lookup)
+    proxy = _EmbeddingProxy(model.item_emb.weight)
+    lig = LayerIntegratedGradients(_path_forward(_view(model, proxy), proxy), proxy.lookup)
+    b = ids.shape[0]
+    chunk = max(b, (POSITION_BUDGET // max(ids.shape[1], 1)) // b * b)  # rows per pass: whole multiples of b
+    parts, deltas = [], []
     with torch.enable_grad():
-        out = lig.attribute(ids, baselines=torch.zeros_like(ids), additional_forward_args=(targets,),
-                            n_steps=steps, internal_batch_size=min(rows, b * steps),
-                            return_convergence_delta=rotary)
-    attr, captum_delta = out if rotary else (out, None)
-    scores = attr.detach().sum(-1)  # (B, W) one value per event: summed over the embedding dimension
-    with torch.no_grad():
-        target = _target_score(view, ids, targets)  # (B,)
-        baseline = _target_score(blank, ids, targets)  # (B,)
-    delta = captum_delta.detach() if captum_delta is not None else scores.sum(1) - (target - baseline)
-    return _Engine(scores, target, baseline, delta.reshape(-1))
+        for far, n_steps in zip((False, True), _split_steps(steps), strict=True):
+            proxy.far = far
+            attr, delta = lig.attribute(ids, baselines=torch.zeros_like(ids), additional_forward_args=(targets, ids),
+                                        n_steps=n_steps, internal_batch_size=min(chunk, b * n_steps),
+                                        method="gausslegendre" if far else NEAR_METHOD,
+                                        return_convergence_delta=True)
+            parts.append(attr)
+            deltas.append(delta)
+    return _finish(model, ids, targets, parts, deltas)
 
 
 def _run_gradshap(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, steps: int) -> _Engine:
     from captum.attr import LayerGradientShap
 
-    proxy = _EmbeddingProxy(model.item_emb.weight, warp=IG_WARP)
-    view = _view(model, proxy)
-    blank = _view(model, _EmbeddingProxy(model.item_emb.weight, blank=True))
-    gs = LayerGradientShap(lambda x, t: _target_score(view, x, t), proxy.lookup)
+    proxy = _EmbeddingProxy(model.item_emb.weight)
+    gs = LayerGradientShap(_path_forward(_view(model, proxy), proxy), proxy.lookup)
     devices = [ids.device] if ids.device.type == "cuda" else []
     parts = []
-    chunk = max(1, POSITION_BUDGET // max(ids.shape[1] * steps, 1))  # histories per call
     with torch.random.fork_rng(devices=devices), torch.enable_grad():
         torch.manual_seed(0)  # the same explanation every time it is asked for
-        for start in range(0, ids.shape[0], chunk):
-            part = ids[start:start + chunk]  # (c, W)
-            attr = gs.attribute(part, baselines=torch.zeros_like(part[:1]), n_samples=steps, stdevs=0.0,
-                                additional_forward_args=(targets[start:start + chunk],))
-            parts.append(attr.detach().sum(-1))  # (c, W)
-    with torch.no_grad():
-        target = _target_score(view, ids, targets)
-        baseline = _target_score(blank, ids, targets)
-    scores = torch.cat(parts)  # (B, W)
-    return _Engine(scores, target, baseline, scores.sum(1) - (target - baseline))
+        for far, n_samples in zip((False, True), _split_steps(steps), strict=True):
+            proxy.far = far
+            parts.append(gs.attribute(ids, baselines=torch.zeros_like(ids[:1]), n_samples=n_samples, stdevs=0.0,
+                                      additional_forward_args=(targets, ids)))
+    return _finish(model, ids, targets, parts, None)
 
 
 @torch.no_grad()
@@ -361,12 +398,15 @@ def score_history(model: nn.Module, history: np.ndarray) -> np.ndarray:
 
 
 def attribute(run, data: SequenceData, user: str, target: str | None = None, method: str = "ig", *,
-              steps: int = 50, holdout: bool = True, history: np.ndarray | None = None) -> Attribution:
+              steps: int = 50, holdout: bool = True, history: np.ndarray | None = None,
+              refine: bool = True) -> Attribution:
     """Explain one recommendation: attribution of each history event to the target item's score.
 
     target None -> the model's top recommendation (seen items excluded); "heldout" -> the held-out test item;
     otherwise an original item id. ``holdout`` hides the last event (so it can be the explained target);
     ``history`` (item indices) replaces the user's history (the counterfactual editor; no timestamps then).
+    ``refine`` (IG only): double the steps while |convergence delta| > 1% of |target - baseline| (+0.1), up
+    to MAX_REFINED_STEPS; ``Attribution.steps`` says how many were used.
     """
     _check_method(method, steps)
     check_same_catalogue(run.vocab, data)
@@ -383,6 +423,11 @@ def attribute(run, data: SequenceData, user: str, target: str | None = None, met
     full = score_history(model, hist)  # (V + 1,)
     t_idx = resolve_target(data, u, target, full, hist)
     res = attribute_batch_full(model, [hist], np.array([t_idx]), method, steps=steps, batch_size=1)
+    used = int(steps)
+    while (refine and method == "ig" and used * 2 <= max(MAX_REFINED_STEPS, used)
+           and abs(res.deltas[0]) > REFINE_TOLERANCE * (abs(res.target_scores[0] - res.baseline_scores[0]) + 0.1)):
+        used *= 2
+        res = attribute_batch_full(model, [hist], np.array([t_idx]), method, steps=used, batch_size=1)
     scores = res.scores[0]
     kept = window(model, hist)
     n = len(kept)
@@ -401,4 +446,4 @@ def attribute(run, data: SequenceData, user: str, target: str | None = None, met
         seconds_before=before, scores=scores, target_score=float(full[t_idx]),
         baseline_score=None if res.baseline_scores is None else float(res.baseline_scores[0]),
         convergence_delta=None if res.deltas is None else float(res.deltas[0]),
-        steps=int(steps) if method in ("ig", "gradshap") else None, target_rank=target_rank(full, t_idx, hist))
+        steps=used if method in ("ig", "gradshap") else None, target_rank=target_rank(full, t_idx, hist))
