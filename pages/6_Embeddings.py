@@ -78,8 +78,9 @@ if what == "items":
         return f"{title} ({item_id})" if title else item_id
 
     n1, n2 = st.columns([3, 1])
-    picked = n1.selectbox("Item (type to search by title or id)", options, index=None, format_func=_label,
-                          key="emb_item", placeholder="Pick an item to see what the model puts next to it")
+    picked = n1.selectbox("Item (type to search by title or id)", options, index=0, format_func=_label,
+                          key="emb_item", placeholder="Pick an item to see what the model puts next to it",
+                          help="Starts at the most popular item. Its neighbours are ringed in red on the map.")
     k = n2.slider("Neighbours", 5, 50, 10, key="emb_k")
 
 neighbours = embeddings.nearest_items(run, picked, k=k) if picked else None
@@ -99,14 +100,18 @@ def _show(points) -> None:  # noqa: ANN001
     caption.caption(text)
 
 
-_show(pca)
+umap_done = st.session_state.setdefault("emb_umap_done", set())  # UMAP maps this session has had (cached)
+umap_id = args[:6]
 points = pca
 if method_label == "PCA":
     embeddings.warm_up_umap()  # once per process, in the background: a later switch to UMAP skips numba's compile
 else:
+    if umap_id not in umap_done:
+        _show(pca)  # something to look at while UMAP works
     with working:
         points = _points(*args[:3], "umap", *args[3:])
-    _show(points)
+    umap_done.add(umap_id)
+_show(points)
 
 if what == "items":
     agree = _agreement(key, 10, run)

@@ -83,21 +83,27 @@ def test_pca_map_neighbours_and_highlight(entry, runs_dir, small_dataset, tiny_r
     assert spec["layout"]["xaxis"]["title"]["text"] == "PCA 1"
     assert spec["data"][0]["type"] == "scattergl"
     n_items = small_dataset.sequences.vocab.n_items
-    assert n_points(spec) == n_items
+    names = [t.get("name") for t in spec["data"]]
+    assert names[-2:] == ["nearest neighbours", "picked"]  # the most popular item is picked to start with
+    assert n_points({"data": spec["data"][:-2]}) == n_items
     assert any("unitless" in c.value for c in at.caption)
     assert any("share its category" in m.value for m in at.markdown)
+    counts = np.bincount(np.concatenate(small_dataset.sequences.sequences))
+    assert at.selectbox(key="emb_item").value == small_dataset.sequences.vocab.item_id(int(counts.argmax()))
 
     at.selectbox(key="emb_color").set_value("category").run()
     assert not at.exception
-    assert len(charts(at)[0]["data"]) > 1  # one trace per category
+    assert len(charts(at)[0]["data"]) > 3  # one trace per category, then the highlight
 
     item = small_dataset.sequences.vocab.item_ids[0]
     at.selectbox(key="emb_item").set_value(item).run()
+    at.slider(key="emb_k").set_value(7).run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert len(table) == 10 and item not in set(table["item_id"])
-    names = [t.get("name") for t in charts(at)[0]["data"]]
-    assert names[-2:] == ["nearest neighbours", "picked"]
+    assert len(table) == 7 and item not in set(table["item_id"])
+    assert (np.diff(table["similarity"].to_numpy()) <= 1e-12).all()
+    data = charts(at)[0]["data"]
+    assert values(data[-1]["x"]) and len(values(data[-2]["x"])) == 7
     assert any(b.label == "Download table (CSV)" for b in at.get("download_button"))
 
     at.radio(key="emb_what").set_value("users").run()
