@@ -10,7 +10,9 @@ Positions are computed from the padding mask so that adding more left padding ne
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Literal, NamedTuple
 
@@ -67,6 +69,16 @@ class SASRecConfig:
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InputError(f"{name} {value!r} is out of range; use a whole number from {low} to {high}")
+
+
+_EAGER_LOCK = threading.Lock()  # module-level: a lock inside the module would make it unpicklable / uncopyable
+
+
+def _mask_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype attention scores will have: the autocast dtype inside autocast (SDPA wants the mask to match)."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
 
 
 class HiddenOutput(NamedTuple):
@@ -127,30 +139,31 @@ class SASRec(nn.Module):
         else:
             after = real.flip(1).cumsum(1).flip(1)  # (B, T) real events at or after each position
             position_ids = (self.config.max_len - after).clamp_(0, self.config.max_len - 1)  # latest at max_len - 1
-        eager = output_attentions
-        if eager:
-            self.backbone.set_attn_implementation("eager")
-        try:
-            mask = self._attention_mask(real, additive=eager, dtype=x.dtype)  # (B, 1, T, T)
-            out = self.backbone(inputs_embeds=x, attention_mask=mask, position_ids=position_ids,
-                                output_attentions=output_attentions, use_cache=False)
-        finally:
-            if eager:
-                self.backbone.set_attn_implementation("sdpa")
+        # One additive float mask suits both attention kernels, so a scoring call is correct even while another
+        # thread holds the model in eager mode for an explanation; the switch itself is serialised by a lock.
+        mask = self._attention_mask(real, _mask_dtype(x))  # (B, 1, T, T)
+        with _EAGER_LOCK if output_attentions else contextlib.nullcontext():
+            if output_attentions:
+                self.backbone.set_attn_implementation("eager")
+            try:
+                out = self.backbone(inputs_embeds=x, attention_mask=mask, position_ids=position_ids,
+                                    output_attentions=output_attentions, use_cache=False)
+            finally:
+                if output_attentions:
+                    self.backbone.set_attn_implementation("sdpa")
         attentions = tuple(out.attentions) if output_attentions and out.attentions is not None else None
         return HiddenOutput(hidden=out.last_hidden_state, attentions=attentions)
 
     @staticmethod
-    def _attention_mask(real: torch.Tensor, additive: bool, dtype: torch.dtype) -> torch.Tensor:
-        """Causal and padding mask. A padded query may see only itself, so no softmax row is empty (no NaN)."""
+    def _attention_mask(real: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Causal and padding mask, additive (0 / most negative). A padded query may see only itself, so no
+        softmax row is empty (no NaN); real queries never see padding or the future."""
         t = real.shape[1]
         idx = torch.arange(t, device=real.device)
         causal = idx[None, :] <= idx[:, None]  # (T, T) key <= query
         allowed = causal[None] & (real[:, None, :] | torch.eye(t, dtype=torch.bool, device=real.device)[None])
-        allowed = allowed[:, None]  # (B, 1, T, T)
-        if not additive:
-            return allowed
-        return torch.zeros(allowed.shape, dtype=dtype, device=real.device).masked_fill_(~allowed, torch.finfo(dtype).min)
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=real.device)  # (B, T, T)
+        return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]  # (B, 1, T, T)
 
     # ---------------------------------------------------------------------------------------------- train
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -161,3 +161,33 @@ def test_neural_scorer_matches_the_model_and_returns_float32() -> None:
             ref = model.score(pad_left([h], 12)).numpy()[0]
         np.testing.assert_allclose(scores[row, 1:], ref[1:], rtol=1e-4, atol=1e-5)
     assert scorer.score_histories([]).shape == (0, N_ITEMS + 1)
+
+
+def test_scoring_stays_right_while_another_thread_explains() -> None:
+    """The dashboard shares one loaded model between sessions: eager explanations must not corrupt scoring."""
+    import threading
+
+    model = tiny()
+    x = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        expected = model.score(x)
+    errors: list[str] = []
+
+    def explain() -> None:
+        for _ in range(30):
+            with torch.no_grad():
+                if model.forward_hidden(x, output_attentions=True).attentions is None:
+                    errors.append("no attentions")
+
+    def score() -> None:
+        for _ in range(30):
+            with torch.no_grad():
+                if not torch.allclose(model.score(x)[:, 1:], expected[:, 1:], atol=1e-5):
+                    errors.append("scores changed")
+
+    threads = [threading.Thread(target=explain), threading.Thread(target=score)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
