@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,26 +14,8 @@ APP = ROOT / "app.py"
 PAGE = "pages/6_Embeddings.py"
 
 
-@pytest.fixture(scope="module")
-def entry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """app.py, or, until the lead adds this page to its navigation, a scratch copy that does (in a temp folder
-    whose pages/ and ui/ link to the repository's, so page links and imports resolve as in the real app)."""
-    source = APP.read_text(encoding="utf-8")
-    if PAGE in source:
-        return APP
-    scratch = tmp_path_factory.mktemp("app")
-    for name in ("pages", "ui", "assets", ".streamlit"):
-        if (ROOT / name).exists():
-            (scratch / name).symlink_to(ROOT / name)
-    marker = "st.Page(\"pages/7_Recommendations.py\""
-    assert marker in source, "app.py changed: update this fixture"
-    (scratch / "app.py").write_text(source.replace(marker, f"st.Page(\"{PAGE}\", title=\"Embeddings\"),\n    {marker}"),
-                                    encoding="utf-8")
-    return scratch / "app.py"
-
-
-def open_embeddings(entry: Path, dataset=None, run: Path | None = None, **state) -> AppTest:
-    at = AppTest.from_file(str(entry), default_timeout=180)
+def open_embeddings(dataset=None, run: Path | None = None, **state) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=180)
     if dataset is not None:
         at.session_state["dataset"] = dataset
     if run is not None:
@@ -42,6 +23,7 @@ def open_embeddings(entry: Path, dataset=None, run: Path | None = None, **state)
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
+    assert not at.exception, at.exception
     at.switch_page(PAGE)
     at.run()
     assert not at.exception, at.exception
@@ -62,20 +44,20 @@ def n_points(spec: dict) -> int:
     return sum(len(values(t["x"])) for t in spec["data"])
 
 
-def test_without_data_or_run_the_page_says_what_to_do_first(entry, runs_dir):
+def test_without_data_or_run_the_page_says_what_to_do_first(runs_dir):
     from seqrec_core.data.dataset import dataset_from_events
     from seqrec_core.data.synthetic import make_demo_events
 
-    at = open_embeddings(entry)
+    at = open_embeddings()
     assert any("No data loaded yet" in i.value for i in at.info)
     events, _truth = make_demo_events(n_users=40, n_items=60, seed=11)  # no run was trained on this log
-    at = open_embeddings(entry, dataset=dataset_from_events(events, "untrained"))
+    at = open_embeddings(dataset=dataset_from_events(events, "untrained"))
     assert any("No model in use yet" in i.value for i in at.info)
     assert not at.get("plotly_chart")
 
 
-def test_pca_map_neighbours_and_highlight(entry, runs_dir, small_dataset, tiny_run):
-    at = open_embeddings(entry, small_dataset, tiny_run, emb_method="PCA")
+def test_pca_map_neighbours_and_highlight(runs_dir, small_dataset, tiny_run):
+    at = open_embeddings(small_dataset, tiny_run, emb_method="PCA")
     assert [t.value for t in at.title] == ["Embeddings"]
     specs = charts(at)
     assert len(specs) == 1
@@ -113,8 +95,8 @@ def test_pca_map_neighbours_and_highlight(entry, runs_dir, small_dataset, tiny_r
     assert "user" in spec["layout"]["title"]["text"].lower()
 
 
-def test_umap_map_replaces_pca_and_is_cached(entry, runs_dir, small_dataset, tiny_run):
-    at = open_embeddings(entry, small_dataset, tiny_run)  # UMAP is the default projection
+def test_umap_map_replaces_pca_and_is_cached(runs_dir, small_dataset, tiny_run):
+    at = open_embeddings(small_dataset, tiny_run)  # UMAP is the default projection
     specs = charts(at)
     assert specs[-1]["layout"]["xaxis"]["title"]["text"] == "UMAP 1"
     assert not at.get("progress")  # the bar is gone once the map is there
