@@ -1,10 +1,11 @@
 """Maps of the learned item and user spaces: vectors out of a run, 2-D projections, clusters and neighbours.
 
 Why two projections: PCA is exact, linear and instant, so the page can show it at once; UMAP keeps local
-neighbourhoods (items bought together end up together) but its first call in a process pays numba compilation
-(tens of seconds on a small CPU). UMAP is therefore seeded (same seed, same map), reports progress through a
-callback, and can be warmed up in a background thread. The 2-D coordinates of either are unitless: only
-distances and groupings mean something.
+neighbourhoods (items bought together end up together) but its first call in a process pays numba compilation.
+Its NN-descent neighbour search alone compiles for a minute or more in every new process on a 2-core CPU, so up
+to 30,000 points the neighbours are computed exactly here (matrix products, seconds) and handed to UMAP. UMAP is
+seeded (same seed, same map), reports progress through a callback, and can be warmed up in a background thread.
+The 2-D coordinates of either are unitless: only distances and groupings mean something.
 
 Clusters and neighbours are computed on the full vectors, never on the 2-D map, so they do not depend on the
 projection chosen. Cosine is the default similarity: a dot-product model's vector norms mostly encode
