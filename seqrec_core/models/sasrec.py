@@ -98,7 +98,8 @@ class SASRec(nn.Module):
         self.config = config
         d = config.hidden_size
         self.item_emb = nn.Embedding(config.n_items + 1, d, padding_idx=0)
-        self.emb_dropout = nn.Dropout(config.dropout)
+        # GPT-2 applies its own dropout after adding positions; Llama has none, so ours goes on the input.
+        self.emb_dropout = nn.Dropout(config.dropout) if config.positions == "rotary" else nn.Identity()
         if config.positions == "rotary":
             hf = LlamaConfig(vocab_size=1, hidden_size=d, intermediate_size=4 * d, num_hidden_layers=config.num_layers,
                              num_attention_heads=config.num_heads, num_key_value_heads=config.num_heads,
