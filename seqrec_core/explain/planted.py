@@ -63,7 +63,7 @@ def planted_cases(run, data: SequenceData, truth: DemoTruth, top_k: int = 10) ->
 
 def get_planted_pair_check(run, data: SequenceData, truth: DemoTruth, *, top_k: int = 10, top_attr: int = 3,
                            method: str = "ig", steps: int = 50, max_cases: int | None = None,
-                           progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+                           progress: Callable[[int, int], None] | None = None, baseline: str = "mean") -> pd.DataFrame:
     """One row per case: user, response, trigger, response_rank, trigger_lag (of its latest occurrence in the
     window), trigger_attr_rank (best rank of any trigger occurrence by attribution, 1 = highest), hit."""
     started = time.perf_counter()
@@ -81,7 +81,7 @@ def get_planted_pair_check(run, data: SequenceData, truth: DemoTruth, *, top_k: 
     attrs: list[np.ndarray] = []
     for start in range(0, len(hists), chunk):
         attrs += attribute_batch(run.model, hists[start:start + chunk], targets[start:start + chunk], method,
-                                 steps=steps, batch_size=chunk)
+                                 steps=steps, batch_size=chunk, baseline=baseline)
         if progress is not None:
             progress(min(start + chunk, len(hists)), len(hists))
     attr_rank = []

@@ -100,45 +100,65 @@ def test_the_fixture_model_learned_the_pair(planted) -> None:
 
 
 @pytest.mark.parametrize("positions", ["rotary", "learned"])
-def test_ig_completeness_on_an_untrained_model(positions: str) -> None:
+@pytest.mark.parametrize("baseline", ["mean", "padding"])
+def test_ig_completeness_on_an_untrained_model(positions: str, baseline: str) -> None:
     torch.manual_seed(1)
     model = build_model("sasrec", 40, hidden_size=16, max_len=20, positions=positions).eval()
     hists = [np.array([3, 9, 4, 4, 12, 30]), np.arange(1, 21), np.array([7])]
-    res = attribute_batch_full(model, hists, np.array([5, 6, 7]), "ig", steps=100, batch_size=2)
+    res = attribute_batch_full(model, hists, np.array([5, 6, 7]), "ig", steps=100, batch_size=2, baseline=baseline)
     assert [len(s) for s in res.scores] == [6, 20, 1]
     total = np.array([s.sum() for s in res.scores])
     gap = res.target_scores - res.baseline_scores
     np.testing.assert_allclose(total, gap, atol=0.01 * np.abs(gap).max() + 1e-3)
     np.testing.assert_allclose(res.deltas, total - gap, atol=1e-4)  # Captum's delta is the completeness gap
-    if positions == "rotary":  # the blank baseline scores exactly like an all-padding history
+    if positions == "rotary" and baseline == "padding":  # blank events score exactly like an all-padding history
         with torch.no_grad():
             pad = model.score(torch.zeros(3, 6, dtype=torch.long))[:, [5, 6, 7]].diagonal().numpy()
         np.testing.assert_allclose(res.baseline_scores, pad, atol=1e-6)
 
 
+def _score_with_vectors(model, ids: torch.Tensor, vectors: torch.Tensor, targets) -> np.ndarray:
+    """Target scores when the model gets ``vectors`` (B, W, D) instead of its item vectors (mask kept)."""
+    from seqrec_core.explain.engines import _view, target_score
+
+    class Fixed(torch.nn.Module):
+        weight = model.item_emb.weight
+
+        def forward(self, real):
+            return vectors
+
+    with torch.no_grad():
+        return target_score(_view(model, Fixed()), ids, torch.as_tensor(targets)).numpy()
+
+
 def test_ig_completeness_on_the_trained_model(planted) -> None:
-    """sum of attributions = score(target | history) - score(target | all padding), on a trained model
-    whose score swings sharply along the path (the hard case for the quadrature)."""
+    """sum of attributions = score(target | history) - score(target | baseline), on a trained model; for the
+    padding baseline that is an all-padding history, and the path is the hard case for the quadrature."""
     run, data = planted
     split = data.split("test")
     n = 8
-    res = attribute_batch_full(run.model, split.histories[:n], split.targets[:n], "ig", steps=600)
+    hists, targets = split.histories[:n], split.targets[:n]
+    ids = pad_left(hists, 16)
     with torch.no_grad():
-        ids = pad_left(split.histories[:n], 16)
-        rows, cols = torch.arange(n), torch.as_tensor(split.targets[:n])
+        rows, cols = torch.arange(n), torch.as_tensor(targets)
         full = run.model.score(ids)[rows, cols].numpy()
         blank = run.model.score(torch.zeros_like(ids))[rows, cols].numpy()  # all-padding history
-    np.testing.assert_allclose(res.target_scores, full, atol=1e-4)
-    np.testing.assert_allclose(res.baseline_scores, blank, atol=1e-5)
-    total = np.array([s.sum() for s in res.scores])
-    np.testing.assert_allclose(total, full - blank, atol=0.01 * np.abs(full - blank).max() + 0.01)
-    np.testing.assert_allclose(res.deltas, total - (full - blank), atol=1e-3)
+    mean_vec = run.model.item_emb.weight[1:].detach().mean(0)
+    averaged = _score_with_vectors(run.model, ids, (ids != 0)[..., None] * mean_vec, targets)
+    for baseline, steps, expected_base in (("mean", 200, averaged), ("padding", 600, blank)):
+        res = attribute_batch_full(run.model, hists, targets, "ig", steps=steps, baseline=baseline)
+        np.testing.assert_allclose(res.target_scores, full, atol=1e-4)
+        np.testing.assert_allclose(res.baseline_scores, expected_base, atol=1e-4)
+        total = np.array([s.sum() for s in res.scores])
+        gap = full - expected_base
+        np.testing.assert_allclose(total, gap, atol=0.01 * np.abs(gap).max() + 0.01)
+        np.testing.assert_allclose(res.deltas, total - gap, atol=1e-3)
     # attribute() refines the steps until the delta is within 1% of the gap
-    for user in ("u001", "u004"):
-        a = attribute(run, data, user, "heldout", steps=50)
-        assert a.steps >= 50
-        assert abs(a.convergence_delta) <= 0.01 * (abs(a.target_score - a.baseline_score) + 0.1) or a.steps == 800
-        assert abs(a.convergence_delta) <= 0.05 * abs(a.target_score - a.baseline_score) + 0.01
+    a = attribute(run, data, "u001", "heldout", steps=50, baseline="padding")
+    assert a.steps >= 50 and a.baseline == "padding"
+    assert abs(a.convergence_delta) <= 0.01 * (abs(a.target_score - a.baseline_score) + 0.1) or a.steps == 800
+    a = attribute(run, data, "u004", "heldout", steps=50)
+    assert a.baseline == "mean" and abs(a.convergence_delta) <= 0.01 * (abs(a.target_score - a.baseline_score) + 0.1)
 
 
 def test_occlusion_agrees_in_sign_with_ig_on_the_planted_case(planted) -> None:
@@ -200,7 +220,8 @@ def test_attribute_defaults_and_documents(planted) -> None:
 
 @pytest.mark.parametrize("kwargs", [{"user": "nobody"}, {"user": "u001", "target": "zzz"},
                                     {"user": "u001", "method": "shap"}, {"user": "u001", "steps": 0},
-                                    {"user": "u001", "history": np.array([0, 1])}])
+                                    {"user": "u001", "history": np.array([0, 1])},
+                                    {"user": "u001", "baseline": "zeros"}])
 def test_bad_input_is_one_line_input_error(planted, kwargs) -> None:
     run, data = planted
     with pytest.raises(InputError) as err:
