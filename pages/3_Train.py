@@ -59,7 +59,9 @@ with st.form("train_form"):
         seed = e4.number_input("Seed", 0, 2**31 - 1, TRAIN_DEFAULTS.seed, help="Same seed, same data: same model.")
         devices = ["auto", "cpu"] + (["cuda"] if _cuda_available() else [])
         device = e1.selectbox("Device", devices, help="'auto' uses a GPU (CUDA or Apple MPS) when there is one.")
-        exclude_seen = e2.checkbox("Exclude seen items in evaluation", help="Rank only items the user has not had yet.")
+        exclude_seen = e2.selectbox("Exclude seen items in evaluation", ["auto", "on", "off"],
+                                    help="Rank only items the user has not had yet. 'auto' turns this on when nobody "
+                                         "in the log repeats an item (then a seen item can never be right).")
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:

@@ -15,9 +15,10 @@ ds = state.require_dataset()
 run = state.require_run(ds)
 
 c1, c2 = st.columns([1, 3])
-exclude_seen = c1.toggle("Exclude items already in the history", value=False,
-                         help="Off: every item can be recommended (repeat purchases count). On: items the user "
-                              "already had are removed from the ranking before scoring.")
+exclude_seen = c1.toggle("Exclude seen items", value=compute.exclude_seen_default(ds.fingerprint, ds),
+                         help="On: items the user already had are removed from the ranking (right for logs without "
+                              "repeats, where a seen item can never be the next one; the default there). Off: every "
+                              "item can be recommended (repeat purchases count; the default for logs with repeats).")
 metric = c2.selectbox("Metric for the charts", METRICS, index=METRICS.index("NDCG@10"),
                       help="HR@K: share of users whose held-out item is in the top K. NDCG@K also rewards placing it "
                            "higher. MRR: mean of 1/rank.")

@@ -80,6 +80,19 @@ def _check_same_data(dataset: Dataset, run_config: dict) -> None:
                          f"trained on (fingerprint {expected}); pass the same log and filtering options")
 
 
+def _exclude_seen(args: argparse.Namespace, ds: Dataset) -> bool:
+    """--exclude-seen on|off, or auto: on when users (almost) never repeat an item in this log."""
+    from seqrec_core.evaluation import default_exclude_seen
+
+    return default_exclude_seen(ds.sequences) if args.exclude_seen == "auto" else args.exclude_seen == "on"
+
+
+def _add_exclude_seen(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exclude-seen", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
+                   help="rank only items not yet in the user's history when evaluating; auto (default) = on when "
+                        "the log has no repeat consumption, off otherwise; the output says which was used")
+
+
 def cmd_validate(args: argparse.Namespace) -> dict:
     ds = open_dataset(_data_source(args))
     times = ds.events["timestamp"]
@@ -125,7 +138,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
     progress = Path(args.progress) if args.progress else None
     try:
         return run_training_job(ds.sequences, args.model, model_options, train_cfg, out, ds.info(),
-                                progress_path=progress, should_stop=should_stop, exclude_seen=args.exclude_seen)
+                                progress_path=progress, should_stop=should_stop,
+                                exclude_seen=_exclude_seen(args, ds))
     except TrainingCancelled:
         raise _Cancelled from None
 
@@ -138,11 +152,11 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     run = load_run(args.run, device=args.device)
     ds = _dataset_for_run(args, run.config)
     _check_same_data(ds, run.config)
-    kw = {"exclude_seen": args.exclude_seen}
+    kw = {"exclude_seen": _exclude_seen(args, ds)}
     result = evaluate(run.scorer(device=args.device), ds.sequences, "test", **kw)
     baselines = {name: evaluate(scorer, ds.sequences, "test", **kw).metrics
                  for name, scorer in fit_baselines(ds.sequences).items()}
-    return {"run_dir": str(run.path), "model": run.config.get("family"), "exclude_seen": args.exclude_seen,
+    return {"run_dir": str(run.path), "model": run.config.get("family"), "exclude_seen": kw["exclude_seen"],
             "users": int(len(result.users)), "metrics": result.metrics, "baselines": baselines}
 
 
@@ -228,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, help="validations without NDCG@10 gain before stopping (default 5)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto: CUDA, then MPS, then CPU")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
-    p.add_argument("--exclude-seen", action="store_true", help="rank only items not yet in the history when evaluating")
+    _add_exclude_seen(p)
     p.add_argument("--progress", help="also append progress events (JSON lines) to this file")
     _add_model_options(p)
     p.set_defaults(func=cmd_train)
@@ -236,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="full-ranking test metrics of a run next to the baselines")
     p.add_argument("--run", required=True, help="run folder")
     _add_data_options(p, required=False)
-    p.add_argument("--exclude-seen", action="store_true", help="rank only items not yet in the history")
+    _add_exclude_seen(p)
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(func=cmd_evaluate)
 

@@ -31,6 +31,30 @@ METRICS = ("HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MR
 HISTORY_EDGES = (1, 5, 10, 20, 50, 100, math.inf)
 
 
+REPEAT_SHARE_FOR_EXCLUDING = 0.01  # below this share of repeat events, seen items are excluded by default
+
+
+def repeat_share(data: SequenceData) -> float:
+    """Share of training events whose item the same user already had earlier (repeat consumption)."""
+    repeats = total = 0
+    for u in range(data.n_users):
+        seq = data.train_sequence(u)
+        total += len(seq)
+        repeats += len(seq) - len(np.unique(seq))
+    return repeats / total if total else 0.0
+
+
+def default_exclude_seen(data: SequenceData) -> bool:
+    """Whether to rank only unseen items when nobody asked: yes when users (almost) never repeat an item.
+
+    Why: in a log without repeats an already-seen item can never be the next one, so ranking it is a free
+    mistake that deployed recommenders never make, and the published full-ranking protocol on such logs
+    (S3-Rec's, used for SASRec on Amazon Beauty) excludes the history too. With repeat consumption (music,
+    groceries, the demo log) seen items stay rankable. The choice is always reported next to the numbers.
+    """
+    return repeat_share(data) < REPEAT_SHARE_FOR_EXCLUDING
+
+
 def metric_values(ranks: np.ndarray, metric: str) -> np.ndarray:
     """Per-user value of one metric from 1-based ranks (one relevant item per user, so IDCG = 1)."""
     ranks = np.asarray(ranks, dtype=np.float64)

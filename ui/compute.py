@@ -8,9 +8,15 @@ import pandas as pd
 import streamlit as st
 
 from seqrec_core.data.dataset import Dataset
-from seqrec_core.evaluation import EvalResult, evaluate
+from seqrec_core.evaluation import EvalResult, default_exclude_seen, evaluate
 from seqrec_core.models.baselines import fit_baselines
 from seqrec_core.recommend import get_all_recommendations
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def exclude_seen_default(fingerprint: str, _ds: Dataset) -> bool:
+    """Whether this log calls for excluding seen items (no repeat consumption); see evaluation.default_exclude_seen."""
+    return default_exclude_seen(_ds.sequences)
 
 
 @st.cache_resource(show_spinner="Fitting the baselines…", max_entries=4)

@@ -74,6 +74,7 @@ def test_train_evaluate_recommend_round_trip(tmp_path, small_dataset):
     evaluated = json.loads(proc.stdout)
     assert evaluated["metrics"]["NDCG@10"] == pytest.approx(trained["metrics"]["test"]["NDCG@10"], abs=1e-6)
     assert set(evaluated["baselines"]) == {"popularity", "markov", "itemknn"}
+    assert evaluated["exclude_seen"] is False  # the demo log has repeat consumption, so auto keeps seen items
 
     user = small_dataset.sequences.vocab.user_ids[0]
     proc = cli("recommend", "--run", str(run), "--user", user, "--k", "5")

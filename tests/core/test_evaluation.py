@@ -222,3 +222,18 @@ def test_tables_and_history_buckets_cover_all_users():
     assert set(buckets["bucket"]) <= {"1-4", "5-9", "10-19", "20-49", "50-99", "100+"}
     short = get_metrics_by_history_length(results[:1], edges=(5, 10))
     assert short["users"].sum() == len(results[0].ranks) and "<5" in set(short["bucket"])
+
+
+def test_seen_items_are_excluded_by_default_only_without_repeat_consumption():
+    import pandas as pd
+
+    from seqrec_core.data import build_sequences
+    from seqrec_core.evaluation import default_exclude_seen, repeat_share
+
+    def log(rows):
+        return build_sequences(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+
+    no_repeats = log([(u, f"i{u}{k}", k) for u in "ab" for k in range(6)])
+    assert repeat_share(no_repeats) == 0 and default_exclude_seen(no_repeats)
+    repeats = log([(u, f"i{k % 2}", k) for u in "ab" for k in range(6)])  # train part: i0 i1 i0 i1
+    assert repeat_share(repeats) == 0.5 and not default_exclude_seen(repeats)
