@@ -7,8 +7,12 @@ from seqrec_core.data.prep import PrepOptions
 from seqrec_core.data.schema import ColumnMap
 from seqrec_core.data.summary import get_data_summary
 from seqrec_core.errors import InputError
-from seqrec_core.viz.plot_data import (plot_events_over_time, plot_item_popularity, plot_quality_report,
-                                       plot_sequence_lengths)
+from seqrec_core.viz.plot_data import (
+    plot_events_over_time,
+    plot_item_popularity,
+    plot_quality_report,
+    plot_sequence_lengths,
+)
 from ui import state, uploads
 from ui.widgets import download_table
 

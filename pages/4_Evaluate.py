@@ -1,10 +1,12 @@
 """Evaluate: the model against honest baselines, full ranking, with 95% intervals."""
 import streamlit as st
 
-from seqrec_core.evaluation import (METRICS, get_metrics_by_history_length, get_metrics_table,
-                                    get_rank_distribution)
-from seqrec_core.viz.plot_evaluation import (plot_metric_by_history_length, plot_metric_comparison,
-                                             plot_rank_distribution)
+from seqrec_core.evaluation import METRICS, get_metrics_by_history_length, get_metrics_table, get_rank_distribution
+from seqrec_core.viz.plot_evaluation import (
+    plot_metric_by_history_length,
+    plot_metric_comparison,
+    plot_rank_distribution,
+)
 from ui import compute, state
 from ui.widgets import download_table
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from seqrec_core.data.dataset import DataSource, Dataset, open_dataset
+from seqrec_core.data.dataset import Dataset, DataSource, open_dataset
 from seqrec_core.data.loaders import FORMATS
 from seqrec_core.data.prep import PrepOptions
 from seqrec_core.data.schema import ColumnMap
@@ -71,6 +71,16 @@ def _dataset_for_run(args: argparse.Namespace, run_config: dict) -> Dataset:
     if not source:
         raise InputError("this run does not record where its data came from; pass the log with --data")
     return open_dataset(DataSource.from_json(source))
+
+
+def _open_run_and_data(args: argparse.Namespace):  # noqa: ANN202 - (seqrec_core.runs.Run, Dataset)
+    """The run (--run) and the data it is used on, refusing data other than what it was trained on."""
+    from seqrec_core.runs import load_run
+
+    run = load_run(args.run, device=args.device)
+    ds = _dataset_for_run(args, run.config)
+    _check_same_data(ds, run.config)
+    return run, ds
 
 
 def _check_same_data(dataset: Dataset, run_config: dict) -> None:
@@ -147,11 +157,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
 def cmd_evaluate(args: argparse.Namespace) -> dict:
     from seqrec_core.evaluation import evaluate
     from seqrec_core.models.baselines import fit_baselines
-    from seqrec_core.runs import load_run
 
-    run = load_run(args.run, device=args.device)
-    ds = _dataset_for_run(args, run.config)
-    _check_same_data(ds, run.config)
+    run, ds = _open_run_and_data(args)
     kw = {"exclude_seen": _exclude_seen(args, ds)}
     result = evaluate(run.scorer(device=args.device), ds.sequences, "test", **kw)
     baselines = {name: evaluate(scorer, ds.sequences, "test", **kw).metrics
@@ -162,13 +169,10 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
 
 def cmd_recommend(args: argparse.Namespace) -> dict:
     from seqrec_core.recommend import get_recommendations
-    from seqrec_core.runs import load_run
 
     if args.k < 1:
         raise InputError("--k must be at least 1")
-    run = load_run(args.run, device=args.device)
-    ds = _dataset_for_run(args, run.config)
-    _check_same_data(ds, run.config)
+    run, ds = _open_run_and_data(args)
     recs = get_recommendations(run.scorer(device=args.device), ds.sequences, args.user, k=args.k,
                                exclude_seen=not args.include_seen, holdout=False)
     items = []
@@ -182,13 +186,10 @@ def cmd_recommend(args: argparse.Namespace) -> dict:
 
 def cmd_explain(args: argparse.Namespace) -> dict:
     from seqrec_core.explain import attribute
-    from seqrec_core.runs import load_run
 
     if args.steps < 1:
         raise InputError("--steps must be at least 1 (50 is a good default for IG)")
-    run = load_run(args.run, device=args.device)
-    ds = _dataset_for_run(args, run.config)
-    _check_same_data(ds, run.config)
+    run, ds = _open_run_and_data(args)
     # The whole history explains the next (unseen) recommendation; --holdout explains the held-out test event.
     result = attribute(run, ds.sequences, args.user, target=args.target, method=args.method, steps=args.steps,
                        holdout=args.holdout)
@@ -197,11 +198,8 @@ def cmd_explain(args: argparse.Namespace) -> dict:
 
 def cmd_embed(args: argparse.Namespace) -> dict:
     from seqrec_core.embeddings import get_embedding_points
-    from seqrec_core.runs import load_run
 
-    run = load_run(args.run, device=args.device)
-    ds = _dataset_for_run(args, run.config)
-    _check_same_data(ds, run.config)
+    run, ds = _open_run_and_data(args)
     return get_embedding_points(run, ds.sequences, what=args.what, method=args.method, seed=args.seed).to_json()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from seqrec_core.data.dataset import DEMO, DataSource, Dataset, dataset_from_events, open_dataset
+from seqrec_core.data.dataset import DEMO, Dataset, DataSource, open_dataset
 from seqrec_core.errors import InputError
 
 DATASET_KEY = "dataset"

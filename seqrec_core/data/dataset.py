@@ -38,7 +38,7 @@ class DataSource:
                 "prep": asdict(self.prep), "demo_seed": self.demo_seed}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "DataSource":
+    def from_json(cls, obj: dict) -> DataSource:
         try:
             return cls(path=str(obj["path"]), format=str(obj.get("format", "auto")),
                        columns=ColumnMap(**obj.get("columns", {})), prep=PrepOptions(**obj.get("prep", {})),
