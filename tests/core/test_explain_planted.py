@@ -86,7 +86,7 @@ def test_ig_finds_the_planted_trigger_in_its_top_3(learned) -> None:
 
 
 @pytest.mark.slow
-def test_occlusion_agrees_and_attention_is_weaker_or_equal(learned) -> None:
+def test_occlusion_finds_it_too_and_no_case_gives_an_empty_table(learned) -> None:
     run, data, truth = learned
     occ = get_planted_pair_check(run, data, truth, method="occlusion", max_cases=40)
     assert occ["hit"].mean() >= 0.8
