@@ -98,7 +98,8 @@ def why_tab() -> None:
     steps = a1.slider("Integrated-gradients steps", 10, 200, 50, step=10, key="explain_steps",
                       help="More steps = a more exact integral (smaller convergence delta), slower.")
     methods = a2.multiselect("Methods", METHODS, default=list(METHODS), format_func=method_name,
-                             help="IG: integrated gradients on the item embeddings (baseline: padding). Occlusion: "
+                             help="IG: integrated gradients on the item embeddings (baseline: the catalogue's average "
+                                  "item at every event, order kept). Occlusion: "
                                   "score drop when the event is removed. GradientSHAP: sampled gradients. Attention: "
                                   "the prediction point's attention rollout.")
     ig = explain("ig", steps)
@@ -114,14 +115,15 @@ def why_tab() -> None:
     gap = ig.target_score - (ig.baseline_score if ig.baseline_score is not None else np.nan)
     m1, m2, m3 = st.columns(3)
     m1.metric("Target score", f"{ig.target_score:.3f}", help="The model's score for the target (higher = ranked first).")
-    m2.metric("Score with a blank history", "n/a" if ig.baseline_score is None else f"{ig.baseline_score:.3f}",
-              help="IG's baseline: every event replaced by padding. IG splits the difference among the events.")
+    m2.metric("Score with an average history", "n/a" if ig.baseline_score is None else f"{ig.baseline_score:.3f}",
+              help="IG's baseline: every event replaced by the catalogue's average item (order and length kept). "
+                   "IG splits the difference between the two scores among the events.")
     delta = ig.convergence_delta
     m3.metric("IG convergence delta", "n/a" if delta is None else f"{delta:+.4f}",
               delta=None if delta is None or not np.isfinite(gap) or gap == 0 else f"{abs(delta / gap):.1%} of the gap",
               delta_color="off", delta_arrow="off",
-              help="Sum of IG attributions minus (target score − blank score). Near 0 = the integral converged; "
-                   "raise the steps if it is large.")
+              help=f"Sum of IG attributions minus (target score − baseline score), after {ig.steps} steps. "
+                   "Near 0 = the integral converged; raise the steps if it is large.")
     table = attribution_table({m: a.to_frame() for m, a in attrs.items()})
     st.plotly_chart(plot_method_comparison(table, methods), width="stretch", theme=None)
     st.caption("One row per method, one bar per past event (latest on the right); numbers mark each method's three "
