@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seqrec_core.data.dataset import DataSource, open_dataset  # noqa: E402
 from seqrec_core.models import build_model  # noqa: E402
 from seqrec_core.models.neural import batch_order, iterate_batches, training_windows  # noqa: E402
-from seqrec_core.training import _autocast, resolve_device  # noqa: E402
+from seqrec_core.training import TrainConfig, _adamw, _autocast, resolve_device  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-beauty-s3" / "Beauty.txt"
 
@@ -129,7 +129,7 @@ def main() -> None:
     model = build_model("sasrec", data.vocab.n_items, hidden_size=args.hidden_size, num_layers=args.num_layers,
                         num_heads=args.num_heads, max_len=args.max_len, positions=args.positions).to(device)
     cfg = model.config
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = _adamw(model, TrainConfig())  # the trainer's optimizer (fused AdamW where available)
     autocast, fp16 = _autocast(device, args.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=fp16)
     windows, lengths = training_windows([data.train_sequence(u) for u in range(data.n_users)], args.max_len)
