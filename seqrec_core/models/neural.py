@@ -79,6 +79,30 @@ def iterate_batches(windows: np.ndarray, lengths: np.ndarray, batches: list[np.n
         yield torch.from_numpy(block[:, :-1].copy()), torch.from_numpy(block[:, 1:].copy())
 
 
+def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout; on CPU from ``rand_like`` (3x faster than the Bernoulli sampler F.dropout uses there)."""
+    if not training or p <= 0.0:
+        return x
+    if x.device.type != "cpu":
+        return torch.nn.functional.dropout(x, p, True)
+    keep = torch.rand_like(x) >= p  # (..., D)
+    return x * keep * (1.0 / (1.0 - p))
+
+
+class FastDropout(nn.Module):
+    """Drop-in for ``nn.Dropout`` using :func:`fast_dropout`."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fast_dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class _ChunkedSoftmaxCE(torch.autograd.Function):
     """Full-softmax cross-entropy whose gradients are computed chunk by chunk during the forward pass.
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqrec_core.errors import InputError
-from seqrec_core.models.neural import full_softmax_cross_entropy
+from seqrec_core.models.neural import FastDropout, fast_dropout, full_softmax_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,15 @@ def _mask_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
+def _swap_dropouts(module: nn.Module) -> None:
+    """Replace every nn.Dropout inside ``module`` with the faster equivalent (same keep probability)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Dropout):
+            setattr(module, name, FastDropout(child.p))
+        else:
+            _swap_dropouts(child)
+
+
 class HiddenOutput(NamedTuple):
     """What the Transformer body produces; attentions only when asked for (eager attention)."""
 
@@ -99,7 +108,7 @@ class SASRec(nn.Module):
         d = config.hidden_size
         self.item_emb = nn.Embedding(config.n_items + 1, d, padding_idx=0)
         # GPT-2 applies its own dropout after adding positions; Llama has none, so ours goes on the input.
-        self.emb_dropout = nn.Dropout(config.dropout) if config.positions == "rotary" else nn.Identity()
+        self.emb_dropout = FastDropout(config.dropout) if config.positions == "rotary" else nn.Identity()
         if config.positions == "rotary":
             hf = LlamaConfig(vocab_size=1, hidden_size=d, intermediate_size=4 * d, num_hidden_layers=config.num_layers,
                              num_attention_heads=config.num_heads, num_key_value_heads=config.num_heads,
@@ -119,6 +128,7 @@ class SASRec(nn.Module):
                             bos_token_id=None, eos_token_id=None)
             hf._attn_implementation = "sdpa"
             self.backbone = GPT2Model(hf)
+            _swap_dropouts(self.backbone)
         self.backbone.get_input_embeddings().weight.requires_grad_(False)  # unused: we pass inputs_embeds
         nn.init.normal_(self.item_emb.weight, std=0.02)
         with torch.no_grad():
@@ -126,7 +136,7 @@ class SASRec(nn.Module):
         self.register_buffer("neg_probs", torch.ones(config.n_items), persistent=False)  # sampler weights
 
     def _dropout_hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
-        return F.dropout(output, self.config.dropout, self.training)
+        return fast_dropout(output, self.config.dropout, self.training)
 
     # ----------------------------------------------------------------------------------------------- body
     def forward_hidden(self, input_ids: torch.Tensor, output_attentions: bool = False) -> HiddenOutput:
