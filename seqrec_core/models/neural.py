@@ -6,6 +6,7 @@ short histories does not pay for 50 positions of padding.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Literal
 
@@ -103,6 +104,19 @@ class FastDropout(nn.Module):
         return f"p={self.p}"
 
 
+_SCRATCH_ELEMENTS = 1 << 24  # 64 MB of float32 at most for the logits scratch buffer
+_scratch_cache = threading.local()
+
+
+def _scratch(rows: int, cols: int, device: torch.device) -> torch.Tensor:
+    """A (rows, cols) float32 view of a per-thread buffer kept between calls: fresh memory costs page faults."""
+    buf = getattr(_scratch_cache, "buf", None)
+    if buf is None or buf.device != device or buf.numel() < rows * cols:
+        buf = torch.empty(rows * cols, dtype=torch.float32, device=device)
+        _scratch_cache.buf = buf
+    return buf[:rows * cols].view(rows, cols)
+
+
 class _ChunkedSoftmaxCE(torch.autograd.Function):
     """Full-softmax cross-entropy whose gradients are computed chunk by chunk during the forward pass.
 
@@ -117,7 +131,8 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         h32, w32 = h.float(), weight.float()
         grad_h = torch.empty_like(h32)  # (N, D)
         grad_w = torch.zeros_like(w32)  # (V, D)
-        buf = torch.empty(min(chunk, n), w32.shape[0], dtype=torch.float32, device=h.device)  # (C, V) reused
+        chunk = max(16, min(chunk, _SCRATCH_ELEMENTS // w32.shape[0]))  # huge catalogues: fewer rows per chunk
+        buf = _scratch(min(chunk, n), w32.shape[0], h.device)  # (C, V) reused across chunks and steps
         total = torch.zeros((), dtype=torch.float64, device=h.device)
         for start in range(0, n, chunk):
             hc = h32[start:start + chunk]  # (c, D)
