@@ -27,7 +27,8 @@ with right:
                  "planted daily/weekly rhythms, item bursts and long-range trigger→response pairs."):
         ds = state.load_demo()
         st.success(f"Demo data loaded: {ds.sequences.n_users:,} users, {ds.sequences.n_events:,} events.")
-    st.page_link("pages/1_Data.py", label="…or bring your own log (CSV, Parquet, JSONL, MovieLens, sequence text)")
+    st.page_link("pages/1_Data.py", label="…or bring your own log")
+    st.caption("CSV/TSV, Parquet, JSON Lines, MovieLens or sequence text; columns are detected and can be changed.")
 
 st.subheader("Your workflow")
 run = state.get_run()
@@ -36,14 +37,14 @@ steps = [
      f"{ds.name}: {ds.sequences.n_users:,} users, {ds.sequences.n_events:,} events" if ds else "no log loaded"),
     ("pages/3_Train.py", "2 · Train", run is not None,
      f"run {run.path.name} ({run.config.get('family')})" if run else "no model in use"),
-    ("pages/4_Evaluate.py", "3 · Evaluate", run is not None,
-     "model vs baselines with 95% intervals" if run else "needs a model"),
-    ("pages/5_Explain.py", "4 · Explain", run is not None,
-     "which past events drive a recommendation, how far back, and can we trust it" if run else "needs a model"),
-    ("pages/6_Embeddings.py", "5 · Embeddings", run is not None,
-     "maps of the learned item and user spaces" if run else "needs a model"),
-    ("pages/7_Recommendations.py", "6 · Recommendations", run is not None,
-     "per-user top-K and held-out rank" if run else "needs a model"),
+    ("pages/4_Evaluate.py", "3 · Evaluate", False,
+     "ready: model vs baselines with 95% intervals" if run else "needs a model"),
+    ("pages/5_Explain.py", "4 · Explain", False,
+     "ready: which past events drive a recommendation, how far back, can we trust it" if run else "needs a model"),
+    ("pages/6_Embeddings.py", "5 · Embeddings", False,
+     "ready: maps of the learned item and user spaces" if run else "needs a model"),
+    ("pages/7_Recommendations.py", "6 · Recommendations", False,
+     "ready: per-user top-K and held-out rank" if run else "needs a model"),
 ]
 for page, label, done, detail in steps:
     c1, c2 = st.columns([1, 3])
