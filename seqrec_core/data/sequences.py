@@ -66,7 +66,7 @@ class Vocab:
                 "item_titles": self.item_titles, "item_categories": self.item_categories}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "Vocab":
+    def from_json(cls, obj: dict) -> Vocab:
         return cls(item_ids=[str(x) for x in obj["item_ids"]], user_ids=[str(x) for x in obj["user_ids"]],
                    item_titles={str(k): str(v) for k, v in obj.get("item_titles", {}).items()},
                    item_categories={str(k): str(v) for k, v in obj.get("item_categories", {}).items()})
@@ -154,14 +154,14 @@ def build_sequences(events: pd.DataFrame) -> SequenceData:
     starts = np.flatnonzero(np.r_[True, user_col[1:] != user_col[:-1]])
     ends = np.r_[starts[1:], len(ev)]
     user_ids = [str(user_col[s]) for s in starts]
-    sequences = [item_codes[s:e] for s, e in zip(starts, ends)]
-    seq_times = [times[s:e] for s, e in zip(starts, ends)]
+    sequences = [item_codes[s:e] for s, e in zip(starts, ends, strict=False)]
+    seq_times = [times[s:e] for s, e in zip(starts, ends, strict=False)]
     titles: dict[str, str] = {}
     categories: dict[str, str] = {}
     for col, target in (("item_title", titles), ("item_category", categories)):
         if col in ev.columns:
             pairs = ev[["item_id", col]].dropna().drop_duplicates("item_id")
-            target.update(zip(pairs["item_id"].astype(str), pairs[col].astype(str)))
+            target.update(zip(pairs["item_id"].astype(str), pairs[col].astype(str), strict=False))
     vocab = Vocab(item_ids=item_ids, user_ids=user_ids, item_titles=titles, item_categories=categories)
     return SequenceData(vocab=vocab, sequences=sequences, times=seq_times, has_time=has_time,
                         fingerprint=fingerprint_events(ev))
