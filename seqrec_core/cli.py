@@ -203,6 +203,15 @@ def cmd_embed(args: argparse.Namespace) -> dict:
     return get_embedding_points(run, ds.sequences, what=args.what, method=args.method, seed=args.seed).to_json()
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """What every command on a saved run takes: the run, optionally its data (else the recorded source), a device.
+
+    These are exactly the arguments `_open_run_and_data` reads."""
+    p.add_argument("--run", required=True, help="run folder")
+    _add_data_options(p, required=False)
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     # Defaults live in the family's config dataclass; unset flags are not passed, so those defaults apply.
     g = p.add_argument_group("model (sasrec; unset = the family's default)")
@@ -246,22 +255,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="full-ranking test metrics of a run next to the baselines")
-    p.add_argument("--run", required=True, help="run folder")
-    _add_data_options(p, required=False)
+    _add_run_options(p)
     _add_exclude_seen(p)
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("recommend", help="top-K next items for one user, from their whole history")
-    p.add_argument("--run", required=True, help="run folder")
+    _add_run_options(p)
     p.add_argument("--user", required=True, help="user id as in the log")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--include-seen", action="store_true", help="allow items the user already has")
-    _add_data_options(p, required=False)
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(func=cmd_recommend)
+
     p = sub.add_parser("explain", help="which past events drive one recommendation (attribution per event)")
-    p.add_argument("--run", required=True, help="run folder")
+    _add_run_options(p)
     p.add_argument("--user", required=True, help="user id as in the log")
     p.add_argument("--target", help="item id to explain, or 'heldout' (default: the top recommendation)")
     p.add_argument("--method", default="ig", choices=("ig", "occlusion", "gradshap", "attention"),
@@ -269,17 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "event and re-score, gradshap = GradientShap, attention = attention rollout")
     p.add_argument("--steps", type=int, default=50, help="integration steps for ig / samples for gradshap")
     p.add_argument("--holdout", action="store_true", help="explain from the history before the held-out test event")
-    _add_data_options(p, required=False)
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(func=cmd_explain)
+
     p = sub.add_parser("embed", help="2-D map of the learned item or user vectors")
-    p.add_argument("--run", required=True, help="run folder")
+    _add_run_options(p)
     p.add_argument("--what", default="items", choices=("items", "users"))
     p.add_argument("--method", default="umap", choices=("umap", "pca"),
                    help="umap (default; slower the first time while numba compiles) or pca (instant)")
     p.add_argument("--seed", type=int, default=0, help="UMAP random seed")
-    _add_data_options(p, required=False)
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(func=cmd_embed)
     return parser
 
