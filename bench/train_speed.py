@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seqrec_core.data.dataset import DataSource, open_dataset  # noqa: E402
 from seqrec_core.models import build_model  # noqa: E402
 from seqrec_core.models.neural import batch_order, iterate_batches, training_windows  # noqa: E402
-from seqrec_core.training import TrainConfig, _adamw, _autocast, resolve_device  # noqa: E402
+from seqrec_core.training import TrainConfig, _adamw, _autocast, resolve_device, train_step  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-beauty-s3" / "Beauty.txt"
 
@@ -145,12 +145,7 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        with autocast():
-            loss = model(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        train_step(model, optimizer, scaler, autocast, x, y)
         if device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0

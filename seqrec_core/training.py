@@ -150,6 +150,21 @@ def _adamw(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               autocast: Callable[[], contextlib.AbstractContextManager], inputs: torch.Tensor,
+               targets: torch.Tensor) -> torch.Tensor:
+    """One optimiser step on a batch already on the device; returns the (undetached) loss.
+
+    Shared with bench/train_speed.py so the benchmark times exactly what training runs."""
+    with autocast():
+        loss = model(inputs, targets)  # scalar
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss
+
+
 def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
                 on_event: Callable[[dict], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> TrainResult:
@@ -254,12 +269,7 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
                 inputs, targets = inputs.pin_memory(), targets.pin_memory()
             inputs = inputs.to(device, non_blocking=True)  # (B, W)
             targets = targets.to(device, non_blocking=True)  # (B, W)
-            with autocast():
-                loss = model(inputs, targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            loss = train_step(model, optimizer, scaler, autocast, inputs, targets)
             loss_sum += loss.detach().float()
             n_steps += 1
             now = elapsed()
