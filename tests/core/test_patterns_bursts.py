@@ -1,0 +1,216 @@
+"""Burst detection: Kleinberg's automata find planted item bursts and user binges, and nothing in pure noise."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqrec_core.data.synthetic import make_demo_events
+from seqrec_core.errors import InputError
+from seqrec_core.patterns.bursts import (
+    ITEM_BURST_COLUMNS,
+    USER_BURST_COLUMNS,
+    BurstConfig,
+    _climb,
+    burst_f1,
+    get_item_bursts,
+    get_user_bursts,
+    kleinberg_levels,
+)
+
+T0 = 1_704_067_200  # 2024-01-01 00:00 UTC
+DAY = 86_400
+
+
+def _log(users: np.ndarray, items: np.ndarray, times: np.ndarray) -> pd.DataFrame:
+    order = np.lexsort((times, users))
+    return pd.DataFrame({
+        "user_id": pd.array([f"u{u}" for u in users[order]], dtype="str"),
+        "item_id": pd.array([f"i{i}" for i in items[order]], dtype="str"),
+        "timestamp": pd.to_datetime(times[order], unit="s", utc=True).astype("datetime64[ns, UTC]")})
+
+
+def _rhythmic_times(n: int, days: int, rng: np.random.Generator) -> np.ndarray:
+    """Event times with a strong daily rhythm: 10x busier around 20:00 UTC than at night."""
+    hours = np.arange(24)
+    p_hour = 0.1 + np.exp(-0.5 * ((hours - 20) / 2.0) ** 2)
+    return (T0 + rng.integers(0, days, n) * DAY + rng.choice(hours, n, p=p_hour / p_hour.sum()) * 3600
+            + rng.integers(0, 3600, n))
+
+
+def _constant_share_log(n_events: int = 60_000, n_items: int = 500, n_users: int = 1500, days: int = 60,
+                        seed: int = 0) -> pd.DataFrame:
+    """Each event independently: a random user, an item from fixed Zipf shares, a time with a daily rhythm."""
+    rng = np.random.default_rng(seed)
+    share = 1.0 / (1 + np.arange(n_items)) ** 0.8
+    return _log(rng.integers(0, n_users, n_events), rng.choice(n_items, n_events, p=share / share.sum()),
+                _rhythmic_times(n_events, days, rng))
+
+
+def test_demo_bursts_found_with_high_f1():
+    events, truth = make_demo_events(seed=0)
+    found = get_item_bursts(events)
+    assert list(found.columns) == ITEM_BURST_COLUMNS
+    score = burst_f1(found, truth.burst_items)
+    assert score["f1"] >= 0.8, score
+    assert score["recall"] == 1.0
+    top = found.iloc[: len(truth.burst_items)]
+    assert (top["share"] > 0.03).all()  # the planted 6% share shows in the report (bins cut the edges a little)
+    assert (found["level"].diff().dropna() <= 0).all()  # strongest first
+
+
+def test_constant_shares_with_daily_rhythm_give_no_bursts():
+    events = _constant_share_log()
+    assert len(get_item_bursts(events)) <= 1
+    # counting events instead of users is the same here: every event is independent
+    assert len(get_item_bursts(events, BurstConfig(distinct_users=False))) <= 1
+
+
+def test_single_planted_burst_has_the_right_start_and_end():
+    rng = np.random.default_rng(3)
+    events = _constant_share_log(seed=3)
+    t = events["timestamp"].astype("int64").to_numpy() // 10**9
+    start, end = T0 + 20 * DAY + 5 * 3600 + 1234, T0 + 22 * DAY + 17 * 3600 + 321  # not on bin edges
+    inside = (t >= start) & (t < end) & (rng.random(len(t)) < 0.05)
+    item = events["item_id"].to_numpy(dtype=object).copy()
+    item[inside] = "i499"  # the rarest item
+    events["item_id"] = pd.array(item, dtype="str")
+    found = get_item_bursts(events)
+    assert list(found["item"]) == ["i499"]
+    bin_s = 6 * 3600
+    got_start, got_end = (int(found[c].iloc[0].value // 10**9) for c in ("start", "end"))
+    assert abs(got_start - start) <= bin_s and abs(got_end - end) <= bin_s
+    assert found["events"].iloc[0] >= inside.sum() * 0.9
+    truth = [{"item": "i499", "start": pd.Timestamp(start, unit="s", tz="UTC"),
+              "end": pd.Timestamp(end, unit="s", tz="UTC")}]
+    assert burst_f1(found, truth)["f1"] == 1.0
+
+
+def test_kleinberg_levels_marks_the_block_and_is_the_same_per_stream_or_batched():
+    totals = np.full(100, 200)
+    flat = np.full(100, 4)  # 2% share throughout
+    block = flat.copy()
+    block[40:50] = 40  # 20% share for ten bins
+    counts = np.stack([flat, block])
+    lev = kleinberg_levels(counts, totals)
+    assert lev.shape == (2, 100) and lev.dtype == np.int8
+    assert (lev[0] == 0).all()
+    assert (lev[1, 40:50] >= 1).all() and (lev[1, :40] == 0).all() and (lev[1, 50:] == 0).all()
+    assert (lev[1, 40:50] == 2).all()  # 10x the base rate reaches the top of 3 levels
+    np.testing.assert_array_equal(kleinberg_levels(block[None, :], totals), lev[1:])
+    # a local baseline follows a slow trend instead of calling its second half one long burst
+    trend = np.linspace(2, 12, 100).round().astype(int)[None, :]
+    assert (kleinberg_levels(trend, totals) >= 1).sum() >= 10  # the last weeks, as one long "burst"
+    assert (kleinberg_levels(trend, totals, window=10) >= 1).sum() == 0
+
+
+def test_transition_step_matches_brute_force():
+    rng = np.random.default_rng(0)
+    cost = rng.exponential(5.0, (200, 6))
+    cost[:20, 3:] = np.inf
+    climb = rng.uniform(0.1, 4.0, 200)
+    best, back = _climb(cost, climb)
+    levels = np.arange(6)
+    cand = cost[:, :, None] + climb[:, None, None] * np.maximum(levels[None, :] - levels[:, None], 0)[None]
+    np.testing.assert_allclose(best, cand.min(axis=1))
+    np.testing.assert_allclose(np.take_along_axis(cand, back[:, None, :].astype(np.int64), axis=1)[:, 0], best)
+
+
+def test_user_binge_found_in_a_once_a_day_user():
+    rng = np.random.default_rng(1)
+    days = np.arange(60)
+    users, times = [], []
+    for u in range(30):  # ordinary users: one event a day at a random hour
+        users.append(np.full(60, u))
+        times.append(T0 + days * DAY + rng.integers(0, DAY, 60))
+    binge_start = T0 + 30 * DAY + 3 * 3600 + 500
+    binge = binge_start + np.sort(rng.integers(0, 600, 100))  # 100 events within 10 minutes
+    users.append(np.full(160, 99))
+    times.append(np.concatenate([T0 + days * DAY + 12 * 3600, binge]))
+    users_a, times_a = np.concatenate(users), np.concatenate(times)
+    events = _log(users_a, rng.integers(0, 50, len(users_a)), times_a)
+    found = get_user_bursts(events)
+    assert list(found.columns) == USER_BURST_COLUMNS
+    assert (found["user"] == "u99").all()  # nobody else binges
+    outer = found.loc[found["events"].idxmax()]  # the binge's outermost burst holds it whole
+    assert outer["events"] == 100 and outer["minutes"] <= 10
+    assert abs(outer["start"].value // 10**9 - binge_start) <= 600
+    assert outer["level"] >= 5  # far faster than once a day: 2**level x the user's mean rate
+    inner = found[found["level"] > outer["level"]]  # faster stretches nest inside it
+    assert ((inner["start"] >= outer["start"]) & (inner["end"] <= outer["end"])).all()
+
+
+def test_user_bursts_nest_and_respect_min_events():
+    events, _ = make_demo_events(n_users=200, seed=2)
+    found = get_user_bursts(events, min_burst_events=5)
+    assert len(found) > 0 and (found["events"] >= 5).all()
+    assert (found["end"] >= found["start"]).all()
+    # Kleinberg's hierarchy: two bursts of one user are disjoint or one lies inside the other
+    for _, grp in list(found.groupby("user"))[:40]:
+        s, e = grp["start"].to_numpy(), grp["end"].to_numpy()
+        overlap = (s[:, None] <= e[None, :]) & (s[None, :] <= e[:, None])
+        nested = ((s[:, None] <= s[None, :]) & (e[:, None] >= e[None, :])) | (
+            (s[None, :] <= s[:, None]) & (e[None, :] >= e[:, None]))
+        assert not (overlap & ~nested).any()
+    assert get_user_bursts(events, min_events=10**6).empty
+
+
+def test_empty_and_small_inputs_return_empty_frames():
+    events, _ = make_demo_events(n_users=50, seed=0)
+    for frame in (events.iloc[:0], events.iloc[:5]):
+        items = get_item_bursts(frame)
+        users = get_user_bursts(frame)
+        assert items.empty and list(items.columns) == ITEM_BURST_COLUMNS
+        assert users.empty and list(users.columns) == USER_BURST_COLUMNS
+        assert str(items["start"].dtype) == "datetime64[ns, UTC]"
+    assert get_item_bursts(events, BurstConfig(min_events=10**6)).empty
+
+
+def test_logs_without_timestamps_raise_input_error():
+    events, _ = make_demo_events(n_users=50, seed=0)
+    ordered = events.assign(timestamp=np.arange(len(events), dtype=np.int64))
+    with pytest.raises(InputError, match="timestamps"):
+        get_item_bursts(ordered)
+    with pytest.raises(InputError, match="timestamps"):
+        get_user_bursts(ordered)
+
+
+def test_bad_settings_raise_input_error():
+    events, _ = make_demo_events(n_users=50, seed=0)
+    with pytest.raises(InputError):
+        get_item_bursts(events, BurstConfig(s=1.0))
+    with pytest.raises(InputError):
+        get_item_bursts(events, BurstConfig(bin_hours=0))
+    with pytest.raises(InputError):
+        get_user_bursts(events, levels=1)
+    with pytest.raises(InputError):
+        kleinberg_levels(np.array([[5, 1]]), np.array([4, 4]))  # more relevant than all events
+
+
+def test_long_log_gets_wider_bins():
+    rng = np.random.default_rng(0)
+    n = 5000
+    events = _log(rng.integers(0, 100, n), rng.integers(0, 20, n), T0 + rng.integers(0, 3650 * DAY, n))
+    found = get_item_bursts(events, BurstConfig(max_bins=500))
+    assert list(found.columns) == ITEM_BURST_COLUMNS
+    if len(found):
+        width = found.attrs["bin_hours"]
+        assert width >= 3650 * 24 / 500 and width % 6 == 0
+
+
+def test_burst_f1_uses_overlap_over_the_planted_interval():
+    day = pd.Timedelta(days=1)
+    t = pd.Timestamp("2024-01-10", tz="UTC")
+    truth = [{"item": "a", "start": t, "end": t + 2 * day}, {"item": "b", "start": t, "end": t + 2 * day}]
+    found = pd.DataFrame({"item": ["a", "b", "c"],
+                          "start": [t + 0.8 * day, t + 1.2 * day, t],
+                          "end": [t + 5 * day, t + 5 * day, t + 2 * day]})
+    score = burst_f1(found, truth)  # a: 60% covered (match), b: 40% (miss), c: not planted
+    assert score["matched"] == 1
+    assert score["precision"] == pytest.approx(1 / 3) and score["recall"] == pytest.approx(0.5)
+    assert score["f1"] == pytest.approx(2 * (1 / 3) * 0.5 / (1 / 3 + 0.5))
+    assert burst_f1(found, truth, min_overlap=0.3)["matched"] == 2
+    assert burst_f1(found.iloc[:0], truth)["f1"] == 0.0
+    # one found burst cannot recover two planted intervals
+    twice = [truth[0], dict(truth[0])]
+    assert burst_f1(found.iloc[:1], twice)["matched"] == 1
