@@ -55,8 +55,15 @@ class GroupedTimes:
     times: np.ndarray  # (N,) int64 unix seconds, sorted within each group
 
 
+def _is_grouped(codes: np.ndarray, t: np.ndarray) -> bool:
+    """True when rows already run group by group in time order (the canonical table sorted by user)."""
+    dc = np.diff(codes)
+    return bool(np.all(dc >= 0) and np.all((dc > 0) | (np.diff(t) >= 0)))
+
+
 def group_times(events: pd.DataFrame, by: Literal["user", "item", "global"] = "user") -> GroupedTimes:
-    """Sort event times by user (or item) then time, with no Python loop per group (one lexsort)."""
+    """Event times sorted by user (or item) then time, with no Python loop per group (one sort, or none when
+    the table is already in that order)."""
     t = times_seconds(events)
     if by == "global":
         codes = np.zeros(len(t), dtype=np.int64)
@@ -68,8 +75,14 @@ def group_times(events: pd.DataFrame, by: Literal["user", "item", "global"] = "u
         codes, uniques = pd.factorize(events[col], sort=False)
         codes = codes.astype(np.int64)
         ids = np.asarray(uniques, dtype=object)
-    order = np.lexsort((t, codes))
-    codes, t = codes[order], t[order]
+    if len(t) and not _is_grouped(codes, t):
+        t_min = int(t.min())
+        if int(t.max()) - t_min < (1 << 32) and len(ids) < (1 << 30):
+            key = np.sort((codes << 32) | (t - t_min))  # one int64 sort instead of a lexsort: ~2x faster
+            codes, t = key >> 32, (key & 0xFFFFFFFF) + t_min
+        else:
+            order = np.lexsort((t, codes))
+            codes, t = codes[order], t[order]
     counts = np.bincount(codes, minlength=len(ids)).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if len(ids) else np.zeros(0, np.int64)
     return GroupedTimes(ids=ids, counts=counts, offsets=offsets, codes=codes, times=t)
