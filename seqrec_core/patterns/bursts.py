@@ -38,11 +38,11 @@ class BurstConfig:
     """Item-burst detection settings.
 
     ``bin_hours``: width of a time bin; a burst's start and end are bin edges (UTC, aligned to the epoch).
-    ``s``: rate ratio between neighbouring levels; ``gamma``: cost of going up a level, in units of ``ln(bins)``
-    (larger = fewer, longer bursts; 2 rather than Kleinberg's 1 because hundreds of items are tested at once:
-    with 1, a constant-share Poisson log of 800 items shows ~8 false bursts, with 1.5 or 2 none); ``levels``: states including the base state 0; ``min_events``: items with
-    fewer events are not analysed; ``max_bins``: a long log gets wider bins (a multiple of ``bin_hours``) so
-    that at most this many bins are used.
+    ``s``: rate ratio between neighbouring levels. ``gamma``: cost of climbing a level, in units of ln(bins);
+    larger means fewer, longer bursts. 2 rather than Kleinberg's 1 because hundreds of items are tested at once:
+    with 1, a constant-share Poisson log of 800 items shows ~8 false bursts, with 1.5 or 2 none. ``levels``:
+    states including the base state 0. ``min_events``: items with fewer events are not analysed.
+    ``max_bins``: a long log gets wider bins (a multiple of ``bin_hours``) so that at most this many are used.
     ``baseline_days``: an item's base rate is its share over the surrounding +-baseline_days (None: over the
     whole log, as in Kleinberg's paper). A slow rise over weeks (an accessory bought late in everyone's
     history) is then a trend, not a burst. ``distinct_users``: count users, not events, per bin (r = users who
@@ -65,8 +65,8 @@ def _check_params(s: float, gamma: float, levels: int) -> None:
         raise InputError(f"burst rate ratio s={s} must be greater than 1 (e.g. 2)")
     if not gamma >= 0.0:
         raise InputError(f"burst transition cost gamma={gamma} must be 0 or more (e.g. 1)")
-    if int(levels) < 2:
-        raise InputError(f"burst levels={levels} must be at least 2 (the base state and one burst state)")
+    if not 2 <= int(levels) <= 64:
+        raise InputError(f"burst levels={levels} must be between 2 (the base state and one burst state) and 64")
 
 
 def _climb(cost: np.ndarray, climb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,6 +138,7 @@ def kleinberg_levels(counts: np.ndarray, totals: np.ndarray, *, s: float = 2.0, 
     base rate p0 of stream k is its share of all events (Kleinberg's choice), or with ``window`` its share over
     bins t-window..t+window, so that a slow trend is followed rather than reported as one long burst. Level i
     means rate ``p0 * s**i`` (capped below 1); climbing a level costs ``gamma * ln(T)``, going down is free.
+    ``gamma=1`` is the paper's value for one stream; :class:`BurstConfig` uses 2 for many items at once.
     """
     _check_params(s, gamma, levels)
     counts = np.asarray(counts)
@@ -291,7 +292,7 @@ def _continuous_levels(times: np.ndarray, offsets: np.ndarray, n_gaps: np.ndarra
         k = off[:na] + j  # (na,) flat gap index
         step, back[k] = _climb(cost[:na], climb[:na])
         cost[:na] = step + rates[:na] * gaps[k][:, None] + neg_ln_rate[:na]  # -ln exponential density
-        done = na if j + 1 >= len(active) else int(active[j + 1])  # users whose last gap is j
+        done = 0 if j + 1 >= len(active) else int(active[j + 1])  # users [done, na) have their last gap at j
         final[done:na] = np.argmin(cost[done:na], axis=1)
     state = final
     for j in range(int(ng[0]) - 1, -1, -1):

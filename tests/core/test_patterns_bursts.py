@@ -12,6 +12,7 @@ from seqrec_core.patterns.bursts import (
     USER_BURST_COLUMNS,
     BurstConfig,
     _climb,
+    _continuous_levels,
     burst_f1,
     get_item_bursts,
     get_user_bursts,
@@ -114,6 +115,51 @@ def test_transition_step_matches_brute_force():
     cand = cost[:, :, None] + climb[:, None, None] * np.maximum(levels[None, :] - levels[:, None], 0)[None]
     np.testing.assert_allclose(best, cand.min(axis=1))
     np.testing.assert_allclose(np.take_along_axis(cand, back[:, None, :].astype(np.int64), axis=1)[:, 0], best)
+
+
+def _reference_viterbi(emit: np.ndarray, climb: float) -> np.ndarray:
+    """Textbook O(T L^2) Viterbi for one stream: emit (T, L) costs, start in state 0, climbing costs per level."""
+    n_lev = emit.shape[1]
+    tau = climb * np.maximum(np.arange(n_lev)[None, :] - np.arange(n_lev)[:, None], 0)
+    cost, back = np.r_[0.0, np.full(n_lev - 1, np.inf)], []
+    for row in emit:
+        cand = cost[:, None] + tau
+        back.append(cand.argmin(axis=0))
+        cost = cand.min(axis=0) + row
+    state, out = int(cost.argmin()), []
+    for b in back[::-1]:
+        out.append(state)
+        state = int(b[state])
+    return np.array(out[::-1])
+
+
+def test_vectorised_automata_match_a_per_stream_reference():
+    rng = np.random.default_rng(5)
+    # batched: 30 streams with random bursts, whole-log base rate, 4 levels
+    totals = rng.integers(50, 300, 80)
+    share = rng.uniform(0.002, 0.05, (30, 1)) * np.where(rng.random((30, 80)) < 0.1, 6.0, 1.0)
+    counts = rng.binomial(totals[None, :], np.minimum(share, 1.0))
+    lev = kleinberg_levels(counts, totals, s=2.0, gamma=1.0, levels=4)
+    for k in range(30):
+        p = np.minimum(counts[k].sum() / totals.sum() * 2.0 ** np.arange(4), 1 - 1e-9)
+        emit = -counts[k][:, None] * np.log(p) - (totals - counts[k])[:, None] * np.log1p(-p)
+        np.testing.assert_array_equal(lev[k], _reference_viterbi(emit, np.log(80)))
+    # continuous: users of different lengths (the longest one ends last), gaps with fast stretches
+    times, offsets, n_gaps = [], [], []
+    for u in range(25):
+        n = 80 if u == 7 else int(rng.integers(3, 60))
+        gaps = np.where(rng.random(n - 1) < 0.3, rng.integers(0, 5, n - 1), rng.integers(100, 100_000, n - 1))
+        if u == 7:
+            gaps[-15:] = 1  # the longest user ends inside a burst
+        offsets.append(sum(len(x) for x in times))
+        n_gaps.append(n - 1)
+        times.append(T0 + np.concatenate([[0], np.cumsum(gaps)]))
+    flat = np.concatenate(times)
+    lev = _continuous_levels(flat, np.array(offsets), np.array(n_gaps), 2.0, 1.0, 6)
+    for off, ng, tt in zip(offsets, n_gaps, times, strict=True):
+        rate = ng / max(tt[-1] - tt[0], 1) * 2.0 ** np.arange(6)
+        emit = rate[None, :] * np.diff(tt)[:, None] - np.log(rate)[None, :]
+        np.testing.assert_array_equal(lev[off:off + ng], _reference_viterbi(emit, np.log(ng)))
 
 
 def test_user_binge_found_in_a_once_a_day_user():
