@@ -1,8 +1,26 @@
 """Temporal patterns in a behaviour log: periodicity, rhythm, burstiness, repeat consumption, user segments.
 
 Pure numpy/scipy functions over the canonical event table; results come back as data (DataFrames,
-dataclasses), figures are built elsewhere (``seqrec_core.viz``).
+dataclasses), figures are built elsewhere (``seqrec_core.viz``). Every time-based function needs real
+timestamps: ``has_timestamps`` checks, ``times_seconds`` raises InputError for logs with only an order.
 """
+from seqrec_core.patterns.burstiness import (
+    BurstinessSummary,
+    burstiness,
+    get_burstiness_summary,
+    get_iet_histogram,
+    get_inter_event_times,
+    get_user_burstiness,
+    memory_coefficient,
+)
 from seqrec_core.patterns.common import GroupedTimes, group_times, has_timestamps, times_seconds
+from seqrec_core.patterns.periodicity import Period, get_dominant_periods, get_periods
+from seqrec_core.patterns.repeats import RepeatStats, get_repeat_stats
+from seqrec_core.patterns.rhythm import WEEKDAYS, get_daily_activity, get_hour_weekday, timezone_names
+from seqrec_core.patterns.segments import SEGMENTS, get_segment_counts, get_user_segments
 
-__all__ = ["GroupedTimes", "group_times", "has_timestamps", "times_seconds"]
+__all__ = ["SEGMENTS", "WEEKDAYS", "BurstinessSummary", "GroupedTimes", "Period", "RepeatStats", "burstiness",
+           "get_burstiness_summary", "get_daily_activity", "get_dominant_periods", "get_hour_weekday",
+           "get_iet_histogram", "get_inter_event_times", "get_periods", "get_repeat_stats", "get_segment_counts",
+           "get_user_burstiness", "get_user_segments", "group_times", "has_timestamps", "memory_coefficient",
+           "times_seconds", "timezone_names"]
