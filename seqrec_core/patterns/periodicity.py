@@ -43,6 +43,7 @@ OVERSAMPLE = 8  # zero-padding of the global spectrum, for sub-bin period accura
 FOLD_BINS = 3.0  # independent frequency bins: Hann main lobe (2) + first sidelobe
 MAX_BINS = 1 << 22  # global series longer than this use coarser bins
 BLOCK_CELLS = 1 << 23  # per-entity batch size (rows x bins), ~32 MB of float32
+SUB_REL = 0.05  # a sub-harmonic fundamental needs at least this share of its harmonic's power
 TRIALS = 2.0  # effective trials per independent bin: a continuously searched (oversampled) band
 
 
@@ -105,12 +106,15 @@ def _peak_power(power: np.ndarray, pos: float, tol: float) -> float:
     return float(power[lo:hi].max()) if hi > lo else 0.0
 
 
-def _fundamental(z: np.ndarray, pick: np.ndarray, lo: np.ndarray, hi: float, alpha: float) -> np.ndarray:
+def _fundamental(z: np.ndarray, power: np.ndarray, pick: np.ndarray, lo: np.ndarray, hi: float,
+                 alpha: float) -> np.ndarray:
     """Move each row's pick (a frequency position in bins) down to pick/k, k = 6..2, when that sub-harmonic is
-    itself elevated (p < alpha/5 at its bin) and its own harmonics that are not multiples of the pick carry
-    excess power (sum of their z, Gamma-distributed under noise, p < alpha/5). Why both: the daily two-peak
-    profile makes 8 h the strongest line, and 24 h must win; a 48 h "fundamental" of a 24 h rhythm must not
-    (its extra harmonics 48, 16, 9.6 h are noise). These are a handful of targeted tests, not a search."""
+    itself elevated (p < alpha/5 at its bin, and at least SUB_REL of the pick's power) and its own harmonics
+    that are not multiples of the pick carry excess power (sum of their z, Gamma-distributed under noise,
+    p < alpha/5). Why: the daily two-peak profile makes 8 h the strongest line, and 24 h must win; a 48 h
+    "fundamental" of a 24 h rhythm must not (its extra harmonics 48, 16, 9.6 h are noise, and a near-perfect
+    daily comb has structured, not random, leakage between its lines: hence the power floor). These are a
+    handful of targeted tests, not a search."""
     n, f = z.shape
     rows = np.arange(n)
     out = pick.copy()
@@ -118,13 +122,15 @@ def _fundamental(z: np.ndarray, pick: np.ndarray, lo: np.ndarray, hi: float, alp
     for k in range(COMB, 1, -1):
         sub = pick / k  # (N,)
         inside = (sub >= lo) & (sub <= hi)
-        z_sub = z[rows, np.clip(np.round(sub).astype(np.int64), 0, f - 1)]
+        at = np.clip(np.round(sub).astype(np.int64), 0, f - 1)
+        z_sub = z[rows, at]
+        strong = power[rows, at] >= SUB_REL * power[rows, np.clip(np.round(pick).astype(np.int64), 0, f - 1)]
         ms = np.array([m for m in range(2, COMB + 1) if m % k])  # its own harmonics the pick does not explain
         pos = sub[:, None] * ms[None, :]  # (N, M)
         ok = (pos >= lo[:, None]) & (pos <= hi)
         zs = np.where(ok, z[rows[:, None], np.clip(np.round(pos).astype(np.int64), 0, f - 1)], 0.0)
         p = stats.gamma.sf(zs.sum(axis=1), np.maximum(ok.sum(axis=1), 1))
-        up = ~done & inside & (z_sub > np.log((COMB - 1) / alpha)) & (p < alpha / (COMB - 1))
+        up = ~done & inside & strong & (z_sub > np.log((COMB - 1) / alpha)) & (p < alpha / (COMB - 1))
         out = np.where(up, sub, out)
         done |= up
     return out
@@ -216,13 +222,15 @@ def get_periods(times_s: np.ndarray, *, min_hours: float = 2.0, max_hours: float
         scores = [sum(_peak_power(power, k * pos[c], step) for k in range(1, COMB + 1)
                       if k * pos[c] <= hi_j + step) for c in cand]
         c = int(cand[int(np.argmax(scores))])
-        f0 = float(_fundamental(z[None, :], np.array([pos[c]]), np.array([float(lo_j)]), hi_j, alpha)[0])
+        detected = float(fap[peaks[c]])  # the search-corrected evidence that a rhythm is there
+        f0 = float(_fundamental(z[None, :], power[None, :], np.array([pos[c]]), np.array([float(lo_j)]), hi_j,
+                                alpha)[0])
         if f0 != pos[c]:  # a weaker fundamental under a strong harmonic: start from its nearest peak
             near = np.flatnonzero(np.abs(pos - f0) <= step)
             c = int(near[np.argmax(power[peaks[near]])]) if len(near) else c
             f0 = float(pos[c]) if len(near) else f0
         f0, strength = _refine(f0, pos, power[peaks], sig & ~folded, tol, hi_j)
-        chosen.append((f0, strength, float(fap[peaks[c]])))
+        chosen.append((f0, strength, detected))
         fold(f0)
     out = [Period(period_hours=per_bin_h / p, strength=s, significant=True, false_alarm=q) for p, s, q in chosen]
     rest = np.flatnonzero(~folded & ~sig)
@@ -316,7 +324,8 @@ def _entity_periods(x: np.ndarray, lengths: np.ndarray, var: np.ndarray, n_fft: 
     has = sig.any(axis=1)
     pick = np.where(has, best_sig, best_any)
     rows = np.arange(n)
-    pick = np.round(_fundamental(z, pick.astype(np.float64), np.maximum(lo, 1), hi, alpha)).astype(np.int64)
+    detected = pick
+    pick = np.round(_fundamental(z, power, pick.astype(np.float64), np.maximum(lo, 1), hi, alpha)).astype(np.int64)
     c = np.clip(pick, 1, f - 2)
     lp = np.log(np.maximum(power[rows[:, None], c[:, None] + np.arange(-1, 2)[None, :]], 1e-30))  # (N, 3)
     den = 2 * lp[:, 1] - lp[:, 0] - lp[:, 2]
@@ -327,4 +336,4 @@ def _entity_periods(x: np.ndarray, lengths: np.ndarray, var: np.ndarray, n_fft: 
             "best_period_hours": np.where(valid, period, np.nan),
             "strength": np.where(valid, np.minimum(1.0, power[rows, pick]), 0.0),
             "significant": has & valid,
-            "false_alarm": np.where(valid, _fap(z[rows, pick], m_indep), 1.0)}
+            "false_alarm": np.where(valid, _fap(z[rows, detected], m_indep), 1.0)}
