@@ -8,6 +8,7 @@ st.set_page_config(page_title="SeqRec Lens", page_icon="🔭", layout="wide")
 PAGES = [
     st.Page("pages/0_Home.py", title="Home", default=True),
     st.Page("pages/1_Data.py", title="Data"),
+    st.Page("pages/2_Patterns.py", title="Patterns"),
     st.Page("pages/3_Train.py", title="Train"),
     st.Page("pages/4_Evaluate.py", title="Evaluate"),
     st.Page("pages/5_Explain.py", title="Explain"),

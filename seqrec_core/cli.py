@@ -115,6 +115,18 @@ def cmd_validate(args: argparse.Namespace) -> dict:
             "time_span": span, "warnings": warnings}
 
 
+def cmd_patterns(args: argparse.Namespace) -> dict:
+    from seqrec_core.patterns.common import has_timestamps
+    from seqrec_core.patterns.report import get_pattern_report
+
+    ds = open_dataset(_data_source(args))
+    if not has_timestamps(ds.events):
+        raise InputError(f"'{ds.name}' has no timestamps (only an event order), so time patterns cannot be computed; "
+                         "pass a log with a time column (--time-col)")
+    return get_pattern_report(ds.events, tz=args.tz,
+                              progress=lambda text, share: log.info("%3.0f%% %s", 100 * share, text)).to_json()
+
+
 def _install_cancel_handler() -> Callable[[], bool]:
     """SIGTERM/SIGINT ask training to stop after the current step and keep the best checkpoint."""
     cancelled = {"flag": False}
@@ -234,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a log and print its size and warnings")
     _add_data_options(p, required=True)
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("patterns", help="periods, burstiness, bursts and repeats of a log's timing (JSON)")
+    _add_data_options(p, required=True)
+    p.add_argument("--tz", default="UTC", help="IANA timezone for hour-of-day views, e.g. Europe/Berlin (default UTC)")
+    p.set_defaults(func=cmd_patterns)
 
     p = sub.add_parser("train", help="train a sequence model and save it as a run folder")
     _add_data_options(p, required=True)

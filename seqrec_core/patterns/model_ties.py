@@ -137,7 +137,7 @@ def _local_hour_weekday(seconds: np.ndarray, tz: str) -> tuple[np.ndarray, np.nd
     except Exception as err:  # zoneinfo/pytz raise several types for unknown names
         raise InputError(f"unknown timezone '{tz}'; use an IANA name such as 'UTC' or 'Europe/Berlin' "
                          f"({type(err).__name__})") from None
-    return np.asarray(local.hour, dtype=np.int64), np.asarray(local.dayofweek, dtype=np.int64)
+    return np.asarray(local.hour, dtype=np.int64), np.asarray(local.day_of_week, dtype=np.int64)
 
 
 def get_attribution_time_mass(attributions: Sequence[np.ndarray], histories_times: Sequence[np.ndarray],
