@@ -62,19 +62,21 @@ def _background(power: np.ndarray, step: float) -> np.ndarray:
     """
     n, f = power.shape
     anchors = np.unique(np.round(np.geomspace(1, max(f - 1, 1), 32)).astype(np.int64))
-    med = np.empty((n, len(anchors)))
+    stride = max(1, int(round(step)))  # one sample per independent frequency: neighbours are correlated anyway
+    med = np.empty((n, len(anchors)), dtype=power.dtype)
     for i, a in enumerate(anchors):
         half = int(step * max(25.0, 0.25 * a / step))
         lo, hi = max(1, a - half), min(f, a + half + 1)
-        med[:, i] = np.median(power[:, lo:hi:max(1, int(step))], axis=1)
-    logm = np.log(np.maximum(med, 1e-300))
-    cols = np.arange(f)
-    right = np.clip(np.searchsorted(anchors, cols), 1, max(len(anchors) - 1, 1))
-    left = right - 1
+        med[:, i] = np.median(power[:, lo:hi:stride], axis=1)
+    logm = np.log(np.maximum(med, np.finfo(power.dtype).tiny)) - np.log(np.log(2.0)).astype(power.dtype)
     if len(anchors) == 1:
-        return np.repeat(np.exp(logm), f, axis=1) / np.log(2)
+        return np.repeat(np.exp(logm), f, axis=1)
+    cols = np.arange(f)
+    right = np.clip(np.searchsorted(anchors, cols), 1, len(anchors) - 1)
+    left = right - 1
     w = np.clip((cols - anchors[left]) / np.maximum(anchors[right] - anchors[left], 1), 0.0, 1.0)
-    return np.exp(logm[:, left] * (1 - w) + logm[:, right] * w) / np.log(2)  # (N, F)
+    w = w.astype(power.dtype)
+    return np.exp(logm[:, left] * (1 - w) + logm[:, right] * w)  # (N, F): the median / ln 2 = Exp(1) mean
 
 
 def _fap(z: np.ndarray, m_indep: np.ndarray | float) -> np.ndarray:
@@ -90,15 +92,19 @@ def _spectrum(x: np.ndarray, lengths: np.ndarray, n_fft: int, var: np.ndarray) -
     ``x`` is Hann-windowed in place (so bins past a row's length are zeroed whatever they held). With window
     w a sinusoid's amplitude is 2|X_w(f)| / sum(w), so A^2/2 over ``var`` is its share: 1 for a pure sinusoid.
     """
-    t = np.arange(x.shape[1], dtype=x.dtype)
-    scale = (2 * np.pi / np.maximum(lengths - 1, 1)).astype(x.dtype)
-    w = 0.5 - 0.5 * np.cos(t[None, :] * scale[:, None])  # (N, T)
-    w[t[None, :] >= lengths[:, None]] = 0.0
-    x *= w
+    last = np.maximum(lengths - 1, 1)
+    phase = np.minimum(np.arange(x.shape[1], dtype=x.dtype)[None, :], last[:, None].astype(x.dtype))  # (N, T)
+    phase *= (2 * np.pi / last).astype(x.dtype)[:, None]  # t >= L-1 sits at 2 pi, where the window is 0
+    np.cos(phase, out=phase)
+    phase *= -0.5
+    phase += 0.5  # Hann window, built in place
+    x *= phase
     wsum = 0.5 * (lengths - 1)  # sum of a Hann window over L points (periodic endpoints: both zero)
-    spec = sfft.rfft(x, n=n_fft, axis=1, workers=2)  # (N, F)
-    power = spec.real ** 2 + spec.imag ** 2
-    return power * (2.0 / (np.maximum(wsum, 1.0) ** 2 * np.maximum(var, 1e-30)))[:, None].astype(power.dtype)
+    spec = sfft.rfft(x, n=n_fft, axis=1, workers=2)  # (N, F) complex
+    ri = spec.view(x.real.dtype if spec.dtype == np.complex64 else np.float64).reshape(*spec.shape, 2)
+    power = np.einsum("nfc,nfc->nf", ri, ri)  # |X|^2 without sqrt or temporaries
+    power *= (2.0 / (np.maximum(wsum, 1.0) ** 2 * np.maximum(var, 1e-30)))[:, None].astype(power.dtype)
+    return power
 
 
 def _peak_power(power: np.ndarray, pos: float, tol: float) -> float:

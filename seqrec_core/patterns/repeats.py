@@ -67,8 +67,14 @@ def _sorted_pairs(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     items, item_ids = pd.factorize(events["item_id"], sort=False)
     n_items = max(len(item_ids), 1)
     pair = users.astype(np.int64) * n_items + items.astype(np.int64)
+    ids = np.asarray(item_ids, dtype=object)
+    if len(t) and int(pair.max()) < (1 << 31) and int(t.max()) - int(t.min()) < (1 << 32):
+        t_min = int(t.min())
+        key = np.sort((pair << 32) | (t - t_min))  # one int64 sort instead of a lexsort (same order)
+        pair = key >> 32
+        return pair, pair % n_items, (key & 0xFFFFFFFF) + t_min, ids
     order = np.lexsort((t, pair))
-    return pair[order], items.astype(np.int64)[order], t[order], np.asarray(item_ids, dtype=object)
+    return pair[order], items.astype(np.int64)[order], t[order], ids
 
 
 def get_repeat_stats(events: pd.DataFrame, *, min_repeats: int = 3, max_cv: float = 0.5,
