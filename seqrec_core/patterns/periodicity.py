@@ -43,6 +43,7 @@ OVERSAMPLE = 8  # zero-padding of the global spectrum, for sub-bin period accura
 FOLD_BINS = 3.0  # independent frequency bins: Hann main lobe (2) + first sidelobe
 MAX_BINS = 1 << 22  # global series longer than this use coarser bins
 BLOCK_CELLS = 1 << 23  # per-entity batch size (rows x bins), ~32 MB of float32
+MIN_ACTIVE_BINS = 10  # distinct active hours needed before a period is looked for
 SUB_REL = 0.05  # a sub-harmonic fundamental needs at least this share of its harmonic's power
 TRIALS = 2.0  # effective trials per independent bin: a continuously searched (oversampled) band
 
@@ -169,7 +170,7 @@ def get_periods(times_s: np.ndarray, *, min_hours: float = 2.0, max_hours: float
     not significant"). ``seed`` is accepted for API stability: the test is analytic, nothing is random.
     """
     t = np.asarray(times_s, dtype=np.int64)
-    if len(t) < 10:
+    if len(t) < 10 or len(np.unique(t // HOUR)) < MIN_ACTIVE_BINS:
         return []
     if min_hours <= 0:
         raise InputError(f"min_hours must be positive, got {min_hours}")
@@ -274,6 +275,9 @@ def get_dominant_periods(events: pd.DataFrame, by: Literal["user", "item"], *, m
     ``max_entities`` entities with at least ``min_events`` events are scored (others are left out of the
     table), in blocks grouped by series length so no Python loop runs per entity beyond block assembly.
     ``period_hours`` is NaN when no period is significant; ``best_period_hours`` keeps the best candidate.
+    Entities active in fewer than MIN_ACTIVE_BINS distinct hours, or over less than three of the shortest
+    periods, get NaN: the spectrum of two or three bursts is a deterministic comb (two rating sessions 32 h
+    apart "explain" a 32 h period perfectly), not evidence of a rhythm.
     """
     if by not in ("user", "item"):
         raise InputError(f"unknown grouping {by!r}; use 'user' or 'item'")
@@ -288,7 +292,10 @@ def get_dominant_periods(events: pd.DataFrame, by: Literal["user", "item"], *, m
     cols = {"id": g.ids[keep], "events": g.counts[keep], "period_hours": np.full(len(keep), np.nan),
             "strength": np.zeros(len(keep)), "significant": np.zeros(len(keep), dtype=bool),
             "false_alarm": np.ones(len(keep)), "best_period_hours": np.full(len(keep), np.nan)}
-    ok = lengths >= 3 * max(min_hours, 2.0)
+    hours = g.times // HOUR
+    new_hour = np.r_[True, (np.diff(hours) != 0) | (np.diff(g.codes) != 0)]
+    active = np.bincount(g.codes[new_hour], minlength=len(g.ids))[keep]  # distinct active hours per entity
+    ok = (lengths >= 3 * max(min_hours, 2.0)) & (active >= MIN_ACTIVE_BINS)
     n_fft_all = np.maximum(64, 2 ** np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64))
     for n_fft in np.unique(n_fft_all[ok]):
         members = np.flatnonzero(ok & (n_fft_all == n_fft))
