@@ -1,4 +1,4 @@
-"""Temporal patterns in a behaviour log: periodicity, rhythm, burstiness, repeat consumption, user segments.
+"""Temporal patterns in a behaviour log: periodicity, rhythm, burstiness, bursts, repeat consumption, segments.
 
 Pure numpy/scipy functions over the canonical event table; results come back as data (DataFrames,
 dataclasses), figures are built elsewhere (``seqrec_core.viz``). Every time-based function needs real
@@ -13,14 +13,15 @@ from seqrec_core.patterns.burstiness import (
     get_user_burstiness,
     memory_coefficient,
 )
+from seqrec_core.patterns.bursts import BurstConfig, burst_f1, get_item_bursts, get_user_bursts, kleinberg_levels
 from seqrec_core.patterns.common import GroupedTimes, group_times, has_timestamps, times_seconds
 from seqrec_core.patterns.periodicity import Period, get_dominant_periods, get_periods
 from seqrec_core.patterns.repeats import RepeatStats, get_repeat_stats
 from seqrec_core.patterns.rhythm import WEEKDAYS, get_daily_activity, get_hour_weekday, timezone_names
 from seqrec_core.patterns.segments import SEGMENTS, get_segment_counts, get_user_segments
 
-__all__ = ["SEGMENTS", "WEEKDAYS", "BurstinessSummary", "GroupedTimes", "Period", "RepeatStats", "burstiness",
-           "get_burstiness_summary", "get_daily_activity", "get_dominant_periods", "get_hour_weekday",
+__all__ = ["SEGMENTS", "WEEKDAYS", "BurstConfig", "BurstinessSummary", "GroupedTimes", "Period", "RepeatStats",
+           "burst_f1", "burstiness", "get_burstiness_summary", "get_item_bursts", "get_user_bursts", "kleinberg_levels", "get_daily_activity", "get_dominant_periods", "get_hour_weekday",
            "get_iet_histogram", "get_inter_event_times", "get_periods", "get_repeat_stats", "get_segment_counts",
            "get_user_burstiness", "get_user_segments", "group_times", "has_timestamps", "memory_coefficient",
            "times_seconds", "timezone_names"]

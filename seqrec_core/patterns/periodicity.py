@@ -14,6 +14,15 @@ real logs have trends, growth and bursts that put extra power at low frequencies
 assumes a flat background and would call every slow trend "periodic", while a running median follows the
 background and ignores narrow lines. It is also closed-form, so thousands of per-user spectra cost nothing
 extra. A homogeneous Poisson log has a flat background and gets FAP ~ Uniform, i.e. no significant period.
+Calibration (300 simulated Poisson logs, 2k-50k events over 10-200 days, half with clustered duplicates):
+taking the maximum over an oversampled band is worth ~2 independent trials per independent frequency
+(TRIALS); with it, 1.7% of the logs fall below FAP 0.01 and 4.3% below 0.05.
+
+Series: the global series counts events per hour, or active users per hour when ``users`` is given (then a
+binge of 300 ratings in ten minutes counts once; on ml-latest-small that lifts the daily and weekly rhythms
+from buried to FAP < 1e-40). Per-user series are hourly presence, per-item series hourly counts. Entities
+(and logs) active in fewer than MIN_ACTIVE_BINS distinct hours get no period: a handful of bursts has a
+deterministic comb for a spectrum, not a noise floor.
 
 Harmonics: a daily profile with two peaks (12:00 and 20:00) puts more power at 8 h and 12 h than at 24 h.
 Fundamentals are picked greedily by the summed power of their harmonic comb (f, 2f, ..., 6f) among

@@ -122,6 +122,33 @@ def test_strong_harmonic_does_not_replace_the_fundamental() -> None:
     assert top.significant and abs(top.period_hours - 24) / 24 < 0.02
 
 
+def test_counting_active_users_keeps_binges_from_drowning_the_rhythm() -> None:
+    """A weak daily rhythm plus a few users entering hundreds of events within minutes (ml-latest-small)."""
+    rng = np.random.default_rng(2)
+    n = 3000
+    t = T0 + rng.integers(0, 60, n) * DAY + (rng.normal(20, 2, n) * HOUR).astype(np.int64)  # evening visits
+    users = np.array([f"u{k}" for k in rng.integers(0, 1000, n)], dtype=object)
+    binge_at = T0 + rng.integers(0, 60 * DAY, 30)
+    t = np.r_[t, np.repeat(binge_at, 300) + rng.integers(0, 600, 9000)]
+    users = np.r_[users, np.repeat([f"b{k}" for k in range(30)], 300)]
+    by_events = get_periods(t)
+    by_users = get_periods(t, users=users)
+    daily = [p for p in by_users if p.significant and abs(p.period_hours - 24) / 24 < 0.02]
+    assert daily and daily[0] is by_users[0]
+    assert not any(p.significant for p in by_events)  # counted by events, the binges bury it
+    events_daily = [p.strength for p in by_events if abs(p.period_hours - 24) / 24 < 0.02] or [0.0]
+    assert daily[0].strength > 10 * events_daily[0]
+    with pytest.raises(InputError, match="users"):
+        get_periods(t, users=users[:10])
+
+
+def test_few_active_hours_give_no_period() -> None:
+    """Two rating sessions 32 h apart are not a 32 h rhythm (a deterministic comb, not a noise floor)."""
+    ev = _log(["a"], [np.r_[T0 + np.arange(50) * 20, T0 + 32 * HOUR + np.arange(50) * 20]])
+    table = get_dominant_periods(ev, "user")
+    assert len(table) == 1 and not table["significant"].any() and table["period_hours"].isna().all()
+
+
 def test_per_user_and_per_item_periods(demo: pd.DataFrame) -> None:
     clockwork = get_dominant_periods(_daily_log(), "user")
     assert clockwork["significant"].all()
