@@ -314,7 +314,7 @@ def get_dominant_periods(events: pd.DataFrame, by: Literal["user", "item"], *, m
             "strength": np.zeros(len(keep)), "significant": np.zeros(len(keep), dtype=bool),
             "false_alarm": np.ones(len(keep)), "best_period_hours": np.full(len(keep), np.nan)}
     hours = g.times // HOUR
-    new_hour = np.r_[True, (np.diff(hours) != 0) | (np.diff(g.codes) != 0)]
+    new_hour = np.r_[True, (np.diff(hours) != 0) | (np.diff(g.codes) != 0)][: len(hours)]
     active = np.bincount(g.codes[new_hour], minlength=len(g.ids))[keep]  # distinct active hours per entity
     ok = (lengths >= 3 * max(min_hours, 2.0)) & (active >= MIN_ACTIVE_BINS)
     n_fft_all = np.maximum(64, 2 ** np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64))

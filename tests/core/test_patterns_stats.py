@@ -293,3 +293,16 @@ def test_segments_classify_planted_user_groups() -> None:
     counts = get_segment_counts(seg)
     assert counts["segment"].tolist() == SEGMENTS and counts["users"].sum() == len(seg)
     assert counts.loc[counts["segment"] == "regular", "users"].item() == 0
+
+
+def test_empty_and_tiny_logs_give_empty_results_not_errors() -> None:
+    empty = _log(["a"], [np.zeros(0)])
+    assert get_periods(times_seconds(empty)) == [] and get_dominant_periods(empty, "user").empty
+    assert get_user_burstiness(empty).empty and get_daily_activity(empty).empty
+    assert get_hour_weekday(empty).to_numpy().sum() == 0 and get_iet_histogram(np.zeros(0)).empty
+    assert np.isnan(get_repeat_stats(empty).repeat_share)
+    assert get_segment_counts(get_user_segments(get_user_burstiness(empty), get_dominant_periods(empty, "user")))[
+        "users"].sum() == 0
+    one = _log(["a"], [np.array([T0])])
+    seg = get_user_segments(get_user_burstiness(one), get_dominant_periods(one, "user"))
+    assert seg["segment"].tolist() == ["too few events"]
