@@ -132,7 +132,7 @@ def main() -> None:
     optimizer = _adamw(model, TrainConfig())  # the trainer's optimizer (fused AdamW where available)
     autocast, fp16 = _autocast(device, args.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=fp16)
-    windows, lengths = training_windows([data.train_sequence(u) for u in range(data.n_users)], args.max_len)
+    windows, lengths, masked = training_windows([data.train_sequence(u) for u in range(data.n_users)], args.max_len)
     rng = np.random.default_rng(0)
     batches = []
     while len(batches) < args.steps + args.warmup:
@@ -140,7 +140,7 @@ def main() -> None:
     batches = batches[:args.steps + args.warmup]
     step_times, flops, targets, positions = [], [], [], []
     model.train()
-    for i, (x, y) in enumerate(iterate_batches(windows, lengths, batches)):
+    for i, (x, y) in enumerate(iterate_batches(windows, lengths, batches, masked)):
         x, y = x.to(device), y.to(device)
         if device.type == "cuda":
             torch.cuda.synchronize()

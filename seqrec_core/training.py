@@ -186,12 +186,13 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     max_len = int(getattr(getattr(model, "config", None), "max_len", cfg.max_len))
     if max_len != cfg.max_len:
         log.warning("model max_len %d differs from training max_len %d; using the model's", max_len, cfg.max_len)
-    windows, lengths = training_windows([data.train_sequence(u) for u in range(data.n_users)], max_len)
+    train_seqs = [data.train_sequence(u) for u in range(data.n_users)]
+    windows, lengths, masked = training_windows(train_seqs, max_len)
     if len(windows) == 0:
         raise InputError("no user has 2 or more training events, so there is nothing to learn from; "
                          "load a log with longer histories (each user needs at least 4 events)")
     if hasattr(model, "set_item_counts"):
-        counts = np.bincount(windows[:, 1:].ravel(), minlength=data.vocab.n_items + 1)[1:]
+        counts = np.bincount(np.concatenate(train_seqs), minlength=data.vocab.n_items + 1)[1:]
         model.set_item_counts(torch.as_tensor(counts, dtype=torch.float32))
     model.to(device)
     optimizer = _adamw(model, cfg)
@@ -203,7 +204,7 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     emit({"event": "start", "device": str(device), "n_params": int(n_params), "epochs": cfg.epochs,
           "steps_per_epoch": steps_per_epoch, "train_windows": int(len(windows)),
-          "train_targets": int((lengths - 1).sum()), "time_budget": cfg.time_budget})
+          "train_targets": int((lengths - 1 - masked).sum()), "time_budget": cfg.time_budget})
     log.info("training on %s: %d parameters, %d windows, %d steps/epoch", device, n_params, len(windows),
              steps_per_epoch)
 
@@ -258,7 +259,7 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
         loss_sum = torch.zeros((), device=device)
         n_steps = 0
         batches = batch_order(lengths, cfg.batch_size, rng)
-        for step, (inputs, targets) in enumerate(iterate_batches(windows, lengths, batches), start=1):
+        for step, (inputs, targets) in enumerate(iterate_batches(windows, lengths, batches, masked), start=1):
             if stop_requested():
                 reason, stopped = "cancelled", True
                 break

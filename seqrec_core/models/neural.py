@@ -31,27 +31,42 @@ def pad_left(histories: Sequence[np.ndarray], max_len: int, width: int | None = 
     return torch.from_numpy(out)
 
 
-def training_windows(sequences: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Left-padded windows (N, max_len + 1) covering every training event once as a target.
+MIN_CONTEXT_SHARE = 0.5  # a target in a cut window is trained only with >= this share of max_len events before it
 
-    A sequence longer than max_len + 1 is cut from its end into windows of max_len + 1 events that overlap by
-    one event, so each event is predicted exactly once and never from more than max_len events of context
-    (the same as at inference). Sequences with fewer than 2 events teach nothing and are skipped.
-    Returns (windows, lengths) where lengths (N,) counts the real events of each window.
+
+def training_windows(sequences: Sequence[np.ndarray], max_len: int,
+                     min_context: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Left-padded windows (N, max_len + 1) covering every training event exactly once as a trained target.
+
+    A sequence longer than max_len + 1 is cut from its end into overlapping windows. Each window's first
+    ``min_context`` targets (default half of max_len) are masked: they are trained in the older window, where
+    they sit at its end with a full context. Without the overlap, a target just after a cut would be trained
+    from one or two events; a pattern spanning 20-40 events (the demo's trigger -> response pairs) then looks
+    like noise in a large share of windows, and the model never learns it. Sequences with fewer than 2 events
+    teach nothing and are skipped.
+    Returns (windows, lengths, masked): lengths (N,) counts the real events of each window, masked (N,) the
+    leading targets of each window that ``iterate_batches`` hides from the loss.
     """
     span = max_len + 1
+    ctx = int(MIN_CONTEXT_SHARE * max_len) if min_context is None else int(min_context)
+    ctx = min(max(ctx, 0), max_len - 1)  # each window must train at least one new target
     rows: list[np.ndarray] = []
+    masked: list[int] = []
     for seq in sequences:
         end = len(seq)
         while end >= 2:
             start = max(0, end - span)
             rows.append(seq[start:end])
-            end = start + 1 if start > 0 else 0
+            if start == 0:
+                masked.append(0)
+                break
+            masked.append(ctx)
+            end = start + 1 + ctx  # the older window ends with the targets masked here
     windows = np.zeros((len(rows), span), dtype=np.int64)  # (N, L + 1)
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
     for i, r in enumerate(rows):
         windows[i, span - len(r):] = r
-    return windows, lengths
+    return windows, lengths, np.asarray(masked, dtype=np.int64)
 
 
 def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 64) -> list[np.ndarray]:
@@ -71,13 +86,19 @@ def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, 
     return [batches[i] for i in order]
 
 
-def iterate_batches(windows: np.ndarray, lengths: np.ndarray, batches: list[np.ndarray]
-                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(inputs, targets) LongTensors (B, W) trimmed to the longest window of each batch (CPU; caller moves)."""
+def iterate_batches(windows: np.ndarray, lengths: np.ndarray, batches: list[np.ndarray],
+                    masked: np.ndarray | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(inputs, targets) LongTensors (B, W) trimmed to the longest window of each batch (CPU; caller moves).
+
+    Targets are 0 (ignored by the loss) at padding and at each window's ``masked`` leading targets."""
     for idx in batches:
         w = int(lengths[idx].max())  # real events in the longest window, inputs + 1
         block = windows[idx, windows.shape[1] - w:]  # (B, W + 1)
-        yield torch.from_numpy(block[:, :-1].copy()), torch.from_numpy(block[:, 1:].copy())
+        targets = block[:, 1:].copy()  # (B, W)
+        if masked is not None:
+            first_trained = w - lengths[idx] + masked[idx]  # (B,) column of the first target that is trained
+            targets[np.arange(w - 1)[None, :] < first_trained[:, None]] = 0
+        yield torch.from_numpy(block[:, :-1].copy()), torch.from_numpy(targets)
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

@@ -47,13 +47,13 @@ def _train(model, data, steps: int = 150) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        windows, lengths = training_windows(data.sequences, model.config.max_len)
+        windows, lengths, masked = training_windows(data.sequences, model.config.max_len)
         opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
         rng = np.random.default_rng(0)
         model.train()
         done = 0
         while done < steps:
-            for x, y in iterate_batches(windows, lengths, batch_order(lengths, 64, rng)):
+            for x, y in iterate_batches(windows, lengths, batch_order(lengths, 64, rng), masked):
                 loss = model(x, y)
                 opt.zero_grad()
                 loss.backward()

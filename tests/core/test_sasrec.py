@@ -136,16 +136,24 @@ def test_pad_left_truncates_to_the_latest_events() -> None:
     assert pad_left([np.array([1])], max_len=5, width=4).tolist() == [[0, 0, 0, 1]]
 
 
-def test_training_windows_predict_every_event_once() -> None:
-    seqs = [np.arange(1, 13), np.array([5]), np.array([3, 4])]
-    windows, lengths = training_windows(seqs, max_len=4)
-    targets = sorted(int(t) for w in windows for t in w[1:][w[:-1] != 0])
-    assert targets == sorted(list(range(2, 13)) + [4])  # each event after the first, exactly once
-    assert windows.shape[1] == 5 and (lengths <= 5).all()
+def test_training_windows_train_every_event_once_with_enough_context() -> None:
+    seqs = [np.arange(1, 31), np.array([5]), np.array([3, 4])]
+    windows, lengths, masked = training_windows(seqs, max_len=8)
+    assert windows.shape[1] == 9 and (lengths <= 9).all()
     batches = batch_order(lengths, batch_size=2, rng=np.random.default_rng(0))
     assert sorted(int(i) for b in batches for i in b) == list(range(len(windows)))
-    for x, y in iterate_batches(windows, lengths, batches):
+    trained = []
+    for x, y in iterate_batches(windows, lengths, batches, masked):
         assert x.shape == y.shape and (x[:, -1] != 0).all()  # last column is always a real event
+        for row_x, row_y in zip(x.numpy(), y.numpy(), strict=True):
+            for col in np.flatnonzero(row_y):
+                trained.append(int(row_y[col]))
+                if row_y[col] >= 6:  # events of the long sequence 1..30 (value = position + 1)
+                    # Past the start of the sequence, a target sees at least half a window (4) of context.
+                    assert int((row_x[:col + 1] != 0).sum()) >= min(4, int(row_y[col]) - 1)
+    assert sorted(trained) == sorted(list(range(2, 31)) + [4])  # each event after the first, exactly once
+    unmasked = [int(t) for w in training_windows(seqs, max_len=8, min_context=0)[0] for t in w[1:][w[:-1] != 0]]
+    assert sorted(unmasked) == sorted(trained)  # min_context=0: plain cut windows, no overlap
 
 
 def test_neural_scorer_matches_the_model_and_returns_float32() -> None:
