@@ -40,12 +40,15 @@ def report(fingerprint: str, tz: str, _ds: Dataset) -> PatternReport:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def timeline(fingerprint: str, kind: str, entity: str, bin_hours: float, _ds: Dataset) -> pd.DataFrame:
+def timeline(fingerprint: str, kind: str, entity: str, bin_hours: float, start: str | None, end: str | None,
+             _ds: Dataset) -> pd.DataFrame:
+    """Events per bin of one item or user (``start``/``end`` ISO strings zoom on a span)."""
     from seqrec_core.patterns.report import get_timeline
 
+    span = {"start": pd.Timestamp(start) if start else None, "end": pd.Timestamp(end) if end else None}
     if kind == "item":
-        return get_timeline(_ds.events, item=entity, bin_hours=bin_hours)
-    return get_timeline(_ds.events, user=entity, bin_hours=bin_hours)
+        return get_timeline(_ds.events, item=entity, bin_hours=bin_hours, **span)
+    return get_timeline(_ds.events, user=entity, bin_hours=bin_hours, **span)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

@@ -166,27 +166,38 @@ def get_pattern_report(events: pd.DataFrame, *, tz: str = "UTC",
 
 
 def get_timeline(events: pd.DataFrame, *, item: str | None = None, user: str | None = None,
-                 bin_hours: float = 6.0) -> pd.DataFrame:
-    """Events per ``bin_hours`` bin of one item or one user over the log's whole span, with every event of the
-    log per bin (``total``) so a chart can show the item's share. Columns: start (UTC), events, total."""
+                 bin_hours: float = 6.0, start: pd.Timestamp | None = None,
+                 end: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Events per ``bin_hours`` bin of one item or one user, with every event of the log per bin (``total``) so
+    a chart can show the item's share. Columns: start (UTC), events, total.
+
+    The span is ``start``..``end`` when given (a zoom on one burst), else the whole log for an item and the
+    user's own active span (padded by 5%) for a user.
+    """
     if (item is None) == (user is None):
         raise InputError("give exactly one of item or user for a timeline")
+    if not bin_hours > 0:
+        raise InputError(f"bin_hours must be positive (got {bin_hours})")
     t = times_seconds(events)
     col, key = ("item_id", item) if item is not None else ("user_id", user)
     mask = (events[col].astype(str) == str(key)).to_numpy()
     if not mask.any():
         raise InputError(f"{'item' if item is not None else 'user'} '{key}' has no events in this log")
-    width = int(bin_hours * 3600)
-    origin = int(t.min()) // width * width
-    n_bins = int((int(t.max()) - origin) // width) + 1
-    total = np.bincount((t - origin) // width, minlength=n_bins)
-    own = np.bincount((t[mask] - origin) // width, minlength=n_bins)
-    if user is not None:  # a user's span is their own: trim the empty months around it
-        lo, hi = np.flatnonzero(own)[[0, -1]]
-        pad = max(1, (hi - lo) // 20)
-        keep = slice(max(0, lo - pad), min(n_bins, hi + pad + 1))
+    width = max(1, int(round(bin_hours * 3600)))
+    if start is not None or end is not None:
+        lo = int(pd.Timestamp(start).timestamp()) if start is not None else int(t.min())
+        hi = int(pd.Timestamp(end).timestamp()) if end is not None else int(t.max())
+    elif user is not None:
+        own = t[mask]
+        pad = max(width, (int(own.max()) - int(own.min())) // 20)
+        lo, hi = int(own.min()) - pad, int(own.max()) + pad
     else:
-        keep = slice(0, n_bins)
-    starts = origin + np.arange(n_bins, dtype=np.int64)[keep] * width
-    return pd.DataFrame({"start": pd.to_datetime(starts, unit="s", utc=True), "events": own[keep],
-                         "total": total[keep]})
+        lo, hi = int(t.min()), int(t.max())
+    origin = lo // width * width
+    n_bins = (hi - origin) // width + 1
+    inside = (t >= origin) & (t < origin + n_bins * width)
+    bins = (t[inside] - origin) // width
+    total = np.bincount(bins, minlength=n_bins)[:n_bins]
+    counts = np.bincount(bins[mask[inside]], minlength=n_bins)[:n_bins]
+    starts = origin + np.arange(n_bins, dtype=np.int64) * width
+    return pd.DataFrame({"start": pd.to_datetime(starts, unit="s", utc=True), "events": counts, "total": total})

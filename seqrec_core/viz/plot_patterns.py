@@ -221,7 +221,7 @@ def plot_user_burstiness(per_user: pd.DataFrame, max_points: int = MAX_SCATTER_U
     """One dot per user: burstiness B (x; -1 clockwork, 0 Poisson, +1 extreme bursts) against memory M (y; > 0
     = long gaps follow long gaps), coloured by segment."""
     title, x_title, y_title = "Burstiness and memory per user", "burstiness B (−1 regular · 0 random · +1 bursty)", \
-        "memory M (correlation of consecutive gaps)"
+        "memory M (gap-to-gap correlation)"
     if per_user is None or len(per_user) == 0:
         return empty_figure(title, x_title, y_title, "no users")
     frame = per_user.copy()
@@ -268,11 +268,11 @@ def plot_segments(segments: pd.DataFrame) -> go.Figure:
     share = users / max(np.nansum(users), 1)
     fig = go.Figure(go.Bar(x=users, y=frame["segment"], orientation="h",
                            marker_color=[SEGMENT_COLORS.get(s, PRIMARY) for s in frame["segment"]],
-                           text=[f"  {u:,.0f} ({s:.0%})" for u, s in zip(users, share, strict=True)],
+                           text=[f" {u:,.0f} · {s:.0%}" for u, s in zip(users, share, strict=True)],
                            textposition="outside", cliponaxis=False,
                            hovertemplate="<b>%{y}</b>: %{x:,} users<extra></extra>"))
     set_title(fig, title, f"{fmt_count(np.nansum(users))} users")
-    fig.update_xaxes(title_text=x_title, range=[0, np.nanmax(users) * 1.3 if np.nanmax(users) > 0 else 1])
+    fig.update_xaxes(title_text=x_title, range=[0, np.nanmax(users) * 1.6 if np.nanmax(users) > 0 else 1])
     fig.update_yaxes(title_text=y_title, categoryorder="array", categoryarray=order, autorange="reversed")
     return apply_theme(fig, height=max(260, 120 + 40 * len(order)))
 
@@ -284,7 +284,7 @@ def plot_burst_timeline(timeline: pd.DataFrame, bursts: pd.DataFrame | None, *, 
     For items the hover also gives the share of all activity in the bin: a burst is a jump in that share, not
     just a busy hour."""
     title = f"Activity of {what} over time"
-    x_title, y_title = "time (UTC)", f"events per {bin_hours:g} h"
+    x_title, y_title = "time (UTC)", f"events per {fmt_duration(bin_hours * 3600)}"
     if timeline is None or len(timeline) == 0:
         return empty_figure(title, x_title, y_title, "no timestamped events")
     x = pd.to_datetime(timeline["start"], utc=True)
@@ -296,6 +296,11 @@ def plot_burst_timeline(timeline: pd.DataFrame, bursts: pd.DataFrame | None, *, 
                 hovertemplate="%{x|%a %Y-%m-%d %H:%M}: %{y:,} events"
                               + ("<br>%{customdata:.1%} of all activity" if np.isfinite(share).any() else "")
                               + "<extra></extra>")
+    if bursts is not None and len(bursts):  # only what overlaps the drawn span, clipped to it
+        lo, hi = x.min(), x.max() + pd.Timedelta(hours=bin_hours)
+        b_start, b_end = pd.to_datetime(bursts["start"], utc=True), pd.to_datetime(bursts["end"], utc=True)
+        keep = ((b_end >= lo) & (b_start <= hi)).to_numpy()
+        bursts = bursts.loc[keep].assign(start=b_start[keep].clip(lower=lo), end=b_end[keep].clip(upper=hi))
     n = 0 if bursts is None else len(bursts)
     if n:
         level = _num(bursts, "level")
@@ -312,9 +317,11 @@ def plot_burst_timeline(timeline: pd.DataFrame, bursts: pd.DataFrame | None, *, 
                 for lv, s, e in zip(level, bursts["start"], bursts["end"], strict=True)]
         fig.add_scatter(x=mid, y=[0] * n, mode="markers", marker=dict(color=ACCENT, size=10, symbol="triangle-up"),
                         name="detected burst (shaded)", text=info, hovertemplate="%{text}<extra></extra>")
-    set_title(fig, title, f"{fmt_count(np.nansum(y))} events · {n} burst{'s' if n != 1 else ''} detected")
+    set_title(fig, title, f"{fmt_count(np.nansum(y))} events · {n} burst{'s' if n != 1 else ''} in view")
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title, rangemode="tozero")
+    if np.nanmax(y, initial=0) <= 6:  # small counts: whole-number ticks only
+        fig.update_yaxes(dtick=1)
     fig.update_layout(bargap=0.0, showlegend=n > 0)
     return apply_theme(fig, height=380)
 
@@ -392,7 +399,7 @@ def plot_metrics_by_segment(frame: pd.DataFrame, metric: str = "NDCG@10") -> go.
 
 def plot_burst_split(frame: pd.DataFrame, metric: str = "NDCG@10") -> go.Figure:
     """Test metric for held-out events inside vs outside a burst of the held-out item."""
-    return _metric_by_group(frame, "where", metric, f"{metric} inside vs outside the held-out item's bursts",
+    return _metric_by_group(frame, "where", metric, f"{metric} inside vs outside item bursts",
                             "when the held-out event happened")
 
 

@@ -115,6 +115,12 @@ def test_timeline_counts_one_item_and_all_activity(demo):
     user = events["user_id"].iloc[0]
     tl = get_timeline(events, user=user, bin_hours=1)
     assert tl["events"].sum() == (events["user_id"] == user).sum()
+    burst = truth.burst_items[0]
+    zoom = get_timeline(events, item=item, bin_hours=0.25, start=burst["start"], end=burst["end"])
+    lo, hi = zoom["start"].iloc[0], zoom["start"].iloc[-1] + pd.Timedelta(minutes=15)
+    assert lo <= burst["start"] < lo + pd.Timedelta(minutes=15) and hi - pd.Timedelta(minutes=15) <= burst["end"] < hi
+    in_view = (events["item_id"] == item) & (events["timestamp"] >= lo) & (events["timestamp"] < hi)
+    assert zoom["events"].sum() == in_view.sum() > 0
     with pytest.raises(InputError, match="no-such-item"):
         get_timeline(events, item="no-such-item")
 
