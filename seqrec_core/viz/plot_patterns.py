@@ -50,13 +50,15 @@ def fmt_duration(seconds: float) -> str:
 
 
 def fmt_hours(hours: float) -> str:
-    """A period in the unit people use: '24 h (1 d)', '168 h (1 wk)'."""
+    """A period in the unit people use: '24 h', '168 h (1 wk)', '60 h (2.5 d)', '19181 h (2.2 yr)'."""
     if hours is None or not np.isfinite(hours):
         return "none"
     h = float(hours)
     text = f"{h:.1f} h" if h < 10 else f"{h:.0f} h"
     weeks = h / 168
-    if h >= 160 and abs(weeks - round(weeks)) < 0.03 * weeks:
+    if h >= 8760:
+        text += f" ({h / 8766:.1f} yr)"
+    elif 0.97 <= weeks <= 8.5 and abs(weeks - round(weeks)) < 0.03 * weeks:
         text += f" ({round(weeks)} wk)"
     elif h >= 48:
         text += f" ({h / 24:.1f} d)"
@@ -101,8 +103,8 @@ def plot_periodogram(periods: pd.DataFrame, curve: pd.DataFrame | None = None) -
                         marker=dict(color=color, size=12, symbol="diamond"), name=name,
                         text=[fmt_hours(h) for h in hours[m]], textposition="top center", cliponaxis=False,
                         customdata=np.column_stack([[fmt_hours(h) for h in hours[m]], fap[m]]),
-                        hovertemplate="<b>%{customdata[0]}</b><br>strength %{y:.3f}<br>false-alarm probability "
-                                      "%{customdata[1]:.2g}<extra></extra>")
+                        hovertemplate="<b>%{customdata[0]}</b><br>strength %{y:.3~%} of the variance"
+                                      "<br>false-alarm probability %{customdata[1]:.2g}<extra></extra>")
         if not has_curve:  # stems down to zero so single markers read as a spectrum
             for h, s in zip(hours[m], strength[m], strict=True):
                 fig.add_shape(type="line", x0=h, x1=h, y0=0, y1=s, line=dict(color=color, width=2))
@@ -117,8 +119,9 @@ def plot_periodogram(periods: pd.DataFrame, curve: pd.DataFrame | None = None) -
                      range=[np.log10(lo), np.log10(hi)])
     top_y = np.nanmax(np.concatenate([strength, _num(curve, "power" if has_curve and "power" in curve
                                                            else "strength") if has_curve else []]))
-    fig.update_yaxes(title_text=y_title, range=[0, (top_y if np.isfinite(top_y) and top_y > 0 else 1) * 1.25])
-    return apply_theme(fig, legend_inside=True)
+    fig.update_yaxes(title_text=y_title, range=[0, (top_y if np.isfinite(top_y) and top_y > 0 else 1) * 1.25],
+                     tickformat=".2~%")
+    return apply_theme(fig)
 
 
 def plot_hour_weekday(table: pd.DataFrame, tz: str = "UTC") -> go.Figure:
@@ -145,7 +148,8 @@ def plot_hour_weekday(table: pd.DataFrame, tz: str = "UTC") -> go.Figure:
 
 
 def plot_daily_activity(daily: pd.DataFrame, tz: str = "UTC") -> go.Figure:
-    """Events per calendar day with a 7-day average: the weekly wiggle, trends, outages and one-off spikes."""
+    """Events per calendar day with a rolling average (7 days; 30 or 91 over years): the weekly wiggle, trends,
+    outages and one-off spikes."""
     title, x_title, y_title = "Activity per day", f"date ({tz})", "events per day"
     if daily is None or len(daily) == 0:
         return empty_figure(title, x_title, y_title, "no timestamped events")
@@ -155,14 +159,19 @@ def plot_daily_activity(daily: pd.DataFrame, tz: str = "UTC") -> go.Figure:
     full = pd.date_range(frame.index[0], frame.index[-1], freq="D")
     events = frame["events"].reindex(full, fill_value=0).astype(float)
     users = frame["users"].reindex(full, fill_value=0).astype(float) if "users" in frame else events * np.nan
+    window = 7 if len(full) <= 400 else 30 if len(full) <= 1500 else 91  # the trend, not the weekday wiggle
+    hover = "%{x|%a %Y-%m-%d}: %{y:,} events by %{customdata:,} users<extra></extra>"
     fig = go.Figure()
-    fig.add_bar(x=full, y=events.to_numpy(), marker_color=MUTED, name="events per day",
-                customdata=users.to_numpy(), hovertemplate="%{x|%a %Y-%m-%d}: %{y:,} events by %{customdata:,} "
-                                                           "users<extra></extra>")
-    smooth = events.rolling(7, min_periods=1, center=True).mean()
+    if len(full) <= 400:  # a season reads best as bars
+        fig.add_bar(x=full, y=events.to_numpy(), marker_color=MUTED, name="events per day",
+                    customdata=users.to_numpy(), hovertemplate=hover)
+    else:  # years: thousands of bars would vanish; a thin daily line under the average
+        fig.add_scatter(x=full, y=events.to_numpy(), mode="lines", line=dict(color=MUTED, width=1),
+                        name="events per day", customdata=users.to_numpy(), hovertemplate=hover)
+    smooth = events.rolling(window, min_periods=1, center=True).mean()
     fig.add_scatter(x=full, y=smooth.to_numpy(), mode="lines", line=dict(color=PRIMARY, width=2.5),
-                    name="7-day average", hovertemplate="%{x|%Y-%m-%d}: %{y:,.0f} events/day (7-day average)"
-                                                        "<extra></extra>")
+                    name=f"{window}-day average",
+                    hovertemplate=f"%{{x|%Y-%m-%d}}: %{{y:,.0f}} events/day ({window}-day average)<extra></extra>")
     busiest = events.idxmax()
     set_title(fig, title, f"{fmt_count(events.sum())} events over {len(full):,} days · busiest "
                           f"{busiest:%a %Y-%m-%d} ({fmt_count(events.max())})")
