@@ -93,8 +93,9 @@ def overview_tab() -> None:
             "period_hours": st.column_config.NumberColumn("period (h)", format="%.2f"),
             "strength": st.column_config.NumberColumn(format="%.3f"),
             "false_alarm": st.column_config.NumberColumn("false-alarm probability", format="%.2g")})
-        st.caption("Strongest first; harmonics are folded into their base period (a daily rhythm reads as 24 h, "
-                   "not 12 h). Strength = share of the activity's variance the period explains.")
+        st.caption("Periods in the number of active users per hour (so one person's binge counts once), strongest "
+                   "first; harmonics are folded into their base period (a daily rhythm reads as 24 h, not 12 h). "
+                   "Strength = share of the series' variance the period explains.")
         download_table(periods, "periods.csv")
     with b:
         st.plotly_chart(plot_periodogram(periods), width="stretch", theme=None)
