@@ -105,10 +105,14 @@ def overview_tab() -> None:
     st.caption(f"Events per hour of day and weekday in {tz}; darker = busier. Vertical bands are daily habits, a "
                "darker row is a busier weekday.")
     st.plotly_chart(plot_daily_activity(rep.daily, tz), width="stretch", theme=None)
-    st.caption("Events per calendar day (bars) and their 7-day average (line): trends, weekly waves, outages and "
-               "one-off spikes.")
+    st.caption("Events per calendar day and their rolling average (the thick line): trends, weekly waves, outages "
+               "and one-off spikes.")
     st.subheader("Items with a rhythm of their own")
     items = rep.per_item[rep.per_item["significant"].astype(bool)] if len(rep.per_item) else rep.per_item
+    if items.empty:
+        st.info(f"None of the {len(rep.per_item):,} items with enough events has a significant period of its own: "
+                "items are consumed whenever their users are active.")
+        return
     st.dataframe(with_titles(items), width="stretch", hide_index=True, height=260, column_config={
         "period_hours": st.column_config.NumberColumn("period (h)", format="%.1f"),
         "best_period_hours": st.column_config.NumberColumn("strongest peak (h)", format="%.1f"),
@@ -147,13 +151,15 @@ def burstiness_tab() -> None:
 def bursts_tab() -> None:
     st.subheader("Item bursts")
     bursts = with_titles(rep.item_bursts)
-    st.dataframe(bursts, width="stretch", hide_index=True, height=260,
-                 column_config={"start": TIME, "end": TIME, "share": PCT})
-    st.caption("Intervals in which an item took a much larger share of all activity than its usual share "
-               "(level 1–3: how much larger; share = its share inside the burst). Measured against all activity, "
-               "so a busy evening alone is no burst.")
-    download_table(bursts, "item_bursts.csv")
-    if len(rep.item_bursts):
+    if bursts.empty:
+        st.info("No item bursts: no item's share of all activity rose far above its usual share for a while.")
+    else:
+        st.dataframe(bursts, width="stretch", hide_index=True, height=260,
+                     column_config={"start": TIME, "end": TIME, "share": PCT})
+        st.caption("Intervals in which an item took a much larger share of all activity than its usual share "
+                   "(level 1–3: how much larger; share = its share inside the burst). Measured against all "
+                   "activity, so a busy evening alone is no burst.")
+        download_table(bursts, "item_bursts.csv")
         ids = list(dict.fromkeys(rep.item_bursts["item"].astype(str)))
         item = st.selectbox("Item to draw", ids, key="patterns_item",
                             format_func=lambda i: f"{titles.get(i) or 'id ' + i} ({i})")
@@ -164,26 +170,28 @@ def bursts_tab() -> None:
                    "for its share of all activity; drag to zoom.")
     st.subheader("User binge sessions")
     ub = rep.user_bursts
+    if ub.empty:
+        st.info("No binge sessions: no user ever acted far faster than their own usual pace.")
+        return
     st.dataframe(ub, width="stretch", hide_index=True, height=260,
                  column_config={"start": TIME, "end": TIME, "minutes": st.column_config.NumberColumn(format="%.1f")})
     st.caption("Stretches in which a user acted far faster than their own usual pace: level k ≈ 2^k times faster. "
                "Bursts nest (a level-8 binge lies inside the same user's level-3 busy days). Highest level first.")
     download_table(ub, "user_bursts.csv")
-    if len(ub):
-        top = ub.head(500).reset_index(drop=True)
-        pick = st.selectbox("Binge session to draw", top.index, key="patterns_session",
-                            format_func=lambda i: f"user {top.at[i, 'user']} · level {top.at[i, 'level']} · "
-                                                  f"{top.at[i, 'events']} events in {top.at[i, 'minutes']:.0f} min · "
-                                                  f"{top.at[i, 'start']:%Y-%m-%d %H:%M}",
-                            help="The 500 most intense sessions (highest level first).")
-        row = top.loc[pick]
-        bin_h, start, end = session_window(row["start"], row["end"])
-        tl = cache.timeline(fp, "user", str(row["user"]), bin_h, start, end, ds)
-        st.plotly_chart(plot_burst_timeline(tl, ub[ub["user"].astype(str) == str(row["user"])],
-                                            what=f"user {row['user']}", bin_hours=bin_h),
-                        width="stretch", theme=None)
-        st.caption("The user's events around the session, in bins fitted to its length; shaded = their binge "
-                   "sessions (darker = more intense, nested ones overlap).")
+    top = ub.head(500).reset_index(drop=True)
+    pick = st.selectbox("Binge session to draw", top.index, key="patterns_session",
+                        format_func=lambda i: f"user {top.at[i, 'user']} · level {top.at[i, 'level']} · "
+                                              f"{top.at[i, 'events']:,} events in "
+                                              f"{fmt_duration(60 * top.at[i, 'minutes'])} · "
+                                              f"{top.at[i, 'start']:%Y-%m-%d %H:%M}",
+                        help="The 500 most intense sessions (highest level first).")
+    row = top.loc[pick]
+    bin_h, start, end = session_window(row["start"], row["end"])
+    tl = cache.timeline(fp, "user", str(row["user"]), bin_h, start, end, ds)
+    st.plotly_chart(plot_burst_timeline(tl, ub[ub["user"].astype(str) == str(row["user"])],
+                                        what=f"user {row['user']}", bin_hours=bin_h), width="stretch", theme=None)
+    st.caption("The user's events around the session, in bins fitted to its length; shaded = their binge "
+               "sessions (darker = more intense, nested ones overlap).")
 
 
 def session_window(start, end) -> tuple[float, str, str]:  # noqa: ANN001 - Timestamps
