@@ -63,9 +63,9 @@ class PatternReport:
     burstiness: float  # global B (Kim & Jo finite-size corrected)
     memory: float  # global M (Goh & Barabasi)
     per_user: pd.DataFrame  # user, events, burstiness, memory, dominant_period_hours, segment
-    per_item: pd.DataFrame  # item, events, dominant_period_hours, strength, significant
+    per_item: pd.DataFrame  # item, events, period_hours (NaN if none), strength, significant, ...
     item_bursts: pd.DataFrame  # item, start, end, level, events, share
-    user_bursts: pd.DataFrame  # user, start, end, level, events
+    user_bursts: pd.DataFrame  # user, start, end, level, events, minutes (nested: Kleinberg's hierarchy)
     hour_weekday: pd.DataFrame  # index Mon..Sun, columns 0..23, events (in ``timezone``)
     daily: pd.DataFrame  # date, events, users (in ``timezone``)
     iet_hist: pd.DataFrame  # bin_left_s, bin_right_s, count, density (gaps within each user)
@@ -91,8 +91,9 @@ class PatternReport:
 
     def to_json(self) -> dict:
         """The CLI contract (DESIGN.md) plus "segments", "repeat_share" and "timezone"; times are ISO-8601 UTC,
-        missing numbers null. ``per_user`` lists every user (users with too few events for a statistic carry
-        null there), strongest-signal order is not implied: rows follow the log's user order."""
+        missing numbers null. ``per_user`` lists every user, uncapped (about 100 bytes each: 20,000 users give
+        2 MB), in the log's user order; users with too few events for a statistic carry null there. ``bursts``
+        are the item bursts (user binge sessions are on the page and in ``user_bursts``, not in the JSON)."""
         per_user = [{"user": str(r.user), "events": int(r.events), "burstiness": _num(r.burstiness),
                      "memory": _num(r.memory), "dominant_period_hours": _num(r.dominant_period_hours)}
                     for r in self.per_user.itertuples(index=False)]
