@@ -376,7 +376,8 @@ def _metric_by_group(frame: pd.DataFrame, group: str, metric: str, title: str, x
     groups = order or list(dict.fromkeys(data[group]))
     groups = [g for g in groups if g in set(data[group])]
     users = data.groupby(group)["users"].max() if "users" in data else pd.Series(dtype=float)
-    ticktext = [f"{g}<br>({fmt_count(users[g])} users)" if g in users else g for g in groups]
+    ticktext = [f"{g}<br>({fmt_count(users[g])} user{'' if users[g] == 1 else 's'})" if g in users else g
+                for g in groups]
     models = _ordered(list(dict.fromkeys(data["model"])))
     colors = model_colors(models)
     fig = go.Figure()
