@@ -35,15 +35,17 @@ run = state.get_run()
 steps = [
     ("pages/1_Data.py", "1 · Data", ds is not None,
      f"{ds.name}: {ds.sequences.n_users:,} users, {ds.sequences.n_events:,} events" if ds else "no log loaded"),
-    ("pages/3_Train.py", "2 · Train", run is not None,
+    ("pages/2_Patterns.py", "2 · Patterns", False,
+     "ready: daily/weekly rhythms, bursts, repeat consumption" if ds else "needs a log"),
+    ("pages/3_Train.py", "3 · Train", run is not None,
      f"run {run.path.name} ({run.config.get('family')})" if run else "no model in use"),
-    ("pages/4_Evaluate.py", "3 · Evaluate", False,
+    ("pages/4_Evaluate.py", "4 · Evaluate", False,
      "ready: model vs baselines with 95% intervals" if run else "needs a model"),
-    ("pages/5_Explain.py", "4 · Explain", False,
+    ("pages/5_Explain.py", "5 · Explain", False,
      "ready: which past events drive a recommendation, how far back, can we trust it" if run else "needs a model"),
-    ("pages/6_Embeddings.py", "5 · Embeddings", False,
+    ("pages/6_Embeddings.py", "6 · Embeddings", False,
      "ready: maps of the learned item and user spaces" if run else "needs a model"),
-    ("pages/7_Recommendations.py", "6 · Recommendations", False,
+    ("pages/7_Recommendations.py", "7 · Recommendations", False,
      "ready: per-user top-K and held-out rank" if run else "needs a model"),
 ]
 for page, label, done, detail in steps:

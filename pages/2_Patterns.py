@@ -10,18 +10,16 @@ from seqrec_core.patterns.segments import BURSTY_B, REGULAR_B
 from seqrec_core.viz.plot_patterns import (
     fmt_duration,
     fmt_hours,
-    plot_attribution_time_mass,
-    plot_burst_split,
     plot_burst_timeline,
     plot_daily_activity,
     plot_hour_weekday,
     plot_iet_histogram,
-    plot_metrics_by_segment,
     plot_periodogram,
     plot_reconsumption_intervals,
     plot_segments,
     plot_user_burstiness,
 )
+from seqrec_core.viz.plot_patterns_model import plot_attribution_time_mass, plot_burst_split, plot_metrics_by_segment
 from ui import compute, state
 from ui import explain_cache as ecache
 from ui import patterns_cache as cache

@@ -1,4 +1,4 @@
-"""The command line: `python -m seqrec_core validate|train|evaluate|recommend ...`.
+"""The command line: `python -m seqrec_core validate|patterns|train|evaluate|recommend|explain|embed ...`.
 
 Contract (DESIGN.md): one JSON document on stdout, progress and logs on stderr; bad input exits 2 with one line
 on stderr and no traceback, and writes nothing.

@@ -19,11 +19,8 @@ from seqrec_core.viz.theme import (
     PRIMARY,
     add_guide,
     apply_theme,
-    clean_text,
     empty_figure,
     fmt_count,
-    is_baseline,
-    model_colors,
     set_title,
 )
 
@@ -65,7 +62,7 @@ def fmt_hours(hours: float) -> str:
     return text
 
 
-def _num(frame: pd.DataFrame, col: str) -> np.ndarray:
+def column_values(frame: pd.DataFrame, col: str) -> np.ndarray:
     if col not in frame:
         return np.full(len(frame), np.nan)
     return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
@@ -88,13 +85,13 @@ def plot_periodogram(periods: pd.DataFrame, curve: pd.DataFrame | None = None) -
     fig = go.Figure()
     if has_curve:
         power_col = "power" if "power" in curve else "strength"
-        fig.add_scatter(x=_num(curve, "period_hours"), y=_num(curve, power_col), mode="lines",
+        fig.add_scatter(x=column_values(curve, "period_hours"), y=column_values(curve, power_col), mode="lines",
                         line=dict(color=PRIMARY, width=1.5), name="periodogram",
                         hovertemplate="period %{x:.1f} h<br>power %{y:.3f}<extra></extra>")
     found = periods if periods is not None else pd.DataFrame(columns=["period_hours", "strength", "significant"])
-    hours, strength = _num(found, "period_hours"), _num(found, "strength")
+    hours, strength = column_values(found, "period_hours"), column_values(found, "strength")
     sig = found["significant"].astype(bool).to_numpy() if "significant" in found else np.zeros(len(found), bool)
-    fap = _num(found, "false_alarm")
+    fap = column_values(found, "false_alarm")
     for flag, name, color in ((True, "significant period", ACCENT), (False, "not significant", BASELINE_GREYS[0])):
         m = sig == flag
         if not m.any():
@@ -111,13 +108,13 @@ def plot_periodogram(periods: pd.DataFrame, curve: pd.DataFrame | None = None) -
     top = [fmt_hours(h) for h, s in zip(hours, sig, strict=True) if s]
     set_title(fig, title, "significant: " + ", ".join(top) if top else "no significant period (activity is "
               "not rhythmic at the tested scales)")
-    all_h = np.concatenate([hours, _num(curve, "period_hours") if has_curve else []])
+    all_h = np.concatenate([hours, column_values(curve, "period_hours") if has_curve else []])
     all_h = all_h[np.isfinite(all_h) & (all_h > 0)]
     lo, hi = (float(all_h.min()) / 1.3, float(all_h.max()) * 1.3) if all_h.size else (1.0, 1000.0)
     ticks = [t for t in PERIOD_TICKS if lo <= t <= hi]
     fig.update_xaxes(title_text=x_title, type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks],
                      range=[np.log10(lo), np.log10(hi)])
-    top_y = np.nanmax(np.concatenate([strength, _num(curve, "power" if has_curve and "power" in curve
+    top_y = np.nanmax(np.concatenate([strength, column_values(curve, "power" if has_curve and "power" in curve
                                                            else "strength") if has_curve else []]))
     fig.update_yaxes(title_text=y_title, range=[0, (top_y if np.isfinite(top_y) and top_y > 0 else 1) * 1.25],
                      tickformat=".2~%")
@@ -183,7 +180,7 @@ def plot_daily_activity(daily: pd.DataFrame, tz: str = "UTC") -> go.Figure:
 
 # --------------------------------------------------------------------------------------- burstiness
 def _log_bins(hist: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    left, right, count = _num(hist, "bin_left_s"), _num(hist, "bin_right_s"), _num(hist, "count")
+    left, right, count = column_values(hist, "bin_left_s"), column_values(hist, "bin_right_s"), column_values(hist, "count")
     ok = np.isfinite(left) & np.isfinite(right) & (right > left) & (left > 0) & np.isfinite(count)
     return left[ok], right[ok], count[ok]
 
@@ -234,7 +231,7 @@ def plot_user_burstiness(per_user: pd.DataFrame, max_points: int = MAX_SCATTER_U
     if per_user is None or len(per_user) == 0:
         return empty_figure(title, x_title, y_title, "no users")
     frame = per_user.copy()
-    frame["B"], frame["M"] = _num(frame, "burstiness"), _num(frame, "memory")
+    frame["B"], frame["M"] = column_values(frame, "burstiness"), column_values(frame, "memory")
     frame = frame[np.isfinite(frame["B"]) & np.isfinite(frame["M"])]
     if frame.empty:
         return empty_figure(title, x_title, y_title, "no user has enough events for B and M")
@@ -242,14 +239,14 @@ def plot_user_burstiness(per_user: pd.DataFrame, max_points: int = MAX_SCATTER_U
     if n_all > max_points:
         frame = frame.sample(max_points, random_state=0)
     seg = frame["segment"].astype(str) if "segment" in frame else pd.Series("users", index=frame.index)
-    period = _num(frame, "dominant_period_hours")
+    period = column_values(frame, "dominant_period_hours")
     frame["period_text"] = [fmt_hours(p) for p in period]
     fig = go.Figure()
     for name in [s for s in SEGMENT_ORDER if s in set(seg)] + sorted(set(seg) - set(SEGMENT_ORDER)):
         part = frame[seg == name]
         fig.add_scattergl(x=part["B"], y=part["M"], mode="markers", name=f"{name} ({len(part):,})",
                           marker=dict(color=SEGMENT_COLORS.get(name, PRIMARY), size=6, opacity=0.7),
-                          customdata=np.column_stack([part["user"].astype(str), _num(part, "events"),
+                          customdata=np.column_stack([part["user"].astype(str), column_values(part, "events"),
                                                       part["period_text"]]),
                           hovertemplate="<b>user %{customdata[0]}</b> · %{customdata[1]:,.0f} events<br>"
                                         "B %{x:+.2f} · M %{y:+.2f}<br>dominant period %{customdata[2]}"
@@ -273,7 +270,7 @@ def plot_segments(segments: pd.DataFrame) -> go.Figure:
     order = [s for s in SEGMENT_ORDER if s in set(frame["segment"])] + sorted(set(frame["segment"]) -
                                                                              set(SEGMENT_ORDER))
     frame = frame.set_index("segment").reindex(order).reset_index()
-    users = _num(frame, "users")
+    users = column_values(frame, "users")
     share = users / max(np.nansum(users), 1)
     fig = go.Figure(go.Bar(x=users, y=frame["segment"], orientation="h",
                            marker_color=[SEGMENT_COLORS.get(s, PRIMARY) for s in frame["segment"]],
@@ -297,8 +294,8 @@ def plot_burst_timeline(timeline: pd.DataFrame, bursts: pd.DataFrame | None, *, 
     if timeline is None or len(timeline) == 0:
         return empty_figure(title, x_title, y_title, "no timestamped events")
     x = pd.to_datetime(timeline["start"], utc=True)
-    y = _num(timeline, "events")
-    total = _num(timeline, "total")
+    y = column_values(timeline, "events")
+    total = column_values(timeline, "total")
     share = np.where(total > 0, y / np.where(total > 0, total, 1), np.nan)
     fig = go.Figure()
     fig.add_bar(x=x, y=y, marker_color=PRIMARY, name="events", customdata=share,
@@ -312,7 +309,7 @@ def plot_burst_timeline(timeline: pd.DataFrame, bursts: pd.DataFrame | None, *, 
         bursts = bursts.loc[keep].assign(start=b_start[keep].clip(lower=lo), end=b_end[keep].clip(upper=hi))
     n = 0 if bursts is None else len(bursts)
     if n:
-        level = _num(bursts, "level")
+        level = column_values(bursts, "level")
         top = max(np.nanmax(level), 1) if np.isfinite(level).any() else 1
         for (_, row), lv in zip(bursts.iterrows(), level, strict=True):
             start, end = pd.Timestamp(row["start"]), pd.Timestamp(row["end"])
@@ -358,91 +355,3 @@ def plot_reconsumption_intervals(intervals: pd.DataFrame, repeat_share: float | 
     fig.update_xaxes(title_text=x_title, **_duration_axis(left.min(), right.max()))
     fig.update_yaxes(title_text=y_title, rangemode="tozero")
     return apply_theme(fig)
-
-
-# -------------------------------------------------------------------------------------- model ties
-def _ordered(models: list[str]) -> list[str]:
-    return [m for m in models if not is_baseline(m)] + [m for m in models if is_baseline(m)]
-
-
-def _metric_by_group(frame: pd.DataFrame, group: str, metric: str, title: str, x_title: str,
-                     order: list[str] | None = None) -> go.Figure:
-    y_title = f"{metric} (0–1, higher is better)"
-    if frame is None or len(frame) == 0 or metric not in frame:
-        return empty_figure(title, x_title, y_title, "no evaluated users")
-    data = frame.copy()
-    data[group] = data[group].astype(str)
-    data["model"] = data["model"].astype(str) if "model" in data else "model"
-    groups = order or list(dict.fromkeys(data[group]))
-    groups = [g for g in groups if g in set(data[group])]
-    users = data.groupby(group)["users"].max() if "users" in data else pd.Series(dtype=float)
-    ticktext = [f"{g}<br>({fmt_count(users[g])} user{'' if users[g] == 1 else 's'})" if g in users else g
-                for g in groups]
-    models = _ordered(list(dict.fromkeys(data["model"])))
-    colors = model_colors(models)
-    fig = go.Figure()
-    for model in models:
-        part = data[data["model"] == model].set_index(group).reindex(groups)
-        value, lo, hi = _num(part, metric), _num(part, f"{metric} lo"), _num(part, f"{metric} hi")
-        err = None
-        if np.isfinite(lo).any():
-            err = dict(type="data", symmetric=False, array=np.clip(np.nan_to_num(hi - value), 0, None),
-                       arrayminus=np.clip(np.nan_to_num(value - lo), 0, None), color="#3A3F47", thickness=1.5,
-                       width=5)
-        fig.add_bar(x=groups, y=value, name=model, marker_color=colors[model], error_y=err,
-                    customdata=np.column_stack([_num(part, "users"), lo, hi]),
-                    hovertemplate=f"<b>{model}</b> · %{{x}}<br>{metric} %{{y:.4f}} (95% CI %{{customdata[1]:.4f}}–"
-                                  "%{customdata[2]:.4f})<br>%{customdata[0]:,} users<extra></extra>")
-    set_title(fig, title, "whiskers: 95% bootstrap interval · user count under each group")
-    fig.update_xaxes(title_text=x_title, categoryorder="array", categoryarray=groups, tickvals=groups,
-                     ticktext=ticktext)
-    fig.update_yaxes(title_text=y_title, rangemode="tozero")
-    fig.update_layout(barmode="group", bargroupgap=0.05)
-    return apply_theme(fig)
-
-
-def plot_metrics_by_segment(frame: pd.DataFrame, metric: str = "NDCG@10") -> go.Figure:
-    """Test metric per user segment (periodic / bursty / regular / Poisson-like), model next to baselines."""
-    return _metric_by_group(frame, "segment", metric, f"{metric} by the user's temporal segment",
-                            "user segment", order=list(SEGMENT_ORDER))
-
-
-def plot_burst_split(frame: pd.DataFrame, metric: str = "NDCG@10") -> go.Figure:
-    """Test metric for held-out events inside vs outside a burst of the held-out item."""
-    return _metric_by_group(frame, "where", metric, f"{metric} inside vs outside item bursts",
-                            "when the held-out event happened")
-
-
-def plot_attribution_time_mass(frame: pd.DataFrame, *, users: int | None = None, method: str = "ig") -> go.Figure:
-    """Share of |attribution| on history events with a temporal property (inside a burst of their item, same
-    hour of day / weekday as the prediction), next to those events' share of the history (the chance level):
-    a bar above its diamond means the model leans on that kind of event more than its number alone explains."""
-    title, x_title, y_title = "Does the model lean on timely events?", "history events that are…", \
-        "share of |attribution| (%)"
-    if frame is None or len(frame) == 0:
-        return empty_figure(title, x_title, y_title, "no explained predictions")
-    aspects = frame["aspect"].astype(str).tolist()
-    share = np.nan_to_num(_num(frame, "share_of_abs_attribution"))
-    chance = _num(frame, "share_of_events")
-    ratio = np.where(chance > 0, share / np.where(chance > 0, chance, 1), np.nan)
-    fig = go.Figure()
-    fig.add_bar(x=aspects, y=100 * share, name="share of |attribution|", marker_color=PRIMARY,
-                text=[f"{s:.0%}" for s in share], textposition="outside", cliponaxis=False,
-                customdata=np.column_stack([100 * chance, ratio]),
-                hovertemplate="<b>%{x}</b><br>%{y:.1f}% of |attribution| vs %{customdata[0]:.1f}% of the events "
-                              "(%{customdata[1]:.2f}× chance)<extra></extra>")
-    fig.add_scatter(x=aspects, y=100 * chance, mode="markers", name="share of events (chance level)",
-                    marker=dict(symbol="diamond", size=12, color=BASELINE_GREYS[2]),
-                    hovertemplate="<b>%{x}</b><br>%{y:.1f}% of the history events<extra></extra>")
-    short = {"ig": "integrated gradients", "occlusion": "occlusion", "gradshap": "GradientSHAP",
-             "attention": "attention rollout"}
-    parts = [short.get(method, clean_text(method, "ig"))] + ([f"{users:,} predictions"] if users else [])
-    tag = {"inside a burst of their item": "burst", "at the same hour of day": "hour", "on the same weekday": "weekday"}
-    ratios = [f"{tag.get(a, a)} {r:.1f}×" for a, r in zip(aspects, ratio, strict=True) if np.isfinite(r)]
-    if ratios:
-        parts.append("vs chance: " + ", ".join(ratios))
-    set_title(fig, title, " · ".join(parts))
-    top = np.nanmax(np.concatenate([share, np.nan_to_num(chance)])) if len(share) else 0.05
-    fig.update_xaxes(title_text=x_title, type="category")
-    fig.update_yaxes(title_text=y_title, range=[0, 100 * max(top, 0.05) * 1.25])
-    return apply_theme(fig, height=400)

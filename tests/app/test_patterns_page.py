@@ -3,6 +3,7 @@ truth check, and ties the patterns to a loaded run."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ def demo_dataset():
     from seqrec_core.data.dataset import DEMO, DataSource, dataset_from_events
     from seqrec_core.data.synthetic import make_demo_events
 
-    events, _ = make_demo_events(n_users=400, seed=4)
+    events, _ = make_demo_events(n_users=600, seed=4)
     return dataset_from_events(events, "Demo data (synthetic)", source=DataSource(path=DEMO, demo_seed=4))
 
 
@@ -68,16 +69,18 @@ def show_tab(at: AppTest, name: str) -> AppTest:
 
 
 def test_demo_patterns_render_with_the_planted_check(runs_dir, demo_dataset, monkeypatch):
-    # the planted truth of this smaller demo (the page regenerates it from the seed at the default size)
+    # the planted truth of this smaller demo (600 users: at 400 a 2-day burst has too few events to detect) (the page regenerates it from the seed at the default size)
     from seqrec_core.data.synthetic import make_demo_events
     from ui import explain_cache
 
-    monkeypatch.setattr(explain_cache, "demo_truth", lambda seed: make_demo_events(n_users=400, seed=seed)[1])
+    monkeypatch.setattr(explain_cache, "demo_truth", lambda seed: make_demo_events(n_users=600, seed=seed)[1])
     at = open_patterns(demo_dataset)
     assert [t.value for t in at.title] == ["Patterns"]
     labels = {m.label: m.value for m in at.metric}
     assert {"Significant periods", "Burstiness B", "Memory M", "Item bursts", "Repeat share"} <= set(labels)
-    assert "24 h" in labels["Significant periods"] and "168 h" in labels["Significant periods"]
+    shown = [float(h) for h in re.findall(r"([\d.]+) h", labels["Significant periods"])]  # e.g. "24 h, 167 h"
+    for planted in (24, 168):  # the issue's bar: within 2%
+        assert any(abs(h - planted) <= 0.02 * planted for h in shown), shown
     assert {"Which periods repeat in the activity", "When in the week people are active",
             "Activity per day"} <= set(chart_titles(at))
     assert len(at.get("download_button")) >= 2
