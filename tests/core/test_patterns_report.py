@@ -61,6 +61,12 @@ def test_report_finds_the_planted_structure(report, demo):
     from seqrec_core.patterns.bursts import burst_f1
 
     assert burst_f1(report.item_bursts, truth.burst_items)["f1"] >= 0.8
+    # the planted timing segments come back: clockwork users periodic, Poisson users Poisson-like, shoppers bursty
+    segment = report.per_user.set_index("user")["segment"]
+    assert (segment[truth.clockwork_users] == "periodic").mean() >= 0.9
+    assert (segment[truth.poisson_users] == "poisson-like").mean() >= 0.9
+    shoppers = segment.drop(truth.clockwork_users + truth.poisson_users)
+    assert (shoppers == "bursty").mean() >= 0.9
 
 
 def test_progress_is_reported_in_order(report):
@@ -71,7 +77,7 @@ def test_progress_is_reported_in_order(report):
 
 def test_to_json_has_the_cli_contract_and_round_trips(report):
     out = report.to_json()
-    assert set(out) == CONTRACT_KEYS | {"segments", "repeat_share", "timezone"}
+    assert set(out) == CONTRACT_KEYS | {"segments", "repeat_share", "timezone", "user_bursts"}
     text = json.dumps(out, allow_nan=False)  # no NaN may leak: JSON has none
     back = json.loads(text)
     assert back == out
@@ -84,6 +90,9 @@ def test_to_json_has_the_cli_contract_and_round_trips(report):
         assert start.utcoffset().total_seconds() == 0 and start < end and isinstance(b["level"], int)
     assert sum(out["segments"].values()) == len(out["per_user"])
     assert out["timezone"] == "UTC"
+    for b in out["user_bursts"]:  # binge sessions: >= 20 events within 6 hours
+        assert set(b) == {"user", "start", "end", "level", "events", "minutes"}
+        assert b["events"] >= 20 and b["minutes"] <= 360
 
 
 def test_timezone_moves_the_hours_not_the_events(demo):
@@ -210,3 +219,22 @@ def test_attribution_time_mass_on_a_run(run_and_result, small_dataset):
     assert frame["share_of_abs_attribution"].between(0, 1).all() and frame["share_of_events"].between(0, 1).all()
     assert frame.loc[0, "share_of_abs_attribution"] == 0  # no bursts given: nothing inside one
     assert frame["predictions"].max() <= 12 and ticks[-1] == (12, 12)
+
+
+def test_binge_sessions_keep_the_outermost_big_session_per_user():
+    from seqrec_core.patterns.report import binge_sessions
+
+    t = pd.Timestamp("2024-01-01", tz="UTC")
+    minute = pd.Timedelta(minutes=1)
+    bursts = pd.DataFrame([
+        {"user": "a", "start": t, "end": t + 90 * minute, "level": 2, "events": 300, "minutes": 90.0},
+        {"user": "a", "start": t + 10 * minute, "end": t + 20 * minute, "level": 6, "events": 120, "minutes": 10.0},
+        {"user": "a", "start": t + 600 * minute, "end": t + 610 * minute, "level": 4, "events": 40, "minutes": 10.0},
+        {"user": "b", "start": t, "end": t + 2 * minute, "level": 9, "events": 25, "minutes": 2.0},
+        {"user": "b", "start": t, "end": t + 3 * 24 * 60 * minute, "level": 1, "events": 900, "minutes": 4320.0},
+        {"user": "c", "start": t, "end": t + 5 * minute, "level": 3, "events": 5, "minutes": 5.0},
+    ])
+    out = binge_sessions(bursts, min_events=20, max_hours=6)
+    # a's nested level-6 burst is inside its 300-event session; b's 3-day stretch is no session; c is too small
+    assert list(zip(out["user"], out["events"], strict=True)) == [("a", 300), ("a", 40), ("b", 25)]
+    assert len(binge_sessions(bursts, limit=1)) == 1 and binge_sessions(bursts.iloc[:0]).empty
