@@ -90,7 +90,7 @@ def test_short_range_transitions(seqs, demo) -> None:
 def test_trigger_response_pairs_at_lag_20_to_40(seqs, demo) -> None:
     _, truth = demo
     lo, hi = truth.pair_lag
-    assert (lo, hi) == (20, 40) and len(truth.trigger_response) == 20
+    assert (lo, hi) == (20, 40) and len(truth.trigger_response) == 10
     response_of = dict(truth.trigger_response)
     trigger_of = {r: t for t, r in truth.trigger_response}
     followed = complete = responses = orphans = 0
@@ -117,6 +117,21 @@ def test_response_users_end_with_a_planted_response(seqs, demo) -> None:
         assert len(lags) == 1
     others = set(seqs) - set(truth.response_users)
     assert sum(seqs[u][-1] in trigger_of for u in others) == 0
+
+
+def test_clockwork_users_act_daily_at_one_hour_and_poisson_users_at_random(demo) -> None:
+    events, truth = demo
+    assert 0.05 * 2000 < len(truth.clockwork_users) < 0.12 * 2000 and 0.05 * 2000 < len(truth.poisson_users) < 0.12 * 2000
+    assert not set(truth.clockwork_users) & set(truth.poisson_users)
+    t = events.set_index("user_id")["timestamp"]
+    for user in truth.clockwork_users[:50]:
+        gaps_h = np.diff(t.loc[user].astype("int64").to_numpy() // 10**9) / 3600
+        assert np.allclose(gaps_h, 24, atol=10 / 60)  # once a day, within the +-5 minute jitter
+    cvs = []
+    for user in truth.poisson_users[:50]:
+        gaps = np.diff(t.loc[user].astype("int64").to_numpy() // 10**9).astype(float)
+        cvs.append(gaps.std() / gaps.mean())
+    assert 0.8 < np.median(cvs) < 1.2  # exponential gaps: coefficient of variation 1 (sessions give >> 1)
 
 
 def test_small_demo_keeps_its_structure_and_builds_sequences() -> None:
