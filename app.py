@@ -14,6 +14,7 @@ PAGES = [
     st.Page("pages/5_Explain.py", title="Explain"),
     st.Page("pages/6_Embeddings.py", title="Embeddings"),
     st.Page("pages/7_Recommendations.py", title="Recommendations"),
+    st.Page("pages/8_Compare.py", title="Compare"),
 ]
 
 page = st.navigation(PAGES)

@@ -1,0 +1,173 @@
+"""Compare: every run trained on this dataset side by side, under one evaluation protocol, next to the baselines."""
+import streamlit as st
+
+from seqrec_core import compare
+from seqrec_core.errors import InputError
+from seqrec_core.viz.plot_compare import plot_attribution_side_by_side, plot_runs_metrics, plot_topk_overlap
+from seqrec_core.viz.plot_evaluation import plot_metric_by_history_length
+from seqrec_core.viz.plot_patterns_model import plot_metrics_by_segment
+from ui import compare_cache as cache
+from ui import compute, explain_cache, state
+from ui.widgets import download_table
+
+TARGETS = {"heldout": "The user's real next item (same target for both runs)",
+           "top": "Each run's own top recommendation"}
+
+st.title("Compare")
+st.caption("Which model should you use? Every run trained on this dataset, evaluated the same way (test split, "
+           "full ranking, same users), with 95% intervals, broken down by user, and two runs' recommendations "
+           "and explanations for one user side by side.")
+ds = state.require_dataset()
+fp = ds.fingerprint
+metas = cache.list_metas(state.runs_root(), fp)
+if not metas:
+    st.info(f"No model has been trained on **{ds.name}** yet. Train at least two (e.g. two families) on **Train**, "
+            "then compare them here.")
+    st.page_link("pages/3_Train.py", label="Go to Train")
+    st.stop()
+if len(metas) < 2:
+    st.info("Only one run is trained on this data, so there is nothing to compare it with yet: train another "
+            "(another family or other settings) on **Train**. Its numbers next to the baselines are below.")
+    st.page_link("pages/3_Train.py", label="Go to Train")
+
+c1, c2 = st.columns([1, 3])
+exclude_seen = c1.toggle("Exclude seen items", value=compute.exclude_seen_default(fp, ds),
+                         help="On: items the user already had are removed from the ranking (the default for logs "
+                              "without repeats). Applies to every run and baseline alike.")
+runs, results, failed = {}, {}, []
+for meta in metas:
+    try:
+        run = cache.load(meta.path)
+    except (InputError, OSError) as err:
+        failed.append(f"{meta.name}: {err}")
+        continue
+    runs[meta.name] = run
+    results[meta.name] = cache.run_evaluation(compute.run_key(run), fp, exclude_seen, run, ds)
+if failed:
+    st.warning("Left out (cannot be loaded) — " + "; ".join(failed))
+metas = [m for m in metas if m.name in runs]
+if not metas:
+    st.stop()
+baselines = cache.baseline_evaluations(fp, exclude_seen, ds)
+keys = tuple(compute.run_key(r) for r in runs.values())
+all_results = [*results.values(), *baselines.values()]
+metrics = cache.metrics_table(keys, fp, exclude_seen, all_results)
+n_users = len(next(iter(results.values())).users)
+c2.markdown(f"**Protocol:** test split (each user's last event), {n_users:,} users, every one of "
+            f"{ds.sequences.vocab.n_items:,} items ranked, seen items **{'excluded' if exclude_seen else 'included'}**, "
+            f"{len(runs)} run{'s' if len(runs) != 1 else ''} and 3 baselines.")
+
+st.subheader("Runs on this dataset")
+table = compare.get_runs_table(metas, metrics)
+st.dataframe(compare.runs_table_for_display(table), width="stretch", hide_index=True)
+st.caption("One row per run, newest first. Metrics on test users with their 95% bootstrap interval in brackets; "
+           "settings lists the options that differ from the family's defaults.")
+download_table(table, "runs_compared.csv", label="Download runs table (CSV)")
+
+st.plotly_chart(plot_runs_metrics(metrics, compare.COMPARE_METRICS, runs=[m.name for m in metas]), width="stretch",
+                theme=None)
+st.caption("Each panel is one metric: longer bars are better; when two runs' whiskers overlap, the difference "
+           "may be chance. Grey bars are the baselines, the dotted line the best of them.")
+download_table(metrics, "metrics_with_ci.csv", label="Download all metrics with intervals (CSV)")
+
+# ------------------------------------------------------------------------------------------------ breakdowns
+st.subheader("For whom is each run better?")
+b1, b2 = st.columns([1, 3])
+metric = b1.selectbox("Metric", compare.COMPARE_METRICS, index=1, help="HR@10: share of users whose real next item "
+                      "is in the top 10. NDCG@10 also rewards placing it higher. MRR: mean of 1/rank.")
+with_base = b2.toggle("Show the baselines in these charts", value=False,
+                      help="Off keeps the charts to the trained runs; the baselines are always in the chart above.")
+chosen = all_results if with_base else list(results.values())
+g1, g2 = st.columns(2)
+with g1:
+    by_len = cache.history_buckets(tuple(r.name for r in chosen) + keys, fp, exclude_seen, metric, chosen)
+    st.plotly_chart(plot_metric_by_history_length(by_len, metric), width="stretch", theme=None)
+    st.caption(f"{metric} by how many events the user had before the test event; sequence models should gain "
+               "most on long histories. Small buckets have wide whiskers.")
+    download_table(by_len, "compare_by_history_length.csv", label="Download by history length (CSV)")
+with g2:
+    if not ds.sequences.has_time:
+        st.info("The log has no timestamps (only an event order), so users cannot be split into temporal "
+                "segments (periodic, bursty, …).")
+    else:
+        by_seg = cache.segment_metrics(tuple(r.name for r in chosen) + keys, fp, exclude_seen, chosen, ds)
+        st.plotly_chart(plot_metrics_by_segment(by_seg, metric), width="stretch", theme=None)
+        st.caption(f"{metric} by the user's temporal segment from **Patterns** (periodic rhythm, bursty sessions, "
+                   "regular gaps, Poisson-like); does one run suit some kinds of users better?")
+        download_table(by_seg, "compare_by_segment.csv", label="Download by segment (CSV)")
+
+# -------------------------------------------------------------------------------------- one user, two runs
+st.subheader("One user, two runs")
+if len(runs) < 2:
+    st.info("Train a second run to see two runs' recommendations and explanations for one user side by side.")
+    st.stop()
+names = list(runs)
+in_use = st.session_state.get(state.RUN_KEY)
+first = next((i for i, m in enumerate(metas) if str(m.path) == in_use), 0)
+vocab = ds.sequences.vocab
+s1, s2, s3, s4 = st.columns([2, 2, 2, 1])
+run_a = s1.selectbox("Run A", names, index=first, help="Defaults to the run in use.")
+run_b = s2.selectbox("Run B", [n for n in names if n != run_a], help="Any other run on this dataset.")
+default_user = st.session_state.get("rec_user")
+user = s3.text_input("User id", value=default_user if default_user and vocab.has_user(default_user)
+                     else vocab.user_ids[0], help=f"As in the log, e.g. {', '.join(vocab.user_ids[:3])}. Shared with "
+                     "Recommendations and Explain.")
+k = s4.slider("Top K", 5, 30, 10)
+if not vocab.has_user(user):
+    st.error(f"User '{user}' is not in {ds.name}. Try one of: {', '.join(vocab.user_ids[:5])}.")
+    st.stop()
+st.session_state["rec_user"] = user
+pair = {run_a: runs[run_a], run_b: runs[run_b]}
+labels = {run_a: "A", run_b: "B"}
+try:
+    recs = cache.topk((compute.run_key(runs[run_a]), compute.run_key(runs[run_b])), fp, user, k, exclude_seen, pair,
+                      ds)
+except InputError as err:
+    st.error(str(err))
+    st.stop()
+st.markdown(f"**A** = `{run_a}` ({runs[run_a].family}) · **B** = `{run_b}` ({runs[run_b].family}) · both rank from "
+            f"the user's history before their held-out last event.")
+t1, t2 = st.columns([3, 2])
+with t1:
+    side = compare.topk_side_by_side(recs, [run_a, run_b], labels)
+    st.dataframe(side.drop(columns=["A: id", "B: id"]), width="stretch", hide_index=True,
+                 column_config={"A: score": st.column_config.NumberColumn(format="%.3f"),
+                                "B: score": st.column_config.NumberColumn(format="%.3f")})
+    st.caption("The two top-K lists row by row; ✓ = the other run lists it too, ★ = the user's real next item. "
+               "Scores are each model's own units (compare ranks, not scores, across runs).")
+    download_table(side, f"topk_{user}_A_vs_B.csv", label="Download both lists (CSV)")
+with t2:
+    st.plotly_chart(plot_topk_overlap(recs, [run_a, run_b]), width="stretch", theme=None)
+    st.caption("Lines join an item both runs recommend; a crossing line means they order it differently.")
+
+target_kind = st.radio("Explain which item?", list(TARGETS), format_func=TARGETS.get, horizontal=True,
+                       help="The real next item gives both runs the same target, so their columns compare directly.")
+target = "heldout" if target_kind == "heldout" else None
+attrs, skipped = {}, []
+for name in (run_a, run_b):
+    run = runs[name]
+    if not explain_cache.supports_explain(run):
+        skipped.append(f"{labels[name]} ({run.family}) has no item-embedding layer to attribute to")
+        continue
+    try:
+        attrs[name] = explain_cache.attribution(compute.run_key(run), fp, user, target, "ig", 50, run, ds)
+    except InputError as err:
+        skipped.append(f"{labels[name]}: {err}")
+if skipped:
+    st.info("Left out — " + "; ".join(skipped))
+if attrs:
+    aligned = compare.align_attributions(attrs)
+    targets = compare.get_attribution_targets(attrs)
+    shown = list(attrs)
+    st.plotly_chart(plot_attribution_side_by_side(aligned.rename(columns=labels), [labels[n] for n in shown],
+                                                  targets.assign(run=targets["run"].map(labels))),
+                    width="stretch", theme=None)
+    st.caption("Integrated gradients over the same history, one row per run (latest event on the right): a tall "
+               "blue bar is an event that raised the explained item's score. Hover for the title and how long ago.")
+    events = aligned.drop(columns=["timestamp", "seconds_before"]).rename(columns=labels)
+    st.dataframe(events.sort_values("lag"), width="stretch", hide_index=True, height=320,
+                 column_config={labels[n]: st.column_config.NumberColumn(f"{labels[n]}: IG", format="%.4f")
+                                for n in shown})
+    st.caption("Each history event (latest first) with both runs' attributions; blank = outside that run's window.")
+    download_table(aligned, f"attributions_{user}_A_vs_B.csv", label="Download attributions (CSV)")
+    download_table(targets, f"attribution_targets_{user}.csv", label="Download explained targets (CSV)")

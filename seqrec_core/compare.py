@@ -1,0 +1,318 @@
+"""Several runs on one dataset side by side: which family and settings predict best, for whom, and why.
+
+Why a separate module: the Evaluate and Explain pages look at one run; a reviewer choosing between runs needs the
+same numbers for every run under one protocol (test split, full ranking, one exclude-seen rule, the same bootstrap
+seed), so differences between rows are differences between models, not between evaluations. Everything here reads
+runs through their JSON and safetensors header (no weights) or takes already-evaluated results, so the dashboard
+can cache each expensive step on its own.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqrec_core.data.sequences import SequenceData
+from seqrec_core.errors import InputError
+from seqrec_core.evaluation import EvalResult, evaluate, get_metrics_by_history_length, get_metrics_table
+from seqrec_core.models.base import Scorer
+
+log = logging.getLogger(__name__)
+
+COMPARE_METRICS = ("HR@10", "NDCG@10", "MRR")
+BASELINE_NAMES = ("popularity", "markov", "itemknn")  # what models.baselines.fit_baselines returns
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """What the runs table shows about a run besides its metrics, read without loading the weights."""
+
+    path: Path
+    name: str
+    family: str
+    created: str
+    fingerprint: str | None
+    train_seconds: float | None
+    n_params: int | None
+    device: str | None
+    epochs: int | None
+    settings: str  # model options that differ from the family's defaults, e.g. "hidden_size 16 · num_layers 1"
+
+
+def count_parameters(weights: str | Path) -> int | None:
+    """Number of values stored in a safetensors file, read from its JSON header (no tensor is loaded)."""
+    try:
+        with open(weights, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            if size > 100_000_000:
+                return None
+            header = json.loads(fh.read(size))
+    except (OSError, struct.error, ValueError):
+        return None
+    total = 0
+    for name, entry in header.items():
+        if name == "__metadata__" or not isinstance(entry, dict):
+            continue
+        total += math.prod(int(d) for d in entry.get("shape", []))
+    return total
+
+
+def _settings(family: str, model: dict, train: dict) -> str:
+    """Model options that differ from the family defaults, plus the history length: what tells runs apart."""
+    from seqrec_core.models import MODEL_FAMILIES
+
+    parts = []
+    spec = MODEL_FAMILIES.get(family)
+    if spec is not None:
+        for f in fields(spec.config_cls):
+            if f.name in ("n_items", "family", "max_len") or f.name not in model:
+                continue
+            if f.default is not MISSING and model[f.name] != f.default:
+                parts.append(f"{f.name} {model[f.name]}")
+    max_len = model.get("max_len", train.get("max_len"))
+    if max_len is not None:
+        parts.append(f"max_len {max_len}")
+    return " · ".join(parts) if parts else "defaults"
+
+
+def get_run_meta(path: str | Path) -> RunMeta:
+    """Family, creation time, data fingerprint, training time, parameters and device of a run folder."""
+    folder = Path(path)
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{folder / 'config.json'}: cannot read the run's config ({err}); the run folder is damaged") \
+            from None
+    if not isinstance(config, dict) or not isinstance(config.get("family"), str):
+        raise InputError(f"{folder / 'config.json'}: lacks the model 'family'; the run folder is damaged")
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    seconds = config.get("train_seconds")
+    epochs = config.get("epochs_trained")
+    return RunMeta(path=folder, name=folder.name, family=config["family"], created=str(config.get("created", "")),
+                   fingerprint=data.get("fingerprint"),
+                   train_seconds=float(seconds) if isinstance(seconds, (int, float)) else None,
+                   n_params=count_parameters(folder / "model.safetensors"),
+                   device=str(config["device"]) if config.get("device") else None,
+                   epochs=int(epochs) if isinstance(epochs, int) else None,
+                   settings=_settings(config["family"], model, train))
+
+
+def list_run_metas(root: str | Path | None = None, fingerprint: str | None = None) -> list[RunMeta]:
+    """Every readable run under ``root`` (newest first), only those trained on ``fingerprint`` when given."""
+    from seqrec_core.runs import list_runs
+
+    metas = []
+    for info in list_runs(root):
+        if fingerprint is not None and info.fingerprint != fingerprint:
+            continue
+        try:
+            metas.append(get_run_meta(info.path))
+        except InputError as err:
+            log.warning("skipping run %s: %s", info.path, err)
+    return metas
+
+
+def evaluate_scorers(scorers: Mapping[str, Scorer], data: SequenceData, *, exclude_seen: bool,
+                     progress: Callable[[str, int, int], None] | None = None) -> dict[str, EvalResult]:
+    """Every scorer on the test split under one protocol; results are named by the mapping's keys."""
+    results = {}
+    for name, scorer in scorers.items():
+        tick = None if progress is None else (lambda d, t, name=name: progress(name, d, t))
+        res = evaluate(scorer, data, "test", exclude_seen=exclude_seen, progress=tick)
+        res.name = name
+        results[name] = res
+    return results
+
+
+def get_metrics_with_ci(results: Sequence[EvalResult], n_boot: int = 1000) -> pd.DataFrame:
+    """One row per evaluated model (runs and baselines): every metric with its 95% bootstrap bounds
+    ("<metric> lo" / "<metric> hi"), users, exclude_seen, and ``kind`` ("run" or "baseline")."""
+    table = get_metrics_table(list(results), n_boot=n_boot)
+    table.insert(1, "kind", ["baseline" if m in BASELINE_NAMES else "run" for m in table["model"]])
+    return table
+
+
+def get_runs_table(metas: Sequence[RunMeta], metrics: pd.DataFrame,
+                   columns: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
+    """The Compare page's main table: one row per run, in the order of ``metas``.
+
+    ``metrics`` is :func:`get_metrics_with_ci`'s table (rows matched on the run name); a run missing there gets
+    NaN metrics rather than disappearing, so the table always lists every run.
+    """
+    by_name = metrics.set_index("model") if len(metrics) else pd.DataFrame()
+    rows = []
+    for meta in metas:
+        row: dict = {"family": meta.family, "run": meta.name, "created": meta.created, "settings": meta.settings}
+        hit = by_name.loc[meta.name] if meta.name in by_name.index else None
+        for m in columns:
+            for suffix in ("", " lo", " hi"):
+                value = hit.get(f"{m}{suffix}") if hit is not None else None
+                row[f"{m}{suffix}"] = float(value) if value is not None else float("nan")
+        row["test users"] = int(hit["users"]) if hit is not None else 0
+        row["exclude_seen"] = bool(hit["exclude_seen"]) if hit is not None else None
+        row["train seconds"] = meta.train_seconds
+        row["epochs"] = meta.epochs
+        row["parameters"] = meta.n_params
+        row["device"] = meta.device
+        row["data fingerprint"] = meta.fingerprint
+        row["path"] = str(meta.path)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        cols = ["family", "run", "created", "settings", *[f"{m}{s}" for m in columns for s in ("", " lo", " hi")],
+                "test users", "exclude_seen", "train seconds", "epochs", "parameters", "device", "data fingerprint",
+                "path"]
+        return pd.DataFrame(columns=cols)
+    for col in ("parameters", "epochs"):
+        frame[col] = pd.array(frame[col], dtype="Int64")
+    return frame
+
+
+def _fmt_ci(value: float, lo: float, hi: float) -> str:
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.4f} ({lo:.4f}–{hi:.4f})" if np.isfinite(lo) and np.isfinite(hi) else f"{value:.4f}"
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not np.isfinite(seconds):
+        return "n/a"
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min" if seconds < 3600 else \
+        f"{seconds / 3600:.1f} h"
+
+
+def runs_table_for_display(table: pd.DataFrame, columns: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
+    """The runs table as people read it: "value (95% CI lo–hi)" per metric, readable times and counts."""
+    out = pd.DataFrame({"family": table["family"], "run": table["run"],
+                        "created": [c.replace("T", " ")[:16] for c in table["created"].astype(str)],
+                        "settings": table["settings"]})
+    for m in columns:
+        out[f"{m} (95% CI)"] = [_fmt_ci(v, lo, hi) for v, lo, hi in
+                                zip(table[m], table[f"{m} lo"], table[f"{m} hi"], strict=True)]
+    out["training time"] = [_fmt_duration(s) for s in pd.to_numeric(table["train seconds"], errors="coerce")]
+    out["epochs"] = table["epochs"]
+    out["parameters"] = [f"{int(n):,}" if pd.notna(n) else "n/a" for n in table["parameters"]]
+    out["device"] = table["device"].fillna("n/a")
+    out["data fingerprint"] = table["data fingerprint"].fillna("n/a")
+    return out
+
+
+def get_history_length_across(results: Sequence[EvalResult], metric: str = "NDCG@10",
+                              n_boot: int = 1000) -> pd.DataFrame:
+    """Metric per history-length bucket for every result (the Evaluate page's buckets), with 95% bounds."""
+    return get_metrics_by_history_length(list(results), metric=metric, n_boot=n_boot)
+
+
+def get_segments_across(results: Sequence[EvalResult], data: SequenceData, segments: pd.DataFrame,
+                        metrics: Sequence[str] = COMPARE_METRICS, n_boot: int = 1000) -> pd.DataFrame:
+    """Metrics per temporal user segment (``segments``: the pattern report's ``per_user``) for every result."""
+    from seqrec_core.patterns.model_ties import get_metrics_by_segment
+
+    frames = [get_metrics_by_segment(r, data, segments, metrics=metrics, n_boot=n_boot) for r in results]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# ----------------------------------------------------------------------------------------- one user, two runs
+def get_topk_comparison(scorers: Mapping[str, Scorer], data: SequenceData, user: str, k: int = 10, *,
+                        exclude_seen: bool = True) -> pd.DataFrame:
+    """Each scorer's top-k for ``user`` from the history before the held-out event, long form.
+
+    Columns: run, rank, item_id, title, category, score, heldout (the item is the user's real next event),
+    in_all (every other run also lists it). Why long: any number of runs; :func:`topk_side_by_side` lays two out.
+    """
+    from seqrec_core.recommend import get_recommendations
+
+    if not data.vocab.has_user(user):
+        raise InputError(f"user '{user}' is not in this log; pick one of e.g. {', '.join(data.vocab.user_ids[:3])}")
+    seq = data.sequences[data.vocab.user_index(user)]
+    heldout = data.vocab.item_id(int(seq[-1])) if len(seq) >= 2 else None
+    frames = []
+    for name, scorer in scorers.items():
+        recs = get_recommendations(scorer, data, user, k, exclude_seen=exclude_seen, holdout=True)
+        recs.insert(0, "run", name)
+        frames.append(recs)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["run", "rank", "item_id", "title", "category", "score"])
+    frame["heldout"] = frame["item_id"] == heldout if heldout is not None else False
+    lists = {name: set(group["item_id"]) for name, group in frame.groupby("run", sort=False)}
+    frame["in_all"] = [all(item in items for other, items in lists.items() if other != run)
+                       for run, item in zip(frame["run"], frame["item_id"], strict=True)]
+    return frame
+
+
+def topk_side_by_side(frame: pd.DataFrame, runs: Sequence[str], labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Two (or more) runs' top-k as aligned columns: rank, then per run "<label>: item" (title, else "id ..."),
+    "<label>: id", "<label>: score" and "<label>: note" ("✓ shared" when every other run lists it too, "★ held
+    out" for the user's real next item). ``labels`` name the runs in the headers (default: the run names)."""
+    out = pd.DataFrame({"rank": sorted(set(frame["rank"]))}) if len(frame) else pd.DataFrame({"rank": []})
+    for run in runs:
+        head = (labels or {}).get(run, run)
+        part = frame[frame["run"] == run].set_index("rank").reindex(out["rank"])
+        label = [(t if isinstance(t, str) and t else f"id {i}") if isinstance(i, str) else ""
+                 for t, i in zip(part["title"], part["item_id"], strict=True)]
+        marks = [("★ held out " if h is True else "") + ("✓ shared" if a is True else "")
+                 for h, a in zip(part["heldout"], part["in_all"], strict=True)]
+        out[f"{head}: item"] = label
+        out[f"{head}: id"] = part["item_id"].fillna("").astype(str).to_numpy()
+        out[f"{head}: score"] = part["score"].to_numpy(dtype=float)
+        out[f"{head}: note"] = [m.strip() for m in marks]
+    return out
+
+
+def align_attributions(attributions: Mapping[str, object]) -> pd.DataFrame:
+    """Several runs' attributions of one user's history as aligned columns, one row per history event.
+
+    ``attributions``: run name -> :class:`seqrec_core.explain.attribution.Attribution` over the same history.
+    Rows are matched by lag (1 = the latest event), so runs with different history windows line up on the
+    same events; an event outside a run's window is NaN in that run's column. Columns: position, lag, item_id,
+    title, category, timestamp, seconds_before (to the prediction; NaN without time), then one column per run.
+    """
+    if not attributions:
+        return pd.DataFrame(columns=["position", "lag", "item_id", "title", "category", "timestamp", "seconds_before"])
+    frames = {name: a.to_frame() for name, a in attributions.items()}  # type: ignore[attr-defined]
+    longest = max(frames.values(), key=len)
+    base = longest[["lag", "item_id", "title", "category", "timestamp", "seconds_before"]].copy()
+    for name, fr in frames.items():
+        longer = fr.set_index("lag")
+        shared = base["lag"].isin(longer.index)
+        if not (base.loc[shared, "item_id"].to_numpy() == longer.loc[base.loc[shared, "lag"], "item_id"].to_numpy()).all():
+            raise InputError(f"the attributions of '{name}' are over another history than the others; explain the "
+                             "same user with holdout on for every run")
+        base[name] = base["lag"].map(longer["attribution"]).astype("float64")
+    base.insert(0, "position", np.arange(1, len(base) + 1))
+    return base.reset_index(drop=True)
+
+
+def get_attribution_targets(attributions: Mapping[str, object]) -> pd.DataFrame:
+    """Per run: which item its attribution explains and how well IG converged (for the page's header rows)."""
+    rows = []
+    for name, a in attributions.items():
+        rows.append({"run": name, "target_item": a.target_item, "target_title": a.target_title,  # type: ignore[attr-defined]
+                     "target_score": a.target_score, "baseline_score": a.baseline_score,  # type: ignore[attr-defined]
+                     "convergence_delta": a.convergence_delta, "target_rank": a.target_rank,  # type: ignore[attr-defined]
+                     "events_seen": len(a.scores), "steps": a.steps})  # type: ignore[attr-defined]
+    return pd.DataFrame(rows, columns=["run", "target_item", "target_title", "target_score", "baseline_score",
+                                       "convergence_delta", "target_rank", "events_seen", "steps"])
+
+
+def get_attribution_comparison(runs: Mapping[str, object], data: SequenceData, user: str,
+                               target: str | None = "heldout", *, steps: int = 50) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """IG attributions of ``user``'s held-out prediction for every run: (aligned events, per-run targets).
+
+    ``target``: "heldout" explains the same real next item in every run (comparable columns); None explains each
+    run's own top recommendation; an item id explains that item.
+    """
+    from seqrec_core.explain.attribution import attribute
+
+    attrs = {name: attribute(run, data, user, target, "ig", steps=steps, holdout=True) for name, run in runs.items()}
+    return align_attributions(attrs), get_attribution_targets(attrs)
