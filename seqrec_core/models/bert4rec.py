@@ -1,0 +1,194 @@
+"""BERT4Rec: a bidirectional Transformer trained to fill in masked items (the cloze task), used for next-item
+ranking by appending a mask token after the history.
+
+The body is a ``transformers`` ``BertModel`` built from a ``BertConfig`` (no hub download: nothing pretrained
+exists for a private item vocabulary). The item vocabulary is ours, as in SASRec: ``item_emb =
+nn.Embedding(n_items + 1, d, padding_idx=0)`` fed as ``inputs_embeds`` and tied as the output layer, so a score
+is ``hidden @ item_emb.weight.T`` and has exactly ``n_items + 1`` columns. The mask token is NOT a row of
+``item_emb`` but a separate vector ``mask_emb``: the explanation engines swap ``item_emb`` for Captum and read
+its rows as items 0..n_items, and the mask must never be ranked as an item.
+
+Inference (``forward_hidden`` / ``score``): the left-padded history (B, T) gets the mask token appended as one
+more column, so ``hidden`` is (B, T + 1, D) and ``hidden[:, -1]`` (the mask's state) scores the next item.
+Training (``forward``): the trainer's next-item windows are turned back into the full sequence (inputs + last
+target), a ``mask_prob`` share of its events is replaced by the mask token (at least one per row; with
+probability ``mask_last_prob`` a row masks only its latest event, which is exactly the inference case), and the
+masked items are predicted with full-softmax cross-entropy over the catalogue.
+
+Positions are learned (BERT's table) and aligned to the END of the sequence: the last column always sits at
+position ``max_len`` (the table has ``max_len + 1`` rows: ``max_len`` events plus the mask), so the mask at
+inference and the latest event masked in training share a position, and adding left padding changes nothing.
+Attention is bidirectional over the real columns; padding is never a key.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from seqrec_core.errors import InputError
+from seqrec_core.models.neural import full_softmax_cross_entropy
+from seqrec_core.models.sasrec import _EAGER_LOCK, HiddenOutput, _check_int, _mask_dtype, _swap_dropouts
+
+
+def _check_share(name: str, value: object, low_open: bool) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float))
+    ok = ok and (0 < value <= 1 if low_open else 0 <= value <= 1)  # type: ignore[operator]
+    if not ok:
+        span = "(0, 1]" if low_open else "[0, 1]"
+        raise InputError(f"{name} {value!r} is out of range; use a number in {span}, e.g. 0.2")
+
+
+@dataclass(frozen=True)
+class BERT4RecConfig:
+    """Every hyper-parameter of a BERT4Rec model; the run folder stores exactly these fields."""
+
+    n_items: int
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    dropout: float = 0.2
+    max_len: int = 50  # events the model sees; the position table has one more row, for the mask token
+    mask_prob: float = 0.2  # share of a sequence's events hidden behind the mask token in training (cloze)
+    mask_last_prob: float = 0.1  # share of rows that mask only their latest event (the inference case)
+    family: str = "bert4rec"
+
+    def __post_init__(self) -> None:
+        _check_int("n_items", self.n_items, 1, 50_000_000)
+        _check_int("hidden_size", self.hidden_size, 2, 4096)
+        _check_int("num_layers", self.num_layers, 1, 48)
+        _check_int("num_heads", self.num_heads, 1, 64)
+        _check_int("max_len", self.max_len, 1, 4096)
+        if self.hidden_size % self.num_heads:
+            raise InputError(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}; "
+                             "pick e.g. hidden_size 64 with num_heads 2")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise InputError(f"dropout {self.dropout!r} is out of range; use a number in [0, 1), e.g. 0.2")
+        _check_share("mask_prob", self.mask_prob, low_open=True)
+        _check_share("mask_last_prob", self.mask_last_prob, low_open=False)
+        if self.family != "bert4rec":
+            raise InputError(f"family {self.family!r} is not one of ['bert4rec']")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """Options a person may set (everything but the data-given n_items and the family tag)."""
+        return [f.name for f in fields(cls) if f.name not in ("n_items", "family")]
+
+
+class BERT4Rec(nn.Module):
+    """Masked-item model: ``forward`` = cloze training loss, ``score`` = ranking for the slot after the history."""
+
+    def __init__(self, config: BERT4RecConfig) -> None:
+        super().__init__()
+        from transformers import BertConfig, BertModel  # lazy: 2 s import, models only
+
+        self.config = config
+        d = config.hidden_size
+        self.item_emb = nn.Embedding(config.n_items + 1, d, padding_idx=0)
+        self.mask_emb = nn.Parameter(torch.zeros(d))  # the [MASK] token's input vector; never an output row
+        hf = BertConfig(vocab_size=1, hidden_size=d, num_hidden_layers=config.num_layers,
+                        num_attention_heads=config.num_heads, intermediate_size=4 * d, hidden_act="gelu",
+                        hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout,
+                        max_position_embeddings=config.max_len + 1, type_vocab_size=1, layer_norm_eps=1e-12,
+                        pad_token_id=0, use_cache=False, is_decoder=False)
+        hf._attn_implementation = "sdpa"
+        self.backbone = BertModel(hf, add_pooling_layer=False)
+        _swap_dropouts(self.backbone)
+        self.backbone.get_input_embeddings().weight.requires_grad_(False)  # unused: we pass inputs_embeds
+        # BERT's masked-LM transform (dense -> GELU -> LayerNorm) before the tied output layer, as in the paper.
+        self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d, eps=1e-12))
+        nn.init.normal_(self.item_emb.weight, std=0.02)
+        nn.init.normal_(self.mask_emb, std=0.02)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    # ----------------------------------------------------------------------------------------------- body
+    def _encode(self, x: torch.Tensor, real: torch.Tensor, output_attentions: bool = False) -> HiddenOutput:
+        """The Transformer over input vectors x (B, S, D) whose real columns (B, S) are events or masks."""
+        after = real.flip(1).cumsum(1).flip(1)  # (B, S) real columns at or after each column
+        position_ids = (self.config.max_len + 1 - after).clamp_(0, self.config.max_len)  # last column -> max_len
+        mask = self._attention_mask(real, _mask_dtype(x))  # (B, 1, S, S)
+        # The additive float mask suits eager and SDPA alike, so a scoring call stays correct while another
+        # thread holds the model in eager mode for an explanation; the switch itself is serialised by a lock.
+        with _EAGER_LOCK if output_attentions else contextlib.nullcontext():
+            if output_attentions:
+                self.backbone.set_attn_implementation("eager")
+            try:
+                out = self.backbone(inputs_embeds=x, attention_mask=mask, position_ids=position_ids,
+                                    output_attentions=output_attentions, use_cache=False)
+            finally:
+                if output_attentions:
+                    self.backbone.set_attn_implementation("sdpa")
+        attentions = tuple(out.attentions) if output_attentions and out.attentions is not None else None
+        return HiddenOutput(hidden=self.head(out.last_hidden_state), attentions=attentions)  # (B, S, D)
+
+    @staticmethod
+    def _attention_mask(real: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Bidirectional padding mask, additive (0 / most negative): every query sees every real column; a
+        padded query sees only itself, so no softmax row is empty (no NaN) and padding is never a key."""
+        s = real.shape[1]
+        allowed = real[:, None, :] | torch.eye(s, dtype=torch.bool, device=real.device)[None]  # (B, S, S)
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=real.device)  # (B, S, S)
+        return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]  # (B, 1, S, S)
+
+    def forward_hidden(self, input_ids: torch.Tensor, output_attentions: bool = False) -> HiddenOutput:
+        """States of the history plus an appended mask token: hidden (B, T + 1, D), the last column being the
+        mask whose state scores the next item; attentions (per layer (B, H, T + 1, T + 1)) only when asked
+        for, computed with eager attention for that call."""
+        input_ids = input_ids[:, -self.config.max_len:]  # (B, T) never longer than the position table allows
+        b = input_ids.shape[0]
+        x = self.item_emb(input_ids)  # (B, T, D) through the attribute, so the explainers can swap it
+        x = torch.cat([x, self.mask_emb.to(x.dtype).expand(b, 1, -1)], dim=1)  # (B, T + 1, D)
+        real = torch.cat([input_ids != 0, input_ids.new_ones(b, 1, dtype=torch.bool)], dim=1)  # (B, T + 1)
+        return self._encode(x, real, output_attentions)
+
+    # ---------------------------------------------------------------------------------------------- train
+    def cloze_mask(self, seq: torch.Tensor) -> torch.Tensor:
+        """Which columns of ``seq`` (B, S) to hide: a ``mask_prob`` share of the real ones, at least one per
+        row, and for a ``mask_last_prob`` share of rows only the latest event (what inference asks)."""
+        real = seq != 0  # (B, S)
+        masked = real & (torch.rand(seq.shape, device=seq.device) < self.config.mask_prob)  # (B, S)
+        last_only = torch.rand(seq.shape[0], device=seq.device) < self.config.mask_last_prob  # (B,)
+        last = torch.zeros_like(masked)
+        last[:, -1] = True
+        masked = torch.where(last_only[:, None], last & real, masked)  # (B, S)
+        empty = ~masked.any(1) & real.any(1)  # (B,) rows the dice left without a masked event
+        if bool(empty.any()):
+            pick = torch.where(real, torch.rand(seq.shape, device=seq.device), -1.0).argmax(1)  # (B,) a real column
+            masked[empty, pick[empty]] = True
+        return masked
+
+    def cloze_hidden(self, seq: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """States (B, S, D) of a whole left-padded sequence (B, S) whose ``masked`` columns show the mask token
+        instead of their item; the state at a masked column is what predicts that column's item."""
+        x = self.item_emb(seq)  # (B, S, D)
+        x = torch.where(masked[..., None], self.mask_emb.to(x.dtype), x)  # (B, S, D) masked events hidden
+        return self._encode(x, seq != 0).hidden  # (B, S, D)
+
+    def forward(self, input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cloze loss: mean full-softmax cross-entropy of the masked events of each window.
+
+        The trainer's windows are next-item pairs (``targets`` = inputs shifted by one, 0 = no target); the last
+        target is each window's latest event, so inputs + last target is the whole window, left-padded."""
+        seq = torch.cat([input_ids, targets[:, -1:]], dim=1)[:, -(self.config.max_len + 1):]  # (B, S)
+        masked = self.cloze_mask(seq)  # (B, S)
+        h = self.cloze_hidden(seq, masked)[masked]  # (N, D) only masked columns: the output layer is the big cost
+        y = seq[masked]  # (N,)
+        return full_softmax_cross_entropy(h, self.item_emb.weight[1:], y - 1)  # padding column left out
+
+    # ---------------------------------------------------------------------------------------------- infer
+    def score(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Scores (B, n_items + 1) for the item after the last column; column 0 (padding) is -inf."""
+        hidden = self.forward_hidden(input_ids).hidden[:, -1]  # (B, D) the appended mask token
+        scores = hidden @ self.item_emb.weight.T  # (B, V + 1)
+        scores[:, 0] = float("-inf")
+        return scores
+
+    def item_embeddings(self) -> torch.Tensor:
+        """The learned item vectors (n_items + 1, D), row 0 = padding; the mask vector is not among them."""
+        return self.item_emb.weight
