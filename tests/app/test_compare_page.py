@@ -1,0 +1,133 @@
+"""AppTest of the Compare page (no data / one run / two runs) and of the Train page's model-family selector.
+
+Each test gets its own runs folder holding exactly the runs it needs (copies of the session's tiny runs), so
+runs other tests train on the same data never change what these pages list."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from test_compare import train_second_run  # noqa: E402 - the same second run as the core tests
+
+
+def open_page(page: str, dataset=None) -> AppTest:  # noqa: ANN001
+    at = AppTest.from_file(APP, default_timeout=120)
+    if dataset is not None:
+        at.session_state["dataset"] = dataset
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def private_runs(tmp_path, monkeypatch, runs_dir, small_dataset, tiny_run):
+    """A function that fills a fresh runs folder with copies of the named tiny runs."""
+    second = train_second_run(runs_dir, small_dataset)
+    root = tmp_path / "runs"
+    root.mkdir()
+    monkeypatch.setenv("SEQREC_RUNS_DIR", str(root))
+
+    def fill(n: int) -> Path:
+        for src in (tiny_run, second)[:n]:
+            shutil.copytree(src, root / src.name)
+        return root
+
+    return fill
+
+
+def test_compare_without_data_points_to_data(runs_dir):
+    at = open_page("pages/8_Compare.py")
+    assert any("No data loaded yet" in i.value for i in at.info)
+
+
+def test_compare_with_no_run_points_to_train(private_runs, small_dataset):
+    private_runs(0)
+    at = open_page("pages/8_Compare.py", dataset=small_dataset)
+    assert any("No model has been trained" in i.value for i in at.info)
+    assert not at.dataframe
+
+
+def test_compare_one_run_shows_its_row_and_asks_for_another(private_runs, small_dataset):
+    private_runs(1)
+    at = open_page("pages/8_Compare.py", dataset=small_dataset)
+    assert any("Only one run" in i.value for i in at.info)
+    table = at.dataframe[0].value
+    assert list(table["run"]) == ["tiny-sasrec"]
+    assert len(at.get("plotly_chart")) >= 2  # metrics and the breakdowns still render next to the baselines
+    assert any("Train a second run" in i.value for i in at.info)
+
+
+def test_compare_two_runs_table_charts_and_side_by_side(private_runs, small_dataset):
+    private_runs(2)
+    at = open_page("pages/8_Compare.py", dataset=small_dataset)
+    table = at.dataframe[0].value
+    assert len(table) == 2 and set(table["run"]) == {"tiny-sasrec", "tiny-sasrec-learned"}
+    assert {"family", "NDCG@10 (95% CI)", "HR@10 (95% CI)", "MRR (95% CI)", "training time", "parameters", "device",
+            "data fingerprint"} <= set(table.columns)
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert len(specs) >= 5  # metrics, history length, segments, top-K overlap, attributions
+    joined = "\n".join(specs)
+    for title in ("Test metrics of every run", "by history length", "temporal segment", "Where the two runs agree",
+                  "Which past events each run relies on"):
+        assert title in joined, title
+    side = at.dataframe[1].value
+    assert len(side) == 10 and {"A: item", "B: item"} <= set(side.columns)
+    events = at.dataframe[2].value
+    assert {"A", "B"} <= set(events.columns)
+    assert sorted(events[["A", "B"]].notna().sum()) == [12, len(events)]  # windows of 12 and 20 events, aligned
+    assert any(b.label == "Download runs table (CSV)" for b in at.get("download_button"))
+    at.radio[0].set_value("top").run()  # each run's own top recommendation
+    assert not at.exception, at.exception
+    at.text_input[0].set_value("no-such-user").run()
+    assert not at.exception and any("no-such-user" in e.value for e in at.error)
+
+
+def test_train_page_family_selector_shows_the_familys_options(runs_dir, small_dataset):
+    from seqrec_core.models import MODEL_FAMILIES
+
+    at = open_page("pages/3_Train.py", dataset=small_dataset)
+    family = next(s for s in at.selectbox if s.label == "Model family")
+    assert set(family.options) == set(MODEL_FAMILIES)
+    labels = {w.label for kind in ("selectbox", "number_input", "slider", "select_slider") for w in at.get(kind)}
+    assert {"Hidden size", "Positions", "Layers"} <= labels  # sasrec's own config fields
+    assert "Time budget (s)" in labels and any(b.label == "Start training" for b in at.button)
+    for name in MODEL_FAMILIES:
+        family = next(s for s in at.selectbox if s.label == "Model family")
+        family.set_value(name).run()
+        assert not at.exception, (name, at.exception)
+        assert any(name in m.value for m in at.markdown), name
+
+
+def test_train_page_passes_changed_family_options_and_refuses_bad_ones(runs_dir, small_dataset, monkeypatch):
+    from ui import train_jobs
+
+    calls = []
+
+    def fake_start(ds, root, family, options):  # noqa: ANN001, ANN202 - never train in an AppTest
+        calls.append((family, dict(options)))
+        return train_jobs.Job(name="fake-job", folder=root / ".jobs" / "fake", run_dir=root / "fake", pid=0,
+                              started=0.0, dataset=ds.name, fingerprint=ds.fingerprint)
+
+    monkeypatch.setattr(train_jobs, "start_job", fake_start)
+    at = open_page("pages/3_Train.py", dataset=small_dataset)
+    next(w for w in at.select_slider if w.label == "Hidden size").set_value(32)
+    next(w for w in at.selectbox if w.label == "Positions").set_value("learned")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception, at.exception
+    family, options = calls[-1]
+    assert family == "sasrec" and options["hidden_size"] == 32 and options["positions"] == "learned"
+    assert "num_heads" not in options and "dropout" not in options  # unchanged options keep the config's defaults
+    assert options["max_len"] == 50 and options["time_budget"] == 120
+
+    next(w for w in at.number_input if w.label == "Negatives per step").set_value(0)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception and len(calls) == 1
+    assert any("num_negatives" in e.value for e in at.error)
