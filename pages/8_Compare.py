@@ -6,6 +6,7 @@ from seqrec_core.errors import InputError
 from seqrec_core.viz.plot_compare import plot_attribution_side_by_side, plot_runs_metrics, plot_topk_overlap
 from seqrec_core.viz.plot_evaluation import plot_metric_by_history_length
 from seqrec_core.viz.plot_patterns_model import plot_metrics_by_segment
+from seqrec_core.viz.theme import model_colors
 from ui import compare_cache as cache
 from ui import compute, explain_cache, state
 from ui.widgets import download_table
@@ -64,8 +65,9 @@ st.caption("One row per run, newest first. Metrics on test users with their 95% 
            "settings lists the options that differ from the family's defaults.")
 download_table(table, "runs_compared.csv", label="Download runs table (CSV)")
 
-st.plotly_chart(plot_runs_metrics(metrics, compare.COMPARE_METRICS, runs=[m.name for m in metas]), width="stretch",
-                theme=None)
+colors = model_colors([m.name for m in metas])  # one colour per run on every chart of the page
+st.plotly_chart(plot_runs_metrics(metrics, compare.COMPARE_METRICS, runs=[m.name for m in metas], colors=colors),
+                width="stretch", theme=None)
 st.caption("Each panel is one metric: longer bars are better; when two runs' whiskers overlap, the difference "
            "may be chance. Grey bars are the baselines, the dotted line the best of them.")
 download_table(metrics, "metrics_with_ci.csv", label="Download all metrics with intervals (CSV)")
@@ -127,7 +129,9 @@ except InputError as err:
     st.stop()
 st.markdown(f"**A** = `{run_a}` ({runs[run_a].family}) · **B** = `{run_b}` ({runs[run_b].family}) · both rank from "
             f"the user's history before their held-out last event.")
-t1, t2 = st.columns([3, 2])
+names_ab = {run_a: f"A: {run_a}", run_b: f"B: {run_b}"}
+colors_ab = {run_a: colors[run_a], run_b: colors[run_b]}
+t1, t2 = st.columns(2)
 with t1:
     side = compare.topk_side_by_side(recs, [run_a, run_b], labels)
     st.dataframe(side.drop(columns=["A: id", "B: id"]), width="stretch", hide_index=True,
@@ -137,7 +141,8 @@ with t1:
                "Scores are each model's own units (compare ranks, not scores, across runs).")
     download_table(side, f"topk_{user}_A_vs_B.csv", label="Download both lists (CSV)")
 with t2:
-    st.plotly_chart(plot_topk_overlap(recs, [run_a, run_b]), width="stretch", theme=None)
+    st.plotly_chart(plot_topk_overlap(recs, [run_a, run_b], colors=colors_ab, names=names_ab), width="stretch",
+                    theme=None)
     st.caption("Lines join an item both runs recommend; a crossing line means they order it differently.")
 
 target_kind = st.radio("Explain which item?", list(TARGETS), format_func=TARGETS.get, horizontal=True,
@@ -159,11 +164,11 @@ if attrs:
     aligned = compare.align_attributions(attrs)
     targets = compare.get_attribution_targets(attrs)
     shown = list(attrs)
-    st.plotly_chart(plot_attribution_side_by_side(aligned.rename(columns=labels), [labels[n] for n in shown],
-                                                  targets.assign(run=targets["run"].map(labels))),
+    st.plotly_chart(plot_attribution_side_by_side(aligned, shown, targets, colors=colors_ab, names=names_ab),
                     width="stretch", theme=None)
     st.caption("Integrated gradients over the same history, one row per run (latest event on the right): a tall "
-               "blue bar is an event that raised the explained item's score. Hover for the title and how long ago.")
+               "bar is an event that raised the explained item's score, a grey one lowered it. Hover for the title "
+               "and how long ago.")
     events = aligned.drop(columns=["timestamp", "seconds_before"]).rename(columns=labels)
     st.dataframe(events.sort_values("lag"), width="stretch", hide_index=True, height=320,
                  column_config={labels[n]: st.column_config.NumberColumn(f"{labels[n]}: IG", format="%.4f")

@@ -192,17 +192,18 @@ def _fmt_duration(seconds: float | None) -> str:
 
 
 def runs_table_for_display(table: pd.DataFrame, columns: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
-    """The runs table as people read it: "value (95% CI lo–hi)" per metric, readable times and counts."""
-    out = pd.DataFrame({"family": table["family"], "run": table["run"],
-                        "created": [c.replace("T", " ")[:16] for c in table["created"].astype(str)],
-                        "settings": table["settings"]})
+    """The runs table as people read it: what the run is, then "value (95% CI lo–hi)" per metric, then cost
+    (training time, parameters, device) and provenance (created, settings, data fingerprint)."""
+    out = pd.DataFrame({"family": table["family"], "run": table["run"]})
     for m in columns:
         out[f"{m} (95% CI)"] = [_fmt_ci(v, lo, hi) for v, lo, hi in
                                 zip(table[m], table[f"{m} lo"], table[f"{m} hi"], strict=True)]
     out["training time"] = [_fmt_duration(s) for s in pd.to_numeric(table["train seconds"], errors="coerce")]
-    out["epochs"] = table["epochs"]
     out["parameters"] = [f"{int(n):,}" if pd.notna(n) else "n/a" for n in table["parameters"]]
     out["device"] = table["device"].fillna("n/a")
+    out["epochs"] = table["epochs"]
+    out["created"] = [c.replace("T", " ")[:16] for c in table["created"].astype(str)]
+    out["settings"] = table["settings"]
     out["data fingerprint"] = table["data fingerprint"].fillna("n/a")
     return out
 
@@ -251,21 +252,24 @@ def get_topk_comparison(scorers: Mapping[str, Scorer], data: SequenceData, user:
 
 
 def topk_side_by_side(frame: pd.DataFrame, runs: Sequence[str], labels: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Two (or more) runs' top-k as aligned columns: rank, then per run "<label>: item" (title, else "id ..."),
-    "<label>: id", "<label>: score" and "<label>: note" ("✓ shared" when every other run lists it too, "★ held
-    out" for the user's real next item). ``labels`` name the runs in the headers (default: the run names)."""
+    """Two (or more) runs' top-k as aligned columns: rank, then per run "<label>: item" (title, else "id ...",
+    with "✓" when every other run lists it too and "★" for the user's real next item), "<label>: id" and
+    "<label>: score". ``labels`` name the runs in the headers (default: the run names)."""
     out = pd.DataFrame({"rank": sorted(set(frame["rank"]))}) if len(frame) else pd.DataFrame({"rank": []})
     for run in runs:
         head = (labels or {}).get(run, run)
         part = frame[frame["run"] == run].set_index("rank").reindex(out["rank"])
-        label = [(t if isinstance(t, str) and t else f"id {i}") if isinstance(i, str) else ""
-                 for t, i in zip(part["title"], part["item_id"], strict=True)]
-        marks = [("★ held out " if h is True else "") + ("✓ shared" if a is True else "")
-                 for h, a in zip(part["heldout"], part["in_all"], strict=True)]
-        out[f"{head}: item"] = label
+        text = []
+        for title, item, held, shared in zip(part["title"], part["item_id"], part["heldout"], part["in_all"],
+                                             strict=True):
+            if not isinstance(item, str):
+                text.append("")
+                continue
+            name = title if isinstance(title, str) and title else f"id {item}"
+            text.append(name + (" ✓" if shared is True else "") + (" ★" if held is True else ""))
+        out[f"{head}: item"] = text
         out[f"{head}: id"] = part["item_id"].fillna("").astype(str).to_numpy()
         out[f"{head}: score"] = part["score"].to_numpy(dtype=float)
-        out[f"{head}: note"] = [m.strip() for m in marks]
     return out
 
 

@@ -6,14 +6,14 @@ answered by whether the whiskers overlap.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from seqrec_core.viz.plot_explain import NEGATIVE, fmt_seconds
+from seqrec_core.viz.plot_explain import fmt_seconds
 from seqrec_core.viz.theme import (
     ACCENT,
     apply_theme,
@@ -27,6 +27,7 @@ from seqrec_core.viz.theme import (
     truncate,
 )
 
+AGAINST = "#9A9A9A"  # attributions against the target (the Explain page's orange is a run colour here)
 WHISKER = dict(type="data", symmetric=False, color="#3A3F47", thickness=1.5, width=5)
 
 
@@ -43,7 +44,7 @@ def run_order(names: Sequence[str]) -> list[str]:
 
 
 def plot_runs_metrics(table: pd.DataFrame, metrics: Sequence[str] = ("HR@10", "NDCG@10", "MRR"),
-                      runs: Sequence[str] | None = None) -> go.Figure:
+                      runs: Sequence[str] | None = None, colors: Mapping[str, str] | None = None) -> go.Figure:
     """One panel per metric, one horizontal bar per run and baseline with its 95% whiskers; runs in colour,
     baselines grey, the dotted line is the best baseline. ``table``: compare.get_metrics_with_ci; ``runs``: which
     runs to show, in this order (default: the table's); the table's baselines always follow."""
@@ -56,7 +57,7 @@ def plot_runs_metrics(table: pd.DataFrame, metrics: Sequence[str] = ("HR@10", "N
     models = list(table["model"].astype(str))
     names = run_order([*(runs if runs is not None else models), *[m for m in models if is_baseline(m)]])
     names = [n for n in names if n in set(table["model"].astype(str))]
-    colors = model_colors(names)
+    colors = {**model_colors(names), **(colors or {})}
     data = table.assign(model=table["model"].astype(str)).set_index("model").reindex(names)
     fig = make_subplots(rows=1, cols=len(metrics), shared_yaxes=True, horizontal_spacing=0.03,
                         subplot_titles=[f"{m} (higher is better)" for m in metrics])
@@ -82,14 +83,18 @@ def plot_runs_metrics(table: pd.DataFrame, metrics: Sequence[str] = ("HR@10", "N
     set_title(fig, title, "whiskers: 95% bootstrap interval over test users · dotted line: best baseline · "
                           "baselines in grey")
     fig.update_annotations(font=dict(size=14))
-    return apply_theme(fig, height=max(300, 150 + 38 * len(names)))
+    apply_theme(fig, height=max(320, 170 + 38 * len(names)))
+    fig.update_layout(margin=dict(t=120))
+    return fig
 
 
-def plot_attribution_side_by_side(aligned: pd.DataFrame, runs: Sequence[str],
-                                  targets: pd.DataFrame | None = None) -> go.Figure:
+def plot_attribution_side_by_side(aligned: pd.DataFrame, runs: Sequence[str], targets: pd.DataFrame | None = None,
+                                  *, colors: Mapping[str, str] | None = None,
+                                  names: Mapping[str, str] | None = None) -> go.Figure:
     """One row per run, the same history events on a shared lag axis (latest on the right): which past events
     each run credits for its prediction. Each row has its own scale (score units differ between models); the
-    three most supportive events of each run are numbered, orange bars push against the target."""
+    three most supportive events of each run are numbered, grey bars push against the target. ``colors``: the
+    runs' colours elsewhere on the page; ``names``: a longer name per run for the row titles."""
     title, x_title = "Which past events each run relies on (integrated gradients)", "lag"
     runs = [r for r in runs if r in aligned] if aligned is not None else []
     if aligned is None or len(aligned) == 0 or not runs:
@@ -98,14 +103,14 @@ def plot_attribution_side_by_side(aligned: pd.DataFrame, runs: Sequence[str],
     titles = [item_label(t, i, 60) for t, i in zip(aligned["title"], aligned["item_id"], strict=True)]
     secs = _num(aligned, "seconds_before")
     when = [f" · {fmt_seconds(s)} before" if np.isfinite(s) else "" for s in secs]
-    colors = model_colors(runs)
+    colors = {**model_colors(runs), **(colors or {})}
     by_run = targets.set_index("run") if targets is not None and len(targets) else None
     labels = []
     for run in runs:
-        label = truncate(run, 40)
+        label = f"<b>{truncate((names or {}).get(run, run), 50)}</b>"
         if by_run is not None and run in by_run.index:
             t = by_run.loc[run]
-            label += f" → {item_label(t['target_title'], t['target_item'], 40)}"
+            label += f" explaining <i>{item_label(t['target_title'], t['target_item'], 40)}</i>"
         labels.append(label)
     fig = make_subplots(rows=len(runs), cols=1, shared_xaxes=True, vertical_spacing=0.16 if len(runs) < 3 else 0.1,
                         subplot_titles=labels)
@@ -116,7 +121,7 @@ def plot_attribution_side_by_side(aligned: pd.DataFrame, runs: Sequence[str],
         custom = np.array([[t, str(i), int(lag), w] for t, i, lag, w in
                            zip(titles, aligned["item_id"], lags, when, strict=True)], dtype=object)
         fig.add_bar(x=lags, y=v, row=r, col=1, showlegend=False, text=text, textposition="outside", cliponaxis=False,
-                    marker_color=[colors[run] if (np.isfinite(x) and x >= 0) else NEGATIVE for x in v],
+                    marker_color=[colors[run] if (np.isfinite(x) and x >= 0) else AGAINST for x in v],
                     customdata=custom,
                     hovertemplate=f"<b>%{{customdata[0]}}</b><br>id %{{customdata[1]}} · lag %{{customdata[2]}}"
                                   f"%{{customdata[3]}}<br>{truncate(run, 30)}: %{{y:.4f}}<extra></extra>")
@@ -126,21 +131,24 @@ def plot_attribution_side_by_side(aligned: pd.DataFrame, runs: Sequence[str],
             fig.update_xaxes(dtick=1 if lags.max() <= 15 else 5, row=r, col=1)
     fig.update_xaxes(title_text="lag (events before the prediction; 1 = latest)", row=len(runs), col=1)
     set_title(fig, title, f"{len(aligned):,} events · each row in its own score units · numbers = the run's top 3 "
-                          "events · orange = against the target")
+                          "events · grey = against the target")
     fig.update_annotations(font=dict(size=13))
-    return apply_theme(fig, height=150 + 190 * len(runs))
+    apply_theme(fig, height=170 + 190 * len(runs))
+    fig.update_layout(margin=dict(t=120))
+    return fig
 
 
-def plot_topk_overlap(frame: pd.DataFrame, runs: Sequence[str]) -> go.Figure:
+def plot_topk_overlap(frame: pd.DataFrame, runs: Sequence[str], *, colors: Mapping[str, str] | None = None,
+                      names: Mapping[str, str] | None = None) -> go.Figure:
     """Two runs' top-K as two ranked columns; a line joins an item both runs list, so agreement and reordering
-    are one glance. The held-out (real next) item is red. ``frame``: compare.get_topk_comparison."""
+    are one glance. The held-out (real next) item is a red star. ``frame``: compare.get_topk_comparison."""
     title = "Where the two runs agree"
     runs = list(runs)[:2]
     if frame is None or len(frame) == 0 or len(runs) < 2:
         return empty_figure(title, "run", "rank", "needs two runs' recommendations")
     a, b = (frame[frame["run"] == r] for r in runs)
     k = int(max(_num(frame, "rank").max(), 1))
-    colors = model_colors(runs)
+    colors = {**model_colors(runs), **(colors or {})}
     fig = go.Figure()
     pos_b = dict(zip(b["item_id"].astype(str), b["rank"], strict=True))
     shared = 0
@@ -149,20 +157,21 @@ def plot_topk_overlap(frame: pd.DataFrame, runs: Sequence[str]) -> go.Figure:
             shared += 1
             fig.add_scatter(x=[0, 1], y=[rank, pos_b[item]], mode="lines", showlegend=False, hoverinfo="skip",
                             line=dict(color="#8FB0D3", width=2))
-    for x, part, run, side in ((0, a, runs[0], "left"), (1, b, runs[1], "right")):
+    for x, part, run in ((0, a, runs[0]), (1, b, runs[1])):
         held = part["heldout"].to_numpy(dtype=bool) if "heldout" in part else np.zeros(len(part), dtype=bool)
-        labels = [item_label(t, i, 38) for t, i in zip(part["title"], part["item_id"], strict=True)]
-        fig.add_scatter(x=np.full(len(part), x), y=part["rank"], mode="markers+text", name=truncate(run, 40),
-                        text=[f"{lab}  " if side == "left" else f"  {lab}" for lab in labels],
-                        textposition="middle left" if side == "left" else "middle right", cliponaxis=False,
-                        marker=dict(size=[14 if h else 10 for h in held], symbol=["star" if h else "circle" for h in held],
+        items = [item_label(t, i, 30) for t, i in zip(part["title"], part["item_id"], strict=True)]
+        text = [f"{r}. {lab}  " if x == 0 else f"  {r}. {lab}" for r, lab in zip(part["rank"], items, strict=True)]
+        fig.add_scatter(x=np.full(len(part), x), y=part["rank"], mode="markers+text", text=text,
+                        textposition="middle left" if x == 0 else "middle right", cliponaxis=False, showlegend=False,
+                        marker=dict(size=[15 if h else 10 for h in held],
+                                    symbol=["star" if h else "circle" for h in held],
                                     color=[ACCENT if h else colors[run] for h in held]),
-                        customdata=np.column_stack([part["item_id"].astype(str), _num(part, "score")]),
-                        hovertemplate=f"<b>%{{text}}</b><br>{truncate(run, 30)} rank %{{y}} · id %{{customdata[0]}}"
-                                      "<br>score %{customdata[1]:.3f}<extra></extra>", showlegend=False)
-    fig.update_xaxes(range=[-1.4, 2.4], tickvals=[0, 1], ticktext=[truncate(clean_text(r), 30) for r in runs],
-                     showgrid=False, title_text=None, side="top")
-    fig.update_yaxes(autorange="reversed", title_text="rank", dtick=1 if k <= 20 else 5, range=[k + 0.6, 0.4])
-    set_title(fig, title, f"{shared} of {len(a)} items in both top-{k} lists · lines join the same item · "
-                          "red star = the user's real next item")
-    return apply_theme(fig, height=max(320, 140 + 30 * k))
+                        customdata=np.column_stack([part["item_id"].astype(str), _num(part, "score"), items]),
+                        hovertemplate=f"<b>%{{customdata[2]}}</b><br>{truncate(run, 30)} rank %{{y}} · id "
+                                      "%{customdata[0]}<br>score %{customdata[1]:.3f}<extra></extra>")
+    heads = [truncate(clean_text((names or {}).get(r, r)), 34) for r in runs]
+    fig.update_xaxes(range=[-1.5, 2.5], tickvals=[0, 1], ticktext=heads, showgrid=False, showline=False,
+                     title_text=None, zeroline=False)
+    fig.update_yaxes(autorange=False, range=[k + 0.7, 0.3], visible=False)
+    set_title(fig, title, f"{shared} of {len(a)} items in both lists · red star = the real next item")
+    return apply_theme(fig, height=max(320, 150 + 30 * k))

@@ -124,8 +124,10 @@ def test_topk_side_by_side_marks_shared_and_heldout(two_runs, small_dataset):
     heldout = seqs.vocab.item_id(int(seqs.sequences[seqs.vocab.user_index(user)][-1]))
     assert (frame["heldout"] == (frame["item_id"] == heldout)).all()
     side = compare.topk_side_by_side(frame, list(two_runs), {n: lab for n, lab in zip(two_runs, "AB", strict=True)})
-    assert len(side) == 10 and {"A: item", "A: score", "B: item", "B: note"} <= set(side.columns)
-    assert (side["A: note"].str.contains("shared") == a["in_all"].to_numpy()).all()
+    assert len(side) == 10 and {"A: item", "A: id", "A: score", "B: item"} <= set(side.columns)
+    assert list(side["A: id"]) == list(a["item_id"])
+    assert (side["A: item"].str.contains("✓") == a["in_all"].to_numpy()).all()
+    assert (side["B: item"].str.contains("★") == b["heldout"].to_numpy()).all()
     with pytest.raises(InputError, match="no-such-user"):
         compare.get_topk_comparison(scorers, seqs, "no-such-user", 10)
 
