@@ -72,6 +72,17 @@ st.caption("Each panel is one metric: longer bars are better; when two runs' whi
            "may be chance. Grey bars are the baselines, the dotted line the best of them.")
 download_table(metrics, "metrics_with_ci.csv", label="Download all metrics with intervals (CSV)")
 
+ranked = metrics[metrics["kind"] == "run"].sort_values("NDCG@10", ascending=False, kind="stable")
+best = str(ranked["model"].iloc[0])
+diffs = cache.paired(keys, fp, exclude_seen, best, all_results)
+st.markdown(f"**Best run by NDCG@10: `{best}`** ({ranked['NDCG@10'].iloc[0]:.4f}). Every other run and baseline "
+            "against it, user by user:")
+st.dataframe(compare.paired_differences_for_display(diffs), width="stretch", hide_index=True)
+st.caption("Difference to the best run on the same test users, with a paired bootstrap 95% interval (it cancels "
+           "the easy-vs-hard-user spread both share, so it is narrower than the bars' whiskers suggest). 'worse' "
+           "or 'better' = the interval excludes 0; 'within chance' = the data cannot tell them apart.")
+download_table(diffs, "paired_differences.csv", label="Download paired differences (CSV)")
+
 # ------------------------------------------------------------------------------------------------ breakdowns
 st.subheader("For whom is each run better?")
 b1, b2 = st.columns([1, 3])
@@ -163,6 +174,12 @@ if skipped:
 if attrs:
     aligned = compare.align_attributions(attrs)
     targets = compare.get_attribution_targets(attrs)
+    said = []
+    for row in targets.itertuples(index=False):
+        rank = f"ranked {int(row.target_rank):,}" if row.target_rank else "rank n/a"
+        said.append(f"{labels[row.run]} explains **{row.target_title or 'id ' + row.target_item}** ({rank}, IG "
+                    f"convergence delta {row.convergence_delta:+.4f} after {row.steps} steps)")
+    st.markdown(" · ".join(said))
     shown = list(attrs)
     st.plotly_chart(plot_attribution_side_by_side(aligned, shown, targets, colors=colors_ab, names=names_ab),
                     width="stretch", theme=None)

@@ -178,6 +178,57 @@ def get_runs_table(metas: Sequence[RunMeta], metrics: pd.DataFrame,
     return frame
 
 
+def get_paired_differences(results: Sequence[EvalResult], reference: str,
+                           metrics: Sequence[str] = COMPARE_METRICS, n_boot: int = 1000, seed: int = 0,
+                           verdict_on: str = "NDCG@10") -> pd.DataFrame:
+    """Every other model minus ``reference`` on the same test users, with a paired bootstrap 95% interval.
+
+    Why paired: all models are ranked for the same users, and most of the spread of a metric is between users
+    (easy vs hard users), which both models share. Resampling the per-user differences cancels it, so two runs
+    whose separate intervals overlap can still differ beyond chance (and the interval says so honestly).
+    Columns: model, reference, then per metric "<m> diff", "<m> diff lo", "<m> diff hi", and ``verdict`` on
+    ``verdict_on`` (one of ``metrics``): "better" / "worse" (the interval excludes 0) or "within chance".
+    """
+    if verdict_on not in metrics:
+        raise InputError(f"verdict metric {verdict_on} is not among {list(metrics)}")
+    from seqrec_core.evaluation import _bootstrap_means  # the evaluation's own resampler: same draws per seed
+
+    by_name = {r.name: r for r in results}
+    if reference not in by_name:
+        raise InputError(f"no evaluated model named '{reference}'; pick one of {sorted(by_name)}")
+    ref = by_name[reference]
+    rows = []
+    for res in results:
+        if res.name == reference:
+            continue
+        if not np.array_equal(res.users, ref.users):
+            raise InputError(f"'{res.name}' and '{reference}' were evaluated on different users; evaluate both on "
+                             "the same split of the same data")
+        diffs = np.stack([res.per_user(m) - ref.per_user(m) for m in metrics], axis=1)  # (U, M)
+        means = _bootstrap_means(diffs, n_boot, seed) if len(diffs) else np.full((1, len(metrics)), np.nan)
+        row: dict = {"model": res.name, "reference": reference}
+        for i, m in enumerate(metrics):
+            row[f"{m} diff"] = float(diffs[:, i].mean()) if len(diffs) else float("nan")
+            row[f"{m} diff lo"] = float(np.quantile(means[:, i], 0.025))
+            row[f"{m} diff hi"] = float(np.quantile(means[:, i], 0.975))
+        lo, hi = row[f"{verdict_on} diff lo"], row[f"{verdict_on} diff hi"]
+        row["verdict"] = "better" if lo > 0 else "worse" if hi < 0 else "within chance"
+        rows.append(row)
+    cols = ["model", "reference", *[f"{m} diff{s}" for m in metrics for s in ("", " lo", " hi")], "verdict"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def paired_differences_for_display(table: pd.DataFrame, metrics: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
+    """"+0.0123 (+0.0040 to +0.0210)" per metric: the difference to the reference and its paired 95% interval."""
+    out = pd.DataFrame({"model": table["model"]})
+    for m in metrics:
+        out[f"{m} vs {table['reference'].iloc[0] if len(table) else 'reference'}"] = [
+            f"{v:+.4f} ({lo:+.4f} to {hi:+.4f})" if np.isfinite(v) else "n/a"
+            for v, lo, hi in zip(table[f"{m} diff"], table[f"{m} diff lo"], table[f"{m} diff hi"], strict=True)]
+    out["verdict (NDCG@10)"] = table["verdict"]
+    return out
+
+
 def _fmt_ci(value: float, lo: float, hi: float) -> str:
     if not np.isfinite(value):
         return "n/a"

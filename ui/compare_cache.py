@@ -80,6 +80,12 @@ def metrics_table(keys: tuple[str, ...], fingerprint: str, exclude_seen: bool,
     return compare.get_metrics_with_ci(_results)
 
 
+@st.cache_data(show_spinner="Bootstrapping the paired differences…", max_entries=16)
+def paired(keys: tuple[str, ...], fingerprint: str, exclude_seen: bool, reference: str,
+           _results: list[EvalResult]) -> pd.DataFrame:
+    return compare.get_paired_differences(_results, reference)
+
+
 @st.cache_data(show_spinner="Splitting by history length…", max_entries=32)
 def history_buckets(keys: tuple[str, ...], fingerprint: str, exclude_seen: bool, metric: str,
                     _results: list[EvalResult]) -> pd.DataFrame:

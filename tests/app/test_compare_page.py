@@ -78,9 +78,12 @@ def test_compare_two_runs_table_charts_and_side_by_side(private_runs, small_data
     for title in ("Test metrics of every run", "by history length", "temporal segment", "Where the two runs agree",
                   "Which past events each run relies on"):
         assert title in joined, title
-    side = at.dataframe[1].value
-    assert len(side) == 10 and {"A: item", "B: item"} <= set(side.columns)
-    events = at.dataframe[2].value
+    frames = [d.value for d in at.dataframe]
+    paired = next(f for f in frames if "verdict (NDCG@10)" in f.columns)
+    assert len(paired) == 1 + 3 and set(paired["verdict (NDCG@10)"]) <= {"better", "worse", "within chance"}
+    side = next(f for f in frames if "A: item" in f.columns)
+    assert len(side) == 10 and "B: item" in side.columns
+    events = next(f for f in frames if "lag" in f.columns)
     assert {"A", "B"} <= set(events.columns)
     assert sorted(events[["A", "B"]].notna().sum()) == [12, len(events)]  # windows of 12 and 20 events, aligned
     assert any(b.label == "Download runs table (CSV)" for b in at.get("download_button"))

@@ -173,3 +173,23 @@ def test_figures_have_titles_and_say_when_empty(results, two_runs, small_dataset
     for empty in (plot_runs_metrics(pd.DataFrame()), plot_attribution_side_by_side(pd.DataFrame(), ["x"]),
                   plot_topk_overlap(pd.DataFrame(), ["a", "b"])):
         assert "no data" in empty.layout.annotations[0].text
+
+
+def test_paired_differences_are_exact_for_known_ranks(results):
+    from dataclasses import replace
+
+    ref = next(iter(results.values()))
+    twin = replace(ref, name="twin")  # the same ranks: difference exactly 0, never "better" or "worse"
+    perfect = replace(ref, name="perfect", ranks=np.ones_like(ref.ranks))  # every target ranked first
+    table = compare.get_paired_differences([ref, twin, perfect], ref.name, n_boot=200).set_index("model")
+    assert table.loc["twin", ["NDCG@10 diff", "NDCG@10 diff lo", "NDCG@10 diff hi"]].tolist() == [0.0, 0.0, 0.0]
+    assert table.loc["twin", "verdict"] == "within chance"
+    expected = 1.0 - ref.metrics["NDCG@10"]
+    assert table.loc["perfect", "NDCG@10 diff"] == pytest.approx(expected)
+    assert table.loc["perfect", "NDCG@10 diff lo"] <= expected <= table.loc["perfect", "NDCG@10 diff hi"]
+    assert table.loc["perfect", "verdict"] == "better"
+    shown = compare.paired_differences_for_display(table.reset_index())
+    assert shown.loc[shown["model"] == "perfect", "verdict (NDCG@10)"].item() == "better"
+    other = replace(ref, name="other", users=ref.users[::-1].copy())
+    with pytest.raises(InputError, match="different users"):
+        compare.get_paired_differences([ref, other], ref.name)
