@@ -152,7 +152,8 @@ with t1:
                "Scores are each model's own units (compare ranks, not scores, across runs).")
     download_table(side, f"topk_{user}_A_vs_B.csv", label="Download both lists (CSV)")
 with t2:
-    st.plotly_chart(plot_topk_overlap(recs, [run_a, run_b], colors=colors_ab, names=names_ab), width="stretch",
+    st.plotly_chart(plot_topk_overlap(recs, [run_a, run_b], colors=colors_ab,
+                                      names={run_a: "run A", run_b: "run B"}), width="stretch",
                     theme=None)
     st.caption("Lines join an item both runs recommend; a crossing line means they order it differently.")
 
@@ -176,9 +177,16 @@ if attrs:
     targets = compare.get_attribution_targets(attrs)
     said = []
     for row in targets.itertuples(index=False):
-        rank = f"ranked {int(row.target_rank):,}" if row.target_rank else "rank n/a"
-        said.append(f"{labels[row.run]} explains **{row.target_title or 'id ' + row.target_item}** ({rank}, IG "
-                    f"convergence delta {row.convergence_delta:+.4f} after {row.steps} steps)")
+        rank = f"ranks it {int(row.target_rank):,}" if row.target_rank else "rank n/a"
+        gap = abs(row.target_score - row.baseline_score) if row.baseline_score is not None else 0.0
+        share = abs(row.convergence_delta or 0.0) / gap if gap > 0 else float("nan")
+        fit = (f"IG adds up to the score gap within {share:.0%}" + (" (approximate: read the bars roughly)"
+                                                                     if share > 0.05 else "")
+               if share == share else "IG completeness n/a")
+        said.append(f"**{labels[row.run]}** {rank} · {fit}")
+    first = targets.iloc[0]
+    st.markdown(f"Explaining **{first.target_title or 'id ' + first.target_item}** · " + " · ".join(said)
+                if target == "heldout" else " · ".join(said))
     st.markdown(" · ".join(said))
     shown = list(attrs)
     st.plotly_chart(plot_attribution_side_by_side(aligned, shown, targets, colors=colors_ab, names=names_ab),

@@ -171,7 +171,7 @@ def plot_topk_overlap(frame: pd.DataFrame, runs: Sequence[str], *, colors: Mappi
                                       "%{customdata[0]}<br>score %{customdata[1]:.3f}<extra></extra>")
     heads = [truncate(clean_text((names or {}).get(r, r)), 34) for r in runs]
     fig.update_xaxes(range=[-1.5, 2.5], tickvals=[0, 1], ticktext=heads, showgrid=False, showline=False,
-                     title_text=None, zeroline=False, tickangle=0, side="top")
+                     title_text=None, zeroline=False, tickangle=0)
     fig.update_yaxes(autorange=False, range=[k + 0.7, 0.3], visible=False)
     set_title(fig, title, f"{shared} of {len(a)} items in both lists · red star = the real next item")
     return apply_theme(fig, height=max(320, 150 + 30 * k))
