@@ -139,10 +139,11 @@ def option_widget(where, family: str, spec: OptionSpec, accepted: set[str]):  # 
 
 st.subheader("New model")
 families = list(MODEL_FAMILIES)
-family = st.selectbox("Model family", families, index=families.index("sasrec") if "sasrec" in families else 0,
+f1, f2 = st.columns([1, 3], vertical_alignment="bottom")
+family = f1.selectbox("Model family", families, index=families.index("sasrec") if "sasrec" in families else 0,
                       help="Every family is trained by the same trainer and evaluated the same way; compare them on "
                            "**Compare**. The options below are the chosen family's own.")
-st.markdown(f"**{family}**: {family_blurb(family)}")
+f2.markdown(f"**{family}**: {family_blurb(family)}")
 basic, advanced = family_fields(family)
 accepted = trainer_flags()
 with st.form("train_form"):
@@ -258,7 +259,8 @@ if runs:
                            "path": str(r.path)} for r in runs])
     st.dataframe(table.drop(columns="path"), width="stretch", hide_index=True)
     download_table(table, "runs.csv")
-    st.caption("Pick the run in use in the sidebar; Evaluate and Recommendations use it.")
+    st.caption("Pick the run in use in the sidebar; Evaluate and Recommendations use it. **Compare** puts every run "
+               "here side by side.")
     run = state.get_run()
     shown_above = {str(j.run_dir) for j in my_jobs[:3]}
     if run is not None and run.history and str(run.path) not in shown_above:

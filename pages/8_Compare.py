@@ -187,7 +187,6 @@ if attrs:
     first = targets.iloc[0]
     st.markdown(f"Explaining **{first.target_title or 'id ' + first.target_item}** · " + " · ".join(said)
                 if target == "heldout" else " · ".join(said))
-    st.markdown(" · ".join(said))
     shown = list(attrs)
     st.plotly_chart(plot_attribution_side_by_side(aligned, shown, targets, colors=colors_ab, names=names_ab),
                     width="stretch", theme=None)
