@@ -8,7 +8,8 @@ clicks) pull the next item in different directions, and how much each matters di
   t-short_window+1..t, queried by ``long_t`` (what the person is known to like picks what in the recent window
   matters), plus a learned bias per lag (recency);
 - a sigmoid gate per dimension from both: ``h_t = g_t * long_t + (1 - g_t) * short_t``.
-Every part is causal, so every position is trained, exactly like the other families.
+Every part is causal, so every position is trained, exactly like the other families. As in :mod:`.rnn`, the
+item vectors enter scaled by sqrt(D) and the mix leaves through dropout and a LayerNorm (faster, better fits).
 
 Attention maps (``forward_hidden(..., output_attentions=True)``): a one-tuple with the (B, 1, T, T) short-window
 weights; each real row is zero outside its window and on padding and sums to 1 over its real events (a padded
@@ -65,7 +66,7 @@ class LSIConfig:
 class LSIParts(NamedTuple):
     """The pieces of one LSI pass, all at every position (0 at padding except the attention's self-loop)."""
 
-    hidden: torch.Tensor  # (B, T, D) gated mix, before output dropout
+    hidden: torch.Tensor  # (B, T, D) gated mix, before output dropout and norm
     long: torch.Tensor  # (B, T, D) LSTM state after each event
     short: torch.Tensor  # (B, T, D) attention read-out over the recent window
     gate: torch.Tensor  # (B, T, D) share of the long-term part, in (0, 1)
@@ -101,6 +102,7 @@ class LSIRec(nn.Module):
         self.lag_bias = nn.Parameter(torch.zeros(w))  # recency: one learned logit offset per lag 0..w-1
         self.gate = nn.Linear(2 * d, d)
         self.out_dropout = FastDropout(config.dropout)
+        self.norm = nn.LayerNorm(d)
         nn.init.normal_(self.item_emb.weight, std=0.02)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
@@ -109,7 +111,8 @@ class LSIRec(nn.Module):
         """Long state, short read-out, gate and attention at every position of left-padded ids (B, T)."""
         input_ids = input_ids[:, -self.config.max_len:]  # (B, T)
         real = input_ids != 0  # (B, T)
-        x = self.emb_dropout(self.item_emb(input_ids))  # (B, T, D) the one embedding lookup (Captum hooks it)
+        x = self.item_emb(input_ids) * math.sqrt(self.config.hidden_size)  # (B, T, D) the one lookup Captum hooks
+        x = self.emb_dropout(x)
         long = run_recurrent(self.lstm, x, real)  # (B, T, D)
         t = input_ids.shape[1]
         w = self.lag_bias.shape[0]
@@ -131,7 +134,9 @@ class LSIRec(nn.Module):
         """Mixed states (B, T, D); with ``output_attentions`` the short-window weights as ((B, 1, T, T),)."""
         parts = self.forward_parts(input_ids)
         attentions = (parts.attention[:, None],) if output_attentions else None  # one layer, one head
-        return HiddenOutput(hidden=self.out_dropout(parts.hidden), attentions=attentions)
+        real = input_ids[:, -self.config.max_len:, None] != 0  # (B, T, 1)
+        hidden = self.norm(self.out_dropout(parts.hidden)) * real  # (B, T, D) padding stays 0
+        return HiddenOutput(hidden=hidden, attentions=attentions)
 
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean next-item cross-entropy over every position with a target (``targets`` 0 = no target)."""
