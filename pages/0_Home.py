@@ -47,6 +47,8 @@ steps = [
      "ready: maps of the learned item and user spaces" if run else "needs a model"),
     ("pages/7_Recommendations.py", "7 · Recommendations", False,
      "ready: per-user top-K and held-out rank" if run else "needs a model"),
+    ("pages/8_Compare.py", "8 · Compare", False,
+     "ready: every run on this data side by side, with paired differences" if run else "needs two or more runs"),
 ]
 for page, label, done, detail in steps:
     c1, c2 = st.columns([1, 3])

@@ -25,7 +25,8 @@ EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130  # the shell's code for "stopped by a signal"; nothing was saved
 BASELINE_NAMES = ("popularity", "markov", "itemknn")
 # CLI flags passed through to the family's config; the family's config validates them (unknown -> exit 2).
-MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "positions", "loss", "num_negatives")
+MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "positions", "loss", "num_negatives",
+                      "negatives", "mask_prob", "mask_last_prob", "short_window")
 TRAIN_OPTION_NAMES = ("epochs", "max_len", "time_budget", "batch_size", "lr", "weight_decay", "patience", "device",
                       "seed")
 
@@ -226,7 +227,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     # Defaults live in the family's config dataclass; unset flags are not passed, so those defaults apply.
-    g = p.add_argument_group("model (sasrec; unset = the family's default)")
+    g = p.add_argument_group("model options (unset = the family's default; an option the family lacks exits 2)")
     g.add_argument("--hidden-size", type=int, help="embedding / hidden width (default 64)")
     g.add_argument("--num-layers", type=int, help="Transformer blocks (default 2)")
     g.add_argument("--num-heads", type=int, help="attention heads (default 2)")
@@ -236,6 +237,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--loss", choices=("full", "sampled"),
                    help="full-softmax cross-entropy (default) or sampled softmax for huge catalogues")
     g.add_argument("--num-negatives", type=int, help="negatives per step with --loss sampled")
+    g.add_argument("--negatives", choices=("uniform", "popularity"),
+                   help="how --loss sampled draws negatives (default uniform; popularity uses the log-q correction)")
+    g.add_argument("--mask-prob", type=float, help="bert4rec: share of events masked in cloze training (default 0.2)")
+    g.add_argument("--mask-last-prob", type=float,
+                   help="bert4rec: share of rows that mask only their latest event, the inference case (default 0.1)")
+    g.add_argument("--short-window", type=int, help="lsi: latest events the short-term attention sees (default 10)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -254,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a sequence model and save it as a run folder")
     _add_data_options(p, required=True)
-    p.add_argument("--model", required=True, help="model family: sasrec")
+    p.add_argument("--model", required=True,
+                   help="model family: sasrec (causal Transformer), bert4rec (masked-item Transformer), gru4rec, "
+                        "lstm, lsi (long/short-term interest)")
     p.add_argument("--out", required=True, help="run folder to create (must not exist or be empty)")
     # Unset training flags keep TrainConfig's defaults (one source of truth for the CLI and the dashboard).
     p.add_argument("--epochs", type=int, help="maximum epochs (default 200; early stopping usually ends sooner)")

@@ -191,7 +191,7 @@ def get_paired_differences(results: Sequence[EvalResult], reference: str,
     """
     if verdict_on not in metrics:
         raise InputError(f"verdict metric {verdict_on} is not among {list(metrics)}")
-    from seqrec_core.evaluation import _bootstrap_means  # the evaluation's own resampler: same draws per seed
+    from seqrec_core.evaluation import bootstrap_means  # the evaluation's own resampler: same draws per seed
 
     by_name = {r.name: r for r in results}
     if reference not in by_name:
@@ -205,7 +205,7 @@ def get_paired_differences(results: Sequence[EvalResult], reference: str,
             raise InputError(f"'{res.name}' and '{reference}' were evaluated on different users; evaluate both on "
                              "the same split of the same data")
         diffs = np.stack([res.per_user(m) - ref.per_user(m) for m in metrics], axis=1)  # (U, M)
-        means = _bootstrap_means(diffs, n_boot, seed) if len(diffs) else np.full((1, len(metrics)), np.nan)
+        means = bootstrap_means(diffs, n_boot, seed) if len(diffs) else np.full((1, len(metrics)), np.nan)
         row: dict = {"model": res.name, "reference": reference}
         for i, m in enumerate(metrics):
             row[f"{m} diff"] = float(diffs[:, i].mean()) if len(diffs) else float("nan")

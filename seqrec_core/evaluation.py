@@ -197,7 +197,7 @@ def evaluate(scorer: Scorer, data: SequenceData, part: str = "test", *, exclude_
     return result
 
 
-def _bootstrap_means(values: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+def bootstrap_means(values: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, M) means of ``values`` (U, M) over users resampled with replacement.
 
     Resamples as per-user counts so one matrix product serves all metrics; chunked to bound memory.
@@ -223,7 +223,7 @@ def bootstrap_intervals(result: EvalResult, metrics: Sequence[str] = METRICS, n_
     if len(result.ranks) == 0 or n_boot < 1:
         return {m: (float("nan"), float("nan")) for m in metrics}
     values = np.stack([result.per_user(m) for m in metrics], axis=1)  # (U, M)
-    means = _bootstrap_means(values, n_boot, seed)  # (n_boot, M)
+    means = bootstrap_means(values, n_boot, seed)  # (n_boot, M)
     alpha = (1.0 - level) / 2.0
     lo = np.quantile(means, alpha, axis=0)
     hi = np.quantile(means, 1.0 - alpha, axis=0)
@@ -284,7 +284,7 @@ def get_metrics_by_history_length(results: list[EvalResult], edges: Sequence[flo
             n = int(mask.sum())
             if n == 0:
                 continue
-            means = _bootstrap_means(values[mask][:, None], n_boot, seed)[:, 0]
+            means = bootstrap_means(values[mask][:, None], n_boot, seed)[:, 0]
             rows.append({"model": res.name, "bucket": label, "users": n, "value": float(values[mask].mean()),
                          "lo": float(np.quantile(means, 0.025)), "hi": float(np.quantile(means, 0.975))})
     frame = pd.DataFrame(rows, columns=["model", "bucket", "users", "value", "lo", "hi"])

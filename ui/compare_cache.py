@@ -42,7 +42,7 @@ def list_metas(root: Path, fingerprint: str) -> list[compare.RunMeta]:
 def load(path: str | Path):  # noqa: ANN201 - seqrec_core.runs.Run
     """The run at ``path``, loaded once per config mtime (the same cache as the run in use)."""
     config = Path(path) / "config.json"
-    return state._load_run(str(path), config.stat().st_mtime)  # noqa: SLF001 - shared loader cache
+    return state.load_run_cached(str(path), config.stat().st_mtime)  # shared loader cache
 
 
 def _bar(text: str):  # noqa: ANN202 - (tick, bar)

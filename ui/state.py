@@ -60,7 +60,7 @@ def runs_root() -> Path:
 
 
 @st.cache_resource(show_spinner="Loading the run…", max_entries=8)
-def _load_run(path: str, mtime: float):  # noqa: ANN202 - returns seqrec_core.runs.Run
+def load_run_cached(path: str, mtime: float):  # noqa: ANN202 - returns seqrec_core.runs.Run
     from seqrec_core.runs import load_run
 
     return load_run(path, device="cpu")
@@ -83,7 +83,7 @@ def get_run():  # noqa: ANN201 - seqrec_core.runs.Run | None
         st.session_state.pop(RUN_KEY, None)
         return None
     try:
-        return _load_run(path, config.stat().st_mtime)
+        return load_run_cached(path, config.stat().st_mtime)
     except InputError as err:
         st.error(f"Run folder '{path}' cannot be used: {err}")
         st.session_state.pop(RUN_KEY, None)

@@ -13,7 +13,10 @@ from torch import nn
 
 from seqrec_core.errors import InputError
 from seqrec_core.models.base import Scorer
+from seqrec_core.models.bert4rec import BERT4Rec, BERT4RecConfig
+from seqrec_core.models.lsi import LSIConfig, LSIRec
 from seqrec_core.models.neural import NeuralScorer, pad_left
+from seqrec_core.models.rnn import GRU4RecConfig, LSTMConfig, RNNRec
 from seqrec_core.models.sasrec import HiddenOutput, SASRec, SASRecConfig
 
 
@@ -24,6 +27,10 @@ class ModelFamily(NamedTuple):
 
 MODEL_FAMILIES: dict[str, ModelFamily] = {
     "sasrec": ModelFamily(SASRecConfig, SASRec),
+    "bert4rec": ModelFamily(BERT4RecConfig, BERT4Rec),
+    "gru4rec": ModelFamily(GRU4RecConfig, RNNRec),
+    "lstm": ModelFamily(LSTMConfig, RNNRec),
+    "lsi": ModelFamily(LSIConfig, LSIRec),
 }
 
 
@@ -63,5 +70,6 @@ def model_from_config(config: dict) -> nn.Module:
     return build_model(config["family"], n_items, **options)
 
 
-__all__ = ["MODEL_FAMILIES", "HiddenOutput", "ModelFamily", "NeuralScorer", "SASRec", "SASRecConfig", "Scorer",
-           "build_config", "build_model", "family_of", "model_from_config", "pad_left"]
+__all__ = ["MODEL_FAMILIES", "BERT4Rec", "BERT4RecConfig", "GRU4RecConfig", "HiddenOutput", "LSIConfig", "LSIRec",
+           "LSTMConfig", "ModelFamily", "NeuralScorer", "RNNRec", "SASRec", "SASRecConfig", "Scorer", "build_config",
+           "build_model", "family_of", "model_from_config", "pad_left"]
