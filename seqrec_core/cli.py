@@ -28,7 +28,7 @@ BASELINE_NAMES = ("popularity", "markov", "itemknn")
 MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "positions", "loss", "num_negatives",
                       "negatives", "mask_prob", "mask_last_prob", "short_window")
 TRAIN_OPTION_NAMES = ("epochs", "max_len", "time_budget", "batch_size", "lr", "weight_decay", "patience", "device",
-                      "seed")
+                      "seed", "keep")
 
 
 class _Cancelled(Exception):
@@ -275,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, help="validations without NDCG@10 gain before stopping (default 5)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto: CUDA, then MPS, then CPU")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
+    p.add_argument("--keep", choices=("best", "last"),
+                   help="weights to save: best validation NDCG@10 (default) or the last validated epoch")
     _add_exclude_seen(p)
     p.add_argument("--progress", help="also append progress events (JSON lines) to this file")
     _add_model_options(p)

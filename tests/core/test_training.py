@@ -63,6 +63,13 @@ def test_best_checkpoint_is_the_one_returned(data) -> None:
     assert again == pytest.approx(result.best_val, abs=1e-6)
 
 
+def test_keep_last_returns_the_last_validated_epoch(data) -> None:
+    result = train_model(fresh_model(data), data, cfg(epochs=5, keep="last", patience=50))
+    assert result.best_epoch == result.history[-1]["epoch"] == 5
+    again = evaluate(NeuralScorer(result.model, 10), data, "val").metrics["NDCG@10"]
+    assert again == pytest.approx(result.history[-1]["val_NDCG@10"], abs=1e-6)
+
+
 def test_time_budget_stops_and_keeps_a_validated_model(data) -> None:
     result = train_model(fresh_model(data), data, cfg(epochs=10_000, time_budget=1.5, patience=10_000))
     assert result.stopped_reason == "time_budget"
@@ -105,7 +112,7 @@ def test_log_without_training_pairs_is_an_input_error() -> None:
 
 
 @pytest.mark.parametrize("kw", [{"epochs": 0}, {"lr": -1.0}, {"time_budget": 0}, {"device": "tpu"},
-                                {"val_users": 0}, {"batch_size": 2.5}])
+                                {"val_users": 0}, {"batch_size": 2.5}, {"keep": "first"}])
 def test_bad_train_config_is_an_input_error(kw: dict) -> None:
     with pytest.raises(InputError):
         TrainConfig(**kw)
