@@ -172,8 +172,8 @@ with st.form("train_form"):
                                          "in the log repeats an item (then a seen item can never be right).")
         keep = e3.selectbox("Weights to keep", ["best", "last"],
                             help="best = the epoch with the best validation NDCG@10 (default); last = the last "
-                                 "validated epoch, for structure that takes many epochs and barely moves overall "
-                                 "NDCG (the demo's long-range pairs: dropout 0.2, lr 0.002, 100 epochs, last).")
+                                 "validated epoch, for structure that takes many epochs to learn and barely moves "
+                                 "overall NDCG (such as the demo's long-range trigger → response pairs).")
         more = st.columns(4)
         for i, spec in enumerate(advanced):
             model_values[spec.name] = option_widget(more[(i + 2) % 4], family, spec, accepted)

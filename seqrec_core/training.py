@@ -48,7 +48,7 @@ class TrainConfig:
     eval_every: int = 1  # validate every this many epochs
     val_users: int | None = None  # validate on a fixed-seed subsample of users (speed); None = all
     # Which weights the run keeps: "best" validation NDCG@10 (default) or the "last" validated epoch. "last" is for
-    # slow-to-learn structure that overall NDCG barely moves with (the demo's long-range pairs need ~60 epochs).
+    # slow-to-learn structure that overall NDCG barely moves with (the demo's long-range pairs take 30-60 epochs).
     keep: str = "best"
 
     def __post_init__(self) -> None:
