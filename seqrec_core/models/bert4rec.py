@@ -38,7 +38,7 @@ def _check_share(name: str, value: object, low_open: bool) -> None:
     ok = ok and (0 < value <= 1 if low_open else 0 <= value <= 1)  # type: ignore[operator]
     if not ok:
         span = "(0, 1]" if low_open else "[0, 1]"
-        raise InputError(f"{name} {value!r} is out of range; use a number in {span}, e.g. 0.2")
+        raise InputError(f"{name} {value!r} is out of range; use a number in {span}, e.g. 0.5")
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,14 @@ class BERT4RecConfig:
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 2
-    dropout: float = 0.2
+    dropout: float = 0.1  # 0.0-0.2 learned alike in a 150 s Beauty run; 0.1 kept as mild regularisation
     max_len: int = 50  # events the model sees; the position table has one more row, for the mask token
-    mask_prob: float = 0.2  # share of a sequence's events hidden behind the mask token in training (cloze)
-    mask_last_prob: float = 0.1  # share of rows that mask only their latest event (the inference case)
+    # Share of a sequence's events hidden behind the mask token in training (cloze). 0.6 is the paper's best
+    # for Beauty; measured here: 0.2-0.6 learn at about the same rate per epoch, 0.6 slightly ahead.
+    mask_prob: float = 0.6
+    # Share of rows that mask only their latest event, i.e. train exactly the inference case. 0.5 gave the best
+    # 150 s Beauty result; 1.0 (next-item only) fits the training set fast and stalls on validation.
+    mask_last_prob: float = 0.5
     family: str = "bert4rec"
 
     def __post_init__(self) -> None:
@@ -65,7 +69,7 @@ class BERT4RecConfig:
             raise InputError(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}; "
                              "pick e.g. hidden_size 64 with num_heads 2")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise InputError(f"dropout {self.dropout!r} is out of range; use a number in [0, 1), e.g. 0.2")
+            raise InputError(f"dropout {self.dropout!r} is out of range; use a number in [0, 1), e.g. 0.1")
         _check_share("mask_prob", self.mask_prob, low_open=True)
         _check_share("mask_last_prob", self.mask_last_prob, low_open=False)
         if self.family != "bert4rec":
@@ -82,6 +86,11 @@ class BERT4RecConfig:
 
 class BERT4Rec(nn.Module):
     """Masked-item model: ``forward`` = cloze training loss, ``score`` = ranking for the slot after the history."""
+
+    # What attention views need to know: forward_hidden appends one token (the mask) after the history, and
+    # attention is bidirectional (a map's upper triangle is real attention, not a forbidden future).
+    appended_tokens = 1
+    causal = False
 
     def __init__(self, config: BERT4RecConfig) -> None:
         super().__init__()

@@ -58,7 +58,7 @@ def trained() -> BERT4Rec:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = _model(seed=1, mask_last_prob=0.5)  # trains the inference case often: fewer steps needed
+        model = _model(seed=1, mask_prob=0.2, mask_last_prob=0.5)  # inference case often: fewer steps needed
         torch.manual_seed(1)
         _fit(model, _tiny_log(), 120)
     finally:
@@ -69,7 +69,7 @@ def trained() -> BERT4Rec:
 # ----------------------------------------------------------------------------------------------- config
 def test_config_validates_and_lists_its_options() -> None:
     cfg = BERT4RecConfig(n_items=5)
-    assert cfg.family == "bert4rec" and cfg.to_dict()["mask_prob"] == 0.2
+    assert cfg.family == "bert4rec" and cfg.to_dict()["mask_prob"] == 0.6
     assert "mask_prob" in BERT4RecConfig.option_names() and "n_items" not in BERT4RecConfig.option_names()
     for bad in ({"mask_prob": 0.0}, {"mask_prob": 1.5}, {"mask_last_prob": -0.1}, {"dropout": 1.0},
                 {"hidden_size": 10, "num_heads": 3}, {"max_len": 0}, {"family": "sasrec"}):
@@ -84,6 +84,7 @@ def test_shapes_and_score_contract() -> None:
     ids = pad_left([np.array([3, 4, 5]), np.arange(1, 30)], 12)  # (2, 12): the long one is cut to its tail
     out = model.forward_hidden(ids)
     assert out.hidden.shape == (2, 13, 16) and out.attentions is None  # 12 events + the appended mask
+    assert out.hidden.shape[1] - ids.shape[1] == model.appended_tokens == 1 and not model.causal
     scores = model.score(ids)
     assert scores.shape == (2, N_ITEMS + 1)
     assert torch.isneginf(scores[:, 0]).all() and torch.isfinite(scores[:, 1:]).all()
