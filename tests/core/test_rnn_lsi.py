@@ -187,7 +187,7 @@ def trained(small_dataset, registered, tmp_path_factory: pytest.TempPathFactory)
         config_cls, model_cls = FAMILIES[family]
         torch.manual_seed(0)
         model = model_cls(config_cls(n_items=data.vocab.n_items, hidden_size=16, max_len=20))
-        result = train_model(model, data, TrainConfig(epochs=2, batch_size=64, max_len=20, device="cpu", seed=0))
+        result = train_model(model, data, TrainConfig(epochs=2, batch_size=32, lr=1e-2, max_len=20, device="cpu", seed=0))
         path = save_run(tmp_path_factory.mktemp(family) / "run", model=result.model, config={"train": {}},
                         vocab=data.vocab, metrics={}, history=result.history)
         out[family] = (result, path)
@@ -214,12 +214,14 @@ def test_ig_is_complete_and_occlusion_is_the_removal_drop(family: str, trained, 
     data = small_dataset.sequences
     split = data.split("test")
     hists, targets = split.histories[:6], split.targets[:6]
-    res = attribute_batch_full(model, hists, targets, "ig", steps=64)
-    assert [len(s) for s in res.scores] == [min(len(h), 20) for h in hists]
-    total = np.array([s.sum() for s in res.scores])
-    gap = res.target_scores - res.baseline_scores
-    np.testing.assert_allclose(total, gap, atol=0.01 * np.abs(gap).max() + 1e-3)
-    np.testing.assert_allclose(res.deltas, total - gap, atol=1e-3)
+    for baseline in ("mean", "padding"):
+        res = attribute_batch_full(model, hists, targets, "ig", steps=64, baseline=baseline)
+        assert [len(s) for s in res.scores] == [min(len(h), 20) for h in hists]
+        total = np.array([s.sum() for s in res.scores])
+        gap = res.target_scores - res.baseline_scores
+        assert np.abs(gap).max() > 0.02  # the history moves the scores
+        np.testing.assert_allclose(total, gap, atol=0.01 * np.abs(gap).max() + 1e-4)
+        np.testing.assert_allclose(res.deltas, total - gap, atol=1e-3)
     occ = attribute_batch(model, hists[:2], targets[:2], "occlusion")
     hist = np.asarray(hists[0])[-20:]
     with torch.no_grad():
