@@ -222,6 +222,8 @@ def test_ig_is_complete_and_occlusion_is_the_removal_drop(family: str, trained, 
         assert np.abs(gap).max() > 0.02  # the history moves the scores
         np.testing.assert_allclose(total, gap, atol=0.01 * np.abs(gap).max() + 1e-4)
         np.testing.assert_allclose(res.deltas, total - gap, atol=1e-3)
+    shap = attribute_batch(model, hists[:2], targets[:2], "gradshap", steps=8)
+    assert [len(s) for s in shap] == [min(len(h), 20) for h in hists[:2]] and all(np.isfinite(s).all() for s in shap)
     occ = attribute_batch(model, hists[:2], targets[:2], "occlusion")
     hist = np.asarray(hists[0])[-20:]
     with torch.no_grad():
