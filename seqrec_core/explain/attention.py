@@ -82,6 +82,15 @@ def rollout(weights: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
+def has_attention(model: nn.Module) -> bool:
+    """Whether the model returns attention maps (SASRec, BERT4Rec, LSI's short-term attention; not GRU/LSTM)."""
+    if not hasattr(model, "forward_hidden"):
+        return False
+    with torch.no_grad():
+        probe = torch.ones(1, 1, dtype=torch.long, device=model_device(model))  # (1, 1) one real event
+        return bool(model.forward_hidden(probe, output_attentions=True).attentions)
+
+
 def attention_batch(model: nn.Module, histories: list[np.ndarray]) -> list[np.ndarray]:
     """(L, H, T_i, T_i) float32 per history, from one left-padded forward pass on the model's device."""
     max_len = int(model.config.max_len)
@@ -89,8 +98,8 @@ def attention_batch(model: nn.Module, histories: list[np.ndarray]) -> list[np.nd
     out = model.forward_hidden(ids, output_attentions=True)
     if not out.attentions:
         raise InputError(f"model '{type(model).__name__}' returns no attention maps; attention views need a "
-                         "Transformer run such as sasrec")
-    att = torch.stack(out.attentions, dim=1).float().cpu().numpy()  # (B, L, H, W, W)
+                         "run with attention: sasrec, bert4rec or lsi")
+    att = torch.stack(out.attentions, dim=1).detach().float().cpu().numpy()  # (B, L, H, W, W)
     width = ids.shape[1]
     maps = []
     for row, h in enumerate(histories):

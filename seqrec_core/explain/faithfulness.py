@@ -22,6 +22,7 @@ from torch import nn
 
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
+from seqrec_core.explain.attention import has_attention
 from seqrec_core.explain.longrange import (
     Progress,
     heldout_split,
@@ -125,6 +126,8 @@ def get_faithfulness(run, data: SequenceData, *, n_users: int = 200, max_k: int 
     """
     from seqrec_core.explain import attribution
 
+    if methods is FAITH_METHODS and not has_attention(run.model):
+        methods = [m for m in methods if m != "attention"]  # GRU/LSTM runs have no attention to test
     methods = list(dict.fromkeys(methods))
     allowed = tuple(attribution.METHODS) + ("random",)
     bad = [m for m in methods if m not in allowed]

@@ -23,7 +23,7 @@ from torch import nn
 
 from seqrec_core.data.sequences import SequenceData, Split
 from seqrec_core.errors import InputError
-from seqrec_core.explain.attention import model_device
+from seqrec_core.explain.attention import has_attention, model_device
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def get_longrange_stats(run, data: SequenceData, *, n_users: int = 1000, method:
     started = time.perf_counter()
     split = heldout_split(data)
     rows = sample_rows(len(split.users), n_users, seed)
-    n_att = len(rows) if hasattr(run.model, "forward_hidden") else 0
+    n_att = len(rows) if has_attention(run.model) else 0  # GRU/LSTM runs: no attention distance
     total = len(rows) + n_att
     max_len = model_max_len(run)
     histories = [split.histories[i] for i in rows]

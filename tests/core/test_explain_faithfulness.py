@@ -104,3 +104,24 @@ def test_bad_requests_are_input_errors(planted):  # noqa: F811
         get_faithfulness(run, data, n_users=5, methods=("ig", "tea leaves"))
     with pytest.raises(InputError):
         get_faithfulness(run, data, n_users=5, max_k=0)
+
+
+def test_runs_without_attention_get_long_range_stats_and_faithfulness(small_dataset):
+    """GRU/LSTM runs return no attention maps: the attention parts are skipped, everything else still runs."""
+    from types import SimpleNamespace
+
+    from seqrec_core.explain.attention import has_attention
+    from seqrec_core.explain.faithfulness import get_faithfulness
+    from seqrec_core.explain.longrange import get_longrange_stats
+    from seqrec_core.models import build_model
+
+    data = small_dataset.sequences
+    torch.manual_seed(0)
+    gru = build_model("gru4rec", data.vocab.n_items, hidden_size=16, max_len=20).eval()
+    sasrec = build_model("sasrec", data.vocab.n_items, hidden_size=16, num_layers=1, num_heads=1, max_len=20).eval()
+    assert not has_attention(gru) and has_attention(sasrec)
+    run = SimpleNamespace(model=gru, vocab=data.vocab, max_len=20)
+    stats = get_longrange_stats(run, data, n_users=20, steps=4)
+    assert stats.attention_distance.empty and stats.by_lag["share_of_abs_attribution"].sum() == pytest.approx(1.0)
+    faith = get_faithfulness(run, data, n_users=10, max_k=3, steps=4)
+    assert "attention" not in set(faith.aopc["method"]) and {"ig", "occlusion", "random"} <= set(faith.aopc["method"])
