@@ -173,11 +173,19 @@ def attention_section(history) -> None:  # noqa: ANN001 - the explained history 
     else:
         matrix = maps.layer_map(layer, head)
         title = f"layer {layer + 1}, " + ("mean of heads" if head is None else f"head {head + 1}")
-    st.plotly_chart(plot_attention_heatmap(matrix, history, view=title, group_far=group), width="stretch",
+    causal = getattr(run.model, "causal", True)
+    n = len(maps.items)
+    events = matrix[:n, :n]  # BERT4Rec appends its mask token (the prediction point): show the events' block
+    if maps.appended:
+        events = events / np.maximum(events.sum(axis=1, keepdims=True), 1e-12)  # rows over the events sum to 1
+    st.plotly_chart(plot_attention_heatmap(events, history, view=title, group_far=group, causal=causal),
+                    width="stretch", theme=None)
+    st.caption("Row = the position attending, column = the event attended to; each row sums to 1. "
+               + ("The blank upper triangle is the future the model may not see." if causal else
+                  "This model reads the history in both directions (BERT-style), so the whole square is filled.")
+               + " Drag to zoom, double-click to reset.")
+    st.plotly_chart(plot_last_attention(maps.prediction_row(matrix), history, view=title), width="stretch",
                     theme=None)
-    st.caption("Row = the position attending, column = the event attended to; each row sums to 1, the blank upper "
-               "triangle is the future the model may not see. Drag to zoom, double-click to reset.")
-    st.plotly_chart(plot_last_attention(matrix[-1], history, view=title), width="stretch", theme=None)
     st.caption("The bottom row of the map: how the prediction point spreads its attention over the history.")
 
 # ------------------------------------------------------------------------------ how far back does it look

@@ -36,7 +36,16 @@ class AttentionMaps:
     """Attention of every layer and head over the events the model saw (oldest -> latest)."""
 
     items: np.ndarray  # (T,) item indices, no padding
-    weights: np.ndarray  # (L, H, T, T) float32; rows sum to 1; zero above the diagonal
+    weights: np.ndarray  # (L, H, T + E, T + E) float32; rows sum to 1; zero above the diagonal if causal
+    appended: int = 0  # E: tokens the model appends after the history (BERT4Rec's mask, the prediction point)
+
+    def prediction_row(self, matrix: np.ndarray) -> np.ndarray:
+        """(T,) the prediction point's row of a (T + E, T + E) view over the T events; with an appended token
+        its weight on itself is left out and the rest renormalised to sum to 1."""
+        row = np.asarray(matrix, dtype=np.float64)[-1, :len(self.items)]
+        if self.appended:
+            row = row / max(row.sum(), 1e-12)
+        return row.astype(np.float32)
 
     def mean(self) -> np.ndarray:
         """(T, T) plain average over layers and heads."""
@@ -81,7 +90,6 @@ def rollout(weights: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-@torch.no_grad()
 def has_attention(model: nn.Module) -> bool:
     """Whether the model returns attention maps (SASRec, BERT4Rec, LSI's short-term attention; not GRU/LSTM)."""
     if not hasattr(model, "forward_hidden"):
@@ -91,8 +99,11 @@ def has_attention(model: nn.Module) -> bool:
         return bool(model.forward_hidden(probe, output_attentions=True).attentions)
 
 
+@torch.no_grad()
 def attention_batch(model: nn.Module, histories: list[np.ndarray]) -> list[np.ndarray]:
-    """(L, H, T_i, T_i) float32 per history, from one left-padded forward pass on the model's device."""
+    """(L, H, T_i + E, T_i + E) float32 per history, from one left-padded forward pass on the model's device;
+    E = ``model.appended_tokens`` (default 0) tokens the model appends after the history, e.g. BERT4Rec's mask
+    token, whose row is then the prediction point's."""
     max_len = int(model.config.max_len)
     ids = pad_left(histories, max_len).to(model_device(model))  # (B, W)
     out = model.forward_hidden(ids, output_attentions=True)
@@ -113,7 +124,8 @@ def get_attention(model: nn.Module, history: np.ndarray, max_len: int | None = N
     items = window(model, history, max_len)
     if len(items) == 0:
         raise InputError("the history is empty, so there is no attention to show; pick a user with events")
-    return AttentionMaps(items=items, weights=attention_batch(model, [items])[0])
+    weights = attention_batch(model, [items])[0]  # (L, H, T + E, T + E)
+    return AttentionMaps(items=items, weights=weights, appended=weights.shape[-1] - len(items))
 
 
 def mean_attention_distance(maps: AttentionMaps) -> np.ndarray:

@@ -202,9 +202,13 @@ def run_attention(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor) ->
     hists = [row[row != 0].cpu().numpy() for row in ids]
     w = ids.shape[1]
     scores = torch.zeros(ids.shape, dtype=torch.float32)  # (B, W)
-    for r, att in enumerate(attention_batch(model, hists)):  # (L, H, n, n) each
-        if att.shape[-1]:
-            scores[r, w - att.shape[-1]:] = torch.from_numpy(np.asarray(rollout(att[None])[0][-1]))
+    for r, att in enumerate(attention_batch(model, hists)):  # (L, H, n + E, n + E) each
+        n = len(hists[r])
+        if n:
+            row = np.asarray(rollout(att[None])[0][-1], dtype=np.float64)[:n]  # prediction point over the events
+            if att.shape[-1] > n:  # an appended prediction token (BERT4Rec's mask): its self-weight is no event
+                row = row / max(row.sum(), 1e-12)
+            scores[r, w - n:] = torch.from_numpy(row.astype(np.float32))
     return Engine(scores, target_score(model, ids, targets), None, None)
 
 

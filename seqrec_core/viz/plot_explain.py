@@ -118,9 +118,11 @@ def _groups(lags: np.ndarray, near: int, bin_size: int) -> tuple[np.ndarray, lis
 
 
 def plot_attention_heatmap(matrix: np.ndarray, history: pd.DataFrame, *, view: str = "mean of all layers and heads",
-                           group_far: bool = False, near: int = 20, bin_size: int = 10) -> go.Figure:
+                           group_far: bool = False, near: int = 20, bin_size: int = 10,
+                           causal: bool = True) -> go.Figure:
     """Query x key attention over the history (row = the position attending, column = the event attended to).
-    Above the diagonal the causal mask forbids attention, so those cells stay blank. Long histories open on the
+    For a causal model (``causal``) the mask forbids attention above the diagonal, so those cells stay blank;
+    a bidirectional one (BERT4Rec) fills the whole square. Long histories open on the
     last 60 events (zoom out with a double-click) or, with ``group_far``, fold events beyond ``near`` steps
     into lag bins (columns summed, rows averaged, so each row still sums to 1)."""
     title = f"Attention over the history — {view}"
@@ -134,7 +136,7 @@ def plot_attention_heatmap(matrix: np.ndarray, history: pd.DataFrame, *, view: s
         raise ValueError(f"attention matrix is {w.shape} but the history has {n} events")
     lags, titles = _lags(history), _titles(history)
     labels = [f"{truncate(t, 26)} · lag {lag}" for t, lag in zip(titles, lags, strict=True)]
-    mask = np.triu(np.ones((n, n), dtype=bool), k=1)
+    mask = np.triu(np.ones((n, n), dtype=bool), k=1) if causal else np.zeros((n, n), dtype=bool)
     grouped = group_far and lags.max() > near + 1
     if grouped:
         gid, spans = _groups(lags, near, max(1, bin_size))

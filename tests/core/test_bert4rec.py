@@ -272,3 +272,19 @@ def test_explain_attribute_on_a_trained_run(small_run, registered) -> None:
     assert abs(ig.convergence_delta) <= 0.01 * (abs(ig.target_score - ig.baseline_score) + 0.1) or ig.steps == 800
     occ = attribute(run, data, user, "heldout", "occlusion")
     assert len(occ.scores) == len(ig.scores) > 0 and np.isfinite(occ.scores).all()
+
+
+def test_attention_views_and_the_attention_method_handle_the_appended_mask_token() -> None:
+    from seqrec_core.explain.attention import get_attention
+    from seqrec_core.explain.engines import run_attention
+
+    model = _model()
+    history = np.array([3, 7, 2, 9, 4], dtype=np.int64)
+    maps = get_attention(model, history)
+    assert maps.appended == 1 and maps.weights.shape[-2:] == (6, 6)  # 5 events + the mask (prediction point)
+    row = maps.prediction_row(maps.rollout())
+    assert row.shape == (5,) and row.sum() == pytest.approx(1.0, abs=1e-5) and (row >= 0).all()
+    ids = torch.tensor([[0, 0, *history]])  # (1, 7) left-padded
+    engine = run_attention(model, ids, torch.tensor([5]))
+    scores = engine[0][0].numpy()  # (7,) attribution per column: padding 0, events = the prediction row
+    assert scores[:2].tolist() == [0.0, 0.0] and scores[2:].sum() == pytest.approx(1.0, abs=1e-5)
