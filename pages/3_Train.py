@@ -1,8 +1,5 @@
 """Train: fit a Transformer sequence model as a background job, watch it learn, and pick the run to use."""
-import argparse
 import time
-import typing
-from dataclasses import MISSING, dataclass, fields
 
 import pandas as pd
 import streamlit as st
@@ -13,6 +10,7 @@ from seqrec_core.runs import list_runs, unpack_run_zip
 from seqrec_core.training import TrainConfig
 from seqrec_core.viz.plot_training import plot_live_loss, plot_training_curves
 from ui import state, train_jobs
+from ui.family_form import family_blurb, family_fields, option_widget, trainer_flags
 from ui.widgets import download_table
 
 st.title("Train")
@@ -28,113 +26,6 @@ def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-# ------------------------------------------------------------------------ the chosen family's options form
-FAMILY_BLURB = {
-    "sasrec": "causal Transformer (SASRec): each prediction attends over the recent history; rotary positions "
-              "learn dependencies many events back.",
-    "bert4rec": "bidirectional Transformer trained to fill in masked items (BERT4Rec); the next item is predicted "
-                "at a mask token appended to the history.",
-    "gru4rec": "recurrent network with GRU cells (GRU4Rec): reads the history event by event; fast on CPUs.",
-    "lstm": "recurrent network with LSTM cells: like GRU4Rec, with a separate memory cell.",
-    "lsi": "long/short-term interest: an LSTM over the long history plus attention over the most recent events, "
-           "gated together.",
-}
-FIELD_LABELS = {"hidden_size": "Hidden size", "num_layers": "Layers", "num_heads": "Attention heads",
-                "dropout": "Dropout", "positions": "Positions", "loss": "Loss", "num_negatives": "Negatives per step",
-                "negatives": "Negative sampling", "mask_prob": "Mask share", "mask_last_prob": "Mask-last share",
-                "short_window": "Short-term window (events)", "cell": "Recurrent cell"}
-FIELD_HELP = {
-    "hidden_size": "Width of item embeddings and layers. 64 suits logs up to ~50k items on a CPU.",
-    "num_layers": "Stacked blocks (Transformer blocks or recurrent layers).",
-    "num_heads": "Attention heads; must divide the hidden size.",
-    "dropout": "Higher for small, sparse logs.",
-    "positions": "Rotary (default) lets the model learn dependencies many events back; 'learned' is GPT-2's absolute "
-                 "positions, as in the original SASRec.",
-    "loss": "'full': softmax over the whole catalogue (exact). 'sampled': a share of negatives per step, for "
-            "catalogues too large for the full softmax.",
-    "num_negatives": "Negatives per step with the sampled loss.",
-    "negatives": "How sampled negatives are drawn: uniformly or by popularity.",
-    "mask_prob": "Share of each sequence's events hidden behind the mask token in training (the cloze task).",
-    "mask_last_prob": "Share of training rows that mask only their latest event, which is the prediction case.",
-    "short_window": "How many of the latest events the short-term attention sees.",
-    "cell": "GRU or LSTM cell.",
-}
-ADVANCED = {"loss", "num_negatives", "negatives", "mask_last_prob"}  # under "More options"
-NOT_OPTIONS = {"n_items", "family", "max_len"}  # given by the data, the family, or "History length" below
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    name: str
-    kind: type | None  # int, float, bool, str; None for a fixed set of choices
-    choices: tuple
-    default: object
-    help: str
-
-
-def family_blurb(name: str) -> str:
-    if name in FAMILY_BLURB:
-        return FAMILY_BLURB[name]
-    doc = (MODEL_FAMILIES[name].config_cls.__doc__ or "").strip().splitlines()
-    return doc[0] if doc else "a sequence model."
-
-
-def family_fields(name: str) -> tuple[list[OptionSpec], list[OptionSpec]]:
-    """The family's config fields as form options (basic, advanced), from the dataclass: type, default, help."""
-    cls = MODEL_FAMILIES[name].config_cls
-    hints = typing.get_type_hints(cls)
-    basic, advanced = [], []
-    for f in fields(cls):
-        if f.name in NOT_OPTIONS or f.default is MISSING:
-            continue
-        hint = hints.get(f.name, type(f.default))
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if typing.get_origin(hint) is typing.Literal:
-            kind, choices = None, tuple(typing.get_args(hint))
-        else:
-            kind, choices = (args[0] if args else hint), ()
-            kind = kind if kind in (int, float, bool, str) else type(f.default)
-        text = f.metadata.get("help") or FIELD_HELP.get(f.name) or f"The {name} option '{f.name}'."
-        spec = OptionSpec(f.name, kind, choices, f.default, text)
-        (advanced if f.name in ADVANCED else basic).append(spec)
-    return basic, advanced
-
-
-@st.cache_data(show_spinner=False)
-def trainer_flags() -> set[str]:
-    """Options the training command line takes (a family option it lacks cannot be set from here yet)."""
-    from seqrec_core.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
-    return {a.dest for a in sub.choices["train"]._actions}  # noqa: SLF001
-
-
-def option_widget(where, family: str, spec: OptionSpec, accepted: set[str]):  # noqa: ANN001, ANN201
-    """One input for one config field, starting at the family's default; disabled if the trainer cannot take it."""
-    label = FIELD_LABELS.get(spec.name, spec.name.replace("_", " ").capitalize())
-    text = f"{spec.help} Default: {spec.default}."
-    disabled = spec.name not in accepted
-    if disabled:
-        text += " The training command does not take this option yet, so it stays at its default."
-    kw = dict(help=text, disabled=disabled, key=f"opt_{family}_{spec.name}")
-    if spec.kind is None:
-        return where.selectbox(label, list(spec.choices), index=list(spec.choices).index(spec.default), **kw)
-    if spec.kind is bool:
-        return where.checkbox(label, value=bool(spec.default), **kw)
-    if spec.name == "hidden_size" and spec.default in (16, 32, 64, 128, 256):
-        return where.select_slider(label, [16, 32, 64, 128, 256], spec.default, **kw)
-    if spec.name == "num_heads" and spec.default in (1, 2, 4, 8):
-        return where.selectbox(label, [1, 2, 4, 8], index=[1, 2, 4, 8].index(spec.default), **kw)
-    if spec.kind is int:
-        return where.number_input(label, min_value=0, value=int(spec.default), step=1, **kw)
-    if spec.kind is float:
-        if 0 <= float(spec.default) < 1:
-            return where.slider(label, 0.0, 0.95, float(spec.default), 0.05, **kw)
-        return where.number_input(label, value=float(spec.default), format="%g", **kw)
-    return where.text_input(label, value=str(spec.default), **kw)
 
 
 st.subheader("New model")
