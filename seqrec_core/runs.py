@@ -247,7 +247,9 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[:2]
-        raise InputError(f"{folder / 'model.safetensors'}: weights do not match the config ({' '.join(first)})") from None
+        raise InputError(f"{folder / 'model.safetensors'}: weights do not match the config ({' '.join(first)}); "
+                         f"the run was saved by seqrec_core {config.get('library_version', '?')} with another layout "
+                         "of this model family: retrain it") from None
     dev = resolve_device(device) if isinstance(device, str) else device
     model.to(dev).eval()
     metrics = _read_json(folder / "metrics.json", "metrics") if (folder / "metrics.json").is_file() else {}

@@ -32,8 +32,8 @@ def render_sidebar() -> None:
             return
         paths = [str(r.path) for r in runs]
         current = st.session_state.get(state.RUN_KEY)
-        if current not in paths:  # nothing chosen for this data yet: the newest run is the natural default
-            current = paths[0]
+        if current not in paths:  # nothing chosen for this data yet: the newest usable run is the natural default
+            current = state.first_loadable(paths) or paths[0]
             state.set_run(current)
         index = paths.index(current)
         choice = st.selectbox("Model (run)", paths, index=index, format_func=lambda p: _run_label(runs[paths.index(p)]),

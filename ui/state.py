@@ -90,6 +90,19 @@ def get_run():  # noqa: ANN201 - seqrec_core.runs.Run | None
         return None
 
 
+def first_loadable(paths: list[str]) -> str | None:
+    """The first run folder (newest first) that loads; the sidebar's default, so one stale run (saved by an older
+    layout of its family) does not put an error box on every page. Picking it explicitly still shows why."""
+    for path in paths:
+        config = Path(path) / "config.json"
+        try:
+            load_run_cached(path, config.stat().st_mtime)
+        except (InputError, OSError):
+            continue
+        return path
+    return None
+
+
 def require_run(ds: Dataset):  # noqa: ANN201 - seqrec_core.runs.Run
     """The run in use, trained on the dataset in use, or a pointer to the Train page and a stop."""
     run = get_run()

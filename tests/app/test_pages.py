@@ -122,3 +122,22 @@ def test_data_page_refuses_every_hostile_file(runs_dir, tmp_path):
         assert at.error, f"{name}: no error shown"
         assert name in at.error[0].value, (name, at.error[0].value)
         assert "dataset" not in at.session_state or at.session_state["dataset"] is None
+
+
+def test_a_stale_newer_run_is_skipped_by_default_but_explains_itself(tiny_run, small_dataset, tmp_path, monkeypatch):
+    """A newer run whose weights no longer fit its family's layout must not put an error box on every page."""
+    import json
+    import shutil
+
+    root = tmp_path / "runs"
+    good = shutil.copytree(tiny_run, root / "good")
+    stale = shutil.copytree(tiny_run, root / "stale")
+    cfg = json.loads((stale / "config.json").read_text())
+    cfg["model"]["hidden_size"] *= 2  # weights saved for another width: they cannot load into this config
+    cfg["created"] = "2999-01-01T00:00:00+0000"  # the newest run
+    (stale / "config.json").write_text(json.dumps(cfg))
+    monkeypatch.setenv("SEQREC_RUNS_DIR", str(root))
+    at = open_page("pages/7_Recommendations.py", dataset=small_dataset)
+    assert not at.error and at.session_state["run_path"] == str(good)
+    at = open_page(dataset=small_dataset, run=stale)  # picked on purpose: Home says why it cannot be used
+    assert any("weights do not match the config" in e.value and "retrain it" in e.value for e in at.error)
