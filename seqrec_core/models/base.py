@@ -9,6 +9,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from seqrec_core.errors import InputError
+
 
 @runtime_checkable
 class Scorer(Protocol):
@@ -23,3 +25,16 @@ class Scorer(Protocol):
         Returns a float32 array (B, n_items + 1); column 0 (padding) is -inf. Higher = more likely.
         """
         ...
+
+
+# ------------------------------------------------------------------ config validation shared by the families
+def check_int(name: str, value: object, low: int, high: int) -> None:
+    """One-line InputError unless ``value`` is a whole number in [low, high] (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{name} {value!r} is out of range; use a whole number from {low} to {high}")
+
+
+def check_dropout(value: object, name: str = "dropout") -> None:
+    """One-line InputError unless ``value`` is a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise InputError(f"{name} {value!r} is out of range; use a number in [0, 1), e.g. 0.3")

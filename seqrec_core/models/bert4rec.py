@@ -29,8 +29,9 @@ import torch
 from torch import nn
 
 from seqrec_core.errors import InputError
+from seqrec_core.models.base import check_int
 from seqrec_core.models.neural import full_softmax_cross_entropy
-from seqrec_core.models.sasrec import _EAGER_LOCK, HiddenOutput, _check_int, _mask_dtype, _swap_dropouts
+from seqrec_core.models.sasrec import EAGER_LOCK, HiddenOutput, mask_dtype, swap_dropouts
 
 
 def _check_share(name: str, value: object, low_open: bool) -> None:
@@ -60,11 +61,11 @@ class BERT4RecConfig:
     family: str = "bert4rec"
 
     def __post_init__(self) -> None:
-        _check_int("n_items", self.n_items, 1, 50_000_000)
-        _check_int("hidden_size", self.hidden_size, 2, 4096)
-        _check_int("num_layers", self.num_layers, 1, 48)
-        _check_int("num_heads", self.num_heads, 1, 64)
-        _check_int("max_len", self.max_len, 1, 4096)
+        check_int("n_items", self.n_items, 1, 50_000_000)
+        check_int("hidden_size", self.hidden_size, 2, 4096)
+        check_int("num_layers", self.num_layers, 1, 48)
+        check_int("num_heads", self.num_heads, 1, 64)
+        check_int("max_len", self.max_len, 1, 4096)
         if self.hidden_size % self.num_heads:
             raise InputError(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}; "
                              "pick e.g. hidden_size 64 with num_heads 2")
@@ -107,7 +108,7 @@ class BERT4Rec(nn.Module):
                         pad_token_id=0, use_cache=False, is_decoder=False)
         hf._attn_implementation = "sdpa"
         self.backbone = BertModel(hf, add_pooling_layer=False)
-        _swap_dropouts(self.backbone)
+        swap_dropouts(self.backbone)
         self.backbone.get_input_embeddings().weight.requires_grad_(False)  # unused: we pass inputs_embeds
         # BERT's masked-LM transform (dense -> GELU -> LayerNorm) before the tied output layer, as in the paper.
         self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d, eps=1e-12))
@@ -121,10 +122,10 @@ class BERT4Rec(nn.Module):
         """The Transformer over input vectors x (B, S, D) whose real columns (B, S) are events or masks."""
         after = real.flip(1).cumsum(1).flip(1)  # (B, S) real columns at or after each column
         position_ids = (self.config.max_len + 1 - after).clamp_(0, self.config.max_len)  # last column -> max_len
-        mask = self._attention_mask(real, _mask_dtype(x))  # (B, 1, S, S)
+        mask = self._attention_mask(real, mask_dtype(x))  # (B, 1, S, S)
         # The additive float mask suits eager and SDPA alike, so a scoring call stays correct while another
         # thread holds the model in eager mode for an explanation; the switch itself is serialised by a lock.
-        with _EAGER_LOCK if output_attentions else contextlib.nullcontext():
+        with EAGER_LOCK if output_attentions else contextlib.nullcontext():
             if output_attentions:
                 self.backbone.set_attn_implementation("eager")
             try:

@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from seqrec_core.errors import InputError
+from seqrec_core.models.base import check_dropout, check_int
 from seqrec_core.models.neural import FastDropout
-from seqrec_core.models.rnn import check_dropout, check_int, position_loss, run_recurrent, score_last
+from seqrec_core.models.rnn import position_loss, run_recurrent, score_last
 from seqrec_core.models.sasrec import HiddenOutput
 
 

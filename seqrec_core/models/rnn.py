@@ -23,22 +23,11 @@ import torch
 from torch import nn
 
 from seqrec_core.errors import InputError
+from seqrec_core.models.base import check_dropout, check_int
 from seqrec_core.models.neural import FastDropout, full_softmax_cross_entropy
 from seqrec_core.models.sasrec import HiddenOutput
 
 CELLS = {"gru4rec": nn.GRU, "lstm": nn.LSTM}
-
-
-def check_int(name: str, value: object, low: int, high: int) -> None:
-    """One-line InputError unless ``value`` is a whole number in [low, high] (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InputError(f"{name} {value!r} is out of range; use a whole number from {low} to {high}")
-
-
-def check_dropout(value: object, name: str = "dropout") -> None:
-    """One-line InputError unless ``value`` is a number in [0, 1)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise InputError(f"{name} {value!r} is out of range; use a number in [0, 1), e.g. 0.3")
 
 
 @dataclass(frozen=True)

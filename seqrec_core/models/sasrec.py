@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqrec_core.errors import InputError
+from seqrec_core.models.base import check_int
 from seqrec_core.models.neural import FastDropout, fast_dropout, full_softmax_cross_entropy
 
 
@@ -41,12 +42,12 @@ class SASRecConfig:
     family: str = "sasrec"
 
     def __post_init__(self) -> None:
-        _check_int("n_items", self.n_items, 1, 50_000_000)
-        _check_int("hidden_size", self.hidden_size, 2, 4096)
-        _check_int("num_layers", self.num_layers, 1, 48)
-        _check_int("num_heads", self.num_heads, 1, 64)
-        _check_int("max_len", self.max_len, 1, 4096)
-        _check_int("num_negatives", self.num_negatives, 1, 1_000_000)
+        check_int("n_items", self.n_items, 1, 50_000_000)
+        check_int("hidden_size", self.hidden_size, 2, 4096)
+        check_int("num_layers", self.num_layers, 1, 48)
+        check_int("num_heads", self.num_heads, 1, 64)
+        check_int("max_len", self.max_len, 1, 4096)
+        check_int("num_negatives", self.num_negatives, 1, 1_000_000)
         if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
             raise InputError(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads} "
                              "into an even head size; pick e.g. hidden_size 64 with num_heads 2")
@@ -66,28 +67,23 @@ class SASRecConfig:
         return [f.name for f in fields(cls) if f.name not in ("n_items", "family")]
 
 
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InputError(f"{name} {value!r} is out of range; use a whole number from {low} to {high}")
+EAGER_LOCK = threading.Lock()  # module-level: a lock inside the module would make it unpicklable / uncopyable
 
 
-_EAGER_LOCK = threading.Lock()  # module-level: a lock inside the module would make it unpicklable / uncopyable
-
-
-def _mask_dtype(x: torch.Tensor) -> torch.dtype:
+def mask_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype attention scores will have: the autocast dtype inside autocast (SDPA wants the mask to match)."""
     if torch.is_autocast_enabled(x.device.type):
         return torch.get_autocast_dtype(x.device.type)
     return x.dtype
 
 
-def _swap_dropouts(module: nn.Module) -> None:
+def swap_dropouts(module: nn.Module) -> None:
     """Replace every nn.Dropout inside ``module`` with the faster equivalent (same keep probability)."""
     for name, child in module.named_children():
         if isinstance(child, nn.Dropout):
             setattr(module, name, FastDropout(child.p))
         else:
-            _swap_dropouts(child)
+            swap_dropouts(child)
 
 
 class HiddenOutput(NamedTuple):
@@ -128,7 +124,7 @@ class SASRec(nn.Module):
                             bos_token_id=None, eos_token_id=None)
             hf._attn_implementation = "sdpa"
             self.backbone = GPT2Model(hf)
-            _swap_dropouts(self.backbone)
+            swap_dropouts(self.backbone)
         self.backbone.get_input_embeddings().weight.requires_grad_(False)  # unused: we pass inputs_embeds
         nn.init.normal_(self.item_emb.weight, std=0.02)
         with torch.no_grad():
@@ -152,8 +148,8 @@ class SASRec(nn.Module):
             position_ids = (self.config.max_len - after).clamp_(0, self.config.max_len - 1)  # latest at max_len - 1
         # One additive float mask suits both attention kernels, so a scoring call is correct even while another
         # thread holds the model in eager mode for an explanation; the switch itself is serialised by a lock.
-        mask = self._attention_mask(real, _mask_dtype(x))  # (B, 1, T, T)
-        with _EAGER_LOCK if output_attentions else contextlib.nullcontext():
+        mask = self._attention_mask(real, mask_dtype(x))  # (B, 1, T, T)
+        with EAGER_LOCK if output_attentions else contextlib.nullcontext():
             if output_attentions:
                 self.backbone.set_attn_implementation("eager")
             try:
