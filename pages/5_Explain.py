@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from seqrec_core.errors import InputError
+from seqrec_core.explain.attention import has_attention
 from seqrec_core.viz.plot_explain import (
     attribution_table,
     method_agreement,
@@ -38,11 +39,13 @@ ds = state.require_dataset()
 run = state.require_run(ds)
 if not cache.supports_explain(run):
     st.info(f"The run in use ({run.path.name}, {run.family}) has no attention or item-embedding layer to explain. "
-            "Pick a Transformer run (sasrec) in the sidebar or train one on **Train**.")
+            "Pick a neural run (sasrec, bert4rec, gru4rec, lstm or lsi) in the sidebar or train one on **Train**.")
     st.page_link("pages/3_Train.py", label="Go to Train")
     st.stop()
 vocab = ds.sequences.vocab
 key, fp = compute.run_key(run), ds.fingerprint
+# GRU/LSTM runs have no attention: offer only the methods that apply to the run in use.
+available = METHODS if has_attention(run.model) else tuple(m for m in METHODS if m != "attention")
 demo = cache.is_demo(ds)
 
 
@@ -97,7 +100,7 @@ def why_tab() -> None:
     a1, a2 = st.columns([2, 3])
     steps = a1.slider("Integrated-gradients steps", 10, 200, 50, step=10, key="explain_steps",
                       help="More steps = a more exact integral (smaller convergence delta), slower.")
-    methods = a2.multiselect("Methods", METHODS, default=list(METHODS), format_func=method_name,
+    methods = a2.multiselect("Methods", available, default=list(available), format_func=method_name,
                              help="IG: integrated gradients on the item embeddings (baseline: the catalogue's average "
                                   "item at every event, order kept). Occlusion: "
                                   "score drop when the event is removed. GradientSHAP: sampled gradients. Attention: "
@@ -197,7 +200,7 @@ def far_tab() -> None:
     l1, l2, l3 = st.columns(3)
     lr_users = l1.number_input("Users", 10, max(10, n_test), min(500, max(10, n_test)), step=50,
                                help="Sampled test users (fixed seed).")
-    lr_method = l2.selectbox("Method", METHODS, format_func=method_name, key="lr_method")
+    lr_method = l2.selectbox("Method", available, format_func=method_name, key="lr_method")
     lr_steps = l3.slider("IG / GradientSHAP steps", 5, 100, 20, step=5, key="lr_steps")
     if st.button("Compute long-range statistics", type="primary"):
         st.session_state["lr_params"] = (int(lr_users), lr_method, int(lr_steps))

@@ -144,3 +144,20 @@ def test_guards_through_the_app(runs_dir) -> None:
     at.switch_page("pages/5_Explain.py")
     at.run()
     assert not at.exception and any("No model in use yet" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("family", ["gru4rec", "bert4rec"])
+def test_other_families_explain_without_errors(small_dataset, tmp_path, family) -> None:
+    """A GRU run (no attention: the attention method is not offered) and a BERT4Rec run (mask token appended
+    to the attention maps) both render the Why tab with IG and its delta."""
+    from seqrec_core.jobs import run_training_job
+    from seqrec_core.training import TrainConfig
+
+    out = tmp_path / family
+    run_training_job(small_dataset.sequences, family, {"hidden_size": 16, "max_len": 20},
+                     TrainConfig(epochs=1, max_len=20, device="cpu", seed=0), out, small_dataset.info())
+    at = open_explain(small_dataset, out)
+    methods = next(m for m in at.multiselect if m.label == "Methods")
+    assert any(o.startswith("Attention") for o in methods.options) == (family == "bert4rec")
+    assert not at.error and metric(at, "IG convergence delta")
+    assert "Which events drive the recommendation, by method" in chart_titles(at)
