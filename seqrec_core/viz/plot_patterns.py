@@ -116,8 +116,10 @@ def plot_periodogram(periods: pd.DataFrame, curve: pd.DataFrame | None = None) -
                      range=[np.log10(lo), np.log10(hi)])
     top_y = np.nanmax(np.concatenate([strength, column_values(curve, "power" if has_curve and "power" in curve
                                                            else "strength") if has_curve else []]))
-    fig.update_yaxes(title_text=y_title, range=[0, (top_y if np.isfinite(top_y) and top_y > 0 else 1) * 1.25],
-                     tickformat=".2~%")
+    top = top_y if np.isfinite(top_y) and top_y > 0 else 1.0
+    # Head room for the labels, but a share of variance never reads above 100% on the axis.
+    fig.update_yaxes(title_text=y_title, range=[0, min(top * 1.25, 1.1)], tickformat=".2~%",
+                     tickvals=None if top * 1.25 <= 1.0 else [0, 0.2, 0.4, 0.6, 0.8, 1.0])
     return apply_theme(fig)
 
 
