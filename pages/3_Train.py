@@ -53,7 +53,7 @@ with st.form("train_form"):
         lr = e1.number_input("Learning rate", 1e-5, 1e-1, TRAIN_DEFAULTS.lr, format="%.5f", help="AdamW step size.")
         batch = e2.select_slider("Batch size", [32, 64, 128, 256, 512], TRAIN_DEFAULTS.batch_size,
                                  help="Sequences per step; larger is faster on a GPU.")
-        patience = e3.number_input("Patience (epochs)", 1, 50, TRAIN_DEFAULTS.patience,
+        patience = e3.number_input("Patience (epochs)", 1, 1000, TRAIN_DEFAULTS.patience,
                                    help="Stop after this many validations without an NDCG@10 gain.")
         seed = e4.number_input("Seed", 0, 2**31 - 1, TRAIN_DEFAULTS.seed, help="Same seed, same data: same model.")
         devices = ["auto", "cpu"] + (["cuda"] if _cuda_available() else [])
