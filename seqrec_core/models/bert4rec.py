@@ -22,7 +22,6 @@ Attention is bidirectional over the real columns; padding is never a key.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -31,7 +30,7 @@ from torch import nn
 from seqrec_core.errors import InputError
 from seqrec_core.models.base import check_int
 from seqrec_core.models.neural import full_softmax_cross_entropy
-from seqrec_core.models.sasrec import EAGER_LOCK, HiddenOutput, mask_dtype, swap_dropouts
+from seqrec_core.models.sasrec import HiddenOutput, mask_dtype, run_backbone, swap_dropouts
 
 
 def _check_share(name: str, value: object, low_open: bool) -> None:
@@ -123,19 +122,8 @@ class BERT4Rec(nn.Module):
         after = real.flip(1).cumsum(1).flip(1)  # (B, S) real columns at or after each column
         position_ids = (self.config.max_len + 1 - after).clamp_(0, self.config.max_len)  # last column -> max_len
         mask = self._attention_mask(real, mask_dtype(x))  # (B, 1, S, S)
-        # The additive float mask suits eager and SDPA alike, so a scoring call stays correct while another
-        # thread holds the model in eager mode for an explanation; the switch itself is serialised by a lock.
-        with EAGER_LOCK if output_attentions else contextlib.nullcontext():
-            if output_attentions:
-                self.backbone.set_attn_implementation("eager")
-            try:
-                out = self.backbone(inputs_embeds=x, attention_mask=mask, position_ids=position_ids,
-                                    output_attentions=output_attentions, use_cache=False)
-            finally:
-                if output_attentions:
-                    self.backbone.set_attn_implementation("sdpa")
-        attentions = tuple(out.attentions) if output_attentions and out.attentions is not None else None
-        return HiddenOutput(hidden=self.head(out.last_hidden_state), attentions=attentions)  # (B, S, D)
+        out = run_backbone(self.backbone, x, mask, position_ids, output_attentions)
+        return HiddenOutput(hidden=self.head(out.hidden), attentions=out.attentions)  # (B, S, D)
 
     @staticmethod
     def _attention_mask(real: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

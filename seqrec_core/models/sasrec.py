@@ -93,6 +93,26 @@ class HiddenOutput(NamedTuple):
     attentions: tuple[torch.Tensor, ...] | None  # per layer (B, H, T, T); rows sum to 1 over real keys
 
 
+def run_backbone(backbone: nn.Module, x: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor,
+                 output_attentions: bool = False) -> HiddenOutput:
+    """A transformers encoder/decoder body over input vectors x (B, T, D); attentions only when asked.
+
+    Attention maps need eager attention; training and scoring use SDPA. One additive float mask suits both
+    kernels, so a scoring call is correct even while another thread holds the model in eager mode for an
+    explanation; the switch itself is serialised by a lock shared by every family."""
+    with EAGER_LOCK if output_attentions else contextlib.nullcontext():
+        if output_attentions:
+            backbone.set_attn_implementation("eager")
+        try:
+            out = backbone(inputs_embeds=x, attention_mask=mask, position_ids=position_ids,
+                           output_attentions=output_attentions, use_cache=False)
+        finally:
+            if output_attentions:
+                backbone.set_attn_implementation("sdpa")
+    attentions = tuple(out.attentions) if output_attentions and out.attentions is not None else None
+    return HiddenOutput(hidden=out.last_hidden_state, attentions=attentions)  # (B, T, D)
+
+
 class SASRec(nn.Module):
     """Causal next-item model: ``forward`` = training loss, ``score`` = ranking of the whole catalogue."""
 
@@ -146,20 +166,8 @@ class SASRec(nn.Module):
         else:
             after = real.flip(1).cumsum(1).flip(1)  # (B, T) real events at or after each position
             position_ids = (self.config.max_len - after).clamp_(0, self.config.max_len - 1)  # latest at max_len - 1
-        # One additive float mask suits both attention kernels, so a scoring call is correct even while another
-        # thread holds the model in eager mode for an explanation; the switch itself is serialised by a lock.
         mask = self._attention_mask(real, mask_dtype(x))  # (B, 1, T, T)
-        with EAGER_LOCK if output_attentions else contextlib.nullcontext():
-            if output_attentions:
-                self.backbone.set_attn_implementation("eager")
-            try:
-                out = self.backbone(inputs_embeds=x, attention_mask=mask, position_ids=position_ids,
-                                    output_attentions=output_attentions, use_cache=False)
-            finally:
-                if output_attentions:
-                    self.backbone.set_attn_implementation("sdpa")
-        attentions = tuple(out.attentions) if output_attentions and out.attentions is not None else None
-        return HiddenOutput(hidden=out.last_hidden_state, attentions=attentions)
+        return run_backbone(self.backbone, x, mask, position_ids, output_attentions)
 
     @staticmethod
     def _attention_mask(real: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
