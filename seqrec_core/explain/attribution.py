@@ -20,6 +20,7 @@ Methods (``METHODS``); the engines live in :mod:`seqrec_core.explain.engines`:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -60,8 +61,10 @@ class BatchResult(NamedTuple):
 
 
 def attribute_batch_full(model: nn.Module, histories: list[np.ndarray], targets: np.ndarray, method: str = "ig",
-                         *, steps: int = 20, batch_size: int = 64, baseline: str = "mean") -> BatchResult:
-    """The batched engine: histories grouped by length (little padding), each group one Captum call."""
+                         *, steps: int = 20, batch_size: int = 64, baseline: str = "mean",
+                         progress: Callable[[int, int], None] | None = None) -> BatchResult:
+    """The batched engine: histories grouped by length (little padding), each group one Captum call;
+    ``progress(done, total)`` after each group."""
     _check_method(method, steps, baseline)
     targets = np.asarray(targets, dtype=np.int64).reshape(-1)
     if len(targets) != len(histories):
@@ -88,18 +91,21 @@ def attribute_batch_full(model: nn.Module, histories: list[np.ndarray], targets:
         if res.baseline is not None:
             base[rows] = res.baseline.float().cpu().numpy()
             delta[rows] = res.delta.float().cpu().numpy()
+        if progress is not None:  # empty histories count as done from the start
+            progress(len(kept) - len(order) + start + len(rows), len(kept))
     has_base = method in ("ig", "gradshap")
     return BatchResult(out, tgt, base if has_base else None, delta if has_base else None)
 
 
 def attribute_batch(model: nn.Module, histories: list[np.ndarray], targets: np.ndarray, method: str = "ig", *,
-                    steps: int = 20, batch_size: int = 64, baseline: str = "mean") -> list[np.ndarray]:
+                    steps: int = 20, batch_size: int = 64, baseline: str = "mean",
+                    progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
     """One attribution array (len(history_i) truncated to max_len,) per history, oldest -> latest event.
 
     ``targets`` are item indices (1..n_items). Runs on the model's device; the model is not modified.
     """
     return attribute_batch_full(model, histories, targets, method, steps=steps, batch_size=batch_size,
-                                baseline=baseline).scores
+                                baseline=baseline, progress=progress).scores
 
 
 # ------------------------------------------------------------------------------------------ one explanation

@@ -182,14 +182,10 @@ def get_longrange_stats(run, data: SequenceData, *, n_users: int = 1000, method:
     max_len = model_max_len(run)
     histories = [split.histories[i] for i in rows]
     targets = prediction_targets(run, split, rows, target)
-    attrs: list[np.ndarray] = []
-    for start in range(0, len(rows), batch_size):
-        attrs.extend(attribution.attribute_batch(run.model, histories[start:start + batch_size],
-                                                 targets[start:start + batch_size], method, steps=steps,
-                                                 batch_size=batch_size))
-        if progress is not None:
-            progress(len(attrs), total)
-    attrs = [np.asarray(a, dtype=np.float64) for a in attrs]
+    on_batch = None if progress is None else (lambda done, _n: progress(done, total))
+    attrs = [np.asarray(a, dtype=np.float64) for a in
+             attribution.attribute_batch(run.model, histories, targets, method, steps=steps, batch_size=batch_size,
+                                         progress=on_batch)]
     by_lag = bucket_shares(attrs, [lag_bucket(lags_of(len(a))) for a in attrs], LAG_BUCKETS)
     if data.has_time:
         gaps = []

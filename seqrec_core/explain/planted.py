@@ -77,13 +77,8 @@ def get_planted_pair_check(run, data: SequenceData, truth: DemoTruth, *, top_k: 
     hists = [split.histories[r][-max_len:] for r in cases["history_row"]]
     targets = np.array([data.vocab.item_index(i) for i in cases["response"]], dtype=np.int64)
     triggers = np.array([data.vocab.item_index(i) for i in cases["trigger"]], dtype=np.int64)
-    chunk = 64
-    attrs: list[np.ndarray] = []
-    for start in range(0, len(hists), chunk):
-        attrs += attribute_batch(run.model, hists[start:start + chunk], targets[start:start + chunk], method,
-                                 steps=steps, batch_size=chunk, baseline=baseline)
-        if progress is not None:
-            progress(min(start + chunk, len(hists)), len(hists))
+    attrs = attribute_batch(run.model, hists, targets, method, steps=steps, batch_size=64, baseline=baseline,
+                            progress=progress)
     attr_rank = []
     for h, a, trig in zip(hists, attrs, triggers, strict=True):
         order = np.argsort(-a, kind="stable")  # (T,) most attributed first

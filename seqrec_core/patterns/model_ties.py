@@ -209,13 +209,8 @@ def compute_attribution_time_mass(run, data: SequenceData, item_bursts: pd.DataF
     rows = sample_rows(len(split.users), n_users, seed)
     histories = [split.histories[i] for i in rows]
     targets = prediction_targets(run, split, rows, target)
-    attrs: list[np.ndarray] = []
-    for start in range(0, len(rows), batch_size):
-        attrs.extend(attribution.attribute_batch(run.model, histories[start:start + batch_size],
-                                                 targets[start:start + batch_size], method, steps=steps,
-                                                 batch_size=batch_size))
-        if progress is not None:
-            progress(len(attrs), len(rows))
+    attrs = attribution.attribute_batch(run.model, histories, targets, method, steps=steps, batch_size=batch_size,
+                                        progress=progress)
     item_ids = np.asarray(data.vocab.item_ids, dtype=object)
     times, items = [], []
     for a, i in zip(attrs, rows, strict=True):

@@ -191,6 +191,15 @@ def test_every_method_runs_and_attention_is_a_distribution(planted) -> None:
             assert all((s >= 0).all() for s in out)
 
 
+def test_batched_attribution_reports_progress_per_group(planted) -> None:
+    run, data = planted
+    split = data.split("test")
+    calls: list[tuple[int, int]] = []
+    out = attribute_batch(run.model, split.histories[:7], split.targets[:7], "occlusion", batch_size=3,
+                          progress=lambda done, total: calls.append((done, total)))
+    assert len(out) == 7 and [c[0] for c in calls] == [3, 6, 7] and {c[1] for c in calls} == {7}
+
+
 def test_attribute_defaults_and_documents(planted) -> None:
     run, data = planted
     user = "u002"

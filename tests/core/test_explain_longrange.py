@@ -129,13 +129,15 @@ def test_longrange_stats_plumbing_with_a_fake_attribution(planted, monkeypatch):
     run, data = planted
     seen = []
 
-    def fake(model, histories, targets, method="ig", *, steps=20, batch_size=64):
+    def fake(model, histories, targets, method="ig", *, steps=20, batch_size=64, progress=None):
         seen.append((len(histories), method, steps))
         out = []
         for h in histories:
             a = np.zeros(min(len(h), MAX_LEN))
             a[0] = 1.0
             out.append(a)
+            if progress is not None and (len(out) % batch_size == 0 or len(out) == len(histories)):
+                progress(len(out), len(histories))  # like the real engine: after each batch
         return out
 
     monkeypatch.setattr(attribution, "attribute_batch", fake)
