@@ -41,7 +41,7 @@ def _col(frame: pd.DataFrame, name: str) -> np.ndarray:
     return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
 
 
-def _error_bars(value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict | None:
+def error_bars(value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict | None:
     """Asymmetric whiskers from interval bounds; none at all when no bound is known."""
     if not (np.isfinite(lo).any() or np.isfinite(hi).any()):
         return None
@@ -71,7 +71,7 @@ def plot_metric_comparison(table: pd.DataFrame, metric: str = "NDCG@10") -> go.F
               for a, b in zip(lo, hi, strict=True)]
         fig.add_bar(x=value, y=group["model"], orientation="h", name="baseline" if baseline else "model",
                     marker_color=BASELINE_GREYS[0] if baseline else PRIMARY, customdata=ci,
-                    error_x=_error_bars(value, lo, hi),
+                    error_x=error_bars(value, lo, hi),
                     hovertemplate=f"<b>%{{y}}</b><br>{metric} %{{x:.4f}}<br>%{{customdata}}<extra></extra>")
     value, hi = frame["value"].to_numpy(dtype=float), frame["hi"].to_numpy(dtype=float)
     label_x = np.where(np.isfinite(hi), np.maximum(hi, value), value)
@@ -96,7 +96,7 @@ def plot_metric_comparison(table: pd.DataFrame, metric: str = "NDCG@10") -> go.F
     return apply_theme(fig, height=max(280, 140 + 44 * len(frame)))
 
 
-def _ordered_models(models: list[str]) -> list[str]:
+def ordered_models(models: list[str]) -> list[str]:
     """Models first, baselines after, each in the order given, so the legend leads with what was trained."""
     return [m for m in models if not is_baseline(m)] + [m for m in models if is_baseline(m)]
 
@@ -116,7 +116,7 @@ def plot_rank_distribution(ranks: pd.DataFrame, n_items: int) -> go.Figure:
         return empty_figure(title, x_title, y_title, "no ranks")
     grid = np.unique(np.concatenate([np.round(np.logspace(0, np.log10(n_items), _CDF_POINTS)),
                                      [g for g in _GUIDES if g <= n_items]])).astype(float)
-    models = _ordered_models(list(dict.fromkeys(frame["model"])))
+    models = ordered_models(list(dict.fromkeys(frame["model"])))
     colors = model_colors(models)
     fig = go.Figure()
     for model in models:
@@ -167,7 +167,7 @@ def plot_metric_by_history_length(frame: pd.DataFrame, metric: str = "NDCG@10") 
     order = [b for b in order if b in set(data["bucket"])]
     users = data.groupby("bucket")["users"].max()
     ticktext = [f"{b}<br>({fmt_count(users[b])} users)" if np.isfinite(users.get(b, np.nan)) else b for b in order]
-    models = _ordered_models(list(dict.fromkeys(data["model"])))
+    models = ordered_models(list(dict.fromkeys(data["model"])))
     colors = model_colors(models)
     fig = go.Figure()
     for model in models:
@@ -176,7 +176,7 @@ def plot_metric_by_history_length(frame: pd.DataFrame, metric: str = "NDCG@10") 
         n_users = part["users"].to_numpy(dtype=float)
         custom = np.stack([n_users, lo, hi], axis=1)
         fig.add_bar(x=order, y=value, name=model, marker_color=colors[model], customdata=custom,
-                    error_y=_error_bars(value, lo, hi),
+                    error_y=error_bars(value, lo, hi),
                     hovertemplate=(f"<b>{model}</b> · %{{x}} events<br>{metric} %{{y:.4f}} "
                                    "(95% CI %{customdata[1]:.4f}–%{customdata[2]:.4f})"
                                    "<br>%{customdata[0]:,} users<extra></extra>"))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from seqrec_core.viz.plot_evaluation import error_bars, ordered_models
 from seqrec_core.viz.plot_patterns import SEGMENT_ORDER, column_values
 from seqrec_core.viz.theme import (
     BASELINE_GREYS,
@@ -18,14 +19,9 @@ from seqrec_core.viz.theme import (
     clean_text,
     empty_figure,
     fmt_count,
-    is_baseline,
     model_colors,
     set_title,
 )
-
-
-def _ordered(models: list[str]) -> list[str]:
-    return [m for m in models if not is_baseline(m)] + [m for m in models if is_baseline(m)]
 
 
 def _metric_by_group(frame: pd.DataFrame, group: str, metric: str, title: str, x_title: str,
@@ -41,18 +37,13 @@ def _metric_by_group(frame: pd.DataFrame, group: str, metric: str, title: str, x
     users = data.groupby(group)["users"].max() if "users" in data else pd.Series(dtype=float)
     ticktext = [f"{g}<br>({fmt_count(users[g])} user{'' if users[g] == 1 else 's'})" if g in users else g
                 for g in groups]
-    models = _ordered(list(dict.fromkeys(data["model"])))
+    models = ordered_models(list(dict.fromkeys(data["model"])))
     colors = model_colors(models)
     fig = go.Figure()
     for model in models:
         part = data[data["model"] == model].set_index(group).reindex(groups)
         value, lo, hi = column_values(part, metric), column_values(part, f"{metric} lo"), column_values(part, f"{metric} hi")
-        err = None
-        if np.isfinite(lo).any():
-            err = dict(type="data", symmetric=False, array=np.clip(np.nan_to_num(hi - value), 0, None),
-                       arrayminus=np.clip(np.nan_to_num(value - lo), 0, None), color="#3A3F47", thickness=1.5,
-                       width=5)
-        fig.add_bar(x=groups, y=value, name=model, marker_color=colors[model], error_y=err,
+        fig.add_bar(x=groups, y=value, name=model, marker_color=colors[model], error_y=error_bars(value, lo, hi),
                     customdata=np.column_stack([column_values(part, "users"), lo, hi]),
                     hovertemplate=f"<b>{model}</b> · %{{x}}<br>{metric} %{{y:.4f}} (95% CI %{{customdata[1]:.4f}}–"
                                   "%{customdata[2]:.4f})<br>%{customdata[0]:,} users<extra></extra>")
