@@ -10,7 +10,10 @@ Planted, and returned as :class:`DemoTruth` so tests and the dashboard can check
   is the last (held-out test) event, so a model that uses long histories can be told apart from one that
   does not;
 - user timing segments: ~8% clockwork users (once a day at their own hour: periodic and regular) and ~8%
-  Poisson users (uniformly random times), next to the session shoppers (bursty).
+  Poisson users (uniformly random times), next to the session shoppers (bursty);
+- daypart tastes: by day (06-15 UTC) more Coffee, Kitchen and Garden, in the evening (17-24 UTC) more Gaming,
+  Audio and Books, so a model that knows the time of the request (time-aware SASRec) can beat one that only
+  sees the item sequence.
 Everything is vectorised numpy; the default 2,000 x ~50 events take well under a second.
 """
 from __future__ import annotations
@@ -41,6 +44,11 @@ POISSON_USER_SHARE = 0.08  # users whose events fall at random times (no session
 POP_EXPONENT = 0.8  # Zipf exponent of the ordinary items' popularity
 FAVOURITE_SHARE = 0.5  # share of a user's ordinary events drawn from their favourite category
 BURST_PROB = 0.06  # share of events inside a burst window that go to the burst item
+# Daypart tastes: (first hour, last hour + 1) in UTC -> categories that gain. A share DAYPART_SHARE of the events
+# not drawn from the user's favourite category is drawn from the daypart's categories instead.
+DAYPART_CATEGORIES: dict[tuple[int, int], list[str]] = {(6, 15): ["Coffee", "Kitchen", "Garden"],
+                                                          (17, 24): ["Gaming", "Audio", "Books"]}
+DAYPART_SHARE = 0.6
 
 CATALOGUE: dict[str, list[str]] = {
     "Running": ["Trail running shoes", "Road running shoes", "Running socks", "Running vest", "Compression tights",
@@ -98,6 +106,9 @@ class DemoTruth:
     response_users: list[str] = field(default_factory=list)  # last event = planted response, trigger 20-40 before
     clockwork_users: list[str] = field(default_factory=list)  # one event a day at a fixed hour (periodic, regular)
     poisson_users: list[str] = field(default_factory=list)  # events at uniformly random times
+    # "HH-HH" UTC hour range -> categories drawn more often then; the share of non-favourite draws they take
+    daypart_categories: dict[str, list[str]] = field(default_factory=dict)
+    daypart_share: float = DAYPART_SHARE
     follow_prob: float = FOLLOW_PROB
     transition_prob: float = TRANSITION_PROB
     weekend_boost: float = WEEKEND_BOOST
@@ -214,11 +225,22 @@ def make_demo_events(n_users: int = 2000, events_per_user: int = 50, n_items: in
     starts = np.cumsum(lengths) - lengths
     user_of = np.repeat(np.arange(n_users), lengths)
 
-    # Items: half from the user's favourite category, half from global popularity, then A -> B transitions.
+    times, user_kind = _session_times(lengths, rng)
+
+    # Items: half from the user's favourite category, half from global popularity (in a daypart, partly from the
+    # daypart's categories), then A -> B transitions.
     fav = rng.integers(0, len(cats), n_users)[user_of]
     from_fav = rng.random(n_ev) < FAVOURITE_SHARE
     u = rng.random(n_ev)
-    items = np.where(from_fav, order[np.minimum(np.searchsorted(seg_cdf, fav + u), n_items - 1)],
+    hour = (times - int(START.timestamp())) // 3600 % 24
+    cat_draw = fav.copy()  # category of a category draw: the favourite, or a daypart category
+    from_daypart = np.zeros(n_ev, dtype=bool)
+    for (h0, h1), names in DAYPART_CATEGORIES.items():
+        here = ~from_fav & (hour >= h0) & (hour < h1) & (rng.random(n_ev) < DAYPART_SHARE)
+        cat_draw[here] = rng.choice([cats.index(c) for c in names], int(here.sum()))
+        from_daypart |= here
+    by_category = from_fav | from_daypart
+    items = np.where(by_category, order[np.minimum(np.searchsorted(seg_cdf, cat_draw + u), n_items - 1)],
                      np.minimum(np.searchsorted(glob_cdf, u), n_items - 1))
     follow_draw = rng.random(n_ev) < TRANSITION_PROB
     for j in range(1, int(lengths.max())):
@@ -226,8 +248,6 @@ def make_demo_events(n_users: int = 2000, events_per_user: int = 50, n_items: in
         prev = successor[items[at - 1]]
         hit = (prev >= 0) & follow_draw[at]
         items[at[hit]] = prev[hit]
-
-    times, user_kind = _session_times(lengths, rng)
 
     # Trigger -> response plantings: one ending at the last event for the response users, up to two earlier.
     planted = np.zeros(n_ev, dtype=bool)
@@ -302,5 +322,6 @@ def make_demo_events(n_users: int = 2000, events_per_user: int = 50, n_items: in
         response_users=[str(user_ids[k]) for k in ru],
         clockwork_users=[str(u) for u in user_ids[user_kind == 1]],
         poisson_users=[str(u) for u in user_ids[user_kind == 2]],
+        daypart_categories={f"{h0:02d}-{h1:02d}": list(names) for (h0, h1), names in DAYPART_CATEGORIES.items()},
     )
     return events, truth

@@ -140,3 +140,15 @@ def test_small_demo_keeps_its_structure_and_builds_sequences() -> None:
     assert truth.trigger_response and truth.response_users
     data = build_sequences(events)
     assert data.n_users == 60 and data.has_time and data.n_events == len(events)
+
+
+def test_daypart_categories_are_bought_more_in_their_daypart(demo) -> None:
+    events, truth = demo
+    hour = events["timestamp"].dt.hour.to_numpy()
+    assert truth.daypart_categories == {"06-15": ["Coffee", "Kitchen", "Garden"], "17-24": ["Gaming", "Audio", "Books"]}
+    for span, names in truth.daypart_categories.items():
+        h0, h1 = (int(x) for x in span.split("-"))
+        inside = (hour >= h0) & (hour < h1)
+        share_in = events["item_category"][inside].isin(names).mean()
+        share_out = events["item_category"][~inside].isin(names).mean()
+        assert share_in > 1.5 * share_out  # e.g. Coffee/Kitchen/Garden ~2x as common by day as at other hours
