@@ -26,7 +26,7 @@ EXIT_CANCELLED = 130  # the shell's code for "stopped by a signal"; nothing was 
 BASELINE_NAMES = ("popularity", "markov", "itemknn")
 # CLI flags passed through to the family's config; the family's config validates them (unknown -> exit 2).
 MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "positions", "loss", "num_negatives",
-                      "negatives", "mask_prob", "mask_last_prob", "short_window")
+                      "negatives", "gbce_t", "time_features", "mask_prob", "mask_last_prob", "short_window")
 TRAIN_OPTION_NAMES = ("epochs", "max_len", "time_budget", "batch_size", "lr", "weight_decay", "patience", "device",
                       "seed", "keep")
 
@@ -234,11 +234,20 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=float, help="dropout rate")
     g.add_argument("--positions", choices=("rotary", "learned"),
                    help="rotary (default; learns long-range pairs) or GPT-2 learned absolute positions (classic SASRec)")
-    g.add_argument("--loss", choices=("full", "sampled"),
-                   help="full-softmax cross-entropy (default) or sampled softmax for huge catalogues")
-    g.add_argument("--num-negatives", type=int, help="negatives per step with --loss sampled")
+    g.add_argument("--loss", choices=("full", "sampled", "bce", "gbce"),
+                   help="sasrec: full-softmax cross-entropy (default), sampled softmax for huge catalogues, bce (one "
+                        "sampled negative per positive, the original SASRec) or gbce (gSASRec: --num-negatives per "
+                        "positive, calibrated by --gbce-t)")
+    g.add_argument("--num-negatives", type=int,
+                   help="negatives per step with --loss sampled, per positive with --loss gbce (default 256)")
     g.add_argument("--negatives", choices=("uniform", "popularity"),
-                   help="how --loss sampled draws negatives (default uniform; popularity uses the log-q correction)")
+                   help="how sampled/bce/gbce negatives are drawn (default uniform; popularity: sampled uses the "
+                        "log-q correction)")
+    g.add_argument("--gbce-t", type=float,
+                   help="gbce calibration t in [0, 1] (default 0.75; 0 = plain BCE with k negatives)")
+    g.add_argument("--time-features", action="store_true", default=None,
+                   help="sasrec: add hour-of-day, weekday and time-gap embeddings of each event and of the query "
+                        "(request) time; needs a log with timestamps")
     g.add_argument("--mask-prob", type=float, help="bert4rec: share of events masked in cloze training (default 0.2)")
     g.add_argument("--mask-last-prob", type=float,
                    help="bert4rec: share of rows that mask only their latest event, the inference case (default 0.1)")

@@ -163,6 +163,10 @@ def evaluate(scorer: Scorer, data: SequenceData, part: str = "test", *, exclude_
     ``max_users`` evaluates a fixed-seed random subsample (same users for every model with the same seed), which
     is what early stopping wants; reported numbers should use all users. ``progress(done, total)`` is called
     after each batch.
+
+    A time-aware scorer (``uses_time``) also gets each history's times, and as the query time the held-out
+    event's timestamp (``Split.target_times``): at serving time "now" is known, so this leaks nothing about which
+    item comes next. Other scorers are called exactly as the :class:`Scorer` protocol says.
     """
     if part not in ("val", "test"):
         raise InputError(f"cannot evaluate on part '{part}'; use 'val' or 'test'")
@@ -180,10 +184,19 @@ def evaluate(scorer: Scorer, data: SequenceData, part: str = "test", *, exclude_
         idx = np.sort(np.random.default_rng(seed).choice(n_total, size=max_users, replace=False))
     n_cols = data.vocab.n_items + 1
     ranks = np.empty(len(idx), dtype=np.int64)
+    split_times = None
+    if getattr(scorer, "uses_time", False):
+        from seqrec_core.models.time_features import require_time, split_times as times_of
+
+        require_time(data, f"model '{getattr(scorer, 'name', 'model')}' (trained with time features)")
+        split_times = times_of(data, split)
     for start in range(0, len(idx), batch_size):
         batch = idx[start:start + batch_size]
         hists = [split.histories[i] for i in batch]
-        scores = scorer.score_histories(hists)
+        if split_times is None:
+            scores = scorer.score_histories(hists)
+        else:
+            scores = scorer.score_histories(hists, times=[split_times[i] for i in batch])
         _check_shape(tuple(scores.shape), len(batch), n_cols)
         ranks[start:start + len(batch)] = compute_ranks(scores, hists, split.targets[batch], exclude_seen)
         if progress is not None:

@@ -23,7 +23,14 @@ from torch import nn
 
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
-from seqrec_core.models.neural import NeuralScorer, batch_order, iterate_batches, training_windows
+from seqrec_core.models.neural import (
+    NeuralScorer,
+    batch_order,
+    iterate_batches,
+    training_time_windows,
+    training_windows,
+)
+from seqrec_core.models.time_features import require_time
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +164,13 @@ def _adamw(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                autocast: Callable[[], contextlib.AbstractContextManager], inputs: torch.Tensor,
-               targets: torch.Tensor) -> torch.Tensor:
+               targets: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
     """One optimiser step on a batch already on the device; returns the (undetached) loss.
+    ``times`` (B, W + 1) only for a time-aware model.
 
     Shared with bench/train_speed.py so the benchmark times exactly what training runs."""
     with autocast():
-        loss = model(inputs, targets)  # scalar
+        loss = model(inputs, targets) if times is None else model(inputs, targets, times=times)  # scalar
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -193,6 +201,10 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
         log.warning("model max_len %d differs from training max_len %d; using the model's", max_len, cfg.max_len)
     train_seqs = [data.train_sequence(u) for u in range(data.n_users)]
     windows, lengths, masked = training_windows(train_seqs, max_len)
+    time_windows = None
+    if getattr(model, "uses_time", False):  # train_sequence is a prefix of the user's events: times alike
+        require_time(data)
+        time_windows = training_time_windows([data.times[u][:len(s)] for u, s in enumerate(train_seqs)], max_len)
     if len(windows) == 0:
         raise InputError("no user has 2 or more training events, so there is nothing to learn from; "
                          "load a log with longer histories (each user needs at least 4 events)")
@@ -265,7 +277,9 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
         loss_sum = torch.zeros((), device=device)
         n_steps = 0
         batches = batch_order(lengths, cfg.batch_size, rng)
-        for step, (inputs, targets) in enumerate(iterate_batches(windows, lengths, batches, masked), start=1):
+        for step, batch in enumerate(iterate_batches(windows, lengths, batches, masked, time_windows), start=1):
+            inputs, targets = batch[0], batch[1]
+            times = batch[2] if len(batch) > 2 else None
             if stop_requested():
                 reason, stopped = "cancelled", True
                 break
@@ -276,7 +290,9 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
                 inputs, targets = inputs.pin_memory(), targets.pin_memory()
             inputs = inputs.to(device, non_blocking=True)  # (B, W)
             targets = targets.to(device, non_blocking=True)  # (B, W)
-            loss = train_step(model, optimizer, scaler, autocast, inputs, targets)
+            if times is not None:
+                times = times.to(device, non_blocking=True)  # (B, W + 1)
+            loss = train_step(model, optimizer, scaler, autocast, inputs, targets, times)
             loss_sum += loss.detach().float()
             n_steps += 1
             now = elapsed()

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqrec_core.models.time_features import check_times, pad_times_left
+
 
 def pad_left(histories: Sequence[np.ndarray], max_len: int, width: int | None = None) -> torch.Tensor:
     """Left-pad (0) and left-truncate histories to their last ``max_len`` events.
@@ -34,6 +36,39 @@ def pad_left(histories: Sequence[np.ndarray], max_len: int, width: int | None = 
 MIN_CONTEXT_SHARE = 0.5  # a target in a cut window is trained only with >= this share of max_len events before it
 
 
+def _window_bounds(lengths: Sequence[int], max_len: int, min_context: int | None) -> list[tuple[int, int, int, int]]:
+    """(sequence, start, end, masked targets) of every training window; depends only on the lengths, so item and
+    time windows are cut identically."""
+    span = max_len + 1
+    ctx = int(MIN_CONTEXT_SHARE * max_len) if min_context is None else int(min_context)
+    ctx = min(max(ctx, 0), max_len - 1)  # each window must train at least one new target
+    bounds = []
+    for s, n in enumerate(lengths):
+        end = int(n)
+        while end >= 2:
+            start = max(0, end - span)
+            if start == 0:
+                bounds.append((s, 0, end, 0))
+                break
+            bounds.append((s, start, end, ctx))
+            end = start + 1 + ctx  # the older window ends with the targets masked here
+    return bounds
+
+
+def _fill_windows(sequences: Sequence[np.ndarray], bounds: list[tuple[int, int, int, int]], span: int) -> np.ndarray:
+    windows = np.zeros((len(bounds), span), dtype=np.int64)  # (N, L + 1)
+    for i, (s, start, end, _) in enumerate(bounds):
+        windows[i, span - (end - start):] = sequences[s][start:end]
+    return windows
+
+
+def training_time_windows(times: Sequence[np.ndarray], max_len: int, min_context: int | None = None) -> np.ndarray:
+    """(N, max_len + 1) event times aligned with :func:`training_windows` of the sequences these times belong
+    to (same cuts, same left padding with 0); a window's last column is its last target's time."""
+    bounds = _window_bounds([len(t) for t in times], max_len, min_context)
+    return _fill_windows(times, bounds, max_len + 1)
+
+
 def training_windows(sequences: Sequence[np.ndarray], max_len: int,
                      min_context: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Left-padded windows (N, max_len + 1) covering every training event exactly once as a trained target.
@@ -47,26 +82,10 @@ def training_windows(sequences: Sequence[np.ndarray], max_len: int,
     Returns (windows, lengths, masked): lengths (N,) counts the real events of each window, masked (N,) the
     leading targets of each window that ``iterate_batches`` hides from the loss.
     """
-    span = max_len + 1
-    ctx = int(MIN_CONTEXT_SHARE * max_len) if min_context is None else int(min_context)
-    ctx = min(max(ctx, 0), max_len - 1)  # each window must train at least one new target
-    rows: list[np.ndarray] = []
-    masked: list[int] = []
-    for seq in sequences:
-        end = len(seq)
-        while end >= 2:
-            start = max(0, end - span)
-            rows.append(seq[start:end])
-            if start == 0:
-                masked.append(0)
-                break
-            masked.append(ctx)
-            end = start + 1 + ctx  # the older window ends with the targets masked here
-    windows = np.zeros((len(rows), span), dtype=np.int64)  # (N, L + 1)
-    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    for i, r in enumerate(rows):
-        windows[i, span - len(r):] = r
-    return windows, lengths, np.asarray(masked, dtype=np.int64)
+    bounds = _window_bounds([len(s) for s in sequences], max_len, min_context)
+    windows = _fill_windows(sequences, bounds, max_len + 1)
+    lengths = np.fromiter((end - start for _, start, end, _ in bounds), dtype=np.int64, count=len(bounds))
+    return windows, lengths, np.fromiter((m for *_, m in bounds), dtype=np.int64, count=len(bounds))
 
 
 def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 64) -> list[np.ndarray]:
@@ -87,8 +106,11 @@ def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, 
 
 
 def iterate_batches(windows: np.ndarray, lengths: np.ndarray, batches: list[np.ndarray],
-                    masked: np.ndarray | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(inputs, targets) LongTensors (B, W) trimmed to the longest window of each batch (CPU; caller moves).
+                    masked: np.ndarray | None = None, times: np.ndarray | None = None,
+                    ) -> Iterator[tuple[torch.Tensor, ...]]:
+    """(inputs, targets) LongTensors (B, W) trimmed to the longest window of each batch (CPU; caller moves);
+    with ``times`` (the :func:`training_time_windows`) a third tensor (B, W + 1): the inputs' times followed by
+    the last target's, i.e. column t + 1 = the query time of input column t.
 
     Targets are 0 (ignored by the loss) at padding and at each window's ``masked`` leading targets."""
     for idx in batches:
@@ -98,7 +120,11 @@ def iterate_batches(windows: np.ndarray, lengths: np.ndarray, batches: list[np.n
         if masked is not None:
             first_trained = w - lengths[idx] + masked[idx]  # (B,) column of the first target that is trained
             targets[np.arange(w - 1)[None, :] < first_trained[:, None]] = 0
-        yield torch.from_numpy(block[:, :-1].copy()), torch.from_numpy(targets)
+        if times is None:
+            yield torch.from_numpy(block[:, :-1].copy()), torch.from_numpy(targets)
+        else:
+            yield (torch.from_numpy(block[:, :-1].copy()), torch.from_numpy(targets),
+                   torch.from_numpy(times[idx, times.shape[1] - w:].copy()))  # (B, W + 1)
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -193,6 +219,49 @@ def full_softmax_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: t
     return torch.nn.functional.cross_entropy(logits.float(), targets)
 
 
+# ------------------------------------------------------------------------------ BCE / gBCE with sampled negatives
+NEGATIVE_POOL = 1024  # candidates drawn per step; each positive's negatives are drawn from them
+
+
+def sample_negative_pool(n_items: int, n_rows: int, k: int, probs: torch.Tensor | None,
+                         device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """k negatives per row, as a shared pool of item ids (P,) and per-row picks into it (N, K).
+
+    Why a pool: gathering N x K item vectors (tens of thousands of positions x 256 negatives x D) costs hundreds
+    of MB per step on a CPU; one (N, P) logit block against P pooled candidates costs a few. Each negative is
+    still drawn from ``probs`` (uniform when None) marginally; rows merely share candidates."""
+    size = max(NEGATIVE_POOL, 2 * k)
+    if probs is None:
+        pool = torch.randint(1, n_items + 1, (size,), device=device)  # (P,)
+    else:
+        pool = torch.multinomial(probs.to(device), size, replacement=True) + 1  # (P,)
+    pick = torch.randint(0, size, (n_rows, k), device=device)  # (N, K)
+    return pool, pick
+
+
+def gbce_beta(k: int, n_items: int, t: float) -> float:
+    """gSASRec's power on the positive probability: beta = alpha * (t * (1 - 1/alpha) + 1/alpha) with the sampling
+    rate alpha = k / (n_items - 1); t = 0 gives beta = 1 (plain BCE), t = 1 gives beta = alpha (calibrated)."""
+    alpha = min(1.0, k / max(n_items - 1, 1))
+    return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+def binary_negatives_loss(pos_logit: torch.Tensor, neg_logit: torch.Tensor, beta: float,
+                          valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over positions of the gBCE loss (Petrov & Macdonald 2023, eq. 8):
+    -(1 / (k + 1)) * (log sigmoid(s+)^beta + sum_j log(1 - sigmoid(s-_j))).
+
+    log sigmoid(s)^beta = -beta * softplus(-s), so this equals their transformed-logit BCE exactly, without the
+    float64 clamps. pos_logit (N,), neg_logit (N, K), valid (N, K) False = not a negative (accidental hit)."""
+    if pos_logit.shape[0] == 0:
+        return pos_logit.sum() * 0.0 + neg_logit.sum() * 0.0
+    pos = beta * torch.nn.functional.softplus(-pos_logit.float())  # (N,)
+    neg = torch.nn.functional.softplus(neg_logit.float())  # (N, K)
+    if valid is not None:
+        neg = neg * valid
+    return ((pos + neg.sum(1)) / (neg_logit.shape[1] + 1)).mean()
+
+
 class NeuralScorer:
     """Adapts a trained neural model (anything with ``score(input_ids)``) to the :class:`Scorer` protocol."""
 
@@ -205,14 +274,24 @@ class NeuralScorer:
         self.output = output  # "torch" keeps scores on the device for evaluation during training
         self.name = name or getattr(getattr(model, "config", None), "family", type(model).__name__.lower())
 
+    @property
+    def uses_time(self) -> bool:
+        """True when the model needs times (callers then pass ``times`` to :meth:`score_histories`)."""
+        return bool(getattr(self.model, "uses_time", False))
+
     @torch.no_grad()
-    def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
+    def score_histories(self, histories: list[np.ndarray], times: list[np.ndarray] | None = None) -> np.ndarray:
         """Scores (B, n_items + 1), float32, column 0 = -inf; histories longer than max_len keep their tail.
 
         Histories are scored in length-sorted chunks (at most ``batch_size`` rows and about
         ``batch_size * 16`` positions each), so one long history does not pad a whole batch to max_len.
+        ``times``: one int64 array per history, its events' unix seconds followed by the query (request) time;
+        required by a time-aware model (InputError without), ignored by the others.
         """
         n_cols = int(self.model.config.n_items) + 1
+        use_time = self.uses_time
+        if use_time:
+            times = check_times(histories, times, f"model '{self.name}'")
         if not histories:
             return torch.empty(0, n_cols) if self.output == "torch" else np.empty((0, n_cols), np.float32)
         lengths = np.fromiter((min(len(h), self.max_len) for h in histories), dtype=np.int64, count=len(histories))
@@ -231,7 +310,11 @@ class NeuralScorer:
                     stop += 1
                 rows = order[start:stop]
                 ids = pad_left([histories[i] for i in rows], self.max_len)  # (b, W)
-                scores = self.model.score(ids.to(self.device, non_blocking=True))  # (b, V + 1)
+                if use_time:
+                    t = pad_times_left([times[i] for i in rows], self.max_len, ids.shape[1])  # (b, W + 1)
+                    scores = self.model.score(ids.to(self.device), times=t.to(self.device))  # (b, V + 1)
+                else:
+                    scores = self.model.score(ids.to(self.device, non_blocking=True))  # (b, V + 1)
                 out[torch.from_numpy(rows).to(self.device)] = scores.float()
                 start = stop
         finally:

@@ -7,6 +7,11 @@ rotary positions (the default; relative positions let it learn trigger->response
 
 Inputs are LEFT-padded ``(B, T)`` item ids with 0 = padding, the last column being the prediction point.
 Positions are computed from the padding mask so that adding more left padding never changes a score.
+
+Options beyond the classic model: ``time_features`` adds hour, weekday and gap embeddings of each event and of
+the position's query time (:mod:`seqrec_core.models.time_features`; times then travel as a (B, T + 1) tensor
+next to the ids), and ``loss`` picks full softmax, sampled softmax, BCE with one sampled negative per positive
+(the original SASRec) or gBCE (gSASRec, Petrov & Macdonald 2023: k negatives and a calibrated positive term).
 """
 from __future__ import annotations
 
@@ -22,7 +27,15 @@ from torch import nn
 
 from seqrec_core.errors import InputError
 from seqrec_core.models.base import check_int
-from seqrec_core.models.neural import FastDropout, fast_dropout, full_softmax_cross_entropy
+from seqrec_core.models.neural import (
+    FastDropout,
+    binary_negatives_loss,
+    fast_dropout,
+    full_softmax_cross_entropy,
+    gbce_beta,
+    sample_negative_pool,
+)
+from seqrec_core.models.time_features import TimeFeatures
 
 
 @dataclass(frozen=True)
@@ -36,9 +49,11 @@ class SASRecConfig:
     dropout: float = 0.4  # measured best of 0.2-0.5 on Beauty (bench/RESULTS.md)
     max_len: int = 50
     positions: Literal["rotary", "learned"] = "rotary"
-    loss: Literal["full", "sampled"] = "full"
-    num_negatives: int = 256
+    loss: Literal["full", "sampled", "bce", "gbce"] = "full"
+    num_negatives: int = 256  # "sampled": shared per step; "gbce": per positive ("bce" always uses one)
     negatives: Literal["uniform", "popularity"] = "uniform"
+    gbce_t: float = 0.75  # gBCE calibration: 0 = plain BCE with k negatives, 1 = fully calibrated (gSASRec's 0.75)
+    time_features: bool = False  # hour/weekday/gap embeddings of each event and of the query time
     family: str = "sasrec"
 
     def __post_init__(self) -> None:
@@ -53,7 +68,11 @@ class SASRecConfig:
                              "into an even head size; pick e.g. hidden_size 64 with num_heads 2")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise InputError(f"dropout {self.dropout!r} is out of range; use a number in [0, 1), e.g. 0.3")
-        for name, allowed in (("positions", ("rotary", "learned")), ("loss", ("full", "sampled")),
+        if isinstance(self.gbce_t, bool) or not isinstance(self.gbce_t, (int, float)) or not 0 <= self.gbce_t <= 1:
+            raise InputError(f"gbce_t {self.gbce_t!r} is out of range; use a number in [0, 1], e.g. 0.75")
+        if not isinstance(self.time_features, bool):
+            raise InputError(f"time_features {self.time_features!r} must be true or false")
+        for name, allowed in (("positions", ("rotary", "learned")), ("loss", ("full", "sampled", "bce", "gbce")),
                               ("negatives", ("uniform", "popularity")), ("family", ("sasrec",))):
             if getattr(self, name) not in allowed:
                 raise InputError(f"{name} {getattr(self, name)!r} is not one of {list(allowed)}")
@@ -123,6 +142,7 @@ class SASRec(nn.Module):
         self.config = config
         d = config.hidden_size
         self.item_emb = nn.Embedding(config.n_items + 1, d, padding_idx=0)
+        self.time_emb = TimeFeatures(d) if config.time_features else None
         # GPT-2 applies its own dropout after adding positions; Llama has none, so ours goes on the input.
         self.emb_dropout = FastDropout(config.dropout) if config.positions == "rotary" else nn.Identity()
         if config.positions == "rotary":
@@ -154,12 +174,24 @@ class SASRec(nn.Module):
     def _dropout_hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         return fast_dropout(output, self.config.dropout, self.training)
 
+    @property
+    def uses_time(self) -> bool:
+        """Whether scoring needs each history's times plus the query time (the ``time_features`` option)."""
+        return self.time_emb is not None
+
     # ----------------------------------------------------------------------------------------------- body
-    def forward_hidden(self, input_ids: torch.Tensor, output_attentions: bool = False) -> HiddenOutput:
-        """Run the Transformer body; with ``output_attentions`` it switches to eager attention for the call."""
+    def forward_hidden(self, input_ids: torch.Tensor, output_attentions: bool = False,
+                       times: torch.Tensor | None = None) -> HiddenOutput:
+        """Run the Transformer body; with ``output_attentions`` it switches to eager attention for the call.
+
+        ``times`` (B, T + 1) int64 unix seconds (events, then the query time) feeds the time features; without it
+        a time-aware model sees "unknown" times (no time signal), which only low-level probes should rely on."""
         input_ids = input_ids[:, -self.config.max_len:]  # (B, T) never longer than the position table
         real = input_ids != 0  # (B, T)
-        x = self.item_emb(input_ids) * math.sqrt(self.config.hidden_size)  # (B, T, D)
+        x = self.item_emb(input_ids)  # (B, T, D)
+        if self.time_emb is not None:
+            x = x + self.time_emb(real, times)  # (B, T, D) added before scaling: same scale as the items
+        x = x * math.sqrt(self.config.hidden_size)  # (B, T, D)
         x = self.emb_dropout(x)
         if self.config.positions == "rotary":
             position_ids = (real.cumsum(1) - 1).clamp_(min=0)  # (B, T) counts real events from the oldest
@@ -181,15 +213,34 @@ class SASRec(nn.Module):
         return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]  # (B, 1, T, T)
 
     # ---------------------------------------------------------------------------------------------- train
-    def forward(self, input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean next-item cross-entropy over every position with a target (``targets`` 0 = no target)."""
-        hidden = self.forward_hidden(input_ids).hidden  # (B, T, D)
+    def forward(self, input_ids: torch.Tensor, targets: torch.Tensor,
+                times: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean next-item loss over every position with a target (``targets`` 0 = no target).
+
+        ``times`` (B, T + 1): the inputs' times then the last target's; column t + 1 is the query time of
+        position t (the time of the event it predicts, never that event's item)."""
+        hidden = self.forward_hidden(input_ids, times=times).hidden  # (B, T, D)
         where = targets[:, -hidden.shape[1]:] != 0  # (B, T)
         h = hidden[where]  # (N, D) only positions that predict something: the output layer is the big cost
         y = targets[:, -hidden.shape[1]:][where]  # (N,)
         if self.config.loss == "full":
             return full_softmax_cross_entropy(h, self.item_emb.weight[1:], y - 1)  # padding column left out
+        if self.config.loss in ("bce", "gbce"):
+            return self._binary_loss(h, y)
         return self._sampled_loss(h, y)
+
+    def _binary_loss(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """BCE (one negative per positive, beta = 1) or gBCE (k negatives, beta from gbce_t): see
+        :func:`seqrec_core.models.neural.binary_negatives_loss`."""
+        k = 1 if self.config.loss == "bce" else self.config.num_negatives
+        t = 0.0 if self.config.loss == "bce" else float(self.config.gbce_t)
+        probs = self.neg_probs if self.config.negatives == "popularity" else None
+        pool, pick = sample_negative_pool(self.config.n_items, h.shape[0], k, probs, h.device)  # (P,), (N, K)
+        w = self.item_emb.weight
+        pos_logit = (h * w[y]).sum(-1)  # (N,)
+        neg_logit = (h @ w[pool].T).gather(1, pick)  # (N, K) via the (N, P) pool logits
+        valid = pool[pick] != y[:, None]  # (N, K) an accidental hit is no negative
+        return binary_negatives_loss(pos_logit, neg_logit, gbce_beta(k, self.config.n_items, t), valid)
 
     def _sampled_loss(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Sampled softmax with shared negatives and the log-q correction (unbiased-ish for huge catalogues)."""
@@ -213,9 +264,10 @@ class SASRec(nn.Module):
         self.neg_probs = counts.to(self.neg_probs).clamp(min=1.0)
 
     # ---------------------------------------------------------------------------------------------- infer
-    def score(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Scores (B, n_items + 1) for the item after the last column; column 0 (padding) is -inf."""
-        hidden = self.forward_hidden(input_ids).hidden[:, -1]  # (B, D)
+    def score(self, input_ids: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores (B, n_items + 1) for the item after the last column; column 0 (padding) is -inf.
+        ``times`` (B, T + 1): needed by a time-aware model (its last column = the request time)."""
+        hidden = self.forward_hidden(input_ids, times=times).hidden[:, -1]  # (B, D)
         scores = hidden @ self.item_emb.weight.T  # (B, V + 1)
         scores[:, 0] = float("-inf")
         return scores
