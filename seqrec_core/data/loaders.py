@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gzip
 import io
 import json
 import logging
+import os
 import re
 import warnings
 import zipfile
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from seqrec_core.data.schema import (
     ALL_ALIASES,
@@ -48,6 +49,10 @@ _ML_SIBLINGS = {"ratings.csv": ("movies.csv",), "ratings.dat": ("movies.dat",), 
 _DATA_EXT = (".csv", ".tsv", ".tab", ".txt", ".dat", ".data", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _INT_LINE = re.compile(r"^\d+(?:[ \t]+\d+)*[ \t]*$")
+# Containers are opened in memory, never extracted; these bounds stop a zip/gzip bomb or a zip of thousands of
+# members from exhausting memory. Override with SEQREC_MAX_UNPACKED_MB / SEQREC_MAX_ZIP_MEMBERS.
+MAX_UNPACKED_MB = 2048
+MAX_ZIP_MEMBERS = 1000
 _VALUE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^\d{4}-\d{2}-\d{2}|^\d{1,2}[/.]\d{1,2}[/.]\d{2,4}")
 
 
@@ -102,13 +107,86 @@ def _check_format(fmt: str) -> None:
 
 # ------------------------------------------------------------------------------------------- bytes -> text
 
+def _limit(env: str, default: int) -> int:
+    try:
+        return max(1, int(float(os.environ.get(env, default))))
+    except ValueError:
+        return default
+
+
+def max_unpacked_bytes() -> int:
+    """Largest total a gzip or zip upload may decompress to (``SEQREC_MAX_UNPACKED_MB``, default 2048 MB)."""
+    return _limit("SEQREC_MAX_UNPACKED_MB", MAX_UNPACKED_MB) * 2**20
+
+
+def _too_big(name: str, limit: int) -> InputError:
+    return InputError(f"{name} unpacks to more than {limit // 2**20:,} MB (a compression bomb, or a log too big for "
+                      f"one upload); unpack it yourself and load the log file, or raise SEQREC_MAX_UNPACKED_MB")
+
+
+def _gunzip(name: str, data: bytes) -> bytes:
+    """Gzip decompression that stops at the size limit instead of filling memory."""
+    limit = max_unpacked_bytes()
+    out = bytearray()
+    try:
+        d = zlib.decompressobj(wbits=31)
+        chunk = d.decompress(data, limit + 1 - len(out))
+        while True:
+            out += chunk
+            if len(out) > limit:
+                raise _too_big(name, limit)
+            if d.unconsumed_tail:
+                chunk = d.decompress(d.unconsumed_tail, limit + 1 - len(out))
+            elif d.eof and d.unused_data[:2] == b"\x1f\x8b":  # concatenated gzip members
+                rest = d.unused_data
+                d = zlib.decompressobj(wbits=31)
+                chunk = d.decompress(rest, limit + 1 - len(out))
+            else:
+                break
+        if not d.eof:
+            raise EOFError("the file ends before the compressed data does")
+    except (OSError, EOFError, zlib.error) as err:
+        raise InputError(f"{name} is a damaged gzip file ({err}); re-download or re-compress it") from None
+    return bytes(out)
+
+
+def _unsafe_member(member: str) -> bool:
+    """Absolute paths, drive letters and '..' parts: harmless here (nothing is extracted) but never legitimate."""
+    parts = member.replace("\\", "/").split("/")
+    return member.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", member)) or ".." in parts
+
+
+def _check_zip(name: str, zf: zipfile.ZipFile) -> None:
+    infos = zf.infolist()
+    max_members = _limit("SEQREC_MAX_ZIP_MEMBERS", MAX_ZIP_MEMBERS)
+    if len(infos) > max_members:
+        raise InputError(f"{name} holds {len(infos):,} files (at most {max_members:,} are accepted); zip only the log "
+                         f"and its titles file")
+    bad = next((i.filename for i in infos if _unsafe_member(i.filename)), None)
+    if bad is not None:
+        raise InputError(f"{name} contains the path '{bad[:80]}' (absolute or with '..'), which a safe archive never "
+                         f"has; re-create the zip from the folder holding the log")
+    if sum(i.file_size for i in infos) > max_unpacked_bytes():
+        raise _too_big(name, max_unpacked_bytes())
+    if any(i.flag_bits & 0x1 for i in infos):
+        raise InputError(f"{name} is password-protected; unzip it and load the log file itself")
+
+
+def _read_member(name: str, zf: zipfile.ZipFile, member: str, budget: list[int]) -> bytes:
+    """A member's bytes, never more than the remaining budget (the sizes in a zip's directory can lie)."""
+    with zf.open(member) as fh:
+        data = fh.read(budget[0] + 1)
+    if len(data) > budget[0]:
+        raise _too_big(name, max_unpacked_bytes())
+    budget[0] -= len(data)
+    return data
+
+
 def _unwrap(name: str, data: bytes, extra: dict[str, bytes]) -> tuple[str, bytes, dict[str, bytes]]:
-    """Open gzip and zip containers; refuse spreadsheets with a hint instead of reading them as junk text."""
+    """Open gzip and zip containers in memory (bounded, no path tricks); refuse spreadsheets with a hint
+    instead of reading them as junk text."""
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as err:
-            raise InputError(f"{name} is a damaged gzip file ({err}); re-download or re-compress it") from None
+        data = _gunzip(name, data)
         name = name[:-3] if name.lower().endswith(".gz") else name
     if data[:4] == b"\xd0\xcf\x11\xe0":
         raise InputError(f"{name} is an old Excel/Office file; export the sheet as CSV (File > Save as > CSV UTF-8)")
@@ -116,6 +194,7 @@ def _unwrap(name: str, data: bytes, extra: dict[str, bytes]) -> tuple[str, bytes
         return name, data, extra
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            _check_zip(name, zf)
             members = [m for m in zf.namelist() if not m.endswith("/") and "__MACOSX" not in m
                        and not Path(m).name.startswith(".")]
             if any(m.startswith(("xl/", "word/", "ppt/")) for m in zf.namelist()):
@@ -128,13 +207,18 @@ def _unwrap(name: str, data: bytes, extra: dict[str, bytes]) -> tuple[str, bytes
                     raise InputError(f"{name} holds {len(logs)} data files ({', '.join(logs[:5]) or 'none'}); "
                                      f"unzip it and load the log file itself")
                 pick = logs[0]
+            budget = [max_unpacked_bytes()]
             extra = dict(extra)
             for m in members:
                 if m != pick and is_metadata_name(m):
-                    extra.setdefault(Path(m).name, zf.read(m))
-            return Path(pick).name, zf.read(pick), extra
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
-        raise InputError(f"{name} is a damaged zip file ({err}); re-download it or unzip it first") from None
+                    extra.setdefault(Path(m).name, _read_member(name, zf, m, budget))
+            return Path(pick).name, _read_member(name, zf, pick, budget), extra
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, ValueError, OSError,
+            EOFError, zlib.error) as err:  # damaged headers, unknown compression, bad CRC, truncation
+        raise InputError(f"{name} is a damaged or unsupported zip file ({str(err)[:100]}); re-download it or unzip "
+                         f"it first") from None
 
 
 def decode_text(name: str, data: bytes) -> str:
@@ -154,7 +238,7 @@ def decode_text(name: str, data: bytes) -> str:
     except UnicodeDecodeError as err:
         try:
             text = data.decode("cp1252")
-            log.warning("%s is not UTF-8; read it as Windows-1252/Latin-1 text", name)
+            log.info("%s is not UTF-8; read it as Windows-1252/Latin-1 text", name)  # info: a refusal stays one line
         except UnicodeDecodeError:
             line = data.count(b"\n", 0, err.start) + 1
             raise InputError(f"{name} line {line}: byte 0x{data[err.start]:02x} is not valid text in UTF-8 or "
@@ -348,6 +432,27 @@ def _read_movielens(name: str, text: str) -> _Raw:
     return _Raw(frame, ref)
 
 
+def _read_parquet(name: str, data: bytes) -> _Raw:
+    try:
+        table = pq.read_table(io.BytesIO(data))
+        table.validate(full=True)  # damaged files can decode to invalid UTF-8 that fails much later otherwise
+        frame = table.to_pandas()
+    except Exception as err:  # pyarrow raises many types for damaged files; all mean the same to a person
+        msg = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise InputError(f"{name} is not a readable Parquet file ({msg}); re-export it or pick another --format") \
+            from None
+    if frame.empty:
+        raise InputError(f"{name} has no rows (columns: {', '.join(map(str, frame.columns[:8]))}); add events")
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.CategoricalDtype):
+            frame[col] = frame[col].astype(object)
+        elif frame[col].dtype == object and frame[col].map(type).isin((bytes, bytearray)).any():
+            # binary columns (written without a UTF-8 annotation): text where they are text, escapes elsewhere
+            frame[col] = frame[col].map(lambda v: bytes(v).decode("utf-8", "backslashreplace")
+                                        if isinstance(v, bytes | bytearray) else v)
+    return _Raw(frame, RowRef(name, np.arange(1, len(frame) + 1, dtype=np.int64), "row"))
+
+
 # ------------------------------------------------------------------------------------- item titles / genres
 
 _ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -415,18 +520,7 @@ def _read(name: str, data: bytes, fmt: str, extra: dict[str, bytes]) -> tuple[_R
     name, data, extra = _unwrap(name, data, extra)
     resolved = detect_format(name, data[:_HEAD]) if fmt == "auto" else fmt
     if resolved == "parquet":
-        try:
-            frame = pd.read_parquet(io.BytesIO(data))
-        except Exception as err:  # pyarrow raises many types for damaged files; all mean the same to a person
-            msg = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-            raise InputError(f"{name} is not a readable Parquet file ({msg}); re-export it or pick another --format") \
-                from None
-        if frame.empty:
-            raise InputError(f"{name} has no rows (columns: {', '.join(map(str, frame.columns[:8]))}); add events")
-        for col in frame.columns:
-            if isinstance(frame[col].dtype, pd.CategoricalDtype):
-                frame[col] = frame[col].astype(object)
-        return _Raw(frame, RowRef(name, np.arange(1, len(frame) + 1, dtype=np.int64), "row")), extra
+        return _read_parquet(name, data), extra
     text = decode_text(name, data)
     if not text.strip():
         raise InputError(f"{name} is empty; choose a file with events (user, item, time)")
@@ -440,10 +534,19 @@ def _read(name: str, data: bytes, fmt: str, extra: dict[str, bytes]) -> tuple[_R
     return _Raw(frame, ref), extra
 
 
+def _in_upload(name: str, err: InputError) -> InputError:
+    """A message about a file inside a zip (or a titles file) also names the upload a person chose."""
+    msg = str(err)
+    return err if name in msg or Path(name).name in msg else InputError(f"{name}: {msg}")
+
+
 def read_raw_table(name: str, data: bytes, fmt: str = "auto") -> pd.DataFrame:
     """The file's columns as read (text for text formats), for previews and column mapping; formats with fixed
     columns (sequence text, MovieLens .dat/u.data) come back with canonical names."""
-    raw, _ = _read(name, data, fmt, {})
+    try:
+        raw, _ = _read(name, data, fmt, {})
+    except InputError as err:
+        raise _in_upload(name, err) from None
     return raw.frame
 
 
@@ -451,16 +554,19 @@ def load_events_bytes(name: str, data: bytes, fmt: str = "auto", columns: Column
                       extra_files: dict[str, bytes] | None = None) -> pd.DataFrame:
     """Canonical events from an upload; ``extra_files`` may hold item titles/categories (e.g. MovieLens
     ``movies.csv``, ``movies.dat``, ``u.item``, or any table with an item column and a title/category column)."""
-    raw, extra = _read(name, data, fmt, dict(extra_files or {}))
-    if raw.fixed is not None:
-        cols = with_columns(columns, **{k: getattr(raw.fixed, k) for k in ColumnMap.__dataclass_fields__})
-        cols = detect_columns(raw.frame, cols, source=raw.ref.source)
-    else:
-        cols = detect_columns(raw.frame, columns, source=raw.ref.source)
-    log.info("%s: columns %s", raw.ref.source, cols)
-    events = to_canonical(raw.frame, cols, raw.ref)
-    for meta_name, meta_data in extra.items():
-        events = attach_item_metadata(events, meta_name, meta_data, raw.ref.source)
+    try:
+        raw, extra = _read(name, data, fmt, dict(extra_files or {}))
+        if raw.fixed is not None:
+            cols = with_columns(columns, **{k: getattr(raw.fixed, k) for k in ColumnMap.__dataclass_fields__})
+            cols = detect_columns(raw.frame, cols, source=raw.ref.source)
+        else:
+            cols = detect_columns(raw.frame, columns, source=raw.ref.source)
+        log.info("%s: columns %s", raw.ref.source, cols)
+        events = to_canonical(raw.frame, cols, raw.ref)
+        for meta_name, meta_data in extra.items():
+            events = attach_item_metadata(events, meta_name, meta_data, raw.ref.source)
+    except InputError as err:
+        raise _in_upload(name, err) from None
     return events
 
 

@@ -260,6 +260,9 @@ def to_id_strings(values: pd.Series, ref: RowRef, column: str, what: str) -> pd.
                          f"fill in the ids or remove those rows")
     if pd.api.types.is_float_dtype(values.dtype):
         arr = values.to_numpy(dtype=float)
+        if not np.all(np.isfinite(arr)):
+            i = _first_bad(~np.isfinite(arr))
+            raise InputError(f"{ref.at(i, column)}: '{arr[i]}' is not a {what} id; fix the value or remove the row")
         if np.all(arr == np.round(arr)) and np.all(np.abs(arr) < 2**53):
             return pd.Series(arr.astype(np.int64).astype(str), index=values.index, dtype="str")
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
@@ -349,7 +352,8 @@ def to_text(values: pd.Series) -> pd.Series:
 
 def first_label(values: pd.Series) -> pd.Series:
     """A pipe-separated list (MovieLens genres) -> its first entry; '(no genres listed)' -> missing."""
-    out = values.astype("str").str.split("|").str[0].astype("str").str.strip()
+    text = values.astype("str")
+    out = text.str.split("|", n=1, expand=True)[0].astype("str").str.strip() if text.notna().any() else text
     return out.mask(out.isin(["", "(no genres listed)"]) | values.isna())
 
 

@@ -6,7 +6,9 @@ upload widget; ``HOSTILE_EXPECT`` lists the fragments each message must contain.
 """
 from __future__ import annotations
 
+import gzip
 import io
+import struct
 import zipfile
 from pathlib import Path
 
@@ -47,6 +49,17 @@ HOSTILE_EXPECT: dict[str, list[str]] = {
     "spreadsheet.xlsx": ["Excel", "CSV"],
     "one_event_per_user.csv": ["fewer than 3 events"],
     "wrong_user_override.csv": ["'visitor'", "--user-col", "columns found"],
+    "nan_ids.csv": ["line 3", "'user_id'", "empty user id"],
+    "nan_ids.parquet": ["row 2", "'user_id'", "empty user id"],
+    "only_user_column.csv": ["item column", "--item-col"],
+    "latin1_bad_time.csv": ["line 3", "'timestamp'", "31.02.2024 25:00"],
+    "truncated.parquet": ["Parquet"],
+    "truncated.csv.gz": ["damaged gzip"],
+    "traversal.zip": ["'../ratings.csv'", "'..'"],
+    "absolute_path.zip": ["'/tmp/ratings.csv'", "absolute"],
+    "zip_bomb.zip": ["more than 2,048 MB", "SEQREC_MAX_UNPACKED_MB"],
+    "many_members.zip": ["1,001 files"],
+    "two_logs.zip": ["2 data files"],
 }
 
 
@@ -90,13 +103,51 @@ def make_hostile_corpus(directory: Path) -> dict[str, Path]:
         "spreadsheet.xlsx": xlsx.getvalue(),
         "one_event_per_user.csv": (HEADER + "".join(f"u{k},i{k % 3},{1700000000 + k}\n" for k in range(10))).encode(),
         "wrong_user_override.csv": (HEADER + ROWS).encode(),
+        "nan_ids.csv": (HEADER + "u1,i1,1700000000\nNaN,i2,1700000100\nu2,i3,1700000200\n").encode(),
+        "nan_ids.parquet": _parquet({"user_id": [1.0, float("nan"), 2.0], "item_id": ["i1", "i2", "i3"],
+                                     "timestamp": [1700000000, 1700000100, 1700000200]}),
+        "only_user_column.csv": b"user_id\nu1\nu2\nu3\n",
+        "latin1_bad_time.csv": (HEADER + "caf\u00e9,i1,01.02.2024 10:00\nna\u00efve,i2,31.02.2024 25:00\n").encode("cp1252"),
     }
+    contents.update(_hostile_containers(parquet.getvalue()))
     assert set(contents) == set(HOSTILE_EXPECT)
     paths = {}
     for name, data in contents.items():
         (directory / name).write_bytes(data)
         paths[name] = directory / name
     return paths
+
+
+def _parquet(columns: dict) -> bytes:
+    buf = io.BytesIO()
+    pd.DataFrame(columns).to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+    return buf.getvalue()
+
+
+def _hostile_containers(valid_parquet: bytes) -> dict[str, bytes]:
+    """Damaged and hostile gzip/zip/Parquet containers around otherwise fine logs."""
+    log = (HEADER + ROWS * 3).encode()
+    bomb = bytearray(_zip({"ratings.csv": log}))
+    for sig, offset in ((b"PK\x01\x02", 24), (b"PK\x03\x04", 22)):  # directory claims ~4 GB unpacked
+        at = bomb.find(sig) + offset
+        bomb[at:at + 4] = struct.pack("<I", 0xFFFFFFF0)
+    return {
+        "truncated.parquet": valid_parquet[: len(valid_parquet) // 2],
+        "truncated.csv.gz": gzip.compress(log)[:40],
+        "traversal.zip": _zip({"../ratings.csv": log}),
+        "absolute_path.zip": _zip({"/tmp/ratings.csv": log}),
+        "zip_bomb.zip": bytes(bomb),
+        "many_members.zip": _zip({f"part{k}.txt": b"" for k in range(1001)}),
+        "two_logs.zip": _zip({"a.csv": log, "b.csv": log}),
+    }
 
 
 def load_and_prepare(path: Path) -> None:
@@ -161,3 +212,44 @@ def test_forced_wrong_format_is_an_input_error(tmp_path: Path) -> None:
     for fmt in ("parquet", "jsonl", "seqtxt"):
         with pytest.raises(InputError, match="log.csv"):
             load_events(path, fmt=fmt)
+
+
+def test_decompression_stops_at_the_configured_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gzip and zip bombs are cut off at SEQREC_MAX_UNPACKED_MB, whether or not the zip's directory tells the truth."""
+    monkeypatch.setenv("SEQREC_MAX_UNPACKED_MB", "1")
+    big = (HEADER + ROWS * 40_000).encode()  # ~2 MB of text, a few KB compressed
+    assert len(big) > 2**20
+    with pytest.raises(InputError, match=r"log\.csv\.gz unpacks to more than 1 MB"):
+        load_events_bytes("log.csv.gz", gzip.compress(big))
+    with pytest.raises(InputError, match=r"up\.zip unpacks to more than 1 MB"):
+        load_events_bytes("up.zip", _zip({"ratings.csv": big}))
+    lying = bytearray(_zip({"ratings.csv": big}))  # directory claims 1,000 bytes: the read itself must stop
+    for sig, offset in ((b"PK\x01\x02", 24), (b"PK\x03\x04", 22)):
+        at = lying.find(sig) + offset
+        lying[at:at + 4] = struct.pack("<I", 1000)
+    with pytest.raises(InputError, match=r"up\.zip"):
+        load_events_bytes("up.zip", bytes(lying))
+    monkeypatch.setenv("SEQREC_MAX_UNPACKED_MB", "10")
+    assert len(load_events_bytes("log.csv.gz", gzip.compress(big))) == 3 * 40_000
+
+
+def test_zip_member_count_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    members = {"ratings.csv": (HEADER + ROWS).encode(), **{f"readme{k}.md": b"" for k in range(5)}}
+    assert len(load_events_bytes("up.zip", _zip(members))) == 3
+    monkeypatch.setenv("SEQREC_MAX_ZIP_MEMBERS", "3")
+    with pytest.raises(InputError, match=r"up\.zip holds 6 files \(at most 3"):
+        load_events_bytes("up.zip", _zip(members))
+
+
+@pytest.mark.parametrize("member", ["../ratings.csv", "a/../../ratings.csv", "/etc/ratings.csv", "C:\\ratings.csv",
+                                    "..\\ratings.csv"])
+def test_zip_members_that_climb_out_or_are_absolute_are_refused(member: str) -> None:
+    with pytest.raises(InputError, match=r"up\.zip contains the path"):
+        load_events_bytes("up.zip", _zip({member: (HEADER + ROWS).encode()}))
+
+
+def test_errors_inside_a_zip_name_the_upload_and_the_member() -> None:
+    members = {"ml/ratings.csv": (HEADER + ROWS).encode(), "ml/movies.csv": b"\x00\x01"}
+    with pytest.raises(InputError) as info:
+        load_events_bytes("ml-small.zip", _zip(members))
+    assert str(info.value).startswith("ml-small.zip: movies.csv line 1")
