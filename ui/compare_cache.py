@@ -3,7 +3,8 @@ fingerprint, so adding a run evaluates only that run and returning to the page i
 
 Why per-run caching rather than one cache for "all runs": the set of runs grows one training at a time; a cache
 keyed on the whole set would re-rank the catalogue for every old run whenever a new one appears. Arguments
-starting with an underscore are not hashed by Streamlit; the string keys before them identify the work.
+starting with an underscore are not hashed by Streamlit; the string keys before them identify the work. Results
+are ``st.cache_data`` (every session gets its own copy), runs are each session's own copies (``state.session_run``).
 """
 from __future__ import annotations
 
@@ -40,9 +41,8 @@ def list_metas(root: Path, fingerprint: str) -> list[compare.RunMeta]:
 
 
 def load(path: str | Path):  # noqa: ANN201 - seqrec_core.runs.Run
-    """The run at ``path``, loaded once per config mtime (the same cache as the run in use)."""
-    config = Path(path) / "config.json"
-    return state.load_run_cached(str(path), config.stat().st_mtime)  # shared loader cache
+    """This session's copy of the run at ``path`` (read once per config mtime, shared loader cache)."""
+    return state.session_run(path)
 
 
 def _bar(text: str):  # noqa: ANN202 - (tick, bar)
@@ -54,7 +54,7 @@ def _bar(text: str):  # noqa: ANN202 - (tick, bar)
     return tick, bar
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
+@st.cache_data(show_spinner=False, max_entries=64)  # data, not resource: each caller gets its own copy
 def run_evaluation(run_key: str, fingerprint: str, exclude_seen: bool, _run, _ds: Dataset) -> EvalResult:
     """One run on the test split (full ranking); named by its folder."""
     tick, bar = _bar("Ranking the whole catalogue for")
@@ -64,7 +64,7 @@ def run_evaluation(run_key: str, fingerprint: str, exclude_seen: bool, _run, _ds
     return result
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_data(show_spinner=False, max_entries=8)
 def baseline_evaluations(fingerprint: str, exclude_seen: bool, _ds: Dataset) -> dict[str, EvalResult]:
     """Popularity, Markov and item-kNN under the same protocol (fitted once per dataset, shared with Evaluate)."""
     tick, bar = _bar("Ranking the whole catalogue for")

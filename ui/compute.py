@@ -1,6 +1,8 @@
 """Cached wrappers around the heavy library calls, keyed by run path + data fingerprint + parameters.
 
 Arguments starting with an underscore are not hashed by Streamlit; the string keys before them identify the work.
+Results are ``st.cache_data`` (each session gets its own copy, so one page changing a result cannot change
+another session's); only the fitted baselines are shared objects (``st.cache_resource``), which scoring only reads.
 """
 from __future__ import annotations
 
@@ -20,11 +22,16 @@ def exclude_seen_default(fingerprint: str, _ds: Dataset) -> bool:
 
 
 @st.cache_resource(show_spinner="Fitting the baselines…", max_entries=4)
-def baselines(fingerprint: str, _ds: Dataset) -> dict:
+def _fitted_baselines(fingerprint: str, _ds: Dataset) -> dict:
     return fit_baselines(_ds.sequences)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
+def baselines(fingerprint: str, ds: Dataset) -> dict:
+    """Name -> fitted baseline scorer; the dict is the caller's, the scorers are shared and only read."""
+    return dict(_fitted_baselines(fingerprint, ds))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
 def evaluation(run_key: str, fingerprint: str, exclude_seen: bool, _run, _ds: Dataset) -> dict[str, EvalResult]:
     """The model and every baseline on the test split, same protocol."""
     progress = st.progress(0.0, text="Ranking the whole catalogue for every user…")

@@ -37,7 +37,7 @@ def _ticker(text: str) -> tuple[Callable[[int, int], None], st.delta_generator.D
     return tick, bar
 
 
-@st.cache_resource(show_spinner="Regenerating the demo's planted truth…", max_entries=2)
+@st.cache_data(show_spinner="Regenerating the demo's planted truth…", max_entries=2)  # a copy per caller
 def demo_truth(seed: int):  # noqa: ANN201 - seqrec_core.data.synthetic.DemoTruth
     from seqrec_core.data.synthetic import make_demo_events
 

@@ -1,10 +1,15 @@
 """Per-person dashboard state (the dataset and run in use) and the cached loaders behind it.
 
 Everything here is Streamlit glue; the work itself is in seqrec_core. Objects returned by the cached loaders are
-shared between sessions, so no caller may mutate them.
+shared between sessions (Streamlit runs each session's script in its own thread of one process), so pages never
+get them directly: a run in use is this session's own copy (:func:`session_run`; explaining flips a model to eager
+attention, moving it to a GPU mutates it), and a dataset in use gets its own event table (pandas copy-on-write:
+a column added by one session never shows in another's).
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 from pathlib import Path
 
@@ -15,6 +20,8 @@ from seqrec_core.errors import InputError
 
 DATASET_KEY = "dataset"
 RUN_KEY = "run_path"
+SESSION_RUNS_KEY = "_session_runs"  # "path@mtime" -> this session's private copy of that run
+MAX_SESSION_RUNS = 6  # copies a session keeps (Compare may hold several runs at once)
 
 
 @st.cache_resource(show_spinner="Generating the demo log…")
@@ -30,7 +37,9 @@ def load_demo(seed: int = 0) -> Dataset:
 
 
 def set_dataset(ds: Dataset) -> None:
+    """Put ``ds`` in use for this session, as its own shallow copy (the cached original stays untouched)."""
     previous = st.session_state.get(DATASET_KEY)
+    ds = dataclasses.replace(ds, events=ds.events.copy(deep=False))  # copy-on-write: free until someone writes
     st.session_state[DATASET_KEY] = ds
     if previous is None or previous.fingerprint != ds.fingerprint:
         # A run trained on other data cannot be evaluated on this one.
@@ -61,9 +70,37 @@ def runs_root() -> Path:
 
 @st.cache_resource(show_spinner="Loading the run…", max_entries=8)
 def load_run_cached(path: str, mtime: float):  # noqa: ANN202 - returns seqrec_core.runs.Run
+    """The run as read from disk, shared by every session: never hand it to a page, copy it (session_run)."""
     from seqrec_core.runs import load_run
 
     return load_run(path, device="cpu")
+
+
+def private_copy(run):  # noqa: ANN001, ANN201 - Run -> Run
+    """A run whose model, config, metrics and history this session may change without touching others'.
+
+    The vocabulary (read-only, possibly large) stays shared."""
+    return dataclasses.replace(run, model=copy.deepcopy(run.model), config=copy.deepcopy(run.config),
+                               metrics=copy.deepcopy(run.metrics), history=copy.deepcopy(run.history),
+                               warnings=list(run.warnings))
+
+
+def session_run(path: str | Path):  # noqa: ANN201 - seqrec_core.runs.Run
+    """This session's own copy of the run at ``path``: read from disk once per process (path + config mtime),
+    copied once per session. Raises InputError / OSError like loading does."""
+    path = str(path)
+    mtime = (Path(path) / "config.json").stat().st_mtime
+    key = f"{path}@{mtime}"
+    own: dict = st.session_state.setdefault(SESSION_RUNS_KEY, {})
+    run = own.get(key)
+    if run is None:
+        run = private_copy(load_run_cached(path, mtime))
+        for stale in [k for k in own if k.rsplit("@", 1)[0] == path]:  # an older version of the same folder
+            own.pop(stale)
+        while len(own) >= MAX_SESSION_RUNS:
+            own.pop(next(iter(own)))
+        own[key] = run
+    return run
 
 
 def set_run(path: str | Path | None) -> None:
@@ -83,7 +120,10 @@ def get_run():  # noqa: ANN201 - seqrec_core.runs.Run | None
         st.session_state.pop(RUN_KEY, None)
         return None
     try:
-        return load_run_cached(path, config.stat().st_mtime)
+        return session_run(path)
+    except FileNotFoundError:  # removed since the check above
+        st.session_state.pop(RUN_KEY, None)
+        return None
     except InputError as err:
         st.error(f"Run folder '{path}' cannot be used: {err}")
         st.session_state.pop(RUN_KEY, None)

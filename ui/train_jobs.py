@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,9 +53,14 @@ def _data_args(ds: Dataset, runs_root: Path) -> list[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / f"{ds.fingerprint}.parquet"
     if not path.exists():
-        tmp = path.with_suffix(".parquet.tmp")
-        ds.events.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+        # A temp name per writer: two sessions starting a job on the same upload at once must not share one
+        # (one would rename the other's half-written file into place, or find it already gone).
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        try:
+            ds.events.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return ["--data", str(path), "--format", "parquet"]
 
 
@@ -62,11 +68,26 @@ def new_run_name(family: str) -> str:
     return f"{family}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _claim_job_folder(runs_root: Path, family: str) -> tuple[str, Path]:
+    """A job name no other job or run has, and its folder, created atomically (mkdir fails if it exists), so
+    two sessions starting the same family in the same second get two jobs instead of an error."""
+    base = new_run_name(family)
+    (runs_root / ".jobs").mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        name = base if n == 1 else f"{base}-{n}"
+        if (runs_root / name).exists():
+            continue
+        try:
+            (runs_root / ".jobs" / name).mkdir()
+        except FileExistsError:
+            continue
+        return name, runs_root / ".jobs" / name
+    raise RuntimeError(f"no free job name under {runs_root} for {base}")
+
+
 def start_job(ds: Dataset, runs_root: Path, family: str, options: dict[str, object]) -> Job:
     """Start `python -m seqrec_core train` in the background; options are CLI flags without the dashes."""
-    name = new_run_name(family)
-    folder = runs_root / ".jobs" / name
-    folder.mkdir(parents=True, exist_ok=False)
+    name, folder = _claim_job_folder(runs_root, family)
     run_dir = runs_root / name
     cmd = [sys.executable, "-m", "seqrec_core", "train", *_data_args(ds, runs_root), "--model", family,
            "--out", str(run_dir), "--progress", str(folder / "progress.jsonl")]
