@@ -219,7 +219,8 @@ def _arrow_column(kind: str, n: int, draw: st.DrawFn) -> pa.Array:
     if kind == "date":
         return pa.array(draw(st.lists(st.integers(-10**6, 10**6), min_size=n, max_size=n)), pa.date32())
     if kind == "dict":
-        return pa.array(draw(st.lists(st.sampled_from(["a", "b", None]), min_size=n, max_size=n))).dictionary_encode()
+        return pa.array(draw(st.lists(st.sampled_from(["a", "b", None]), min_size=n, max_size=n)),
+                        pa.string()).dictionary_encode()
     if kind == "list":
         return pa.array(draw(st.lists(st.lists(st.integers(0, 5), max_size=2), min_size=n, max_size=n)))
     if kind == "u64":
