@@ -12,7 +12,15 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from seqrec_core.data.schema import sort_events
+from seqrec_core.data.arrow_ingest import (
+    EventCodes,
+    canonical_order,
+    duplicate_mask,
+    event_codes,
+    events_per_user,
+    filter_rows,
+    sort_canonical,
+)
 from seqrec_core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -55,22 +63,23 @@ class QualityReport:
         return frame[cols]
 
 
-def _apply(events: pd.DataFrame, keep: np.ndarray | pd.Series, step: str, reason: str,
-           steps: list[DropStep]) -> pd.DataFrame:
+def _apply(events: pd.DataFrame, codes: EventCodes, keep: np.ndarray | pd.Series, step: str, reason: str,
+           steps: list[DropStep]) -> tuple[pd.DataFrame, EventCodes]:
+    """Keep rows; users/items dropped are counted on the integer codes (no string work on 10M rows)."""
     keep = np.asarray(keep, dtype=bool)
-    kept = events[keep]
+    kept_codes = codes.take(keep)
+    kept = filter_rows(events, keep)
     steps.append(DropStep(step=step, rows_dropped=int((~keep).sum()),
-                          users_dropped=int(events["user_id"].nunique() - kept["user_id"].nunique()),
-                          items_dropped=int(events["item_id"].nunique() - kept["item_id"].nunique()),
+                          users_dropped=codes.n_users() - kept_codes.n_users(),
+                          items_dropped=codes.n_items() - kept_codes.n_items(),
                           reason=reason))
-    return kept
+    return kept, kept_codes
 
 
-def _k_core(events: pd.DataFrame, k: int) -> tuple[np.ndarray, int]:
+def _k_core(codes: EventCodes, k: int) -> tuple[np.ndarray, int]:
     """Rows surviving the iterated k-core (every kept user and item has >= k events) and the rounds needed."""
-    users = pd.factorize(events["user_id"])[0]
-    items = pd.factorize(events["item_id"])[0]
-    keep = np.ones(len(events), dtype=bool)
+    users, items = codes.users, codes.items
+    keep = np.ones(len(users), dtype=bool)
     rounds = 0
     while True:
         rounds += 1
@@ -86,6 +95,13 @@ def _validate(events: pd.DataFrame, options: PrepOptions, source: str) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in events.columns]
     if missing:
         raise InputError(f"{source} lacks column(s) {', '.join(missing)}; load it with seqrec_core.data.load_events")
+    for col, what in (("user_id", "user"), ("item_id", "item")):
+        blank = events[col].isna().to_numpy(dtype=bool)
+        if blank.any():
+            n = int(blank.sum())
+            raise InputError(f"{source}: {n:,} event{'' if n == 1 else 's'} {'has' if n == 1 else 'have'} no {what} "
+                             f"id (first at row {int(np.flatnonzero(blank)[0]) + 1}); fill in the ids or remove "
+                             f"those rows")
     if options.k_core < 0:
         raise InputError(f"k-core must be >= 0 (got {options.k_core}); use 0 to switch it off")
     if options.min_user_events < 1:
@@ -95,13 +111,13 @@ def _validate(events: pd.DataFrame, options: PrepOptions, source: str) -> None:
                          f"(Data page: 'Rating column') or drop --min-rating")
 
 
-def _warnings(events: pd.DataFrame, options: PrepOptions, source: str) -> list[str]:
+def _warnings(events: pd.DataFrame, codes: EventCodes, options: PrepOptions, source: str) -> list[str]:
     """Things kept as they are but worth a person's attention."""
     out: list[str] = []
     if len(events) == 0:
         return out
     ts = events["timestamp"]
-    same_user = (events["user_id"].to_numpy()[1:] == events["user_id"].to_numpy()[:-1])
+    same_user = codes.users[1:] == codes.users[:-1]
     if not pd.api.types.is_datetime64_any_dtype(ts):
         out.append(f"{source} has an event order but no timestamps: time-of-day, periodicity and burst views are "
                    f"unavailable (if the file does have a time column, name it with --time-col)")
@@ -117,18 +133,27 @@ def _warnings(events: pd.DataFrame, options: PrepOptions, source: str) -> list[s
             out.append(f"{early + late:,} events have implausible times (before 1990: {early:,}, in the future: "
                        f"{late:,}); check the time column and its unit")
     if not options.drop_duplicates:
-        dupes = int(events.duplicated(["user_id", "item_id", "timestamp"]).sum())
+        dupes = int(_duplicated(events, codes).sum())
         if dupes:
             out.append(f"{dupes:,} events repeat the same user, item and time; they are kept (turn on 'drop "
                        f"duplicates' to remove them)")
     if "weight" in events.columns and options.min_rating is None and events["weight"].nunique() > 1:
         out.append("every rating counts as an interaction, low ones included; set a minimum rating to keep only "
                    "positive feedback")
-    lengths = events.groupby("user_id", sort=False).size()
-    if len(lengths) and lengths.median() < 5:
-        out.append(f"users are short: median {lengths.median():.0f} events; sequence models gain little over "
+    lengths = np.bincount(codes.users, minlength=len(codes.user_uniques))
+    lengths = lengths[lengths > 0]
+    if len(lengths) and np.median(lengths) < 5:
+        out.append(f"users are short: median {np.median(lengths):.0f} events; sequence models gain little over "
                    f"popularity on very short histories")
     return out
+
+
+def _duplicated(events: pd.DataFrame, codes: EventCodes) -> np.ndarray:
+    """``events.duplicated(["user_id", "item_id", "timestamp"])`` (first kept), on integer codes when it can."""
+    try:
+        return duplicate_mask(codes, canonical_order(codes))
+    except ValueError:  # a time column that cannot be keyed as integers: let pandas decide
+        return events.duplicated(["user_id", "item_id", "timestamp"]).to_numpy()
 
 
 def prepare_events(events: pd.DataFrame, options: PrepOptions = PrepOptions(),
@@ -140,27 +165,28 @@ def prepare_events(events: pd.DataFrame, options: PrepOptions = PrepOptions(),
         raise InputError(f"{source} has no events; check the file")
     steps: list[DropStep] = []
     ev = events.reset_index(drop=True)
-    warns = _warnings(ev, options, source)
+    codes = event_codes(ev)  # ids factorized once; every step below works on these integers
+    warns = _warnings(ev, codes, options, source)
     if options.min_rating is not None:
-        ev = _apply(ev, ev["weight"] >= options.min_rating, f"rating >= {options.min_rating:g}",
-                    f"implicit feedback: events rated below {options.min_rating:g} (or unrated) removed", steps)
+        ev, codes = _apply(ev, codes, ev["weight"] >= options.min_rating, f"rating >= {options.min_rating:g}",
+                           f"implicit feedback: events rated below {options.min_rating:g} (or unrated) removed",
+                           steps)
         if ev.empty:
             raise InputError(f"no event in {source} has a rating >= {options.min_rating:g}; lower the minimum rating")
     if options.drop_duplicates:
-        ev = _apply(ev, ~ev.duplicated(["user_id", "item_id", "timestamp"]).to_numpy(), "duplicates",
-                    "repeated (user, item, timestamp) events: the first is kept", steps)
+        ev, codes = _apply(ev, codes, ~_duplicated(ev, codes), "duplicates",
+                           "repeated (user, item, timestamp) events: the first is kept", steps)
     if options.k_core > 1:
-        keep, rounds = _k_core(ev, options.k_core)
-        ev = _apply(ev, keep, f"{options.k_core}-core",
-                    f"users and items with fewer than {options.k_core} events, repeated until stable "
-                    f"({rounds} rounds)", steps)
+        keep, rounds = _k_core(codes, options.k_core)
+        ev, codes = _apply(ev, codes, keep, f"{options.k_core}-core",
+                           f"users and items with fewer than {options.k_core} events, repeated until stable "
+                           f"({rounds} rounds)", steps)
         if ev.empty:
             raise InputError(f"the {options.k_core}-core of {source} is empty: no set of users and items has "
                              f"{options.k_core} events each; lower k-core")
-    counts = ev.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
     n = options.min_user_events
-    ev = _apply(ev, counts >= n, f"users with < {n} events",
-                f"a user needs >= {n} events for leave-one-out (train, validation, test)", steps)
+    ev, codes = _apply(ev, codes, events_per_user(codes) >= n, f"users with < {n} events",
+                       f"a user needs >= {n} events for leave-one-out (train, validation, test)", steps)
     if ev.empty:
         hint = "lower k-core or use a longer log" if options.k_core > 1 else "use a longer log"
         raise InputError(f"every user in {source} has fewer than {n} events; a sequence model needs >= {n} per "
@@ -168,7 +194,7 @@ def prepare_events(events: pd.DataFrame, options: PrepOptions = PrepOptions(),
     dropped = rows_in - len(ev)
     if dropped / rows_in > 0.5:
         warns.append(f"cleaning removed {dropped / rows_in:.0%} of the events; check the options above")
-    ev = sort_events(ev)
+    ev, _ = sort_canonical(ev, codes)
     report = QualityReport(rows_in=rows_in, rows_out=len(ev), steps=steps, warnings=warns)
     log.info("%s: kept %d of %d events", source, len(ev), rows_in)
     return ev, report
