@@ -5,6 +5,11 @@ Two views of a user: ``holdout=True`` hides the last (test) event, so a reviewer
 have recommended what the user actually did next; ``holdout=False`` uses everything, i.e. what to show the user
 now. With ``exclude_seen`` items from the history are left out of the list, except the held-out item itself
 (the same rule as :func:`seqrec_core.evaluation.compute_ranks`, so the list and the reported rank agree).
+
+Time-aware runs (``scorer.uses_time``) also need the request time ("now"), which a serving system knows. The
+caller passes it as ``query_time`` (unix seconds, UTC); by default the held-out view uses the held-out event's
+time (as evaluation does, so the list and the held-out rank agree) and the full-history view assumes the user's
+last event time plus their median gap between events. Other scorers never see times.
 """
 from __future__ import annotations
 
@@ -90,6 +95,22 @@ def _user_history(data: SequenceData, user_id: str, holdout: bool) -> tuple[int,
     return u, seq[:-1], int(seq[-1])
 
 
+def _uses_time(scorer: Scorer) -> bool:
+    return bool(getattr(scorer, "uses_time", False))
+
+
+def _score(scorer: Scorer, data: SequenceData, u: int, history: np.ndarray, query_time: int | None) -> Any:
+    """Scores (1, N+1) of one history (a prefix of user row ``u``'s events); times only for time-aware scorers."""
+    if not _uses_time(scorer):
+        return scorer.score_histories([history])
+    from seqrec_core.models.time_features import require_time, with_query
+
+    require_time(data, f"model '{getattr(scorer, 'name', 'model')}' (trained with time features)")
+    if query_time is None and len(history) < len(data.sequences[u]):
+        query_time = int(data.times[u][len(history)])  # the held-out event's time, as in evaluation
+    return scorer.score_histories([history], times=[with_query(data.times[u][:len(history)], query_time)])
+
+
 def _item_frame(data: SequenceData, idx: np.ndarray) -> dict[str, list]:
     vocab = data.vocab
     ids = [vocab.item_id(i) for i in idx]
@@ -97,11 +118,13 @@ def _item_frame(data: SequenceData, idx: np.ndarray) -> dict[str, list]:
 
 
 def get_recommendations(scorer: Scorer, data: SequenceData, user_id: str, k: int = 10, *,
-                        exclude_seen: bool = True, holdout: bool = True) -> pd.DataFrame:
-    """Top-k items for one user: rank, item_id, title, category, score (best first)."""
+                        exclude_seen: bool = True, holdout: bool = True,
+                        query_time: int | None = None) -> pd.DataFrame:
+    """Top-k items for one user: rank, item_id, title, category, score (best first).
+    ``query_time``: the request time for a time-aware run (see the module docstring for the default)."""
     _check_k(k)
-    _, history, target = _user_history(data, user_id, holdout)
-    scores = _to_numpy(scorer.score_histories([history]))  # (1, N+1)
+    u, history, target = _user_history(data, user_id, holdout)
+    scores = _to_numpy(_score(scorer, data, u, history, query_time))  # (1, N+1)
     if exclude_seen:
         _mask_seen(scores, [history], None if target is None else np.array([target]))
     idx, vals = _top_k(scores, k)
@@ -112,9 +135,10 @@ def get_recommendations(scorer: Scorer, data: SequenceData, user_id: str, k: int
 
 
 def get_heldout_rank(scorer: Scorer, data: SequenceData, user_id: str, *, exclude_seen: bool = True) -> dict:
-    """Where the user's actual last item ranks when the model sees everything before it (full catalogue)."""
-    _, history, target = _user_history(data, user_id, holdout=True)
-    scores = scorer.score_histories([history])
+    """Where the user's actual last item ranks when the model sees everything before it (full catalogue); a
+    time-aware run is asked at the held-out event's time, exactly as evaluation does."""
+    u, history, target = _user_history(data, user_id, holdout=True)
+    scores = _score(scorer, data, u, history, None)
     rank = int(compute_ranks(scores, [history], np.array([target]), exclude_seen=exclude_seen)[0])
     score = float(_to_numpy(scores)[0, target])
     item_id = data.vocab.item_id(target)
@@ -139,19 +163,29 @@ def get_user_timeline(data: SequenceData, user_id: str) -> pd.DataFrame:
 
 
 def get_all_recommendations(scorer: Scorer, data: SequenceData, k: int = 10, *, exclude_seen: bool = True,
-                            batch_size: int = 512,
-                            progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+                            batch_size: int = 512, progress: Callable[[int, int], None] | None = None,
+                            query_time: int | None = None) -> pd.DataFrame:
     """Top-k for every user from their full history (what to show them next): user_id, rank, item_id, title,
-    score. Batched, so memory stays at batch_size x items."""
+    score. Batched, so memory stays at batch_size x items. ``query_time`` (time-aware runs): one request time
+    for everybody; default per user: their last event time plus their median gap."""
     _check_k(k)
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1 (got {batch_size})")
     users, ranks, items, scores_out = [], [], [], []
     n = data.n_users
+    use_time = _uses_time(scorer)
+    if use_time:
+        from seqrec_core.models.time_features import require_time, with_query
+
+        require_time(data, f"model '{getattr(scorer, 'name', 'model')}' (trained with time features)")
     for start in range(0, n, batch_size):
         rows = np.arange(start, min(start + batch_size, n))
         hists = [data.sequences[u] for u in rows]
-        idx, vals = _batch_top_k(scorer.score_histories(hists), hists, k, exclude_seen)  # (B, k)
+        if use_time:
+            scores = scorer.score_histories(hists, times=[with_query(data.times[u], query_time) for u in rows])
+        else:
+            scores = scorer.score_histories(hists)
+        idx, vals = _batch_top_k(scores, hists, k, exclude_seen)  # (B, k)
         ok = vals > -np.inf
         users.append(np.repeat(rows, ok.sum(axis=1)))
         ranks.append(np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)[ok])

@@ -21,7 +21,8 @@ FAMILY_BLURB = {
 FIELD_LABELS = {"hidden_size": "Hidden size", "num_layers": "Layers", "num_heads": "Attention heads",
                 "dropout": "Dropout", "positions": "Positions", "loss": "Loss", "num_negatives": "Negatives per step",
                 "negatives": "Negative sampling", "mask_prob": "Mask share", "mask_last_prob": "Mask-last share",
-                "short_window": "Short-term window (events)", "cell": "Recurrent cell"}
+                "short_window": "Short-term window (events)", "cell": "Recurrent cell",
+                "time_features": "Time features", "gbce_t": "gBCE calibration t"}
 FIELD_HELP = {
     "hidden_size": "Width of item embeddings and layers. 64 suits logs up to ~50k items on a CPU.",
     "num_layers": "Stacked blocks (Transformer blocks or recurrent layers).",
@@ -30,15 +31,22 @@ FIELD_HELP = {
     "positions": "Rotary (default) lets the model learn dependencies many events back; 'learned' is GPT-2's absolute "
                  "positions, as in the original SASRec.",
     "loss": "'full': softmax over the whole catalogue (exact). 'sampled': a share of negatives per step, for "
-            "catalogues too large for the full softmax.",
-    "num_negatives": "Negatives per step with the sampled loss.",
-    "negatives": "How sampled negatives are drawn: uniformly or by popularity.",
+            "catalogues too large for the full softmax. 'bce': binary cross-entropy with one sampled negative per "
+            "positive (the original SASRec). 'gbce': gSASRec's generalised BCE with several negatives per positive "
+            "and a calibrated positive term (Petrov & Macdonald 2023).",
+    "num_negatives": "Negatives per step with the sampled loss; per positive with gBCE.",
+    "negatives": "How sampled / BCE / gBCE negatives are drawn: uniformly or by popularity.",
+    "gbce_t": "gBCE only: 0 = plain BCE with the sampled negatives, 1 = fully calibrated against the sampling rate; "
+              "gSASRec uses 0.75.",
+    "time_features": "Add what the model knows about time: each event's hour of day, weekday and gap since the "
+                     "previous event, and the query time (when the next event happens; at serving time, 'now'). "
+                     "Helps on logs with daily or weekly rhythms; needs real timestamps.",
     "mask_prob": "Share of each sequence's events hidden behind the mask token in training (the cloze task).",
     "mask_last_prob": "Share of training rows that mask only their latest event, which is the prediction case.",
     "short_window": "How many of the latest events the short-term attention sees.",
     "cell": "GRU or LSTM cell.",
 }
-ADVANCED = {"loss", "num_negatives", "negatives", "mask_last_prob"}  # under "More options"
+ADVANCED = {"loss", "num_negatives", "negatives", "gbce_t", "mask_last_prob"}  # under "More options"
 NOT_OPTIONS = {"n_items", "family", "max_len"}  # given by the data, the family, or "History length" below
 
 

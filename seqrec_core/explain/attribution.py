@@ -16,6 +16,12 @@ Methods (``METHODS``); the engines live in :mod:`seqrec_core.explain.engines`:
 - ``gradshap``: Captum ``LayerGradientShap`` on the embedding layer (same baseline as IG; ``steps`` random
   points on the path, fixed seed): a Monte-Carlo cousin of IG.
 - ``attention``: the prediction point's row of the attention rollout (all layers, residual counted); >= 0.
+
+Time-aware runs (``model.uses_time``): the engines get each history's times (events, then the query time) and
+hold them fixed, so IG, GradientShap and occlusion attribute the ITEM embeddings only: an event's hour, weekday,
+gap and query-time embeddings stay as they are along the path (IG completeness then holds for the item part:
+sum = score - score with every item at the baseline and the same times). Occlusion blanks an event's item in
+place and keeps its time slot. :attr:`Attribution.note` says so in the output ("time features held fixed").
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from seqrec_core.errors import InputError
 from seqrec_core.explain.attention import model_device, window
 from seqrec_core.explain.engines import IG_BASELINES, run_engine
 from seqrec_core.models.neural import pad_left
+from seqrec_core.models.time_features import check_times, pad_times_left, require_time, with_query
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +67,20 @@ class BatchResult(NamedTuple):
     deltas: np.ndarray | None  # (N,) IG/gradshap only
 
 
+TIME_NOTE = "time features held fixed: only the items are attributed"
+
+
+def uses_time(model: nn.Module) -> bool:
+    return bool(getattr(model, "uses_time", False))
+
+
 def attribute_batch_full(model: nn.Module, histories: list[np.ndarray], targets: np.ndarray, method: str = "ig",
                          *, steps: int = 20, batch_size: int = 64, baseline: str = "mean",
-                         progress: Callable[[int, int], None] | None = None) -> BatchResult:
+                         progress: Callable[[int, int], None] | None = None,
+                         times: list[np.ndarray] | None = None) -> BatchResult:
     """The batched engine: histories grouped by length (little padding), each group one Captum call;
-    ``progress(done, total)`` after each group."""
+    ``progress(done, total)`` after each group. ``times`` (time-aware models only, required there): per history
+    its events' unix seconds followed by the query time; held fixed by every method."""
     _check_method(method, steps, baseline)
     targets = np.asarray(targets, dtype=np.int64).reshape(-1)
     if len(targets) != len(histories):
@@ -73,6 +89,7 @@ def attribute_batch_full(model: nn.Module, histories: list[np.ndarray], targets:
     if len(targets) and (targets.min() < 1 or targets.max() > n_items):
         raise InputError(f"target item indices must lie in 1..{n_items} (0 is padding)")
     max_len, dev = int(model.config.max_len), model_device(model)
+    timed = check_times(histories, times, f"model '{type(model).__name__}'") if uses_time(model) else None
     kept = [np.asarray(h, dtype=np.int64)[-max_len:] for h in histories]
     out: list[np.ndarray] = [np.zeros(len(h), dtype=np.float32) for h in kept]
     tgt, base, delta = (np.full(len(kept), np.nan) for _ in range(3))
@@ -83,7 +100,8 @@ def attribute_batch_full(model: nn.Module, histories: list[np.ndarray], targets:
         rows = order[start:start + step_rows]
         ids = pad_left([kept[i] for i in rows], max_len).to(dev)  # (b, W)
         t = torch.as_tensor(targets[rows], device=dev)  # (b,)
-        res = run_engine(model, ids, t, method, int(steps), baseline)
+        tt = None if timed is None else pad_times_left([timed[i] for i in rows], max_len, ids.shape[1]).to(dev)
+        res = run_engine(model, ids, t, method, int(steps), baseline, tt)  # tt (b, W + 1) or None
         scores = res.scores.float().cpu().numpy()  # (b, W)
         for j, i in enumerate(rows):
             out[i] = scores[j, scores.shape[1] - len(kept[i]):].astype(np.float32)
@@ -99,13 +117,15 @@ def attribute_batch_full(model: nn.Module, histories: list[np.ndarray], targets:
 
 def attribute_batch(model: nn.Module, histories: list[np.ndarray], targets: np.ndarray, method: str = "ig", *,
                     steps: int = 20, batch_size: int = 64, baseline: str = "mean",
-                    progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+                    progress: Callable[[int, int], None] | None = None,
+                    times: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """One attribution array (len(history_i) truncated to max_len,) per history, oldest -> latest event.
 
     ``targets`` are item indices (1..n_items). Runs on the model's device; the model is not modified.
+    ``times``: required for a time-aware model (see :func:`attribute_batch_full`).
     """
     return attribute_batch_full(model, histories, targets, method, steps=steps, batch_size=batch_size,
-                                baseline=baseline, progress=progress).scores
+                                baseline=baseline, progress=progress, times=times).scores
 
 
 # ------------------------------------------------------------------------------------------ one explanation
@@ -132,6 +152,8 @@ class Attribution:
     steps: int | None = None  # IG / GradientShap path points
     baseline: str | None = None  # IG / GradientShap baseline: "mean" or "padding"
     target_rank: int | None = None  # rank of the target for this history (seen items excluded, except itself)
+    note: str | None = None  # e.g. TIME_NOTE for a time-aware run
+    query_time: int | None = None  # time-aware runs: the request time the prediction was made for (unix s)
 
     def to_frame(self) -> pd.DataFrame:
         """position, item_id, title, category, timestamp (UTC or NaT), lag, seconds_before, attribution."""
@@ -152,7 +174,9 @@ class Attribution:
         return {"user": self.user, "target": self.target_item, "target_title": self.target_title,
                 "method": self.method, "steps": self.steps, "baseline": self.baseline, "target_score": _num(self.target_score),
                 "baseline_score": _num(self.baseline_score), "convergence_delta": _num(self.convergence_delta),
-                "target_rank": self.target_rank,
+                "target_rank": self.target_rank, "note": self.note,
+                "query_time": (None if self.query_time is None else
+                               pd.Timestamp(int(self.query_time), unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")),
                 "history": [{"position": i + 1, "item": item, "timestamp": stamps[i], "lag": int(self.lags[i]),
                              "attribution": _num(self.scores[i])} for i, item in enumerate(self.item_ids)]}
 
@@ -209,23 +233,44 @@ def target_rank(scores: np.ndarray, target: int, seen: np.ndarray) -> int:
 
 
 @torch.no_grad()
-def score_history(model: nn.Module, history: np.ndarray) -> np.ndarray:
-    """(V + 1,) float32 scores for one history on the model's device (column 0 = -inf)."""
-    ids = pad_left([history], int(model.config.max_len)).to(model_device(model))  # (1, T)
-    return model.score(ids)[0].float().cpu().numpy()
+def score_history(model: nn.Module, history: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
+    """(V + 1,) float32 scores for one history on the model's device (column 0 = -inf); ``times`` (len + 1,)
+    events then query time, required by a time-aware model."""
+    max_len = int(model.config.max_len)
+    ids = pad_left([history], max_len).to(model_device(model))  # (1, T)
+    if not uses_time(model):
+        return model.score(ids)[0].float().cpu().numpy()
+    (t,) = check_times([history], None if times is None else [times], f"model '{type(model).__name__}'")
+    tt = pad_times_left([t], max_len, ids.shape[1]).to(ids.device)  # (1, T + 1)
+    return model.score(ids, times=tt)[0].float().cpu().numpy()
+
+
+def history_query_times(data: SequenceData, u: int, n_events: int, holdout: bool,
+                        query_time: int | None = None) -> np.ndarray:
+    """Times of the first ``n_events`` of user row ``u`` plus the query time: by default the held-out event's
+    time with ``holdout`` (as evaluation), else the last event's time plus the user's median gap."""
+    require_time(data, "this run (trained with time features)")
+    if query_time is None and holdout:
+        query_time = int(data.times[u][n_events])
+    return with_query(data.times[u][:n_events], query_time)
 
 
 def attribute(run, data: SequenceData, user: str, target: str | None = None, method: str = "ig", *,
               steps: int = 50, holdout: bool = True, history: np.ndarray | None = None,
-              refine: bool = True, baseline: str = "mean") -> Attribution:
+              refine: bool = True, baseline: str = "mean", history_times: np.ndarray | None = None,
+              query_time: int | None = None) -> Attribution:
     """Explain one recommendation: attribution of each history event to the target item's score.
 
     target None -> the model's top recommendation (seen items excluded); "heldout" -> the held-out test item;
     otherwise an original item id. ``holdout`` hides the last event (so it can be the explained target);
-    ``history`` (item indices) replaces the user's history (the counterfactual editor; no timestamps then).
+    ``history`` (item indices) replaces the user's history (the counterfactual editor; no timestamps then unless
+    ``history_times`` is given).
     ``baseline`` ("mean" or "padding"): what IG and GradientShap put in place of every event.
     ``refine`` (IG only): double the steps while |convergence delta| > 1% of |target - baseline| (+0.1), up
     to MAX_REFINED_STEPS; ``Attribution.steps`` says how many were used.
+    Time-aware runs: ``history_times`` (len(history),) gives an edited history's event times (see
+    :func:`seqrec_core.explain.counterfactual.edited_times`); ``query_time`` the request time (default: the
+    held-out event's time with ``holdout``, else last event + median gap); time features are held fixed.
     """
     _check_method(method, steps, baseline)
     check_same_catalogue(run.vocab, data)
@@ -236,18 +281,33 @@ def attribute(run, data: SequenceData, user: str, target: str | None = None, met
         hist = np.asarray(history, dtype=np.int64).reshape(-1)
         if len(hist) and (hist.min() < 1 or hist.max() > data.vocab.n_items):
             raise InputError(f"edited history has item indices outside 1..{data.vocab.n_items}")
-        times = None
+        times = None if history_times is None else np.asarray(history_times, dtype=np.int64).reshape(-1)
     if len(hist) == 0:
         raise InputError(f"user '{user}' has no events before the prediction point; nothing to explain")
-    full = score_history(model, hist)  # (V + 1,)
+    timed = None
+    if uses_time(model):
+        held = holdout or target == "heldout"
+        if history is None:
+            timed = history_query_times(data, u, len(hist), held, query_time)
+        else:
+            if history_times is None or len(history_times) != len(hist):
+                raise InputError("a time-aware run needs the edited history's event times (history_times, one per "
+                                 "event); counterfactual.edited_times derives them from the edit")
+            if query_time is None and held:
+                query_time = int(data.times[u][-1])  # the held-out event's time, as in evaluation
+            timed = with_query(np.asarray(history_times, dtype=np.int64), query_time)
+        pred_time = int(timed[-1])
+    full = score_history(model, hist, timed)  # (V + 1,)
     t_idx = resolve_target(data, u, target, full, hist)
-    res = attribute_batch_full(model, [hist], np.array([t_idx]), method, steps=steps, batch_size=1, baseline=baseline)
+    tlist = None if timed is None else [timed]
+    res = attribute_batch_full(model, [hist], np.array([t_idx]), method, steps=steps, batch_size=1, baseline=baseline,
+                               times=tlist)
     used = int(steps)
     while (refine and method == "ig" and used * 2 <= max(MAX_REFINED_STEPS, used)
            and abs(res.deltas[0]) > REFINE_TOLERANCE * (abs(res.target_scores[0] - res.baseline_scores[0]) + 0.1)):
         used *= 2
         res = attribute_batch_full(model, [hist], np.array([t_idx]), method, steps=used, batch_size=1,
-                                   baseline=baseline)
+                                   baseline=baseline, times=tlist)
     scores = res.scores[0]
     kept = window(model, hist)
     n = len(kept)
@@ -267,4 +327,6 @@ def attribute(run, data: SequenceData, user: str, target: str | None = None, met
         baseline_score=None if res.baseline_scores is None else float(res.baseline_scores[0]),
         convergence_delta=None if res.deltas is None else float(res.deltas[0]),
         steps=used if method in ("ig", "gradshap") else None,
-        baseline=baseline if method in ("ig", "gradshap") else None, target_rank=target_rank(full, t_idx, hist))
+        baseline=baseline if method in ("ig", "gradshap") else None, target_rank=target_rank(full, t_idx, hist),
+        note=TIME_NOTE if timed is not None and method != "attention" else None,
+        query_time=None if timed is None else int(timed[-1]))

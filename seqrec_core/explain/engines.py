@@ -16,6 +16,12 @@ IG baselines (``IG_BASELINES``), both keeping the history's mask and positions (
   log, 100 correctly predicted responses): the trigger is among the 3 highest events for 93% with "mean" (20
   or 50 steps), 47% with "padding" (which credits the first and latest events: the attention sink and the
   query), occlusion 87%, GradientShap ("mean") 54% with 50 samples and 85% with 200, attention rollout 59%.
+
+Time-aware models (``model.uses_time``): every engine also takes the (B, W + 1) times tensor and passes it
+unchanged to every forward, so IG, GradientShap and occlusion attribute the ITEM embeddings with the time
+features held fixed (an event's hour, weekday, gap and query-time embeddings never move along the path).
+Occlusion then blanks the event's item vector (the zero padding vector) in place instead of removing the event:
+the event keeps its position and its time slot, so only its item is taken away.
 """
 from __future__ import annotations
 
@@ -94,18 +100,25 @@ def _view(model: nn.Module, embedding: nn.Module) -> nn.Module:
     return twin
 
 
-def target_score(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Score of each row's target item after its last column: (N, W), (N,) -> (N,)."""
-    hidden = model.forward_hidden(ids).hidden[:, -1]  # (N, D)
+def target_score(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor,
+                 times: torch.Tensor | None = None) -> torch.Tensor:
+    """Score of each row's target item after its last column: (N, W), (N,) -> (N,); ``times`` (N, W + 1) only
+    for a time-aware model."""
+    if times is None:
+        hidden = model.forward_hidden(ids).hidden[:, -1]  # (N, D)
+    else:
+        hidden = model.forward_hidden(ids, times=times).hidden[:, -1]  # (N, D)
     return (hidden * model.item_emb.weight[targets]).sum(-1)  # (N,) == score(ids)[n, targets[n]]
 
 
 def _path_forward(view: nn.Module, proxy: _EmbeddingProxy):
-    """Captum's forward: x = path ids (the real ids, or the baseline's), then each row's target and real ids."""
-    def forward(x: torch.Tensor, targets: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Captum's forward: x = path ids (the real ids, or the baseline's), then each row's target, real ids and
+    times (None unless the model is time-aware; held fixed along the path)."""
+    def forward(x: torch.Tensor, targets: torch.Tensor, real: torch.Tensor,
+                times: torch.Tensor | None = None) -> torch.Tensor:
         proxy.path = x
         try:
-            return target_score(view, real, targets)  # (N,)
+            return target_score(view, real, targets, times)  # (N,)
         finally:
             proxy.path = None
     return forward
@@ -137,15 +150,22 @@ def _segments(steps: int, baseline: str) -> list[tuple[bool, int, str]]:
     return [(False, near, NEAR_METHOD), (True, max(2, steps - near), "gausslegendre")]
 
 
-def _scores_and_baseline(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, baseline: str):
+def _extra(targets: torch.Tensor, ids: torch.Tensor, times: torch.Tensor | None) -> tuple:
+    """Captum's additional forward args: times only for a time-aware model (the others' calls stay as before)."""
+    return (targets, ids) if times is None else (targets, ids, times)
+
+
+def _scores_and_baseline(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, baseline: str,
+                         times: torch.Tensor | None = None):
     proxy = _EmbeddingProxy(model.item_emb.weight, baseline)
     with torch.no_grad():
-        target = target_score(model, ids, targets)  # (B,)
-        base = _path_forward(_view(model, proxy), proxy)(baseline_ids(ids, baseline), targets, ids)  # (B,)
+        target = target_score(model, ids, targets, times)  # (B,)
+        base = _path_forward(_view(model, proxy), proxy)(baseline_ids(ids, baseline), targets, ids, times)  # (B,)
     return target, base
 
 
-def run_ig(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, steps: int, baseline: str) -> Engine:
+def run_ig(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, steps: int, baseline: str,
+           times: torch.Tensor | None = None) -> Engine:
     from captum.attr import LayerIntegratedGradients
 
     proxy = _EmbeddingProxy(model.item_emb.weight, baseline)
@@ -157,16 +177,18 @@ def run_ig(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, steps: in
     with torch.enable_grad():
         for far, n_steps, method in _segments(steps, baseline):
             proxy.far = far
-            attr, d = lig.attribute(ids, baselines=base_ids, additional_forward_args=(targets, ids), n_steps=n_steps,
+            attr, d = lig.attribute(ids, baselines=base_ids, additional_forward_args=_extra(targets, ids, times),
+                                    n_steps=n_steps,
                                     method=method, internal_batch_size=min(chunk, b * n_steps),
                                     return_convergence_delta=True)
             scores = scores + attr.detach().sum(-1)  # (B, W) per event: summed over the embedding dimension
             delta = delta + d.detach().reshape(-1)  # (B,) Captum's delta, per segment, added
-    target, base = _scores_and_baseline(model, ids, targets, baseline)
+    target, base = _scores_and_baseline(model, ids, targets, baseline, times)
     return Engine(scores, target, base, delta)
 
 
-def run_gradshap(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, steps: int, baseline: str) -> Engine:
+def run_gradshap(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, steps: int, baseline: str,
+                 times: torch.Tensor | None = None) -> Engine:
     from captum.attr import LayerGradientShap
 
     proxy = _EmbeddingProxy(model.item_emb.weight, baseline)
@@ -180,44 +202,63 @@ def run_gradshap(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, ste
             # one baseline row for every history: its vectors at padding positions never reach the prediction
             base_row = torch.full_like(ids[:1], MEAN_ID if baseline == "mean" else 0)  # (1, W)
             attr = gs.attribute(ids, baselines=base_row, n_samples=n_samples, stdevs=0.0,
-                                additional_forward_args=(targets, ids))
+                                additional_forward_args=_extra(targets, ids, times))
             scores = scores + attr.detach().sum(-1)  # (B, W)
-    target, base = _scores_and_baseline(model, ids, targets, baseline)
+    target, base = _scores_and_baseline(model, ids, targets, baseline, times)
     return Engine(scores, target, base, scores.sum(1) - (target - base))
 
 
 @torch.no_grad()
-def run_occlusion(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor) -> Engine:
+def run_occlusion(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor,
+                  times: torch.Tensor | None = None) -> Engine:
     from captum.attr import FeatureAblation
 
-    fa = FeatureAblation(lambda x, t: target_score(model, _compact(x), t))
     b, w = ids.shape
     per_eval = min(w, max(1, 4 * POSITION_BUDGET // (b * w)))  # forward only: 4x the rows of a gradient pass
-    attr = fa.attribute(ids, baselines=0, additional_forward_args=(targets,), perturbations_per_eval=per_eval)
-    return Engine(attr * (ids != 0), target_score(model, ids, targets), None, None)  # padding explains nothing
+    if times is None:  # the event is removed (history compacted)
+        fa = FeatureAblation(lambda x, t: target_score(model, _compact(x), t))
+        attr = fa.attribute(ids, baselines=0, additional_forward_args=(targets,), perturbations_per_eval=per_eval)
+    else:  # time-aware: the item vector is blanked in place; position, mask and time slot stay
+        proxy = _EmbeddingProxy(model.item_emb.weight, "mean")
+        fa = FeatureAblation(_path_forward(_view(model, proxy), proxy))
+        attr = fa.attribute(ids, baselines=0, additional_forward_args=_extra(targets, ids, times),
+                            perturbations_per_eval=per_eval)
+    return Engine(attr * (ids != 0), target_score(model, ids, targets, times), None, None)  # padding: nothing
+
+
+def _attention_maps(model: nn.Module, ids: torch.Tensor, hists: list[np.ndarray],
+                    times: torch.Tensor | None) -> list[np.ndarray]:
+    if times is None:
+        return attention_batch(model, hists)
+    out = model.forward_hidden(ids, output_attentions=True, times=times)  # time-aware: the real times
+    att = torch.stack(out.attentions, dim=1).detach().float().cpu().numpy()  # (B, L, H, W, W)
+    return [np.ascontiguousarray(att[r, :, :, ids.shape[1] - len(h):, ids.shape[1] - len(h):])
+            for r, h in enumerate(hists)]  # (L, H, n, n) each
 
 
 @torch.no_grad()
-def run_attention(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor) -> Engine:
+def run_attention(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor,
+                  times: torch.Tensor | None = None) -> Engine:
     hists = [row[row != 0].cpu().numpy() for row in ids]
     w = ids.shape[1]
     scores = torch.zeros(ids.shape, dtype=torch.float32)  # (B, W)
-    for r, att in enumerate(attention_batch(model, hists)):  # (L, H, n + E, n + E) each
+    for r, att in enumerate(_attention_maps(model, ids, hists, times)):  # (L, H, n + E, n + E) each
         n = len(hists[r])
         if n:
             row = np.asarray(rollout(att[None])[0][-1], dtype=np.float64)[:n]  # prediction point over the events
             if att.shape[-1] > n:  # an appended prediction token (BERT4Rec's mask): its self-weight is no event
                 row = row / max(row.sum(), 1e-12)
             scores[r, w - n:] = torch.from_numpy(row.astype(np.float32))
-    return Engine(scores, target_score(model, ids, targets), None, None)
+    return Engine(scores, target_score(model, ids, targets, times), None, None)
 
 
 def run_engine(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, method: str, steps: int,
-               baseline: str = "mean") -> Engine:
+               baseline: str = "mean", times: torch.Tensor | None = None) -> Engine:
+    """``times`` (B, W + 1): only for a time-aware model, held fixed by every method."""
     if method == "ig":
-        return run_ig(model, ids, targets, steps, baseline)
+        return run_ig(model, ids, targets, steps, baseline, times)
     if method == "gradshap":
-        return run_gradshap(model, ids, targets, steps, baseline)
+        return run_gradshap(model, ids, targets, steps, baseline, times)
     if method == "occlusion":
-        return run_occlusion(model, ids, targets)
-    return run_attention(model, ids, targets)
+        return run_occlusion(model, ids, targets, times)
+    return run_attention(model, ids, targets, times)
