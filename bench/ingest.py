@@ -4,7 +4,7 @@ Bar: <= 60 s wall and <= 4 GB peak RSS on the 2-core development machine.
 
 1. Generates a synthetic log into a temporary Parquet file (not timed; written in row groups so generation
    stays memory-light): ``--users`` users with log-normal history lengths, ``--items`` items drawn from a
-   Zipf-like law, realistic times (each user active over a span of weeks, bursty gaps, a day/night rhythm),
+   Zipf-like law, realistic times (each user active over days to months, log-normal gaps from seconds to weeks),
    string ids (``u000123`` / ``i004567``, the expensive case), unix-second timestamps, rows in global time
    order (users interleaved, as a real export is).
 2. Runs the path that ``python -m seqrec_core validate`` and ``train`` take, in a fresh Python process so that
@@ -18,6 +18,8 @@ Prints one JSON document.
     python bench/ingest.py                     # 10M events, 200k users, 100k items
     python bench/ingest.py --events 1000000    # a quicker look
     python bench/ingest.py --cli               # also the CLI command itself
+    python bench/ingest.py --patch-sort        # with the sort proposed for schema.to_canonical
+    python bench/ingest.py --root /tmp/before  # the library of another checkout (before/after)
 """
 from __future__ import annotations
 
@@ -66,8 +68,8 @@ def generate(path: Path, n_events: int, n_users: int, n_items: int, seed: int) -
     lengths[: n_events - int(lengths.sum())] += 1  # exactly n_events
     users = np.repeat(np.arange(n_users, dtype=np.int32), lengths)  # (N,)
     # Times: a user starts somewhere in two years and is active with log-normal gaps (minutes to weeks).
-    start = 1_640_995_200 + rng.integers(0, 2 * 365 * 86400, size=n_users)  # 2022-01-01 + up to 2 years
-    gaps = np.exp(rng.normal(np.log(3600.0), 2.0, size=n_events)).astype(np.int64)  # (N,) seconds
+    start = 1_640_995_200 + rng.integers(0, 365 * 86400, size=n_users)  # 2022-01-01 + up to a year
+    gaps = np.exp(rng.normal(np.log(3600.0), 1.8, size=n_events)).astype(np.int64)  # (N,) seconds
     first = np.r_[0, np.cumsum(lengths)[:-1]]
     gaps[first] = 0
     csum = np.cumsum(gaps)
@@ -98,6 +100,9 @@ CHILD = r"""
 import json, logging, resource, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[2])
+if sys.argv[3] == "1":  # the change proposed for schema.py: to_canonical sorts through arrow_ingest
+    from seqrec_core.data import arrow_ingest, schema
+    schema.sort_events = arrow_ingest.sort_events
 from seqrec_core.data.loaders import load_events
 from seqrec_core.data.prep import PrepOptions, prepare_events
 from seqrec_core.data.sequences import build_sequences
@@ -119,10 +124,11 @@ print(json.dumps({"import_s": round(t_import - t0, 2), "stages_s": {k: round(v, 
 """
 
 
-def time_indexing(path: Path) -> dict:
+def time_indexing(path: Path, root: Path = ROOT, patch_sort: bool = False) -> dict:
     """The validate/train data path in a fresh interpreter, so its ru_maxrss is its own."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(path), str(ROOT)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(path), str(root), "1" if patch_sort else "0"],
+                          capture_output=True, text=True, cwd=root)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"indexing failed:\n{proc.stderr[-3000:]}")
@@ -156,14 +162,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cli", action="store_true", help="also time `python -m seqrec_core validate`")
     parser.add_argument("--keep", type=Path, default=None, help="write the Parquet file here and keep it")
+    parser.add_argument("--file", type=Path, default=None, help="time this Parquet file instead of generating one")
+    parser.add_argument("--root", type=Path, default=ROOT,
+                        help="library checkout to time (e.g. an export of an older commit, for before/after)")
+    parser.add_argument("--patch-sort", action="store_true",
+                        help="make schema.sort_events (used by to_canonical) the arrow_ingest one, as proposed")
     args = parser.parse_args()
     result: dict = {"bench": "ingest", "machine": machine_info(), "bar": {"seconds": 60, "peak_rss_gb": 4}}
+    result["root"], result["patch_sort"] = str(args.root), args.patch_sort
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.keep or Path(tmp) / "events.parquet"
-        start = time.perf_counter()
-        result["generated"] = generate(path, args.events, args.users, args.items, args.seed)
-        result["generated"]["seconds"] = round(time.perf_counter() - start, 1)
-        result["indexing"] = time_indexing(path)
+        path = args.file or args.keep or Path(tmp) / "events.parquet"
+        if args.file is None:
+            start = time.perf_counter()
+            result["generated"] = generate(path, args.events, args.users, args.items, args.seed)
+            result["generated"]["seconds"] = round(time.perf_counter() - start, 1)
+        result["indexing"] = time_indexing(path, args.root, args.patch_sort)
         if args.cli:
             result["cli_validate"] = time_cli(path)
     idx = result["indexing"]

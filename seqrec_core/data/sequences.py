@@ -142,7 +142,10 @@ def _fingerprint(users: np.ndarray, user_uniques: pd.Index, items: np.ndarray, i
 
 def _time_as_int(ts: pd.Series) -> tuple[np.ndarray, bool]:
     if pd.api.types.is_datetime64_any_dtype(ts):
-        # Unit-agnostic: pandas may store datetimes as s/ms/us/ns; convert through seconds explicitly.
+        # Unit-agnostic: pandas may store datetimes as s/ms/us/ns; floor to whole seconds from the raw integers.
+        per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}.get(ts.dt.unit)
+        if per_second is not None and not ts.isna().any():
+            return np.asarray(ts.array.asi8, dtype=np.int64) // per_second, True
         seconds = (ts - pd.Timestamp(0, tz=ts.dt.tz)) // pd.Timedelta(seconds=1)
         return seconds.to_numpy(dtype=np.int64), True
     return ts.to_numpy(dtype=np.int64), False
@@ -177,9 +180,10 @@ def build_sequences(events: pd.DataFrame) -> SequenceData:
     if codes is None:  # a time column numpy cannot order (e.g. floats): pandas sorted it; factorize the result
         codes = event_codes(ev)
     users = codes.users
-    item_str = ev["item_id"] if pd.api.types.is_string_dtype(ev["item_id"].dtype) \
-        and not pd.api.types.is_object_dtype(ev["item_id"].dtype) else ev["item_id"].astype(str)
-    items, item_uniques = factorize_sorted(item_str)  # vocabulary order = sorted original ids (as strings)
+    if isinstance(ev["item_id"].dtype, pd.StringDtype):  # the canonical case: codes are already by sorted id
+        items, item_uniques = codes.items, codes.item_uniques
+    else:  # e.g. integer ids: the vocabulary sorts them as strings ("10" < "9"), like their display form
+        items, item_uniques = factorize_sorted(ev["item_id"].astype(str))
     item_ids = [str(x) for x in item_uniques]
     item_codes = items + 1  # (N,) int64, 0 stays padding
     times, has_time = _time_as_int(ev["timestamp"])

@@ -139,9 +139,13 @@ def _assert_same_sequences(got, ref: dict) -> None:
 # --------------------------------------------------------------------------------------------------- tests
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("kind", ["str", "int_ids", "order_only", "sorted"])
+@pytest.mark.parametrize("kind", ["str", "int_ids", "order_only", "sorted", "other_dtypes"])
 def test_build_sequences_matches_the_pandas_formulation(seed: int, kind: str) -> None:
     ev = _random_log(seed, int_ids=kind == "int_ids", order_only=kind == "order_only", shuffle=kind != "sorted")
+    if kind == "other_dtypes":  # python-backed strings, object ids, millisecond times before 1970 too
+        ev["user_id"] = ev["user_id"].astype("string[python]")
+        ev["item_id"] = ev["item_id"].astype(object)
+        ev["timestamp"] = (ev["timestamp"] - pd.Timedelta(days=20_000)).astype("datetime64[ms, UTC]")
     _assert_same_sequences(build_sequences(ev), _ref_build(ev))
     assert fingerprint_events(ev) == _ref_fingerprint(ev)
 
