@@ -23,12 +23,20 @@ with st.expander("Bring your own log", expanded=state.get_dataset() is None):
     # No type filter: the loader recognises formats by content too and explains what it cannot read.
     upload = st.file_uploader("Log file",
                               help="CSV/TSV (any delimiter), Parquet, JSON Lines, MovieLens (u.data, ratings.dat, "
-                                   "ratings.csv) or sequence text (one line per user: `user item item ...`).")
+                                   "ratings.csv) or sequence text (one line per user: `user item item ...`); "
+                                   f".gz and .zip are opened. Up to {uploads.max_upload_mb():,g} MB.")
     titles_file = st.file_uploader("Optional: item titles (MovieLens movies.csv / movies.dat / u.item)",
                                    type=["csv", "dat", "item"],
                                    help="Adds titles and genres to items, shown everywhere instead of bare ids.")
     fmt = st.selectbox("Format", FORMATS, help="'auto' detects the format from the name and the first bytes.")
     if upload is not None:
+        try:
+            for chosen in (upload, titles_file):
+                if chosen is not None:
+                    uploads.check_upload_size(chosen.name, chosen.size)
+        except InputError as err:
+            st.error(str(err))
+            st.stop()
         data = upload.getvalue()
         try:
             raw = uploads.read_raw(upload.name, data, fmt)

@@ -1,5 +1,9 @@
-"""Cached reading of uploaded files, so widget changes on the Data page never re-parse a large log."""
+"""Cached reading of uploaded files, so widget changes on the Data page never re-parse a large log; and the
+upload size limit, checked here as well as by Streamlit (``server.maxUploadSize``) so a deployment can lower it
+per instance with ``SEQREC_MAX_UPLOAD_MB`` and a person gets a sentence instead of a failed request."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pandas as pd
@@ -9,6 +13,34 @@ from seqrec_core.data.dataset import Dataset, dataset_from_events
 from seqrec_core.data.loaders import load_events_bytes, read_raw_table
 from seqrec_core.data.prep import PrepOptions
 from seqrec_core.data.schema import ColumnMap, detect_columns
+from seqrec_core.errors import InputError
+
+DEFAULT_MAX_UPLOAD_MB = 500.0  # matches .streamlit/config.toml; used when Streamlit's option cannot be read
+
+
+def max_upload_mb() -> float:
+    """The upload limit in MB: ``SEQREC_MAX_UPLOAD_MB`` if set, else Streamlit's ``server.maxUploadSize``."""
+    value = os.environ.get("SEQREC_MAX_UPLOAD_MB")
+    if value is None:
+        try:
+            value = st.get_option("server.maxUploadSize")
+        except (KeyError, RuntimeError):
+            value = DEFAULT_MAX_UPLOAD_MB
+    try:
+        limit = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_MAX_UPLOAD_MB
+    return limit if limit > 0 else DEFAULT_MAX_UPLOAD_MB
+
+
+def check_upload_size(name: str, size: int) -> None:
+    """Refuse an upload over the limit before anything reads it."""
+    limit = max_upload_mb()
+    if size > limit * 2**20:
+        shown = f"{size / 2**20:,.1f} MB" if size >= 2**20 else f"{size / 2**10:,.1f} KB"
+        raise InputError(f"{name} is {shown}, over this dashboard's upload limit of {limit:,g} MB; "
+                         f"load it with the CLI (`python -m seqrec_core validate --data FILE`), compress it (.gz/.zip), "
+                         f"or raise SEQREC_MAX_UPLOAD_MB and server.maxUploadSize")
 
 
 @st.cache_data(show_spinner="Reading the file…", max_entries=4)
