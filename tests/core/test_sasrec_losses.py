@@ -1,0 +1,118 @@
+"""SASRec's BCE and gBCE losses: gSASRec's beta, the closed form against PyTorch's BCE, gBCE(t=0) = BCE on the
+same negatives, accidental hits, and that both losses fall on a tiny log."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqrec_core.errors import InputError
+from seqrec_core.models import build_model
+from seqrec_core.models.neural import (
+    batch_order,
+    binary_negatives_loss,
+    gbce_beta,
+    iterate_batches,
+    sample_negative_pool,
+    training_windows,
+)
+
+N_ITEMS = 40
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    opts = {"hidden_size": 16, "num_layers": 1, "num_heads": 1, "max_len": 12, "dropout": 0.0, **kw}
+    return build_model("sasrec", N_ITEMS, **opts)
+
+
+def test_beta_follows_the_paper() -> None:
+    k, n = 256, 3417  # gSASRec on ML-1M: 256 negatives, 3416 other items
+    alpha = k / (n - 1)
+    assert gbce_beta(k, n, 0.0) == pytest.approx(1.0)  # t = 0: plain BCE
+    assert gbce_beta(k, n, 1.0) == pytest.approx(alpha)  # t = 1: fully calibrated
+    assert gbce_beta(k, n, 0.75) == pytest.approx(alpha * (0.75 * (1 - 1 / alpha) + 1 / alpha))
+    assert gbce_beta(k, n, 0.5) < 1.0 and gbce_beta(n, n, 0.9) == pytest.approx(1.0)  # every item sampled: no change
+
+
+def test_closed_form_equals_bce_with_the_transformed_positive_logit() -> None:
+    torch.manual_seed(1)
+    pos, neg = torch.randn(7) * 3, torch.randn(7, 5) * 3
+    beta = 0.3
+    # gSASRec's implementation: the positive logit becomes log(1 / (sigmoid(s)^-beta - 1)), then BCE with logits.
+    p = torch.sigmoid(pos.double())
+    transformed = torch.log(1.0 / (p.pow(-beta) - 1.0))
+    logits = torch.cat([transformed[:, None], neg.double()], 1)
+    labels = torch.zeros_like(logits)
+    labels[:, 0] = 1.0
+    expected = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(-1).mean()
+    assert binary_negatives_loss(pos, neg, beta).item() == pytest.approx(expected.item(), rel=1e-5)
+    plain = F.binary_cross_entropy_with_logits(torch.cat([pos[:, None], neg], 1), labels.float())
+    assert binary_negatives_loss(pos, neg, 1.0).item() == pytest.approx(plain.item(), rel=1e-5)
+    # A negative that is really the positive (accidental hit) contributes nothing.
+    valid = torch.ones(7, 5, dtype=torch.bool)
+    valid[:, 2] = False
+    masked = binary_negatives_loss(pos, neg, 1.0, valid) * 6 - binary_negatives_loss(pos, neg[:, [0, 1, 3, 4]], 1.0) * 5
+    assert masked.item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_negatives_are_drawn_from_the_catalogue() -> None:
+    torch.manual_seed(0)
+    pool, pick = sample_negative_pool(N_ITEMS, 50, 7, None, torch.device("cpu"))
+    assert pick.shape == (50, 7) and pool.min() >= 1 and pool.max() <= N_ITEMS
+    probs = torch.zeros(N_ITEMS)
+    probs[4] = 1.0
+    pool, _ = sample_negative_pool(N_ITEMS, 3, 2, probs, torch.device("cpu"))
+    assert (pool == 5).all()  # popularity sampler: item index = row + 1
+
+
+def test_gbce_with_t_zero_and_one_negative_is_bce() -> None:
+    x = torch.tensor([[0, 3, 7, 9, 11, 2], [0, 0, 0, 4, 8, 15]])
+    y = torch.tensor([[0, 7, 9, 11, 2, 5], [0, 0, 0, 8, 15, 16]])
+    bce, gbce = tiny(loss="bce"), tiny(loss="gbce", num_negatives=1, gbce_t=0.0)
+    gbce.load_state_dict(bce.state_dict())
+    torch.manual_seed(5)
+    a = bce(x, y)
+    torch.manual_seed(5)
+    b = gbce(x, y)
+    assert a.item() == pytest.approx(b.item(), rel=1e-6)
+    calibrated = tiny(loss="gbce", num_negatives=1, gbce_t=1.0)
+    calibrated.load_state_dict(bce.state_dict())
+    torch.manual_seed(5)
+    assert calibrated(x, y).item() < a.item()  # beta < 1 shrinks the positive term on the same negatives
+
+
+@pytest.mark.parametrize("loss", ["bce", "gbce"])
+def test_losses_fall_on_a_tiny_log(loss: str) -> None:
+    rng = np.random.default_rng(0)
+    seqs = [np.array([(s + k) % 20 + 1 for k in range(12)]) for s in rng.integers(0, 20, 60)]  # i -> i + 1
+    windows, lengths, masked = training_windows(seqs, 12)
+    model = tiny(loss=loss, num_negatives=16)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for epoch in range(40):
+        for inputs, targets in iterate_batches(windows, lengths, batch_order(lengths, 32, np.random.default_rng(epoch)),
+                                               masked):
+            loss_value = model(inputs, targets)
+            opt.zero_grad()
+            loss_value.backward()
+            opt.step()
+            losses.append(loss_value.item())
+    assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
+    model.eval()
+    contexts = torch.tensor([[(s + k) % 20 + 1 for k in range(5)] for s in range(20)])  # (20, 5)
+    successor = torch.tensor([(s + 5) % 20 + 1 for s in range(20)])  # (20,)
+    with torch.no_grad():
+        scores = model.score(contexts)  # (20, V + 1)
+    ranks = (scores > scores[torch.arange(20), successor][:, None]).sum(1) + 1
+    assert ranks.float().mean() <= 2.5 and ranks.max() <= 5  # the successor, of 40 items, is (near) the top
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(InputError, match="gbce_t"):
+        tiny(loss="gbce", gbce_t=1.5)
+    with pytest.raises(InputError, match="loss"):
+        tiny(loss="hinge")
+    with pytest.raises(InputError, match="time_features"):
+        tiny(time_features="yes")
