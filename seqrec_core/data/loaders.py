@@ -110,7 +110,7 @@ def _check_format(fmt: str) -> None:
 def _limit(env: str, default: int) -> int:
     try:
         return max(1, int(float(os.environ.get(env, default))))
-    except ValueError:
+    except (ValueError, OverflowError):  # junk, nan or inf in the variable: the default, not a crash
         return default
 
 
@@ -388,7 +388,11 @@ def _read_jsonl(name: str, text: str) -> _Raw:
         if not isinstance(rec, dict):
             raise InputError(f"{name} {unit} {ln}: expected a JSON object with user/item/time fields, found "
                              f"{type(rec).__name__}; write one {{...}} object per line")
-    return _Raw(pd.DataFrame.from_records(records), RowRef(name, np.asarray(lines, dtype=np.int64), unit))
+    frame = pd.DataFrame.from_records(records)
+    if frame.empty:
+        raise InputError(f"{name} {unit} {lines[0]}: the JSON objects have no fields; write one object per event like "
+                         '{"user": "u1", "item": "i9", "timestamp": 1700000000}')
+    return _Raw(frame, RowRef(name, np.asarray(lines, dtype=np.int64), unit))
 
 
 def _read_seqtxt(name: str, text: str) -> _Raw:

@@ -4,8 +4,8 @@ one InputError line naming the file, never another exception.
 Strategies: random bytes under every format; valid-ish tables (CSV/TSV, JSON Lines, Parquet, MovieLens u.data /
 ratings.dat / ratings.csv, sequence text) with junk cells mixed in; truncations, byte flips and insertions of
 valid files (plain, gzip, zip); zips with hostile member names. Deterministic (``derandomize=True``, no example
-database) so CI sees the same examples every run. ``SEQREC_FUZZ_SCALE=10`` runs ten times the examples when
-hunting for new crashes by hand.
+database) so CI sees the same examples every run. ``SEQREC_FUZZ_SCALE=10`` runs ten times the examples and
+``SEQREC_FUZZ_RANDOM=1`` draws fresh ones, when hunting for new crashes by hand.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -30,11 +31,12 @@ from seqrec_core.data.loaders import FORMATS, load_events, load_events_bytes, re
 from seqrec_core.errors import InputError
 
 SCALE = float(os.environ.get("SEQREC_FUZZ_SCALE", "1"))
+RANDOM = os.environ.get("SEQREC_FUZZ_RANDOM") == "1"  # fresh random examples each run (hunting), never in CI
 
 
 def fuzz(n: int):  # noqa: ANN201 - a hypothesis settings decorator
     """``n`` examples per test (scaled by SEQREC_FUZZ_SCALE), deterministic, no deadline (CI machines vary)."""
-    return settings(max_examples=max(1, int(n * SCALE)), deadline=None, derandomize=True, database=None,
+    return settings(max_examples=max(1, int(n * SCALE)), deadline=None, derandomize=not RANDOM, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
 
@@ -75,6 +77,15 @@ def _assert_refusal(err: InputError, name: str) -> None:
     assert len(msg) < 600, msg
 
 
+def _assert_line_in_file(err: InputError, data: bytes) -> None:
+    """A 'line N' in a message about a plain text file points inside that file."""
+    if data[:2] == b"\x1f\x8b" or data[:4] in (b"PK\x03\x04", b"PAR1") or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return
+    found = re.search(r" line (\d+)", str(err))
+    if found:
+        assert 1 <= int(found.group(1)) <= max(data.count(b"\n"), data.count(b"\r")) + 1, (str(err), data[:200])
+
+
 def check_loader(name: str, data: bytes, fmt: str = "auto") -> pd.DataFrame | None:
     """The property, for the preview path (``read_raw_table``) and the full path (load + clean + sequences)."""
     try:
@@ -82,10 +93,12 @@ def check_loader(name: str, data: bytes, fmt: str = "auto") -> pd.DataFrame | No
         assert isinstance(raw, pd.DataFrame) and len(raw) > 0
     except InputError as err:
         _assert_refusal(err, name)
+        _assert_line_in_file(err, data)
     try:
         events = load_events_bytes(name, data, fmt)
     except InputError as err:
         _assert_refusal(err, name)
+        _assert_line_in_file(err, data)
         return None
     _assert_canonical(events)
     try:
@@ -178,9 +191,9 @@ def seqtxt(draw: st.DrawFn) -> tuple[str, bytes]:
     return draw(st.sampled_from(["Beauty.txt", "seqs.txt", "seqs"])), _encode("\n".join(lines), draw)
 
 
-json_value = st.recursive(st.none() | st.booleans() | st.integers(-10**30, 10**30) | st.floats() | st.text(max_size=6),
-                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                                      max_size=3), max_leaves=6)
+json_scalar = st.none() | st.booleans() | st.integers(-10**30, 10**30) | st.floats() | st.text(max_size=6)
+json_value = json_scalar | st.lists(json_scalar, max_size=3) | st.dictionaries(
+    st.text(max_size=4), json_scalar | st.lists(json_scalar, max_size=2), max_size=3)
 
 
 @st.composite
@@ -394,3 +407,37 @@ def test_path_loader_with_junk_titles_file_beside_it(tmp_path: Path) -> None:
             _assert_refusal(err, "movies.csv")
         else:
             _assert_canonical(events)
+
+
+@fuzz(120)
+@given(st.sampled_from(["movies.csv", "movies.dat", "u.item", "items.csv"]),
+       st.one_of(st.binary(max_size=200), delimited().map(lambda f: f[1]),
+                 st.lists(st.tuples(st.integers(0, 30), st.text(max_size=8), junk_cell), max_size=6).map(
+                     lambda rows: "\n".join(f"{a}::{b}::{c}" for a, b, c in rows).encode())))
+def test_item_titles_file_with_junk(meta_name: str, meta: bytes) -> None:
+    """A titles file beside a valid log: titles attached, or a refusal naming the titles file."""
+    name, data = VALID[0]
+    try:
+        events = load_events_bytes(name, data, extra_files={meta_name: meta})
+    except InputError as err:
+        _assert_refusal(err, meta_name)
+    else:
+        _assert_canonical(events)
+        assert len(events) == 24
+
+
+@fuzz(120)
+@given(st.sampled_from(VALID[:5]), st.dictionaries(
+    st.sampled_from(["user", "item", "time", "rating", "title", "category", "event_type"]),
+    st.one_of(st.sampled_from(["", "0", "1", "3", "99", "user_id", "ITEM_ID", " timestamp ", "rating", "ts", "nope"]),
+              st.text(max_size=5)), max_size=4))
+def test_column_overrides_of_any_kind(file: tuple[str, bytes], overrides: dict[str, str]) -> None:
+    """--user-col/--item-col/... with any value: a canonical table or a refusal naming the file."""
+    from seqrec_core.data.schema import ColumnMap
+
+    try:
+        events = load_events_bytes(file[0], file[1], columns=ColumnMap(**overrides))
+    except InputError as err:
+        _assert_refusal(err, file[0])
+    else:
+        _assert_canonical(events)
