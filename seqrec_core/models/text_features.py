@@ -277,6 +277,21 @@ def item_text_matrix(vocab: object, encoder: str | Path, **kw: object) -> torch.
     return torch.from_numpy(matrix)  # (n_items + 1, d)
 
 
+def with_item_text(options: dict, vocab: object, device: str = "cpu",
+                   **kw: object) -> tuple[dict, torch.Tensor | None]:
+    """For a trainer about to build a model from ``options``: when they name a ``text_encoder``, encode the
+    catalogue and return the options with ``text_dim`` set from the encoder, plus the (n_items + 1, d) matrix
+    to put into the new model; otherwise the options unchanged and None.
+
+    Why a separate step: the model is built from its config alone (as when a run is loaded), and the config
+    needs the encoder's width before the model exists."""
+    encoder = options.get("text_encoder")
+    if not encoder:
+        return dict(options), None
+    matrix = item_text_matrix(vocab, encoder, device=device, **kw)  # (n_items + 1, d)
+    return {**options, "text_dim": int(matrix.shape[1])}, matrix
+
+
 # ------------------------------------------------------------------------------------------------- modules
 class TextItemFeatures(nn.Module):
     """A frozen (n_items + 1, d_text) text matrix and a trainable projection into the model's width.
@@ -338,4 +353,4 @@ class TextAwareItemEmbedding(nn.Module):
 
 
 __all__ = ["TextAwareItemEmbedding", "TextItemFeatures", "cache_dir", "check_text_options", "encode_item_texts",
-           "item_text_matrix", "item_texts", "load_encoder"]
+           "item_text_matrix", "item_texts", "load_encoder", "with_item_text"]
