@@ -53,6 +53,7 @@ _INT_LINE = re.compile(r"^\d+(?:[ \t]+\d+)*[ \t]*$")
 # members from exhausting memory. Override with SEQREC_MAX_UNPACKED_MB / SEQREC_MAX_ZIP_MEMBERS.
 MAX_UNPACKED_MB = 2048
 MAX_ZIP_MEMBERS = 1000
+MAX_COLUMNS = 1000
 _VALUE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^\d{4}-\d{2}-\d{2}|^\d{1,2}[/.]\d{1,2}[/.]\d{2,4}")
 
 
@@ -367,6 +368,8 @@ def _read_jsonl(name: str, text: str) -> _Raw:
             records = json.loads(text)
         except json.JSONDecodeError as err:
             raise InputError(f"{name} line {err.lineno}: not valid JSON ({err.msg}); fix the file") from None
+        except (ValueError, RecursionError) as err:  # numbers over 4300 digits, nesting deeper than Python's stack
+            raise InputError(f"{name}: not usable JSON ({str(err)[:80]}); fix the file") from None
         lines = list(range(1, len(records) + 1)) if isinstance(records, list) else []
         unit = "record"
     else:
@@ -380,6 +383,8 @@ def _read_jsonl(name: str, text: str) -> _Raw:
             except json.JSONDecodeError as err:
                 raise InputError(f"{name} line {ln}: not valid JSON ({err.msg} at character {err.colno}); JSON Lines "
                                  f"needs one complete {{...}} object per line") from None
+            except (ValueError, RecursionError) as err:
+                raise InputError(f"{name} line {ln}: not usable JSON ({str(err)[:80]}); fix that line") from None
             lines.append(ln)
     if not isinstance(records, list) or not records:
         raise InputError(f"{name} holds no JSON records; expected one object per line like "
@@ -524,18 +529,23 @@ def _read(name: str, data: bytes, fmt: str, extra: dict[str, bytes]) -> tuple[_R
     name, data, extra = _unwrap(name, data, extra)
     resolved = detect_format(name, data[:_HEAD]) if fmt == "auto" else fmt
     if resolved == "parquet":
-        return _read_parquet(name, data), extra
-    text = decode_text(name, data)
-    if not text.strip():
-        raise InputError(f"{name} is empty; choose a file with events (user, item, time)")
-    if resolved == "jsonl":
-        return _read_jsonl(name, text), extra
-    if resolved == "seqtxt":
-        return _read_seqtxt(name, text), extra
-    if resolved == "movielens":
-        return _read_movielens(name, text), extra
-    frame, ref = read_delimited(name, text, resolved)
-    return _Raw(frame, ref), extra
+        raw = _read_parquet(name, data)
+    else:
+        text = decode_text(name, data)
+        if not text.strip():
+            raise InputError(f"{name} is empty; choose a file with events (user, item, time)")
+        if resolved == "jsonl":
+            raw = _read_jsonl(name, text)
+        elif resolved == "seqtxt":
+            raw = _read_seqtxt(name, text)
+        elif resolved == "movielens":
+            raw = _read_movielens(name, text)
+        else:
+            raw = _Raw(*read_delimited(name, text, resolved))
+    if raw.frame.shape[1] > MAX_COLUMNS:  # column detection costs per column: a very wide table would stall it
+        raise InputError(f"{name} has {raw.frame.shape[1]:,} columns; an event log needs a user, an item and a time "
+                         f"column (at most {MAX_COLUMNS:,} are read): keep only the columns you need")
+    return raw, extra
 
 
 def _in_upload(name: str, err: InputError) -> InputError:

@@ -60,6 +60,9 @@ HOSTILE_EXPECT: dict[str, list[str]] = {
     "zip_bomb.zip": ["more than 2,048 MB", "SEQREC_MAX_UNPACKED_MB"],
     "many_members.zip": ["1,001 files"],
     "two_logs.zip": ["2 data files"],
+    "deep_nesting.json": ["not usable JSON", "recursion"],
+    "huge_number.jsonl": ["line 2", "not usable JSON", "digits"],
+    "too_many_columns.csv": ["1,001 columns", "at most 1,000"],
 }
 
 
@@ -108,6 +111,10 @@ def make_hostile_corpus(directory: Path) -> dict[str, Path]:
                                      "timestamp": [1700000000, 1700000100, 1700000200]}),
         "only_user_column.csv": b"user_id\nu1\nu2\nu3\n",
         "latin1_bad_time.csv": (HEADER + "caf\u00e9,i1,01.02.2024 10:00\nna\u00efve,i2,31.02.2024 25:00\n").encode("cp1252"),
+        "deep_nesting.json": b"[" * 100_000 + b"]" * 100_000,
+        "huge_number.jsonl": b'{"user": "u1", "item": "i1", "ts": 1700000000}\n{"user": "u1", "item": "i2", "ts": '
+                             + b"1" * 5000 + b"}\n",
+        "too_many_columns.csv": (",".join(f"c{j}" for j in range(1001)) + "\n" + ",".join("1" * 1001) + "\n").encode(),
     }
     contents.update(_hostile_containers(parquet.getvalue()))
     assert set(contents) == set(HOSTILE_EXPECT)
