@@ -18,8 +18,9 @@ Prints one JSON document.
     python bench/ingest.py                     # 10M events, 200k users, 100k items
     python bench/ingest.py --events 1000000    # a quicker look
     python bench/ingest.py --cli               # also the CLI command itself
-    python bench/ingest.py --patch-sort        # with the sort proposed for schema.to_canonical
+    python bench/ingest.py --patch-loader      # with the changes proposed for loaders.py/schema.py
     python bench/ingest.py --root /tmp/before  # the library of another checkout (before/after)
+    python bench/ingest.py --dict-ids          # ids stored as a Parquet dictionary (pandas categorical)
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def machine_info() -> dict:
     return info
 
 
-def generate(path: Path, n_events: int, n_users: int, n_items: int, seed: int) -> dict:
+def generate(path: Path, n_events: int, n_users: int, n_items: int, seed: int, dict_ids: bool = False) -> dict:
     """Write the synthetic log; returns what was written. Peak memory ~ a few hundred MB for 10M events."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -84,12 +85,19 @@ def generate(path: Path, n_events: int, n_users: int, n_items: int, seed: int) -
     del order
     user_names = pa.array([f"u{u:07d}" for u in range(n_users)], pa.string())
     item_names = pa.array([f"i{i:06d}" for i in range(n_items)], pa.string())
-    schema = pa.schema([("user_id", pa.string()), ("item_id", pa.string()), ("timestamp", pa.int64())])
+    id_type = pa.dictionary(pa.int32(), pa.string()) if dict_ids else pa.string()
+    schema = pa.schema([("user_id", id_type), ("item_id", id_type), ("timestamp", pa.int64())])
+
+    def ids(codes: np.ndarray, names: pa.Array) -> pa.Array:
+        """Plain strings, or (``--dict-ids``) dictionary-encoded ones, as pandas writes a categorical column."""
+        if dict_ids:
+            return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), names)
+        return names.take(pa.array(codes))
+
     with pq.ParquetWriter(path, schema) as writer:
         for lo in range(0, n_events, ROW_GROUP):
             hi = min(lo + ROW_GROUP, n_events)
-            table = pa.table({"user_id": user_names.take(pa.array(users[lo:hi])),
-                              "item_id": item_names.take(pa.array(items[lo:hi])),
+            table = pa.table({"user_id": ids(users[lo:hi], user_names), "item_id": ids(items[lo:hi], item_names),
                               "timestamp": pa.array(times[lo:hi])}, schema=schema)
             writer.write_table(table)
     return {"events": n_events, "users": int((lengths > 0).sum()), "items_in_catalogue": n_items,
@@ -100,9 +108,19 @@ CHILD = r"""
 import json, logging, resource, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[2])
-if sys.argv[3] == "1":  # the change proposed for schema.py: to_canonical sorts through arrow_ingest
-    from seqrec_core.data import arrow_ingest, schema
-    schema.sort_events = arrow_ingest.sort_events
+if sys.argv[3] == "1":  # the changes proposed for schema.py / loaders.py, applied from outside
+    import pyarrow.parquet as pq
+    from seqrec_core.data import arrow_ingest, loaders, schema
+    schema.sort_events = arrow_ingest.sort_events  # to_canonical sorts on integer codes
+
+    class _DecodingParquet:  # _read_parquet: dictionary columns decoded in Arrow, not via pandas objects
+        def __getattr__(self, name):
+            return getattr(pq, name)
+
+        def read_table(self, *args, **kwargs):
+            return arrow_ingest.decode_dictionaries(pq.read_table(*args, **kwargs))
+
+    loaders.pq = _DecodingParquet()
 from seqrec_core.data.loaders import load_events
 from seqrec_core.data.prep import PrepOptions, prepare_events
 from seqrec_core.data.sequences import build_sequences
@@ -124,10 +142,10 @@ print(json.dumps({"import_s": round(t_import - t0, 2), "stages_s": {k: round(v, 
 """
 
 
-def time_indexing(path: Path, root: Path = ROOT, patch_sort: bool = False) -> dict:
+def time_indexing(path: Path, root: Path = ROOT, patch_loader: bool = False) -> dict:
     """The validate/train data path in a fresh interpreter, so its ru_maxrss is its own."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(path), str(root), "1" if patch_sort else "0"],
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(path), str(root), "1" if patch_loader else "0"],
                           capture_output=True, text=True, cwd=root)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
@@ -162,21 +180,24 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cli", action="store_true", help="also time `python -m seqrec_core validate`")
     parser.add_argument("--keep", type=Path, default=None, help="write the Parquet file here and keep it")
+    parser.add_argument("--dict-ids", action="store_true",
+                        help="store ids dictionary-encoded (what pandas writes for a categorical column)")
     parser.add_argument("--file", type=Path, default=None, help="time this Parquet file instead of generating one")
     parser.add_argument("--root", type=Path, default=ROOT,
                         help="library checkout to time (e.g. an export of an older commit, for before/after)")
-    parser.add_argument("--patch-sort", action="store_true",
-                        help="make schema.sort_events (used by to_canonical) the arrow_ingest one, as proposed")
+    parser.add_argument("--patch-loader", action="store_true",
+                        help="apply the loader changes proposed to the lead: schema.sort_events -> "
+                             "arrow_ingest.sort_events, Parquet dictionaries decoded by arrow_ingest")
     args = parser.parse_args()
     result: dict = {"bench": "ingest", "machine": machine_info(), "bar": {"seconds": 60, "peak_rss_gb": 4}}
-    result["root"], result["patch_sort"] = str(args.root), args.patch_sort
+    result["root"], result["patch_loader"] = str(args.root), args.patch_loader
     with tempfile.TemporaryDirectory() as tmp:
         path = args.file or args.keep or Path(tmp) / "events.parquet"
         if args.file is None:
             start = time.perf_counter()
-            result["generated"] = generate(path, args.events, args.users, args.items, args.seed)
+            result["generated"] = generate(path, args.events, args.users, args.items, args.seed, args.dict_ids)
             result["generated"]["seconds"] = round(time.perf_counter() - start, 1)
-        result["indexing"] = time_indexing(path, args.root, args.patch_sort)
+        result["indexing"] = time_indexing(path, args.root, args.patch_loader)
         if args.cli:
             result["cli_validate"] = time_cli(path)
     idx = result["indexing"]
