@@ -1,0 +1,196 @@
+"""Two people on one dashboard at once (two browser contexts = two Streamlit sessions in one server process):
+A loads the demo while B uploads a different log; each sees only their own data, then B trains on its log while
+A explains a prediction of a (tiny, pre-trained) demo run, and neither sees the other's dataset or run. Screenshots go to artifacts/e2e/two_sessions_*."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts" / "e2e"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+ERROR_BOXES = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+DEMO_NAME = "Demo data (synthetic)"
+B_NAME = "session_b_log.csv"
+B_USERS = 60
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+TINY_DEMO_RUN = """
+import sys
+import torch
+from seqrec_core.data.dataset import DEMO, DataSource, open_dataset
+from seqrec_core.models import build_model
+from seqrec_core.runs import save_run
+ds = open_dataset(DataSource(path=DEMO, demo_seed=0))
+torch.manual_seed(0)
+model = build_model("sasrec", ds.sequences.vocab.n_items, hidden_size=8, num_layers=1, num_heads=1, max_len=20)
+save_run(sys.argv[1], model=model.eval(), config={"data": ds.info()}, vocab=ds.sequences.vocab, metrics={}, history=[])
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    port = _free_port()
+    runs = tmp_path_factory.mktemp("two_sessions_runs")
+    env = {**os.environ, "SEQREC_RUNS_DIR": str(runs)}
+    env.pop("SEQREC_AUTOLOAD_DEMO", None)
+    log = open(tmp_path_factory.mktemp("two_sessions_log") / "streamlit.log", "wb")
+    # A tiny untrained run on the demo log, saved while the server starts, so session A has a model to explain.
+    trainer = subprocess.Popen([sys.executable, "-c", TINY_DEMO_RUN, str(runs / "tiny-demo")], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--browser.gatherUsageStats", "false",
+                             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start within 60 s")
+    if trainer.wait(timeout=120) != 0:
+        proc.kill()
+        pytest.fail("saving the tiny demo run failed")
+    yield url, runs
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+def wait_idle(page, timeout_ms: int = 60_000) -> None:
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]'
+                           '[data-test-connection-state="CONNECTED"]', timeout=timeout_ms)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]') && "
+                           "[...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
+                           ".every(c => c.querySelector('.main-svg'))", timeout=timeout_ms)
+
+
+def go(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click()
+    page.wait_for_timeout(300)
+
+
+def sidebar(page, expect: str | None = None) -> str:
+    """The sidebar's text, once it names ``expect`` (the sidebar may still show the previous run's state)."""
+    bar = page.locator('[data-testid="stSidebar"]')
+    if expect is not None:
+        bar.filter(has_text=expect).wait_for(timeout=60_000)
+        wait_idle(page)
+    return bar.inner_text()
+
+
+def run_in_use(page) -> str:
+    """The sidebar's "Model (run)" choice ("" when no run is trained on this session's data)."""
+    box = page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model (run)")
+    return box.input_value() if box.count() else ""
+
+
+def metric(page, label: str) -> str:
+    box = page.locator('[data-testid="stMetric"]', has_text=label).first
+    return box.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def shoot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"two_sessions_{name}.png"), full_page=True)
+
+
+def write_b_log(path: Path) -> Path:
+    rows = ["user,item,timestamp"] + [f"b{u},shoe{(u * 5 + k) % 17},{1_700_000_000 + 3600 * k + u}"
+                                      for u in range(B_USERS) for k in range(10)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_two_sessions_see_only_their_own_data_and_runs(server, tmp_path: Path) -> None:
+    url, runs = server
+    b_log = write_b_log(tmp_path / B_NAME)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        ctx_a = browser.new_context(viewport={"width": 1400, "height": 1000})
+        ctx_b = browser.new_context(viewport={"width": 1400, "height": 1000})
+        a, b = ctx_a.new_page(), ctx_b.new_page()
+        a.goto(url)
+        b.goto(url)
+        wait_idle(a)
+        go(b, "Data")
+        b.get_by_text("Bring your own log").first.wait_for(timeout=30_000)
+        wait_idle(b)
+
+        # At the same time: A loads the demo, B reads its upload.
+        a.get_by_role("button", name="Load demo data").click()
+        b.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(b_log))
+        b.get_by_role("button", name="Use this data").click(timeout=60_000)
+        a.get_by_text("Demo data loaded").wait_for(timeout=90_000)
+        b.get_by_text("Data loaded.").wait_for(timeout=90_000)
+        wait_idle(b)
+        assert metric(b, "Users") == f"{B_USERS:,}"
+
+        go(a, "Data")
+        go(b, "Data")  # the sidebar is drawn before the page sets the data: it shows it from the next run on
+        a.get_by_text(f"Summary: {DEMO_NAME}").wait_for(timeout=60_000)
+        b.get_by_text(f"Summary: {B_NAME}").wait_for(timeout=60_000)
+        wait_idle(a)
+        wait_idle(b)
+        assert metric(a, "Users") != f"{B_USERS:,}"
+        assert B_NAME not in sidebar(a, expect=DEMO_NAME)
+        assert DEMO_NAME not in sidebar(b, expect=B_NAME)
+        assert b.get_by_text(f"Summary: {B_NAME}").count() == 1
+
+        # B trains on its log (a CLI job in the background) while A opens Explain on the demo.
+        go(b, "Train")
+        b.get_by_text("New model").wait_for(timeout=60_000)
+        wait_idle(b)
+        b.get_by_role("spinbutton", name="Time budget (s)").fill("10")
+        b.get_by_role("spinbutton", name="Max epochs").fill("1")
+        b.get_by_role("button", name="Start training").click()
+        go(a, "Explain")
+        a.get_by_text("Explaining:").wait_for(timeout=120_000)  # an IG explanation of A's own demo run
+        wait_idle(a, 120_000)
+        assert "tiny-demo" in run_in_use(a) and a.locator(ERROR_BOXES).count() == 0
+        b.get_by_text("Finished").wait_for(timeout=120_000)
+        wait_idle(b)
+        shoot(a, "a_explain")
+        shoot(b, "b_train")
+        assert b.locator(ERROR_BOXES).count() == 0
+
+        # B's run is B's: listed in B's sidebar, absent from A's (runs are matched to the data they were trained on).
+        b_run = next(p.name for p in runs.iterdir() if p.name.startswith("sasrec-"))
+        go(a, "Data")
+        a.get_by_text(f"Summary: {DEMO_NAME}").wait_for(timeout=60_000)
+        wait_idle(a)
+        text_a = sidebar(a, expect=DEMO_NAME)
+        assert b_run not in text_a and B_NAME not in text_a
+        go(b, "Data")
+        b.get_by_text(f"Summary: {B_NAME}").wait_for(timeout=60_000)
+        wait_idle(b)
+        assert B_NAME in sidebar(b, expect=B_NAME) and metric(b, "Users") == f"{B_USERS:,}"
+        assert b_run in run_in_use(b) and "tiny-demo" not in run_in_use(b)
+        assert b_run not in run_in_use(a) and "tiny-demo" in run_in_use(a)
+        assert a.locator(ERROR_BOXES).count() == 0 and b.locator(ERROR_BOXES).count() == 0
+        browser.close()
