@@ -10,6 +10,7 @@ a crash or a cancel never leaves half a run that the dashboard would list.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 import zipfile
@@ -47,8 +49,11 @@ MAX_FOLDER_ENTRIES = 1000  # files looked at (by name only) when checking a run 
 MAX_JSON_BYTES = {"config": 1 << 20, "vocabulary": 1 << 29, "metrics": 16 << 20, "history": 64 << 20}
 MAX_HEADER_BYTES = 16 << 20  # safetensors header (JSON); its own reader allows 100 MB, a model here needs ~100 KB
 STALE_SECONDS = 3600  # a temp folder this old is abandoned even if a process with its writer's pid is alive
-# Temp and set-aside folders beside runs: ".<name>.tmp-<pid>-<random>", ".<name>.old-<pid>-<ns>", ".upload.tmp-<pid>-..."
-_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[^/]*$")
+# Temp and set-aside folders beside runs: ".<name>.tmp-<pid>-<host>-<random>", ".<name>.old-<pid>-<host>-<ns>",
+# ".upload.tmp-<pid>-<host>-..."; <host> (8 hex digits of the machine's name) because a runs folder on a shared
+# disk may hold the temp folder of a live writer on another machine, whose pid means nothing here.
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[^/]*$")
 
 
 def runs_root() -> Path:
@@ -91,7 +96,7 @@ def save_run(out_dir: str | Path, *, model: nn.Module, config: dict, vocab: Voca
     config.setdefault("format_version", FORMAT_VERSION)
     config.setdefault("library_version", _library_version())
     config.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{_writer()}-", dir=out.parent))
     try:
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"family": str(config.get("family"))})
@@ -141,7 +146,7 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
     old = None
     if out.is_dir():
         if any(out.iterdir()):
-            old = out.with_name(f".{out.name}.old-{os.getpid()}-{time.time_ns()}")
+            old = out.with_name(f".{out.name}.old-{_writer()}-{time.time_ns()}")
             os.rename(out, old)
         else:
             out.rmdir()
@@ -156,7 +161,14 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _pid_alive(pid: int) -> bool:
+def _writer() -> str:
+    """Who writes a temp folder: "<pid>-<host>" (see :data:`_TEMP_NAME`)."""
+    return f"{os.getpid()}-{_HOST}"
+
+
+def _pid_alive(pid: int, host: str) -> bool:
+    if host != _HOST:
+        return True  # another machine's writer: only the age rule applies
     if pid == os.getpid():
         return True
     try:
@@ -171,7 +183,8 @@ def _pid_alive(pid: int) -> bool:
 def clean_stale_temp(root: str | Path) -> list[Path]:
     """Remove temp folders that a killed writer left under ``root``, and restore runs it had set aside.
 
-    A folder is stale when its writer's pid (in its name) is dead, or it is older than :data:`STALE_SECONDS`.
+    A folder is stale when its writer (pid on this machine, in its name) is dead, or it is older than
+    :data:`STALE_SECONDS`.
     A set-aside old run whose place is empty is renamed back (the new run never arrived); any other stale
     folder is deleted. Returns what was removed or restored."""
     base = Path(root)
@@ -189,7 +202,7 @@ def clean_stale_temp(root: str | Path) -> list[Path]:
             age = now - entry.stat().st_mtime
         except OSError:
             continue
-        if _pid_alive(int(match["pid"])) and age < STALE_SECONDS:
+        if _pid_alive(int(match["pid"]), match["host"]) and age < STALE_SECONDS:
             continue
         target = base / match["name"]
         try:
@@ -544,7 +557,7 @@ def unpack_run_zip(data: bytes, dest_root: str | Path) -> Path:
     root = Path(dest_root)
     root.mkdir(parents=True, exist_ok=True)
     clean_stale_temp(root)
-    tmp = Path(tempfile.mkdtemp(prefix=f".upload.tmp-{os.getpid()}-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".upload.tmp-{_writer()}-", dir=root))
     try:
         written = 0
         for info in members:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from seqrec_core.runs import STALE_SECONDS, clean_stale_temp, list_runs, load_run
+from seqrec_core.runs import _HOST, STALE_SECONDS, clean_stale_temp, list_runs, load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--model", "sasrec", "--epochs", "200", "--patience", "200", "--hidden-size", "8", "--num-layers", "1",
@@ -162,14 +162,15 @@ def test_a_save_killed_between_renames_or_while_writing_loses_nothing(tmp_path: 
 def test_stale_means_a_dead_writer_or_an_old_folder(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    live = tmp_path / f".r.tmp-{os.getpid()}-live"
-    old_live = tmp_path / f".r.tmp-{os.getpid()}-ancient"
-    gone = tmp_path / f".r.tmp-{dead.pid}-gone"
+    live = tmp_path / f".r.tmp-{os.getpid()}-{_HOST}-live"
+    old_live = tmp_path / f".r.tmp-{os.getpid()}-{_HOST}-ancient"
+    gone = tmp_path / f".r.tmp-{dead.pid}-{_HOST}-gone"
+    elsewhere = tmp_path / f".r.tmp-{dead.pid}-0badc0de-remote"  # another machine's writer: only age counts there
     mine = tmp_path / ".notes"  # not ours: hidden folders with other names are left alone
-    for folder in (live, old_live, gone, mine):
+    for folder in (live, old_live, gone, elsewhere, mine):
         folder.mkdir()
     past = time.time() - STALE_SECONDS - 60
     os.utime(old_live, (past, past))
     removed = clean_stale_temp(tmp_path)
     assert sorted(removed) == sorted([old_live, gone])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, mine.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, elsewhere.name, mine.name])
