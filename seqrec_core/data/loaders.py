@@ -589,23 +589,27 @@ def load_events(path: str | Path, fmt: str = "auto", columns: ColumnMap | None =
     holding a MovieLens ratings file is accepted for that file."""
     _check_format(fmt)
     path = Path(path)
-    if path.is_dir():
-        found = next((path / b for b in _ML_EVENT_FILES if (path / b).is_file()), None)
-        if found is None:
-            raise InputError(f"'{path}' is a folder; pass the log file inside it")
-        path = found
-    if not path.is_file():
-        raise InputError(f"data file '{path}' does not exist; check the path")
-    try:
+    try:  # a name too long for the file system makes even is_dir() raise
+        if path.is_dir():
+            found = next((path / b for b in _ML_EVENT_FILES if (path / b).is_file()), None)
+            if found is None:
+                raise InputError(f"'{path}' is a folder; pass the log file inside it")
+            path = found
+        if not path.is_file():
+            raise InputError(f"data file '{str(path)[:200]}' does not exist; check the path")
         data = path.read_bytes()
     except OSError as err:
-        raise InputError(f"cannot read '{path}' ({err.strerror}); check the path and permissions") from None
+        raise InputError(f"cannot read '{str(path)[:200]}' ({err.strerror}); check the path and permissions") from None
     extra: dict[str, bytes] = {}
     if fmt in ("auto", "movielens") and data[:2] != b"\x1f\x8b" and data[:4] != b"PK\x03\x04" \
             and (fmt == "movielens" or detect_format(path.name, data[:_HEAD]) == "movielens"):
         siblings = _ML_SIBLINGS.get(path.name.lower(), ("movies.csv", "movies.dat", "u.item"))
         side = next((path.parent / s for s in siblings if (path.parent / s).is_file()), None)
         if side is not None:
-            extra[side.name] = side.read_bytes()
+            try:
+                extra[side.name] = side.read_bytes()
+            except OSError as err:
+                raise InputError(f"cannot read '{side}' beside {path.name} ({err.strerror}); fix its permissions or "
+                                 f"move it away") from None
             log.info("%s: adding item titles and genres from %s", path.name, side.name)
     return load_events_bytes(path.name, data, fmt, columns, extra_files=extra)

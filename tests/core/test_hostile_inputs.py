@@ -260,3 +260,9 @@ def test_errors_inside_a_zip_name_the_upload_and_the_member() -> None:
     with pytest.raises(InputError) as info:
         load_events_bytes("ml-small.zip", _zip(members))
     assert str(info.value).startswith("ml-small.zip: movies.csv line 1")
+
+
+def test_impossible_paths_are_input_errors() -> None:
+    """A path too long for the file system raises OSError from a mere stat; the loader turns it into one line."""
+    with pytest.raises(InputError, match="cannot read"):
+        load_events("a" * 5000 + ".csv")
