@@ -497,9 +497,28 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     dev = resolve_device(device) if isinstance(device, str) else device
     model.to(dev).eval()
     metrics = _read_json(folder / "metrics.json", "metrics") if (folder / "metrics.json").is_file() else {}
-    return Run(path=folder, config=config, vocab=vocab, model=model,
-               metrics=metrics if isinstance(metrics, dict) else {}, history=_read_jsonl(folder / "history.jsonl"),
-               warnings=warnings)
+    return Run(path=folder, config=config, vocab=vocab, model=model, metrics=_clean_metrics(metrics, warnings),
+               history=_read_jsonl(folder / "history.jsonl"), warnings=warnings)
+
+
+def _clean_metrics(metrics: object, warnings: list[str]) -> dict:
+    """metrics.json as pages use it: {part: {metric: number}} plus the exclude_seen flag; anything else dropped
+    with a warning (a page formatting a planted string as a number would fail)."""
+    if not isinstance(metrics, dict):
+        warnings.append("metrics.json is not an object; ignored")
+        return {}
+    clean: dict = {}
+    for part, values in metrics.items():
+        if part == "exclude_seen" and isinstance(values, bool):
+            clean[part] = values
+        elif isinstance(values, dict):
+            clean[part] = {str(k): v for k, v in values.items()
+                           if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if len(clean[part]) < len(values):
+                warnings.append(f"metrics.json '{str(part)[:40]}' holds non-numbers; those were ignored")
+        else:
+            warnings.append(f"metrics.json key '{str(part)[:40]}' is not a metrics table; ignored")
+    return clean
 
 
 @dataclass(frozen=True)

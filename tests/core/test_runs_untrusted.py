@@ -152,6 +152,13 @@ def test_unknown_top_level_keys_are_ignored_with_a_reason(run_dir: Path) -> None
     assert any("'__class__'" in w and "ignored" in w for w in run.warnings) and len(run.warnings) == 2
 
 
+def test_metrics_keep_only_numbers(run_dir: Path) -> None:
+    (run_dir / "metrics.json").write_text(json.dumps({"test": {"NDCG@10": 0.2, "HR@10": "<script>"}, "val": [1],
+                                                      "exclude_seen": True}))
+    run = load_run(run_dir)
+    assert run.metrics == {"test": {"NDCG@10": 0.2}, "exclude_seen": True} and len(run.warnings) == 2
+
+
 @pytest.mark.parametrize("family", sorted(MODEL_FAMILIES))
 def test_every_family_checks_its_options_through_its_config_class(family: str) -> None:
     good = {"family": family, "model": {"n_items": 10, "hidden_size": 8, "max_len": 6}}
