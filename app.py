@@ -1,6 +1,8 @@
 """Entry point: the page navigation and the sidebar that shows which dataset and run are in use."""
 import streamlit as st
 
+from ui import state
+from ui.demo import ensure_demo_run
 from ui.sidebar import render_sidebar
 
 st.set_page_config(page_title="SeqRec Lens", page_icon="🔭", layout="wide")
@@ -18,5 +20,7 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+state.get_dataset()  # autoloads the demo under `make demo`
+ensure_demo_run()
 render_sidebar()
 page.run()

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from ui import state
+from ui.demo import ensure_demo_run
 
 st.title("SeqRec Lens")
 st.markdown("Bring a behaviour log (**who** did **what**, **when**), train a Transformer sequence recommender on it, "
@@ -26,7 +27,9 @@ with right:
     if st.button("Load demo data", type="primary", help="A synthetic shop log (2,000 users, ~100,000 events) with "
                  "planted daily/weekly rhythms, item bursts and long-range trigger→response pairs."):
         ds = state.load_demo()
-        st.success(f"Demo data loaded: {ds.sequences.n_users:,} users, {ds.sequences.n_events:,} events.")
+        ensure_demo_run()
+        st.success(f"Demo data loaded: {ds.sequences.n_users:,} users, {ds.sequences.n_events:,} events"
+                   + (", with a pre-trained SASRec in use." if state.get_run() is not None else "."))
     st.page_link("pages/1_Data.py", label="…or bring your own log")
     st.caption("CSV/TSV, Parquet, JSON Lines, MovieLens or sequence text; columns are detected and can be changed.")
 

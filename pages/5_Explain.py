@@ -321,9 +321,10 @@ def planted_tab() -> None:
         if not len(cases):
             st.info("No cases yet: the model ranks no planted response in its top 10 for the users whose "
                     "held-out item is one. Early stopping on overall NDCG ends before the long-range pairs are "
-                    "learned: on **Train**, set dropout 0.2, learning rate 0.002, 60 epochs, patience 60, a "
-                    "time budget of 600 s and *Weights to keep: last* (about 5 minutes on 2 CPU cores; IG then "
-                    "finds the trigger in 60-80% of cases), then check again.")
+                    "learned. Pick the pre-trained **demo-sasrec-pretrained** run in the sidebar, or train the "
+                    "recipe it was made with on **Train**: batch size 32, dropout 0.2, learning rate 0.002, "
+                    "100 epochs, patience 100 and no time budget (about 15 minutes on 2 CPU cores), then check "
+                    "again.")
         else:
             share = float(cases["hit"].mean())
             p1, p2 = st.columns([1, 3])
