@@ -100,7 +100,9 @@ def filter_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
         return frame
     if not frame.columns.is_unique:
         return frame[keep]
-    return pd.DataFrame({c: frame[c][keep] for c in frame.columns}, columns=frame.columns)
+    index = frame.index[keep]  # once, not once per column
+    return pd.DataFrame({c: pd.Series(frame[c].array[keep], index=index, name=c) for c in frame.columns},
+                        index=index, columns=frame.columns)
 
 
 def take_rows(frame: pd.DataFrame, rows: np.ndarray, codes: EventCodes | None = None) -> pd.DataFrame:
@@ -214,9 +216,11 @@ def hash_by_codes(codes: np.ndarray, uniques: pd.Index) -> np.ndarray:
     """``pd.util.hash_pandas_object(column, index=False)`` from its codes: the hash is per value, so hashing the
     uniques once and spreading them by code gives the same uint64s (missing values: the max uint64)."""
     hashed = pd.util.hash_pandas_object(uniques, index=False).to_numpy()
-    out = hashed[np.maximum(codes, 0)] if len(hashed) else np.zeros(len(codes), dtype=np.uint64)
-    if len(out) and (codes < 0).any():
-        out[codes < 0] = np.iinfo(np.uint64).max
+    missing = codes < 0
+    if not missing.any():
+        return hashed[codes]
+    out = hashed[np.where(missing, 0, codes)] if len(hashed) else np.zeros(len(codes), dtype=np.uint64)
+    out[missing] = np.iinfo(np.uint64).max
     return out
 
 

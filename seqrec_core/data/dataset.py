@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from seqrec_core.data.loaders import load_events
-from seqrec_core.data.prep import PrepOptions, QualityReport, prepare_events
+from seqrec_core.data.prep import PrepOptions, QualityReport, prepare_events_coded
 from seqrec_core.data.schema import ColumnMap
 from seqrec_core.data.sequences import SequenceData, build_sequences
 from seqrec_core.errors import InputError
@@ -72,8 +72,9 @@ class Dataset:
 def dataset_from_events(events: pd.DataFrame, name: str, *, prep: PrepOptions | None = None,
                         source: DataSource | None = None) -> Dataset:
     """Clean a canonical event table and build its sequences."""
-    cleaned, report = prepare_events(events, prep or PrepOptions(), source=name)
-    return Dataset(name=name, events=cleaned, report=report, sequences=build_sequences(cleaned), source=source)
+    cleaned, report, codes = prepare_events_coded(events, prep or PrepOptions(), source=name)
+    return Dataset(name=name, events=cleaned, report=report, sequences=build_sequences(cleaned, codes=codes),
+                   source=source)
 
 
 def open_dataset(source: DataSource) -> Dataset:

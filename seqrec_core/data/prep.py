@@ -159,6 +159,14 @@ def _duplicated(events: pd.DataFrame, codes: EventCodes) -> np.ndarray:
 def prepare_events(events: pd.DataFrame, options: PrepOptions = PrepOptions(),
                    source: str = "the log") -> tuple[pd.DataFrame, QualityReport]:
     """Filter by rating, drop duplicates, k-core, drop unevaluable users; raise if nothing is left."""
+    cleaned, report, _codes = prepare_events_coded(events, options, source)
+    return cleaned, report
+
+
+def prepare_events_coded(events: pd.DataFrame, options: PrepOptions = PrepOptions(),
+                         source: str = "the log") -> tuple[pd.DataFrame, QualityReport, EventCodes | None]:
+    """:func:`prepare_events` plus the id codes of the cleaned table in its row order (None if pandas had to
+    sort it), which ``build_sequences(cleaned, codes=...)`` reuses instead of factorizing ten million ids again."""
     _validate(events, options, source)
     rows_in = len(events)
     if rows_in == 0:
@@ -194,7 +202,7 @@ def prepare_events(events: pd.DataFrame, options: PrepOptions = PrepOptions(),
     dropped = rows_in - len(ev)
     if dropped / rows_in > 0.5:
         warns.append(f"cleaning removed {dropped / rows_in:.0%} of the events; check the options above")
-    ev, _ = sort_canonical(ev, codes)
+    ev, sorted_codes = sort_canonical(ev, codes)
     report = QualityReport(rows_in=rows_in, rows_out=len(ev), steps=steps, warnings=warns)
     log.info("%s: kept %d of %d events", source, len(ev), rows_in)
-    return ev, report
+    return ev, report, sorted_codes

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from seqrec_core.data.arrow_ingest import event_codes, factorize_sorted, hash_by_codes, sort_canonical
+from seqrec_core.data.arrow_ingest import EventCodes, event_codes, factorize_sorted, hash_by_codes, sort_canonical
 from seqrec_core.errors import InputError
 
 Part = Literal["train", "val", "test"]
@@ -161,11 +161,21 @@ def _item_metadata(ev: pd.DataFrame, items: np.ndarray, item_ids: list[str], col
     return {item_ids[int(i)]: v for i, v in zip(first_items, picked, strict=True)}
 
 
-def build_sequences(events: pd.DataFrame) -> SequenceData:
+def _compact(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """Renumber codes so only values that occur keep a code (order unchanged)."""
+    present = np.bincount(codes, minlength=len(uniques)) > 0
+    if present.all():
+        return codes, uniques
+    return (np.cumsum(present) - 1)[codes], uniques[present]
+
+
+def build_sequences(events: pd.DataFrame, *, codes: EventCodes | None = None) -> SequenceData:
     """Turn a canonical event table into sequences; item indices follow first appearance order of sorted ids.
 
     Works on integer codes (ids factorized once, numpy sort and split), so ten million events index in
     seconds; a table already in canonical order (what ``prepare_events`` returns) is not sorted again.
+    ``codes``: the table's codes in its row order, as ``prepare_events_coded`` returns them (saves
+    factorizing the ids a second time); ignored unless they match the table's length.
     """
     missing = {"user_id", "item_id", "timestamp"} - set(events.columns)
     if missing:
@@ -176,12 +186,14 @@ def build_sequences(events: pd.DataFrame) -> SequenceData:
         if events[col].isna().any():
             raise InputError(f"the event table has events without a {what} id; clean it with prepare_events "
                              f"(or fill in the ids)")
-    ev, codes = sort_canonical(events)
+    if codes is None or len(codes.users) != len(events) or codes.times is None:
+        codes = None
+    ev, codes = sort_canonical(events, codes)
     if codes is None:  # a time column numpy cannot order (e.g. floats): pandas sorted it; factorize the result
         codes = event_codes(ev)
     users = codes.users
     if isinstance(ev["item_id"].dtype, pd.StringDtype):  # the canonical case: codes are already by sorted id
-        items, item_uniques = codes.items, codes.item_uniques
+        items, item_uniques = _compact(codes.items, codes.item_uniques)  # codes may predate filtering
     else:  # e.g. integer ids: the vocabulary sorts them as strings ("10" < "9"), like their display form
         items, item_uniques = factorize_sorted(ev["item_id"].astype(str))
     item_ids = [str(x) for x in item_uniques]

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 from seqrec_core.data import arrow_ingest as ai
+from seqrec_core.data.dataset import dataset_from_events
 from seqrec_core.data.loaders import load_events
-from seqrec_core.data.prep import PrepOptions, prepare_events
+from seqrec_core.data.prep import PrepOptions, prepare_events, prepare_events_coded
 from seqrec_core.data.sequences import build_sequences, fingerprint_events
 from seqrec_core.errors import InputError
 
@@ -165,6 +166,9 @@ def test_prepare_events_keeps_the_same_rows_and_reports_the_same_drops(options: 
     else:
         assert dupe_warnings and dupe_warnings[0].startswith(f"{ref_dupes:,} events")
     _assert_same_sequences(build_sequences(out), _ref_build(ref))
+    cleaned, _, codes = prepare_events_coded(ev, options, source="log.csv")  # dataset_from_events' path
+    _assert_same_sequences(build_sequences(cleaned, codes=codes), _ref_build(ref))
+    _assert_same_sequences(dataset_from_events(ev, "log.csv", prep=options).sequences, _ref_build(ref))
 
 
 def test_sort_and_duplicates_from_codes_equal_pandas_on_unsorted_input() -> None:
