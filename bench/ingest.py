@@ -9,7 +9,7 @@ Bar: <= 60 s wall and <= 4 GB peak RSS on the 2-core development machine.
    order (users interleaved, as a real export is).
 2. Runs the path that ``python -m seqrec_core validate`` and ``train`` take, in a fresh Python process so that
    generation does not count towards its peak memory: ``load_events`` (Parquet -> canonical table) ->
-   ``prepare_events`` -> ``build_sequences`` (what ``open_dataset`` / ``dataset_from_events`` call), timing each
+   ``prepare_events_coded`` -> ``build_sequences`` (what ``open_dataset`` / ``dataset_from_events`` do), timing each
    stage, then reports wall seconds, peak RSS (``ru_maxrss``), events per second and the machine.
    ``--cli`` also times the real ``python -m seqrec_core validate --data FILE`` command end to end.
 
@@ -122,17 +122,26 @@ if sys.argv[3] == "1":  # the changes proposed for schema.py / loaders.py, appli
 
     loaders.pq = _DecodingParquet()
 from seqrec_core.data.loaders import load_events
-from seqrec_core.data.prep import PrepOptions, prepare_events
+from seqrec_core.data.prep import PrepOptions
 from seqrec_core.data.sequences import build_sequences
+try:  # exactly what dataset_from_events does (older checkouts: prepare, then build from the table alone)
+    from seqrec_core.data.prep import prepare_events_coded as prepare
+except ImportError:
+    from seqrec_core.data.prep import prepare_events
+
+    def prepare(events, options, source):
+        return (*prepare_events(events, options, source), None)
 t_import = time.perf_counter()
 path = sys.argv[1]
 stages = {}
 t = time.perf_counter(); events = load_events(path, "parquet"); stages["load_events"] = time.perf_counter() - t
 rss_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t = time.perf_counter(); cleaned, report = prepare_events(events, PrepOptions(), source="ingest.parquet")
+t = time.perf_counter(); cleaned, report, codes = prepare(events, PrepOptions(), "ingest.parquet")
 stages["prepare_events"] = time.perf_counter() - t
 del events
-t = time.perf_counter(); seqs = build_sequences(cleaned); stages["build_sequences"] = time.perf_counter() - t
+t = time.perf_counter()
+seqs = build_sequences(cleaned) if codes is None else build_sequences(cleaned, codes=codes)
+stages["build_sequences"] = time.perf_counter() - t
 total = sum(stages.values())
 print(json.dumps({"import_s": round(t_import - t0, 2), "stages_s": {k: round(v, 2) for k, v in stages.items()},
                   "indexed_s": round(total, 2), "peak_rss_after_load_mb": round(rss_load / 1024),
