@@ -123,10 +123,10 @@ SAVE_AND_DIE = textwrap.dedent("""
                                         columns=["user_id", "item_id", "timestamp"]))
     model = build_model("gru4rec", data.vocab.n_items, hidden_size=8, max_len=5)
     def save(tag):
-        save_run(f"{root}/r", model=model, config={"data": {"name": tag}}, vocab=data.vocab,
-                 metrics={"test": {"tag": tag}}, history=[])
+        save_run(f"{root}/r", model=model, config={}, vocab=data.vocab, metrics={"test": {"NDCG@10": tag}},
+                 history=[])
     if when == "swap":
-        save("first")
+        save(1.0)
         real = os.rename
         def rename(src, dst):  # die right after the old run was set aside, before the new one is in place
             real(src, dst)
@@ -140,7 +140,7 @@ SAVE_AND_DIE = textwrap.dedent("""
             real_save(*args, **kwargs)
             os.kill(os.getpid(), signal.SIGKILL)
         safetensors.torch.save_file = save_file
-    save("second")
+    save(2.0)
 """)
 
 
@@ -155,7 +155,7 @@ def test_a_save_killed_between_renames_or_while_writing_loses_nothing(tmp_path: 
     assert [p.name.split("-")[0] for p in write.iterdir()] == [".r.tmp"]
     assert [r.name for r in list_runs(swap)] == ["r"]  # the previous run is back, complete
     run = load_run(swap / "r")
-    assert run.metrics["test"]["tag"] == "first" and [p.name for p in swap.iterdir()] == ["r"]
+    assert run.metrics["test"]["NDCG@10"] == 1.0 and [p.name for p in swap.iterdir()] == ["r"]
     assert list_runs(write) == [] and list(write.iterdir()) == []
 
 
