@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts" / "e2e"
@@ -25,9 +24,7 @@ DEMO_NAME = "Demo data (synthetic)"
 B_NAME = "session_b_log.csv"
 B_USERS = 60
 
-if not Path(CHROMIUM).exists():
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+NO_BROWSER = not Path(CHROMIUM).exists()
 
 
 TINY_DEMO_RUN = """
@@ -127,7 +124,10 @@ def write_b_log(path: Path) -> Path:
     return path
 
 
+@pytest.mark.e2e
+@pytest.mark.skipif(NO_BROWSER, reason="Chromium is not installed (apt-get install chromium)")
 def test_two_sessions_see_only_their_own_data_and_runs(server, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
     url, runs = server
     b_log = write_b_log(tmp_path / B_NAME)
     with sync_api.sync_playwright() as p:
@@ -194,3 +194,59 @@ def test_two_sessions_see_only_their_own_data_and_runs(server, tmp_path: Path) -
         assert b_run not in run_in_use(a) and "tiny-demo" in run_in_use(a)
         assert a.locator(ERROR_BOXES).count() == 0 and b.locator(ERROR_BOXES).count() == 0
         browser.close()
+
+
+# ------------------------------------------------------------------ the same promise without a browser (AppTest)
+def _session_script() -> None:
+    """One page run of a session that misbehaves: it changes the run and the dataset it was given."""
+    import streamlit as st
+
+    from ui import state
+
+    if st.session_state.get("load_demo"):
+        state.load_demo(seed=7)
+        st.session_state["load_demo"] = False  # once per session, as the Home button does
+    run = state.session_run(st.session_state["path"])
+    st.session_state["model_id"] = id(run.model)
+    st.session_state["was_training"] = run.model.training
+    run.model.train()  # e.g. a page forgetting eval mode, or moving the model to another device
+    run.config["family"] = "tampered"
+    ds = state.get_dataset()
+    st.session_state["had_column"] = "tampered" in ds.events.columns
+    ds.events["tampered"] = 1  # a page adding a column in place
+
+
+def test_sessions_get_their_own_run_and_event_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamlit serves every session from one process: cached objects are shared unless handed out as copies."""
+    import pandas as pd
+    import torch
+    from streamlit.testing.v1 import AppTest
+
+    from seqrec_core.data import build_sequences
+    from seqrec_core.models import build_model
+    from seqrec_core.runs import save_run
+    from ui import state
+
+    monkeypatch.chdir(ROOT)
+    rows = [(f"u{u}", f"i{(u + t) % 12}", t) for u in range(20) for t in range(6)]
+    data = build_sequences(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+    torch.manual_seed(0)
+    model = build_model("gru4rec", data.vocab.n_items, hidden_size=8, max_len=6).eval()
+    path = save_run(tmp_path / "run", model=model, config={}, vocab=data.vocab, metrics={}, history=[])
+    sessions = []
+    for _ in range(2):
+        at = AppTest.from_function(_session_script, default_timeout=60)
+        at.session_state["path"] = str(path)
+        at.session_state["load_demo"] = True
+        at.run()
+        assert not at.exception, at.exception
+        sessions.append(at)
+    a, b = sessions
+    assert a.session_state["model_id"] != b.session_state["model_id"]
+    assert not a.session_state["was_training"] and not b.session_state["was_training"]  # A's .train() stayed A's
+    assert not a.session_state["had_column"] and not b.session_state["had_column"]  # A's column stayed A's
+    shared = state.load_run_cached(str(path), (path / "config.json").stat().st_mtime)
+    assert not shared.model.training and shared.config["family"] == "gru4rec"
+    assert "tampered" not in state._demo_dataset(7).events.columns
+    a.run()  # A's next run keeps A's own (changed) copy: per session, not per page run
+    assert a.session_state["was_training"] and a.session_state["had_column"]
