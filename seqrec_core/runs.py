@@ -206,14 +206,16 @@ def clean_stale_temp(root: str | Path) -> list[Path]:
             continue
         target = base / match["name"]
         try:
-            if match["kind"] == "old" and is_run_folder(entry) and not (target.exists() and is_run_folder(target)):
+            if match["kind"] == "old" and is_run_folder(entry) and not is_run_folder(target):
                 if target.is_dir() and not any(target.iterdir()):
                     target.rmdir()
-                if not target.exists():
-                    os.rename(entry, target)
-                    log.warning("restored run %s that an interrupted save had set aside", target)
-                    touched.append(target)
+                if target.exists():  # something else took its place: keep the old run where it is
+                    log.warning("kept %s: an interrupted save set it aside and %s is not a run", entry, target)
                     continue
+                os.rename(entry, target)
+                log.warning("restored run %s that an interrupted save had set aside", target)
+                touched.append(target)
+                continue
             shutil.rmtree(entry)
             log.info("removed stale temp folder %s", entry)
             touched.append(entry)
