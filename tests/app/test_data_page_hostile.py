@@ -85,3 +85,14 @@ def test_a_movielens_zip_upload_still_loads() -> None:
     assert not at.error, [e.value for e in at.error]
     ds = at.session_state["dataset"]
     assert ds.sequences.n_users == 8 and "item_title" in ds.events.columns
+
+
+def test_a_junk_titles_file_is_refused_by_name() -> None:
+    """The second uploader (item titles) goes through the same checks: its own name in the error, no dataset."""
+    log = ("user_id,item_id,timestamp\n" + "".join(f"u{k % 4},i{k % 6},{1700000000 + k}\n" for k in range(24))).encode()
+    at = upload(data_page(), "log.csv", log)
+    at.get("file_uploader")[1].set_value(("movies.csv", b"\x00\x01\x02 not a table", "text/csv"))
+    use_this_data(at)
+    assert len(at.error) == 1 and "movies.csv" in at.error[0].value and "binary" in at.error[0].value, \
+        [e.value for e in at.error]
+    assert at.session_state["dataset"] is None if "dataset" in at.session_state else True
