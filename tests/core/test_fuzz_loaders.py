@@ -429,7 +429,8 @@ def test_item_titles_file_with_junk(meta_name: str, meta: bytes) -> None:
 @fuzz(120)
 @given(st.sampled_from(VALID[:5]), st.dictionaries(
     st.sampled_from(["user", "item", "time", "rating", "title", "category", "event_type"]),
-    st.one_of(st.sampled_from(["", "0", "1", "3", "99", "user_id", "ITEM_ID", " timestamp ", "rating", "ts", "nope"]),
+    st.one_of(st.sampled_from(["", "0", "1", "3", "99", "user_id", "ITEM_ID", " timestamp ", "rating", "ts", "nope",
+                               "1" * 5000, "²", "-1"]),
               st.text(max_size=5)), max_size=4))
 def test_column_overrides_of_any_kind(file: tuple[str, bytes], overrides: dict[str, str]) -> None:
     """--user-col/--item-col/... with any value: a canonical table or a refusal naming the file."""
