@@ -157,6 +157,8 @@ def _item_metadata(ev: pd.DataFrame, items: np.ndarray, item_ids: list[str], col
     known = ~values.isna().to_numpy(dtype=bool)
     rows = np.flatnonzero(known)
     first_items, first_at = np.unique(items[rows], return_index=True)  # (K,) items, first row index into rows
+    in_order = np.argsort(first_at)  # keep the table's order of first appearance (the dict's, and vocab.json's)
+    first_items, first_at = first_items[in_order], first_at[in_order]
     picked = values.iloc[rows[first_at]].astype(str).tolist()
     return {item_ids[int(i)]: v for i, v in zip(first_items, picked, strict=True)}
 
