@@ -32,6 +32,7 @@ from seqrec_core.data.schema import (
     find_by_name,
     first_label,
     norm_name,
+    short,
     to_canonical,
     to_id_strings,
     to_text,
@@ -346,7 +347,7 @@ def read_delimited(name: str, text: str, fmt: str = "csv", *, header: bool | Non
     if has_header:
         lines = lines[1:]
         if not lines.size:
-            raise InputError(f"{name} has a header ({', '.join(cols[:8])}) but no data rows; add events below it")
+            raise InputError(f"{name} has a header ({', '.join(map(short, cols[:8]))}) but no data rows; add events below it")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -452,7 +453,7 @@ def _read_parquet(name: str, data: bytes) -> _Raw:
         raise InputError(f"{name} is not a readable Parquet file ({msg}); re-export it or pick another --format") \
             from None
     if frame.empty:
-        raise InputError(f"{name} has no rows (columns: {', '.join(map(str, frame.columns[:8]))}); add events")
+        raise InputError(f"{name} has no rows (columns: {', '.join(map(short, frame.columns[:8]))}); add events")
     for col in frame.columns:
         if isinstance(frame[col].dtype, pd.CategoricalDtype):
             frame[col] = frame[col].astype(object)
@@ -497,7 +498,7 @@ def read_item_metadata(name: str, data: bytes) -> pd.DataFrame:
         picks = {"item_id": find_by_name(cols, "item") or cols[0], "item_title": find_by_name(cols, "title"),
                  "item_category": find_by_name(cols, "category")}
         if picks["item_title"] is None and picks["item_category"] is None:
-            raise InputError(f"{name} has no title or category column (columns found: {', '.join(cols[:10])}); "
+            raise InputError(f"{name} has no title or category column (columns found: {', '.join(map(short, cols[:10]))}); "
                              f"item metadata needs an item id column plus 'title' and/or 'category'/'genres'")
         frame = pd.DataFrame({k: frame[v] for k, v in picks.items() if v is not None})
     out = pd.DataFrame({"item_id": to_id_strings(frame["item_id"], ref, "item id", "item")})

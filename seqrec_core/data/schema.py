@@ -74,6 +74,12 @@ class ColumnMap:
     event_type: str | None = None
 
 
+def short(name: object, n: int = 40) -> str:
+    """A column name or value as quoted in a message: a hostile file's 100 KB header must not make it a page."""
+    text = str(name)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def norm_name(name: object) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
@@ -85,7 +91,7 @@ def find_by_name(columns: list[str], role: str) -> str | None:
 
 
 def _columns_found(raw: pd.DataFrame) -> str:
-    names = [str(c) for c in raw.columns]
+    names = [short(c) for c in raw.columns]
     shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
     return shown or "none"
 

@@ -119,7 +119,7 @@ JUNK = ["", " ", "nan", "NaN", "null", "None", "NA", "inf", "-inf", "1e400", "-1
 junk_cell = st.one_of(st.sampled_from(JUNK), st.text(max_size=6), st.integers(-10**20, 10**20).map(str),
                       st.floats(allow_nan=True, allow_infinity=True).map(repr))
 HEADERS = ["user_id", "item_id", "timestamp", "rating", "user", "item", "time", "ts", "date", "userId", "movieId",
-           "genres", "title", "event_type", "x", "", "user_id"]
+           "genres", "title", "event_type", "x", "", "x" * 5000, "user_id"]
 
 
 def _good_row(k: int) -> list[str]:
