@@ -137,8 +137,9 @@ def read_events(job: Job) -> list[dict]:
 
 def is_alive(job: Job) -> bool:
     try:
-        pid, _status = os.waitpid(job.pid, os.WNOHANG)  # reap our own finished child so it is not a zombie
+        pid, wait_status = os.waitpid(job.pid, os.WNOHANG)  # reap our own finished child so it is not a zombie
         if pid == job.pid:
+            _record_exit(job, wait_status)
             return False
     except ChildProcessError:
         pass  # not our child (started by another server process): fall back to a signal probe
@@ -149,6 +150,26 @@ def is_alive(job: Job) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _record_exit(job: Job, wait_status: int) -> None:
+    """Keep how the process ended in the job folder: only the session that reaps it learns this, and every
+    session (or a restarted server) showing the job needs it to say why nothing was saved."""
+    info = ({"signal": os.WTERMSIG(wait_status)} if os.WIFSIGNALED(wait_status)
+            else {"returncode": os.waitstatus_to_exitcode(wait_status)})
+    try:
+        (job.folder / "exit.json").write_text(json.dumps(info))
+    except OSError:
+        pass
+
+
+def exit_info(job: Job) -> dict:
+    """{"signal": n} or {"returncode": n} once the job's process was reaped by this server, else {}."""
+    try:
+        info = json.loads((job.folder / "exit.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def status(job: Job, events: list[dict]) -> str:
@@ -165,6 +186,14 @@ def error_message(job: Job, events: list[dict]) -> str:
     for event in reversed(events):
         if event.get("event") == "error":
             return str(event.get("message"))
+    killed = exit_info(job).get("signal")
+    if killed is not None:
+        try:
+            name = signal.Signals(killed).name
+        except ValueError:
+            name = f"signal {killed}"
+        return (f"the training process was stopped by {name} before it finished (out of memory, or killed); "
+                "runs are saved only when complete, so nothing was saved: start it again")
     stderr = job.folder / "stderr.log"
     lines = stderr.read_text(errors="replace").strip().splitlines() if stderr.exists() else []
     return lines[-1] if lines else "the training process ended without a result"

@@ -174,3 +174,19 @@ def test_stale_means_a_dead_writer_or_an_old_folder(tmp_path: Path) -> None:
     removed = clean_stale_temp(tmp_path)
     assert sorted(removed) == sorted([old_live, gone])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, elsewhere.name, mine.name])
+
+
+def test_the_train_page_says_a_killed_job_saved_nothing(tmp_path: Path) -> None:
+    """The dashboard's job panel: a job whose process was killed names the signal instead of a stray log line."""
+    from ui import train_jobs
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    job = train_jobs.Job(name="j", folder=tmp_path, run_dir=tmp_path / "run", pid=proc.pid, started=time.time(),
+                         dataset="d", fingerprint="f")
+    assert train_jobs.status(job, []) == "running"
+    proc.kill()
+    deadline = time.time() + 10
+    while train_jobs.is_alive(job) and time.time() < deadline:
+        time.sleep(0.05)
+    assert train_jobs.status(job, []) == "failed" and train_jobs.exit_info(job) == {"signal": signal.SIGKILL}
+    assert "SIGKILL" in train_jobs.error_message(job, []) and "nothing was saved" in train_jobs.error_message(job, [])
