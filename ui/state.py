@@ -21,7 +21,7 @@ from seqrec_core.errors import InputError
 DATASET_KEY = "dataset"
 RUN_KEY = "run_path"
 SESSION_RUNS_KEY = "_session_runs"  # "path@mtime" -> this session's private copy of that run
-MAX_SESSION_RUNS = 6  # copies a session keeps (Compare may hold several runs at once)
+MAX_SESSION_RUNS = 12  # copies a session keeps, least recently used dropped (Compare holds every run on the data)
 
 
 @st.cache_resource(show_spinner="Generating the demo log…")
@@ -92,14 +92,14 @@ def session_run(path: str | Path):  # noqa: ANN201 - seqrec_core.runs.Run
     mtime = (Path(path) / "config.json").stat().st_mtime
     key = f"{path}@{mtime}"
     own: dict = st.session_state.setdefault(SESSION_RUNS_KEY, {})
-    run = own.get(key)
+    run = own.pop(key, None)  # re-inserted below: the dict's order is least recently used first
     if run is None:
         run = private_copy(load_run_cached(path, mtime))
         for stale in [k for k in own if k.rsplit("@", 1)[0] == path]:  # an older version of the same folder
             own.pop(stale)
         while len(own) >= MAX_SESSION_RUNS:
             own.pop(next(iter(own)))
-        own[key] = run
+    own[key] = run
     return run
 
 
