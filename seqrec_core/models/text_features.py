@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -140,12 +140,29 @@ def _resolve_device(device: str) -> torch.device:
         raise InputError(f"device {device!r} is not a torch device ({err}); use cpu, cuda or auto") from None
 
 
+def _try_sources(name: str, sources: list[bool], tokenizer_cls: type,
+                 model_cls: type) -> tuple[tuple | None, Exception | None]:
+    """(tokenizer, model) from the first source that works (local cache, then the hub), or None and the last
+    error; the hub is tried only when it answers."""
+    last: Exception | None = None
+    for local_only in sources:
+        if not local_only and not _hub_reachable():
+            return None, ConnectionError("not in the local cache and huggingface.co cannot be reached")
+        try:
+            return (tokenizer_cls.from_pretrained(name, local_files_only=local_only, trust_remote_code=False),
+                    model_cls.from_pretrained(name, local_files_only=local_only, trust_remote_code=False)), None
+        except Exception as err:  # noqa: BLE001 - transformers raises OSError/ValueError/KeyError/...: "cannot load"
+            last = err
+    return None, last
+
+
 def load_encoder(encoder: str | Path, device: str = "cpu") -> tuple[object, nn.Module]:
     """Tokenizer and encoder body from a local folder or a hub name; any failure is one InputError line.
 
     A hub name is looked up in transformers' cache first; it is downloaded only when it is not there, the
     environment is not offline (``HF_HUB_OFFLINE``) and the hub answers. Remote code is never run."""
     from transformers import AutoModel, AutoTokenizer  # lazy: transformers takes seconds to import
+    from transformers.utils import logging as hf_logging
 
     name = str(encoder)
     check_text_options(name, 0)
@@ -153,24 +170,20 @@ def load_encoder(encoder: str | Path, device: str = "cpu") -> tuple[object, nn.M
     if _looks_like_path(name):
         folder = Path(name).expanduser()
         if not folder.is_dir():
-            raise InputError(f"text encoder folder '{name}' does not exist or is not a folder; pass a folder written by "
-                             "save_pretrained (tokenizer + model) or a hub checkpoint name")
+            raise InputError(f"text encoder folder '{name}' does not exist or is not a folder; pass a folder "
+                             "written by save_pretrained (tokenizer + model) or a hub checkpoint name")
         sources, fix = [True], "the folder must hold a tokenizer and a model saved with save_pretrained"
         name = str(folder)
     else:
         sources = [True] if _offline() else [True, False]
         fix = "download it once or pass a local folder"
-    loaded, last = None, None
-    for local_only in sources:
-        if not local_only and not _hub_reachable():
-            raise InputError(f"text encoder '{encoder}' is not in the local cache and huggingface.co cannot be "
-                             f"reached; {fix}")
-        try:
-            loaded = (AutoTokenizer.from_pretrained(name, local_files_only=local_only, trust_remote_code=False),
-                      AutoModel.from_pretrained(name, local_files_only=local_only, trust_remote_code=False))
-            break
-        except Exception as err:  # noqa: BLE001 - transformers raises OSError/ValueError/KeyError/...: "cannot load"
-            last = err
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar would clutter a job's stderr log
+    try:
+        loaded, last = _try_sources(name, sources, AutoTokenizer, AutoModel)
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
     if loaded is None:
         first = (str(last).strip().splitlines() or [""])[0][:160]
         raise InputError(f"cannot load text encoder '{encoder}' ({type(last).__name__}: {first}); {fix}")
@@ -194,9 +207,10 @@ def _usable_length(tokenizer: object, model: nn.Module, max_length: int) -> int:
 
 
 @torch.no_grad()
-def _encode_unique(texts: list[str], tokenizer: object, model: nn.Module, batch_size: int,
-                   max_length: int) -> np.ndarray:
-    """Mean-pooled, L2-normalised vectors of non-empty texts; batches of similar length to waste little padding."""
+def _encode_unique(texts: list[str], tokenizer: object, model: nn.Module, batch_size: int, max_length: int,
+                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Mean-pooled, L2-normalised vectors of non-empty texts; batches of similar length to waste little padding.
+    ``progress(done, total)`` after each batch (it may raise to stop: a cancel)."""
     device = next(model.parameters()).device
     length = _usable_length(tokenizer, model, max_length)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -213,16 +227,20 @@ def _encode_unique(texts: list[str], tokenizer: object, model: nn.Module, batch_
         if out is None:
             out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
         out[idx] = pooled.cpu().numpy()
+        if progress is not None:
+            progress(min(start + batch_size, len(texts)), len(texts))
     assert out is not None
     return out
 
 
 def encode_item_texts(texts: list[str], encoder: str | Path, *, batch_size: int = 64, max_length: int = 64,
-                      device: str = "cpu") -> np.ndarray:
+                      device: str = "cpu", progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(n, d) float32 unit vectors of ``texts`` (empty or missing text -> a zero row), cached on disk.
 
     Each distinct text is encoded once, so identical titles get identical vectors; a cache hit does not load
-    the encoder at all (a run is often retrained on the same catalogue)."""
+    the encoder at all (a run is often retrained on the same catalogue). A catalogue of 10k titles takes
+    minutes on a CPU with a MiniLM-sized encoder, hence ``progress(done, total)`` (distinct texts) after each
+    batch; an exception raised by it (e.g. a cancel) stops the encoding and nothing is cached."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size {batch_size!r} must be a whole number >= 1, e.g. 64")
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
@@ -241,7 +259,7 @@ def encode_item_texts(texts: list[str], encoder: str | Path, *, batch_size: int 
                          "load item titles (e.g. a title column or movies.csv) or train without text features")
     tokenizer, model = load_encoder(name, device)
     log.info("encoding %d distinct item texts with %s", len(unique), name)
-    vectors = _encode_unique(unique, tokenizer, model, batch_size, max_length)  # (U, d)
+    vectors = _encode_unique(unique, tokenizer, model, batch_size, max_length, progress)  # (U, d)
     row = {t: i for i, t in enumerate(unique)}
     out = np.zeros((len(clean), vectors.shape[1]), dtype=np.float32)
     for i, t in enumerate(clean):

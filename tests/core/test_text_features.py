@@ -87,6 +87,23 @@ def test_corrupt_cache_is_recomputed(encoder_dir, own_cache):
     np.testing.assert_allclose(encode_item_texts(texts, encoder_dir), first, atol=1e-6)
 
 
+def test_progress_reports_and_a_raising_callback_stops_without_caching(encoder_dir, own_cache):
+    texts = ["red lipstick", "blue shampoo", "green face mask", "nail polish", "red lipstick", ""]
+    seen = []
+    encode_item_texts(texts, encoder_dir, batch_size=2, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(2, 4), (4, 4)]  # distinct non-empty texts, one call per batch
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(done, total):
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        encode_item_texts(texts + ["gel cream"], encoder_dir, batch_size=2, progress=cancel)
+    assert len(list(own_cache.rglob("*.npy"))) == 1  # only the first, finished encoding
+
+
 def test_mean_pooling_ignores_padding(encoder_dir):
     """A short text batched with a long one (so it is padded) gets the same vector as when it is alone, and that
     vector is the normalised mean of the encoder's outputs over the text's real tokens."""
