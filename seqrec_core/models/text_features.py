@@ -22,6 +22,7 @@ import re
 import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import numpy as np
@@ -29,6 +30,9 @@ import torch
 from torch import nn
 
 from seqrec_core.errors import InputError
+
+if TYPE_CHECKING:
+    from seqrec_core.data.sequences import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +274,7 @@ def encode_item_texts(texts: list[str], encoder: str | Path, *, batch_size: int 
 
 
 # ----------------------------------------------------------------------------------------------- catalogue
-def item_texts(vocab: object) -> list[str]:
+def item_texts(vocab: Vocab) -> list[str]:
     """One text per item index 1..n_items: its title, then its category when known; "" without a title."""
     texts = []
     for item_id in vocab.item_ids:
@@ -282,7 +286,7 @@ def item_texts(vocab: object) -> list[str]:
     return texts
 
 
-def item_text_matrix(vocab: object, encoder: str | Path, **kw: object) -> torch.Tensor:
+def item_text_matrix(vocab: Vocab, encoder: str | Path, **kw: object) -> torch.Tensor:
     """(n_items + 1, d) float32 text vectors aligned with item indices; row 0 (padding) and untitled items are 0.
 
     ``kw`` goes to :func:`encode_item_texts` (batch_size, max_length, device)."""
@@ -295,7 +299,7 @@ def item_text_matrix(vocab: object, encoder: str | Path, **kw: object) -> torch.
     return torch.from_numpy(matrix)  # (n_items + 1, d)
 
 
-def with_item_text(options: dict, vocab: object, device: str = "cpu",
+def with_item_text(options: dict, vocab: Vocab, device: str = "cpu",
                    **kw: object) -> tuple[dict, torch.Tensor | None]:
     """For a trainer about to build a model from ``options``: when they name a ``text_encoder``, encode the
     catalogue and return the options with ``text_dim`` set from the encoder, plus the (n_items + 1, d) matrix
