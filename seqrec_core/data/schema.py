@@ -175,7 +175,7 @@ def detect_columns(raw: pd.DataFrame, overrides: ColumnMap | None = None, source
     dupes = [c for c in used if list(found.values()).count(c) > 1]
     if dupes:
         roles = [r for r, c in found.items() if c == dupes[0]]
-        raise InputError(f"column '{dupes[0]}' of {source} is given for both {roles[0]} and {roles[1]}; "
+        raise InputError(f"column '{short(dupes[0])}' of {source} is given for both {roles[0]} and {roles[1]}; "
                          f"pick a different column for one of them")
     free = [str(c) for c in raw.columns if str(c) not in used]
     normed = {c: norm_name(c) for c in free}
@@ -237,7 +237,7 @@ class RowRef:
     unit: str = "line"  # "line" for text files, "row" for Parquet
 
     def at(self, i: int, column: str) -> str:
-        return f"{self.source} {self.unit} {int(self.lines[i])}, column '{column}'"
+        return f"{self.source} {self.unit} {int(self.lines[i])}, column '{short(column)}'"
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -333,7 +333,7 @@ def _from_numbers(arr: np.ndarray, index: pd.Index, ref: RowRef, column: str) ->
     except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
         ts = None
     if ts is None or ts.isna().any():
-        raise InputError(f"{ref.source} column '{column}': numbers like {arr[0]:.0f} are outside the range of unix "
+        raise InputError(f"{ref.source} column '{short(column)}': numbers like {arr[0]:.0f} are outside the range of unix "
                          f"times in {unit}; fix the values or set {_HOW_TO_SET['time']}")
     return _as_ns(ts, ref, column)
 
@@ -342,7 +342,7 @@ def _as_ns(ts: pd.Series, ref: RowRef, column: str) -> pd.Series:
     try:
         return ts.astype(TIME_DTYPE)
     except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
-        raise InputError(f"{ref.source} column '{column}': a time outside 1677-2262 was found; fix the values") from None
+        raise InputError(f"{ref.source} column '{short(column)}': a time outside 1677-2262 was found; fix the values") from None
 
 
 def to_weights(values: pd.Series, ref: RowRef, column: str) -> pd.Series:
