@@ -53,7 +53,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     env = {**os.environ, "SEQREC_RUNS_DIR": str(runs)}
     env.pop("SEQREC_AUTOLOAD_DEMO", None)
     log = open(tmp_path_factory.mktemp("two_sessions_log") / "streamlit.log", "wb")
-    # A tiny untrained run on the demo log, saved while the server starts, so session A has a model to explain.
+    # A tiny untrained run on the demo log, saved while the test starts, so session A has a model to explain even
+    # where the shipped demo run is missing (the test waits for it only before A opens Explain).
     trainer = subprocess.Popen([sys.executable, "-c", TINY_DEMO_RUN, str(runs / "tiny-demo")], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=log)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -70,10 +71,10 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     else:
         proc.kill()
         pytest.fail("streamlit did not start within 60 s")
-    if trainer.wait(timeout=120) != 0:
-        proc.kill()
-        pytest.fail("saving the tiny demo run failed")
-    yield url, runs
+    yield url, runs, trainer
+    if trainer.poll() is None:
+        trainer.kill()
+        trainer.wait()
     proc.terminate()
     proc.wait(timeout=20)
     log.close()
@@ -128,7 +129,7 @@ def write_b_log(path: Path) -> Path:
 @pytest.mark.skipif(NO_BROWSER, reason="Chromium is not installed (apt-get install chromium)")
 def test_two_sessions_see_only_their_own_data_and_runs(server, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
-    url, runs = server
+    url, runs, saver = server
     b_log = write_b_log(tmp_path / B_NAME)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -169,6 +170,7 @@ def test_two_sessions_see_only_their_own_data_and_runs(server, tmp_path: Path) -
         b.get_by_role("spinbutton", name="Time budget (s)").fill("10")
         b.get_by_role("spinbutton", name="Max epochs").fill("1")
         b.get_by_role("button", name="Start training").click()
+        assert saver.wait(timeout=120) == 0, "saving the tiny demo run failed"
         go(a, "Explain")
         a.get_by_text("Explaining:").wait_for(timeout=120_000)  # an IG explanation of A's own demo run
         wait_idle(a, 120_000)
