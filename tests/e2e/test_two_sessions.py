@@ -1,6 +1,8 @@
 """Two people on one dashboard at once (two browser contexts = two Streamlit sessions in one server process):
 A loads the demo while B uploads a different log; each sees only their own data, then B trains on its log while
-A explains a prediction of a (tiny, pre-trained) demo run, and neither sees the other's dataset or run. Screenshots go to artifacts/e2e/two_sessions_*."""
+A explains a prediction of a demo run, and neither sees the other's dataset or run. The browser test is marked
+e2e and skips without Chromium; the AppTest at the end checks the same isolation without a browser.
+Screenshots go to artifacts/e2e/two_sessions_*."""
 from __future__ import annotations
 
 import os
@@ -25,8 +27,6 @@ B_NAME = "session_b_log.csv"
 B_USERS = 60
 
 NO_BROWSER = not Path(CHROMIUM).exists()
-
-
 TINY_DEMO_RUN = """
 import sys
 import torch
