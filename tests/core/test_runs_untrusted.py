@@ -268,3 +268,59 @@ def test_a_corrupt_member_is_one_line_not_a_traceback(run_dir: Path, tmp_path: P
     with pytest.raises(InputError):
         unpack_run_zip(bytes(archive), tmp_path / "up")
     assert [p.name for p in (tmp_path / "up").iterdir()] == []
+
+
+# ------------------------------------------------------------------------------------------- corrupted at random
+def corrupt(blob: bytes, rng, limit: int | None = None) -> bytes:  # noqa: ANN001 - random.Random
+    """Flip, cut or insert a few bytes (within the first ``limit`` bytes, e.g. a safetensors header)."""
+    out = bytearray(blob)
+    if not out:
+        return bytes([rng.randrange(256)])
+    span = max(1, min(limit or len(out), len(out)))
+    kind = rng.choice(["flip", "truncate", "insert"])
+    for _ in range(rng.randint(1, 4)):
+        pos = rng.randrange(span)
+        if kind == "truncate":
+            return bytes(out[:pos])
+        if kind == "flip":
+            out[pos] = rng.randrange(256)
+        else:
+            out[pos:pos] = bytes([rng.randrange(256)])
+    return bytes(out)
+
+
+def test_randomly_damaged_runs_load_or_are_refused_in_one_line(run_dir: Path, tmp_path: Path) -> None:
+    """300 seeded corruptions of every run file: each run either loads or raises InputError, nothing else."""
+    import random
+
+    rng = random.Random(0)
+    original = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    header_end = 8 + int.from_bytes(original["model.safetensors"][:8], "little")
+    outcomes = {"loaded": 0, "refused": 0}
+    for i in range(300):
+        name = rng.choice(sorted(original))
+        limit = header_end if name == "model.safetensors" and rng.random() < 0.7 else None
+        folder = tmp_path / f"r{i}"
+        folder.mkdir()
+        for other, blob in original.items():
+            (folder / other).write_bytes(corrupt(blob, rng, limit) if other == name else blob)
+        try:
+            load_run(folder)
+            outcomes["loaded"] += 1
+        except InputError as err:
+            assert "\n" not in str(err)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 150 and outcomes["loaded"] + outcomes["refused"] == 300
+
+
+def test_randomly_damaged_archives_unpack_or_are_refused(run_dir: Path, tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(1)
+    archive = zip_of(run_files(run_dir))
+    for i in range(150):
+        dest = tmp_path / f"up{i}"
+        try:
+            unpack_run_zip(corrupt(archive, rng), dest)
+        except InputError:
+            assert not dest.exists() or list(dest.iterdir()) == []  # nothing half-unpacked is left
