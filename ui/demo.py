@@ -17,7 +17,8 @@ def ensure_demo_run() -> None:
     """With the demo log (seed 0) in use, put the shipped demo run in the runs folder (once per session) and use
     it when no run is in use, so Explain, Evaluate and Recommendations work without training first."""
     ds = st.session_state.get(state.DATASET_KEY)
-    if ds is None or ds.source.path != DEMO or ds.source.demo_seed != 0 or st.session_state.get(CHECKED_KEY):
+    source = getattr(ds, "source", None)  # None for an uploaded log
+    if source is None or source.path != DEMO or source.demo_seed != 0 or st.session_state.get(CHECKED_KEY):
         return
     st.session_state[CHECKED_KEY] = True
     try:
