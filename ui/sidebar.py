@@ -40,3 +40,6 @@ def render_sidebar() -> None:
                               placeholder="Pick a trained run", help="Runs trained on this dataset, newest first.")
         if choice != current:
             state.set_run(choice)
+        run = state.get_run()
+        for note in getattr(run, "warnings", None) or []:  # parts of the run folder that loading ignored
+            st.caption(f"⚠ {note}")
