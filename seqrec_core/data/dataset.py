@@ -12,7 +12,7 @@ import pandas as pd
 
 from seqrec_core.data.loaders import load_events
 from seqrec_core.data.prep import PrepOptions, QualityReport, prepare_events_coded
-from seqrec_core.data.schema import ColumnMap
+from seqrec_core.data.schema import ColumnMap, short
 from seqrec_core.data.sequences import SequenceData, build_sequences
 from seqrec_core.errors import InputError
 
@@ -85,7 +85,11 @@ def open_dataset(source: DataSource) -> Dataset:
         events, _truth = make_demo_events(seed=source.demo_seed)
     else:
         path = Path(source.path)
-        if not path.exists():
-            raise InputError(f"data file '{source.path}' does not exist; check the path (or pass --data demo)")
+        try:
+            exists = path.exists()
+        except OSError:  # e.g. a name longer than the file system allows
+            exists = False
+        if not exists:
+            raise InputError(f"data file '{short(source.path, 120)}' does not exist; check the path (or pass --data demo)")
         events = load_events(path, source.format, source.columns)
     return dataset_from_events(events, source.name, prep=source.prep, source=source)

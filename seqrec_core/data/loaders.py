@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from seqrec_core.data.arrow_ingest import decode_dictionaries
 from seqrec_core.data.schema import (
     ALL_ALIASES,
     ColumnMap,
@@ -447,6 +448,7 @@ def _read_parquet(name: str, data: bytes) -> _Raw:
     try:
         table = pq.read_table(io.BytesIO(data))
         table.validate(full=True)  # damaged files can decode to invalid UTF-8 that fails much later otherwise
+        table = decode_dictionaries(table)  # categorical ids decoded in Arrow, not as 10M Python objects
         frame = table.to_pandas()
     except Exception as err:  # pyarrow raises many types for damaged files; all mean the same to a person
         msg = str(err).splitlines()[0][:120] if str(err) else type(err).__name__

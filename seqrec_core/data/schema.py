@@ -388,11 +388,13 @@ def to_canonical(raw: pd.DataFrame, columns: ColumnMap, ref: RowRef) -> pd.DataF
 
 
 def sort_events(events: pd.DataFrame, order_from_file: bool = False) -> pd.DataFrame:
-    """Canonical order; with ``order_from_file`` the timestamp becomes 0..n-1 in file order within each user."""
-    events = events.reset_index(drop=True)
-    if order_from_file:
-        events["timestamp"] = events.groupby("user_id", sort=False).cumcount().astype(np.int64)
-    return events.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
+    """Canonical order; with ``order_from_file`` the timestamp becomes 0..n-1 in file order within each user.
+
+    Sorting works on integer codes of the ids (arrow_ingest): on 10M events seconds faster than sorting the
+    string columns, same order (user id, then time, ties in file order)."""
+    from seqrec_core.data.arrow_ingest import sort_events as sort_coded
+
+    return sort_coded(events, order_from_file)
 
 
 def with_columns(columns: ColumnMap | None, **fixed: str | None) -> ColumnMap:
