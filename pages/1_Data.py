@@ -16,6 +16,8 @@ from seqrec_core.viz.plot_data import (
 from ui import state, uploads
 from ui.widgets import download_table
 
+LOADED_NOTE = "data_loaded_note"  # the success message shown after the rerun that follows loading
+
 st.title("Data")
 st.caption("Load a behaviour log (user, item, time), check how it was read, and see its shape before training.")
 
@@ -82,7 +84,11 @@ with st.expander("Bring your own log", expanded=state.get_dataset() is None):
             except InputError as err:
                 st.error(str(err))
                 st.stop()
-            st.success("Data loaded.")
+            # Rerun so the sidebar (drawn before this page) shows the new dataset and its runs at once.
+            st.session_state[LOADED_NOTE] = "Data loaded."
+            st.rerun()
+        if note := st.session_state.pop(LOADED_NOTE, None):
+            st.success(note)
 
 ds = state.get_dataset()
 if ds is None:
