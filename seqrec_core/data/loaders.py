@@ -1,22 +1,20 @@
-"""Reading a behaviour log from a file (or an upload's bytes) into the canonical event table.
+"""Reading a behaviour log from a file (or an upload's bytes) into the canonical event table: format detection,
+the per-format readers and the entry points.
 
 Each format only has to produce a raw table plus the file line of every row; column meaning, types and
 validation are shared (``schema.to_canonical``), so a bad value is reported the same way in every format:
 file, line, column and the fix, as an :class:`InputError`. Gzip and zip containers are opened transparently
-(a MovieLens zip as GroupLens ships it works as one upload).
+(a MovieLens zip as GroupLens ships it works as one upload) by ``containers``; titles and genres files are read
+by ``metadata``. Their public names stay importable from here.
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import json
 import logging
-import os
 import re
 import warnings
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,19 +22,21 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from seqrec_core.data import metadata
 from seqrec_core.data.arrow_ingest import decode_dictionaries
+from seqrec_core.data.containers import MAX_UNPACKED_MB as MAX_UNPACKED_MB
+from seqrec_core.data.containers import MAX_ZIP_MEMBERS as MAX_ZIP_MEMBERS
+from seqrec_core.data.containers import ML_EVENT_FILES, _unwrap, decode_text
+from seqrec_core.data.containers import is_metadata_name as is_metadata_name
+from seqrec_core.data.containers import max_unpacked_bytes as max_unpacked_bytes
 from seqrec_core.data.schema import (
     ALL_ALIASES,
     ColumnMap,
     RowRef,
     detect_columns,
-    find_by_name,
-    first_label,
     norm_name,
     short,
     to_canonical,
-    to_id_strings,
-    to_text,
     with_columns,
 )
 from seqrec_core.errors import InputError
@@ -46,15 +46,7 @@ log = logging.getLogger(__name__)
 FORMATS = ("auto", "csv", "tsv", "parquet", "jsonl", "movielens", "seqtxt")
 _HEAD = 8192
 _ML_FIXED = ("user_id", "item_id", "rating", "timestamp")
-_ML_EVENT_FILES = ("ratings.csv", "ratings.dat", "u.data")
-_ML_SIBLINGS = {"ratings.csv": ("movies.csv",), "ratings.dat": ("movies.dat",), "u.data": ("u.item",)}
-_DATA_EXT = (".csv", ".tsv", ".tab", ".txt", ".dat", ".data", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _INT_LINE = re.compile(r"^\d+(?:[ \t]+\d+)*[ \t]*$")
-# Containers are opened in memory, never extracted; these bounds stop a zip/gzip bomb or a zip of thousands of
-# members from exhausting memory. Override with SEQREC_MAX_UNPACKED_MB / SEQREC_MAX_ZIP_MEMBERS.
-MAX_UNPACKED_MB = 2048
-MAX_ZIP_MEMBERS = 1000
 MAX_COLUMNS = 1000
 # (\d+(\.\d*)? and not \d+\.?\d*: the latter backtracks quadratically, 35 s on a 20,000-digit cell)
 _VALUE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^\d{4}-\d{2}-\d{2}|^\d{1,2}[/.]\d{1,2}[/.]\d{2,4}")
@@ -107,152 +99,6 @@ def detect_format(name: str, head: bytes) -> str:
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise InputError(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
-
-
-# ------------------------------------------------------------------------------------------- bytes -> text
-
-def _limit(env: str, default: int) -> int:
-    try:
-        return max(1, int(float(os.environ.get(env, default))))
-    except (ValueError, OverflowError):  # junk, nan or inf in the variable: the default, not a crash
-        return default
-
-
-def max_unpacked_bytes() -> int:
-    """Largest total a gzip or zip upload may decompress to (``SEQREC_MAX_UNPACKED_MB``, default 2048 MB)."""
-    return _limit("SEQREC_MAX_UNPACKED_MB", MAX_UNPACKED_MB) * 2**20
-
-
-def _too_big(name: str, limit: int) -> InputError:
-    return InputError(f"{name} unpacks to more than {limit // 2**20:,} MB (a compression bomb, or a log too big for "
-                      f"one upload); unpack it yourself and load the log file, or raise SEQREC_MAX_UNPACKED_MB")
-
-
-def _gunzip(name: str, data: bytes) -> bytes:
-    """Gzip decompression that stops at the size limit instead of filling memory."""
-    limit = max_unpacked_bytes()
-    out = bytearray()
-    try:
-        d = zlib.decompressobj(wbits=31)
-        chunk = d.decompress(data, limit + 1 - len(out))
-        while True:
-            out += chunk
-            if len(out) > limit:
-                raise _too_big(name, limit)
-            if d.unconsumed_tail:
-                chunk = d.decompress(d.unconsumed_tail, limit + 1 - len(out))
-            elif d.eof and d.unused_data[:2] == b"\x1f\x8b":  # concatenated gzip members
-                rest = d.unused_data
-                d = zlib.decompressobj(wbits=31)
-                chunk = d.decompress(rest, limit + 1 - len(out))
-            else:
-                break
-        if not d.eof:
-            raise EOFError("the file ends before the compressed data does")
-    except (OSError, EOFError, zlib.error) as err:
-        raise InputError(f"{name} is a damaged gzip file ({err}); re-download or re-compress it") from None
-    return bytes(out)
-
-
-def _unsafe_member(member: str) -> bool:
-    """Absolute paths, drive letters and '..' parts: harmless here (nothing is extracted) but never legitimate."""
-    parts = member.replace("\\", "/").split("/")
-    return member.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", member)) or ".." in parts
-
-
-def _check_zip(name: str, zf: zipfile.ZipFile) -> None:
-    infos = zf.infolist()
-    max_members = _limit("SEQREC_MAX_ZIP_MEMBERS", MAX_ZIP_MEMBERS)
-    if len(infos) > max_members:
-        raise InputError(f"{name} holds {len(infos):,} files (at most {max_members:,} are accepted); zip only the log "
-                         f"and its titles file")
-    bad = next((i.filename for i in infos if _unsafe_member(i.filename)), None)
-    if bad is not None:
-        raise InputError(f"{name} contains the path '{bad[:80]}' (absolute or with '..'), which a safe archive never "
-                         f"has; re-create the zip from the folder holding the log")
-    if sum(i.file_size for i in infos) > max_unpacked_bytes():
-        raise _too_big(name, max_unpacked_bytes())
-    if any(i.flag_bits & 0x1 for i in infos):
-        raise InputError(f"{name} is password-protected; unzip it and load the log file itself")
-
-
-def _read_member(name: str, zf: zipfile.ZipFile, member: str, budget: list[int]) -> bytes:
-    """A member's bytes, never more than the remaining budget (the sizes in a zip's directory can lie)."""
-    with zf.open(member) as fh:
-        data = fh.read(budget[0] + 1)
-    if len(data) > budget[0]:
-        raise _too_big(name, max_unpacked_bytes())
-    budget[0] -= len(data)
-    return data
-
-
-def _unwrap(name: str, data: bytes, extra: dict[str, bytes]) -> tuple[str, bytes, dict[str, bytes]]:
-    """Open gzip and zip containers in memory (bounded, no path tricks); refuse spreadsheets with a hint
-    instead of reading them as junk text."""
-    if data[:2] == b"\x1f\x8b":
-        data = _gunzip(name, data)
-        name = name[:-3] if name.lower().endswith(".gz") else name
-    if data[:4] == b"\xd0\xcf\x11\xe0":
-        raise InputError(f"{name} is an old Excel/Office file; export the sheet as CSV (File > Save as > CSV UTF-8)")
-    if data[:4] != b"PK\x03\x04":
-        return name, data, extra
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            _check_zip(name, zf)
-            members = [m for m in zf.namelist() if not m.endswith("/") and "__MACOSX" not in m
-                       and not Path(m).name.startswith(".")]
-            if any(m.startswith(("xl/", "word/", "ppt/")) for m in zf.namelist()):
-                raise InputError(f"{name} is an Excel/Office workbook; export the sheet as CSV (Save as > CSV UTF-8)")
-            by_base = {Path(m).name.lower(): m for m in members}
-            pick = next((by_base[b] for b in _ML_EVENT_FILES if b in by_base), None)
-            if pick is None:
-                logs = [m for m in members if m.lower().endswith(_DATA_EXT) and not is_metadata_name(m)]
-                if len(logs) != 1:
-                    raise InputError(f"{name} holds {len(logs)} data files ({', '.join(logs[:5]) or 'none'}); "
-                                     f"unzip it and load the log file itself")
-                pick = logs[0]
-            budget = [max_unpacked_bytes()]
-            extra = dict(extra)
-            for m in members:
-                if m != pick and is_metadata_name(m):
-                    extra.setdefault(Path(m).name, _read_member(name, zf, m, budget))
-            return Path(pick).name, _read_member(name, zf, pick, budget), extra
-    except InputError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, ValueError, OSError,
-            EOFError, zlib.error) as err:  # damaged headers, unknown compression, bad CRC, truncation
-        raise InputError(f"{name} is a damaged or unsupported zip file ({str(err)[:100]}); re-download it or unzip "
-                         f"it first") from None
-
-
-def decode_text(name: str, data: bytes) -> str:
-    """UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252/Latin-1 text; binary data is refused."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise InputError(f"{name} starts like UTF-16 text but is not; save it as UTF-8") from None
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        raise InputError(f"{name} line {line}: NUL bytes, so this is binary data, not a text log; export it as "
-                         f"UTF-8 CSV/TSV/JSON Lines or Parquet, or pick the right --format")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        try:
-            text = data.decode("cp1252")
-            log.info("%s is not UTF-8; read it as Windows-1252/Latin-1 text", name)  # info: a refusal stays one line
-        except UnicodeDecodeError:
-            line = data.count(b"\n", 0, err.start) + 1
-            raise InputError(f"{name} line {line}: byte 0x{data[err.start]:02x} is not valid text in UTF-8 or "
-                             f"Latin-1; save the file as UTF-8 (or it is not a text log at all)") from None
-    bad = _CONTROL.search(text)
-    if bad:
-        line = text.count("\n", 0, bad.start()) + 1
-        raise InputError(f"{name} line {line}: control character 0x{ord(bad.group()):02x}, so this looks like binary "
-                         f"data, not a text log; export it as UTF-8 CSV/TSV/JSON Lines or Parquet")
-    return text
 
 
 # -------------------------------------------------------------------------------------------- text formats
@@ -468,60 +314,15 @@ def _read_parquet(name: str, data: bytes) -> _Raw:
 
 # ------------------------------------------------------------------------------------- item titles / genres
 
-_ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-                  "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-                  "War", "Western")
-
-
-def is_metadata_name(name: str) -> bool:
-    """Files in a zip that describe items rather than events (MovieLens movies.csv, movies.dat, u.item)."""
-    base = Path(name).name.lower()
-    return base in ("movies.csv", "movies.dat", "u.item") or base.startswith(("items.", "item_metadata", "products."))
-
-
 def read_item_metadata(name: str, data: bytes) -> pd.DataFrame:
-    """``item_id`` plus ``item_title`` and/or ``item_category`` (the first genre of a pipe list)."""
-    name, data, _ = _unwrap(name, data, {})
-    text = decode_text(name, data)
-    first = next((ln for ln in text.split("\n") if ln.strip()), "")
-    if not first:
-        raise InputError(f"{name} is empty; choose the file with item titles")
-    if "::" in first:  # movies.dat: MovieID::Title::Genres
-        frame, ref = read_delimited(name, text.replace("::", "\t"), header=False, delim="\t",
-                                    names=("item_id", "item_title", "item_category"))
-    elif first.count("|") == 4 + len(_ML100K_GENRES):  # u.item: id|title|date|video date|url|19 genre flags
-        frame, ref = read_delimited(name, text, header=False, delim="|")
-        flags = frame.iloc[:, 5:].apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy() > 0
-        genre = np.where(flags.any(axis=1), np.asarray(_ML100K_GENRES, dtype=object)[flags.argmax(axis=1)], None)
-        frame = pd.DataFrame({"item_id": frame.iloc[:, 0], "item_title": frame.iloc[:, 1], "item_category": genre})
-    else:  # any table with an item column and a title and/or category column (MovieLens movies.csv)
-        frame, ref = read_delimited(name, text, "csv")
-        cols = [str(c) for c in frame.columns]
-        picks = {"item_id": find_by_name(cols, "item") or cols[0], "item_title": find_by_name(cols, "title"),
-                 "item_category": find_by_name(cols, "category")}
-        if picks["item_title"] is None and picks["item_category"] is None:
-            raise InputError(f"{name} has no title or category column (columns found: {', '.join(map(short, cols[:10]))}); "
-                             f"item metadata needs an item id column plus 'title' and/or 'category'/'genres'")
-        frame = pd.DataFrame({k: frame[v] for k, v in picks.items() if v is not None})
-    out = pd.DataFrame({"item_id": to_id_strings(frame["item_id"], ref, "item id", "item")})
-    if "item_title" in frame:
-        out["item_title"] = to_text(frame["item_title"])
-    if "item_category" in frame:
-        out["item_category"] = first_label(to_text(frame["item_category"]))
-    return out.drop_duplicates("item_id").reset_index(drop=True)
+    """``item_id`` plus ``item_title`` and/or ``item_category`` (the first genre of a pipe list); see
+    :func:`metadata.read_item_metadata`, here with this module's CSV/TSV reader."""
+    return metadata.read_item_metadata(name, data, read_table=read_delimited)
 
 
 def attach_item_metadata(events: pd.DataFrame, meta_name: str, meta_data: bytes, source: str) -> pd.DataFrame:
     """Add titles/categories the events lack; refuses a titles file that matches none of the log's items."""
-    meta = read_item_metadata(meta_name, meta_data)
-    add = [c for c in ("item_title", "item_category") if c in meta.columns and c not in events.columns]
-    if not add:
-        return events
-    if not events["item_id"].isin(meta["item_id"]).any():
-        raise InputError(f"none of the item ids in {source} (e.g. '{events['item_id'].iloc[0]}') appear in "
-                         f"{meta_name} (e.g. '{meta['item_id'].iloc[0]}'); is it the titles file for this log?")
-    log.info("%s: titles/categories from %s", source, meta_name)
-    return events.merge(meta[["item_id", *add]], on="item_id", how="left", sort=False)
+    return metadata.attach_item_metadata(events, meta_name, meta_data, source, read_table=read_delimited)
 
 
 # ------------------------------------------------------------------------------------------------ entry points
@@ -595,7 +396,7 @@ def load_events(path: str | Path, fmt: str = "auto", columns: ColumnMap | None =
     path = Path(path)
     try:  # a name too long for the file system makes even is_dir() raise
         if path.is_dir():
-            found = next((path / b for b in _ML_EVENT_FILES if (path / b).is_file()), None)
+            found = next((path / b for b in ML_EVENT_FILES if (path / b).is_file()), None)
             if found is None:
                 raise InputError(f"'{path}' is a folder; pass the log file inside it")
             path = found
@@ -607,13 +408,7 @@ def load_events(path: str | Path, fmt: str = "auto", columns: ColumnMap | None =
     extra: dict[str, bytes] = {}
     if fmt in ("auto", "movielens") and data[:2] != b"\x1f\x8b" and data[:4] != b"PK\x03\x04" \
             and (fmt == "movielens" or detect_format(path.name, data[:_HEAD]) == "movielens"):
-        siblings = _ML_SIBLINGS.get(path.name.lower(), ("movies.csv", "movies.dat", "u.item"))
-        side = next((path.parent / s for s in siblings if (path.parent / s).is_file()), None)
+        side = metadata.titles_file_beside(path)
         if side is not None:
-            try:
-                extra[side.name] = side.read_bytes()
-            except OSError as err:
-                raise InputError(f"cannot read '{side}' beside {path.name} ({err.strerror}); fix its permissions or "
-                                 f"move it away") from None
-            log.info("%s: adding item titles and genres from %s", path.name, side.name)
+            extra[side[0]] = side[1]
     return load_events_bytes(path.name, data, fmt, columns, extra_files=extra)
