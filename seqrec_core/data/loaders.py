@@ -91,9 +91,24 @@ def detect_format(name: str, head: bytes) -> str:
     int_lines = [ln for ln in lines if _INT_LINE.match(ln)]
     if int_lines and len(int_lines) >= 0.5 * len(lines) and "," not in first:  # mostly `user item item ...`
         counts = {len(ln.split()) for ln in int_lines}
-        if len(counts) > 1 or counts == {2} or len(lines) == 1:
+        if len(counts) > 1 or counts == {2} or len(lines) == 1 \
+                or (len(int_lines) == len(lines) and _same_length_sequences(lines)):
             return "seqtxt"
     return "tsv" if "\t" in first else "csv"
+
+
+def _same_length_sequences(lines: list[str]) -> bool:
+    """Space-separated integer lines, all with the same number (> 3) of fields: sequence text with every sequence
+    cut to one length, unless the lines look like one event each: a user on consecutive lines, or columns of
+    clearly different sizes (a 1-5 rating beside a 10-digit unix time). Three fields (``user item time``) and
+    tab-separated files (MovieLens ``u.data``) stay tables."""
+    rows = [ln.split() for ln in lines]
+    if any("\t" in ln for ln in lines) or len(rows[0]) <= 3 or any(len(r) != len(rows[0]) for r in rows):
+        return False
+    if any(a[0] == b[0] for a, b in zip(rows[:-1], rows[1:], strict=True)):
+        return False
+    digits = [[len(r[j].lstrip("0")) for r in rows] for j in range(1, len(rows[0]))]  # no int(): 5,000-digit cells
+    return min(max(d) for d in digits) + 2 > max(min(d) for d in digits)
 
 
 def _check_format(fmt: str) -> None:
