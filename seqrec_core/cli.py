@@ -242,7 +242,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="negatives per step with --loss sampled, per positive with --loss gbce (default 256)")
     g.add_argument("--negatives", choices=("uniform", "popularity"),
                    help="how sampled/bce/gbce negatives are drawn (default uniform; popularity: sampled uses the "
-                        "log-q correction)")
+                        "log-q correction, bce/gbce have none and learn to rank popular items down)")
     g.add_argument("--gbce-t", type=float,
                    help="gbce calibration t in [0, 1] (default 0.75; 0 = plain BCE with k negatives)")
     g.add_argument("--time-features", action="store_true", default=None,

@@ -35,7 +35,8 @@ FIELD_HELP = {
             "positive (the original SASRec). 'gbce': gSASRec's generalised BCE with several negatives per positive "
             "and a calibrated positive term (Petrov & Macdonald 2023).",
     "num_negatives": "Negatives per step with the sampled loss; per positive with gBCE.",
-    "negatives": "How sampled / BCE / gBCE negatives are drawn: uniformly or by popularity.",
+    "negatives": "How sampled / BCE / gBCE negatives are drawn: uniformly or by popularity. Keep 'uniform' with "
+                 "BCE / gBCE: they have no popularity correction and learn to rank popular items down.",
     "gbce_t": "gBCE only: 0 = plain BCE with the sampled negatives, 1 = fully calibrated against the sampling rate; "
               "gSASRec uses 0.75.",
     "time_features": "Add what the model knows about time: each event's hour of day, weekday and gap since the "
