@@ -4,6 +4,7 @@ Why a typed result: the Explain page shows one map per layer and head, their mea
 prediction point's row; all of them are views of the same ``(L, H, T, T)`` array taken from
 ``model.forward_hidden(..., output_attentions=True)`` (eager attention for that call only). Only the real
 events are kept (left padding removed), so row q is the attention of event q over events 0..q and sums to 1.
+A time-aware model (``uses_time``) gets the history's times (events then query time) too, as when it scores.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from torch import nn
 
 from seqrec_core.errors import InputError
 from seqrec_core.models.neural import pad_left
+from seqrec_core.models.time_features import check_times, pad_times_left
 
 VIEWS = ("mean", "rollout", "layer")
 
@@ -22,6 +24,11 @@ VIEWS = ("mean", "rollout", "layer")
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's weights: every tensor an explanation makes goes there."""
     return next(model.parameters()).device
+
+
+def uses_time(model: nn.Module) -> bool:
+    """Whether the model needs times (a time-aware SASRec); the others ignore any times they are given."""
+    return bool(getattr(model, "uses_time", False))
 
 
 def window(model: nn.Module, history: np.ndarray, max_len: int | None = None) -> np.ndarray:
@@ -100,13 +107,20 @@ def has_attention(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def attention_batch(model: nn.Module, histories: list[np.ndarray]) -> list[np.ndarray]:
+def attention_batch(model: nn.Module, histories: list[np.ndarray],
+                    times: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """(L, H, T_i + E, T_i + E) float32 per history, from one left-padded forward pass on the model's device;
     E = ``model.appended_tokens`` (default 0) tokens the model appends after the history, e.g. BERT4Rec's mask
-    token, whose row is then the prediction point's."""
+    token, whose row is then the prediction point's. ``times`` (required by a time-aware model, ignored by the
+    others): per history its events' unix seconds followed by the query time."""
     max_len = int(model.config.max_len)
     ids = pad_left(histories, max_len).to(model_device(model))  # (B, W)
-    out = model.forward_hidden(ids, output_attentions=True)
+    if uses_time(model):
+        checked = check_times(histories, times, f"model '{type(model).__name__}'")
+        tt = pad_times_left(checked, max_len, ids.shape[1]).to(ids.device)  # (B, W + 1)
+        out = model.forward_hidden(ids, output_attentions=True, times=tt)
+    else:
+        out = model.forward_hidden(ids, output_attentions=True)
     if not out.attentions:
         raise InputError(f"model '{type(model).__name__}' returns no attention maps; attention views need a "
                          "run with attention: sasrec, bert4rec or lsi")
@@ -119,12 +133,19 @@ def attention_batch(model: nn.Module, histories: list[np.ndarray]) -> list[np.nd
     return maps
 
 
-def get_attention(model: nn.Module, history: np.ndarray, max_len: int | None = None) -> AttentionMaps:
-    """Attention maps of ``model`` for one history (item indices, oldest first; the last max_len are used)."""
+def get_attention(model: nn.Module, history: np.ndarray, max_len: int | None = None,
+                  times: np.ndarray | None = None) -> AttentionMaps:
+    """Attention maps of ``model`` for one history (item indices, oldest first; the last max_len are used).
+    ``times`` (len(history) + 1,): the events' unix seconds then the query time; required by a time-aware model."""
     items = window(model, history, max_len)
     if len(items) == 0:
         raise InputError("the history is empty, so there is no attention to show; pick a user with events")
-    weights = attention_batch(model, [items])[0]  # (L, H, T + E, T + E)
+    cut = None
+    if uses_time(model):
+        (full,) = check_times([np.asarray(history)], None if times is None else [times],
+                              f"model '{type(model).__name__}'")
+        cut = [full[-(len(items) + 1):]]  # (T + 1,) the window's times and the query time
+    weights = attention_batch(model, [items], cut)[0]  # (L, H, T + E, T + E)
     return AttentionMaps(items=items, weights=weights, appended=weights.shape[-1] - len(items))
 
 

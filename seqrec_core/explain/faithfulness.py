@@ -7,7 +7,8 @@ model only those events, in their original order, should bring the score back fa
 
 All curves use the window the model really sees (the last max_len events of the holdout history), so no
 older event slides into view when events are removed. Every variant of a user (each method, kind and k) is
-re-scored in the same forward pass.
+re-scored in the same forward pass. A time-aware model gets each variant's times: a removed event drops its
+time (as :func:`seqrec_core.explain.counterfactual.edited_times`), the query time (the held-out event's) stays.
 """
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ from torch import nn
 
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
-from seqrec_core.explain.attention import has_attention
+from seqrec_core.explain.attention import has_attention, uses_time
 from seqrec_core.explain.longrange import (
     Progress,
     heldout_split,
+    heldout_times,
     model_device,
     model_max_len,
     prediction_targets,
@@ -85,18 +87,42 @@ def perturbed_histories(window: np.ndarray, order: np.ndarray, max_k: int) -> tu
     return deletion, insertion
 
 
+def perturbed_times(times: np.ndarray, order: np.ndarray, max_k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The times of :func:`perturbed_histories`' variants: ``times`` is the window's event times followed by the
+    query time; every variant keeps the times of the events it keeps, then the unchanged query time."""
+    t = np.asarray(times, dtype=np.int64)
+    events, query = t[:-1], t[-1:]
+    deletion, insertion = [], []
+    for k in range(max_k + 1):
+        top = np.zeros(len(events), dtype=bool)
+        top[order[:min(k, len(events))]] = True
+        deletion.append(np.concatenate([events[~top], query]))
+        insertion.append(np.concatenate([events[top], query]))
+    return deletion, insertion
+
+
 @torch.no_grad()
 def score_targets(model: nn.Module, histories: Sequence[np.ndarray], targets: np.ndarray, max_len: int,
-                  batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """(score, softmax probability) of ``targets[i]`` after ``histories[i]``, in batched forwards."""
+                  batch_size: int = 1024, times: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(score, softmax probability) of ``targets[i]`` after ``histories[i]``, in batched forwards; ``times``
+    (events' times then the query time, per history) is required by a time-aware model."""
     from seqrec_core.models.neural import pad_left
+    from seqrec_core.models.time_features import check_times, pad_times_left
+
+    timed = uses_time(model)
+    if timed:
+        times = check_times(histories, times, f"model '{type(model).__name__}'")
 
     dev = model_device(model)
     scores = np.empty(len(histories), dtype=np.float64)
     probs = np.empty(len(histories), dtype=np.float64)
     for start in range(0, len(histories), batch_size):
         ids = pad_left(list(histories[start:start + batch_size]), max_len).to(dev)  # (b, W)
-        out = model.score(ids).float()  # (b, V + 1)
+        if timed:
+            tt = pad_times_left(times[start:start + batch_size], max_len, ids.shape[1]).to(dev)  # (b, W + 1)
+            out = model.score(ids, times=tt).float()  # (b, V + 1)
+        else:
+            out = model.score(ids).float()  # (b, V + 1)
         tgt = torch.as_tensor(np.asarray(targets[start:start + batch_size], dtype=np.int64), device=dev)  # (b,)
         rows = torch.arange(len(tgt), device=dev)
         scores[start:start + len(tgt)] = out[rows, tgt].cpu().numpy()
@@ -105,14 +131,17 @@ def score_targets(model: nn.Module, histories: Sequence[np.ndarray], targets: np
 
 
 def method_scores(model: nn.Module, windows: list[np.ndarray], targets: np.ndarray, method: str, *, steps: int,
-                  rng: np.random.Generator, batch_size: int = 64) -> list[np.ndarray]:
-    """Per-event ranking scores of one method; "random" draws a seeded random order."""
+                  rng: np.random.Generator, batch_size: int = 64,
+                  times: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Per-event ranking scores of one method; "random" draws a seeded random order. ``times``: per window its
+    events' times then the query time (time-aware models)."""
     if method == "random":
         return [rng.random(len(w)) for w in windows]
     from seqrec_core.explain import attribution
 
     return [np.asarray(a, dtype=np.float64) for a in
-            attribution.attribute_batch(model, windows, targets, method, steps=steps, batch_size=batch_size)]
+            attribution.attribute_batch(model, windows, targets, method, steps=steps, batch_size=batch_size,
+                                        times=times)]
 
 
 def get_faithfulness(run, data: SequenceData, *, n_users: int = 200, max_k: int = 10,
@@ -139,7 +168,9 @@ def get_faithfulness(run, data: SequenceData, *, n_users: int = 200, max_k: int 
     rows = sample_rows(len(split.users), n_users, seed)
     max_len = model_max_len(run)
     windows = [np.asarray(split.histories[i][-max_len:], dtype=np.int64) for i in rows]
-    targets = prediction_targets(run, split, rows, target)
+    full_times = heldout_times(run, data, split, rows)  # None unless the model is time-aware
+    targets = prediction_targets(run, split, rows, target, full_times)
+    win_times = None if full_times is None else [t[-(len(w) + 1):] for w, t in zip(windows, full_times, strict=True)]
     n = len(rows)
     total = n * (sum(m != "random" for m in methods) + 1)
     done = 0
@@ -149,8 +180,10 @@ def get_faithfulness(run, data: SequenceData, *, n_users: int = 200, max_k: int 
         ranked = []
         for start in range(0, n, batch_size):
             chunk = slice(start, start + batch_size)
+            chunk_times = None if win_times is None else win_times[chunk]
             ranked.extend(rank_events(s) for s in method_scores(run.model, windows[chunk], targets[chunk], m,
-                                                                 steps=steps, rng=rng, batch_size=batch_size))
+                                                                 steps=steps, rng=rng, batch_size=batch_size,
+                                                                 times=chunk_times))
             if m != "random":
                 done += len(windows[chunk])
                 if progress is not None:
@@ -163,13 +196,18 @@ def get_faithfulness(run, data: SequenceData, *, n_users: int = 200, max_k: int 
     prob_sum = np.zeros_like(score_sum)
     for start in range(0, n, users_per_batch):
         hists: list[np.ndarray] = []
+        hist_times: list[np.ndarray] = []
         tgts: list[int] = []
         for i in range(start, min(start + users_per_batch, n)):
             for m in methods:
                 deletion, insertion = perturbed_histories(windows[i], orders[m][i], max_k)
                 hists.extend(deletion + insertion)
+                if win_times is not None:
+                    del_t, ins_t = perturbed_times(win_times[i], orders[m][i], max_k)
+                    hist_times.extend(del_t + ins_t)
             tgts.extend([int(targets[i])] * per_user)
-        s, p = score_targets(run.model, hists, np.asarray(tgts), max_len, batch_size=len(hists))
+        s, p = score_targets(run.model, hists, np.asarray(tgts), max_len, batch_size=len(hists),
+                             times=hist_times if win_times is not None else None)
         shape = (-1, len(methods), 2, max_k + 1)
         score_sum += s.reshape(shape).sum(axis=0)
         prob_sum += p.reshape(shape).sum(axis=0)

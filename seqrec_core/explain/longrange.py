@@ -23,7 +23,8 @@ from torch import nn
 
 from seqrec_core.data.sequences import SequenceData, Split
 from seqrec_core.errors import InputError
-from seqrec_core.explain.attention import has_attention, model_device
+from seqrec_core.explain.attention import has_attention, model_device, uses_time
+from seqrec_core.models.time_features import split_times
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +133,17 @@ def heldout_split(data: SequenceData) -> Split:
 
 @torch.no_grad()
 def top_targets(model: nn.Module, histories: Sequence[np.ndarray], max_len: int, *, exclude_seen: bool = True,
-                batch_size: int = 256) -> np.ndarray:
-    """The model's top recommendation (item index) after each history; items already seen are skipped."""
+                batch_size: int = 256, times: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """The model's top recommendation (item index) after each history; items already seen are skipped.
+    ``times``: per history its events' times then the query time (required by a time-aware model)."""
     from seqrec_core.models.neural import NeuralScorer
 
     scorer = NeuralScorer(model, max_len, model_device(model), batch_size=batch_size, output="torch")
     out = np.empty(len(histories), dtype=np.int64)
     for start in range(0, len(histories), batch_size):
         hists = list(histories[start:start + batch_size])
-        scores = scorer.score_histories(hists).clone()  # (b, V + 1) on the model's device
+        chunk_times = None if times is None else list(times[start:start + batch_size])
+        scores = scorer.score_histories(hists, times=chunk_times).clone()  # (b, V + 1) on the model's device
         if exclude_seen:
             for row, h in enumerate(hists):
                 if len(h):
@@ -149,13 +152,23 @@ def top_targets(model: nn.Module, histories: Sequence[np.ndarray], max_len: int,
     return out
 
 
-def prediction_targets(run, split: Split, rows: np.ndarray, target: str) -> np.ndarray:
+def heldout_times(run, data: SequenceData, split: Split, rows: np.ndarray) -> list[np.ndarray] | None:
+    """Times of the sampled holdout histories (query time = the held-out event's, as evaluation) for a
+    time-aware model; None for the others, which take no times."""
+    if not uses_time(run.model):
+        return None
+    all_times = split_times(data, split)
+    return [all_times[i] for i in rows]
+
+
+def prediction_targets(run, split: Split, rows: np.ndarray, target: str,
+                       times: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Targets to explain: "top" = the model's top unseen recommendation, "heldout" = the true test item."""
     if target == "heldout":
         return split.targets[rows]
     if target != "top":
         raise InputError(f"target '{target}' is not one of ['top', 'heldout']")
-    return top_targets(run.model, [split.histories[i] for i in rows], model_max_len(run))
+    return top_targets(run.model, [split.histories[i] for i in rows], model_max_len(run), times=times)
 
 
 # ----------------------------------------------------------------------------------------- statistics
@@ -181,11 +194,12 @@ def get_longrange_stats(run, data: SequenceData, *, n_users: int = 1000, method:
     total = len(rows) + n_att
     max_len = model_max_len(run)
     histories = [split.histories[i] for i in rows]
-    targets = prediction_targets(run, split, rows, target)
+    times = heldout_times(run, data, split, rows)
+    targets = prediction_targets(run, split, rows, target, times)
     on_batch = None if progress is None else (lambda done, _n: progress(done, total))
     attrs = [np.asarray(a, dtype=np.float64) for a in
              attribution.attribute_batch(run.model, histories, targets, method, steps=steps, batch_size=batch_size,
-                                         progress=on_batch)]
+                                         progress=on_batch, times=times)]
     by_lag = bucket_shares(attrs, [lag_bucket(lags_of(len(a))) for a in attrs], LAG_BUCKETS)
     if data.has_time:
         gaps = []
@@ -196,7 +210,7 @@ def get_longrange_stats(run, data: SequenceData, *, n_users: int = 1000, method:
         by_time = bucket_shares(attrs, gaps, TIME_BUCKETS)
     else:
         by_time = bucket_shares([], [], TIME_BUCKETS).iloc[0:0]
-    distance = attention_distance(run.model, histories[:n_att], max_len,
+    distance = attention_distance(run.model, histories[:n_att], max_len, times=None if times is None else times[:n_att],
                                   progress=(lambda d, _t: progress(len(rows) + d, total)) if progress else None)
     seconds = time.perf_counter() - started
     log.info("long-range stats (%s, %d steps) over %d users in %.1f s", method, steps, len(rows), seconds)
@@ -206,16 +220,23 @@ def get_longrange_stats(run, data: SequenceData, *, n_users: int = 1000, method:
 
 
 def attention_distance(model: nn.Module, histories: Sequence[np.ndarray], max_len: int,
-                       progress: Progress | None = None, batch_size: int = 64) -> pd.DataFrame:
-    """Mean attention distance (events) per layer and head, averaged over users (attention.py's measure)."""
+                       progress: Progress | None = None, batch_size: int = 64,
+                       times: Sequence[np.ndarray] | None = None) -> pd.DataFrame:
+    """Mean attention distance (events) per layer and head, averaged over users (attention.py's measure).
+    ``times`` (per history: events' times then the query time) is required by a time-aware model."""
     from seqrec_core.explain.attention import AttentionMaps, attention_batch, mean_attention_distance
 
+    timed = uses_time(model)
     per_user = []
     for start in range(0, len(histories), batch_size):
-        chunk = [np.asarray(h, dtype=np.int64)[-max_len:] for h in histories[start:start + batch_size]]
-        chunk = [h for h in chunk if len(h) >= 2]  # one event: no distance to measure
-        if chunk:
-            for h, w in zip(chunk, attention_batch(model, chunk), strict=True):
+        stop = min(start + batch_size, len(histories))
+        keep = [i for i in range(start, stop) if min(len(histories[i]), max_len) >= 2]  # one event: no distance
+        if keep:
+            chunk = [np.asarray(histories[i], dtype=np.int64)[-max_len:] for i in keep]
+            chunk_times = None
+            if timed and times is not None:  # the window's times and the query time
+                chunk_times = [np.asarray(times[i], dtype=np.int64)[-(len(h) + 1):] for i, h in zip(keep, chunk, strict=True)]
+            for h, w in zip(chunk, attention_batch(model, chunk, chunk_times), strict=True):
                 per_user.append(mean_attention_distance(AttentionMaps(items=h, weights=w)))  # (L, H)
         if progress is not None:
             progress(min(start + batch_size, len(histories)), len(histories))
@@ -229,7 +250,8 @@ def attention_distance(model: nn.Module, histories: Sequence[np.ndarray], max_le
 
 # ------------------------------------------------------------------------------------------ truncation
 class TruncatedScorer:
-    """A Scorer that shows the wrapped model only the last ``k`` events of each history (k None = all)."""
+    """A Scorer that shows the wrapped model only the last ``k`` events of each history (k None = all); the
+    times of a time-aware model are cut the same way (the kept events' times and the query time)."""
 
     def __init__(self, inner, k: int | None) -> None:
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
@@ -238,10 +260,22 @@ class TruncatedScorer:
         self.k = None if k is None else int(k)
         self.name = f"{getattr(inner, 'name', 'model')} (last {'all' if k is None else k})"
 
-    def score_histories(self, histories: list[np.ndarray]):
+    @property
+    def uses_time(self) -> bool:
+        """Whether the wrapped scorer needs times (evaluation then passes them)."""
+        return bool(getattr(self.inner, "uses_time", False))
+
+    def score_histories(self, histories: list[np.ndarray], times: list[np.ndarray] | None = None):
+        if not self.uses_time:
+            times = None  # plain scorers take no times
         if self.k is None:
-            return self.inner.score_histories(histories)
-        return self.inner.score_histories([h[-self.k:] for h in histories])
+            return self.inner.score_histories(histories) if times is None else \
+                self.inner.score_histories(histories, times=times)
+        cut = [h[-self.k:] for h in histories]
+        if times is None:
+            return self.inner.score_histories(cut)
+        return self.inner.score_histories(cut, times=[np.asarray(t)[-(len(h) + 1):] for h, t in
+                                                     zip(cut, times, strict=True)])
 
 
 def get_truncation_ablation(run, data: SequenceData, ks: Sequence[int | None] = TRUNCATION_KS, *,
