@@ -89,7 +89,8 @@ def get_user_vectors(run: Run, data: SequenceData, batch_size: int = 512) -> np.
     """Each user's representation (n_users, D) float32: the model's last hidden state after the whole history.
 
     That is the vector the model scores the catalogue with to recommend the user's next item. Users are batched
-    in length order (little padding) on the model's device.
+    in length order (little padding) on the model's device. A time-aware model gets the events' times and, as
+    the request time, the last event's time plus the user's median gap (``with_query``'s serving default).
     """
     _check_same_data(run, data)
     model = run.model
@@ -98,7 +99,11 @@ def get_user_vectors(run: Run, data: SequenceData, batch_size: int = 512) -> np.
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size {batch_size!r} must be a whole number >= 1, e.g. 512")
     from seqrec_core.models.neural import pad_left
+    from seqrec_core.models.time_features import pad_times_left, require_time, with_query
 
+    timed = bool(getattr(model, "uses_time", False))
+    if timed:
+        require_time(data, f"run '{run.path}' (trained with time features)")
     device = _model_device(model)
     max_len = run.max_len
     seqs = data.sequences
@@ -111,7 +116,11 @@ def get_user_vectors(run: Run, data: SequenceData, batch_size: int = 512) -> np.
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             ids = pad_left([seqs[i] for i in rows], max_len).to(device)  # (b, T)
-            hidden = model.forward_hidden(ids).hidden[:, -1]  # (b, D) the prediction point
+            if timed:
+                tt = pad_times_left([with_query(data.times[i]) for i in rows], max_len, ids.shape[1])  # (b, T + 1)
+                hidden = model.forward_hidden(ids, times=tt.to(device)).hidden[:, -1]  # (b, D)
+            else:
+                hidden = model.forward_hidden(ids).hidden[:, -1]  # (b, D) the prediction point
             out[rows] = hidden.float().cpu().numpy()
     finally:
         model.train(was_training)

@@ -70,11 +70,15 @@ def attribution(run_key: str, fingerprint: str, user: str, target: str | None, m
 
 @st.cache_data(show_spinner="Reading the attention maps…", max_entries=32)
 def attention(run_key: str, fingerprint: str, user: str, _run, _ds: Dataset):  # noqa: ANN001, ANN201
-    """Attention maps over the holdout history (all but the held-out event), the one every explanation uses."""
-    from seqrec_core.explain.attention import get_attention
+    """Attention maps over the holdout history (all but the held-out event), the one every explanation uses; a
+    time-aware run also gets the history's times and, as the query time, the held-out event's (as evaluation)."""
+    from seqrec_core.explain.attention import get_attention, uses_time
+    from seqrec_core.explain.attribution import history_query_times
 
-    seq = _ds.sequences.sequences[_ds.sequences.vocab.user_index(user)]
-    return get_attention(_run.model, seq[:-1], _run.max_len)
+    u = _ds.sequences.vocab.user_index(user)
+    seq = _ds.sequences.sequences[u]
+    times = history_query_times(_ds.sequences, u, len(seq) - 1, holdout=True) if uses_time(_run.model) else None
+    return get_attention(_run.model, seq[:-1], _run.max_len, times=times)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -197,7 +197,7 @@ def compute_attribution_time_mass(run, data: SequenceData, item_bursts: pd.DataF
     recommendation, "heldout" the true test item; the prediction time is the held-out event's time.
     ``progress(done, total)`` counts explained predictions."""
     from seqrec_core.explain import attribution
-    from seqrec_core.explain.longrange import heldout_split, prediction_targets, sample_rows
+    from seqrec_core.explain.longrange import heldout_split, heldout_times, prediction_targets, sample_rows
 
     if not data.has_time:
         raise InputError("the log has no timestamps (only an event order), so attribution cannot be placed in "
@@ -208,9 +208,10 @@ def compute_attribution_time_mass(run, data: SequenceData, item_bursts: pd.DataF
     split = heldout_split(data)
     rows = sample_rows(len(split.users), n_users, seed)
     histories = [split.histories[i] for i in rows]
-    targets = prediction_targets(run, split, rows, target)
+    query_times = heldout_times(run, data, split, rows)  # time-aware models only: query = held-out event's time
+    targets = prediction_targets(run, split, rows, target, query_times)
     attrs = attribution.attribute_batch(run.model, histories, targets, method, steps=steps, batch_size=batch_size,
-                                        progress=progress)
+                                        progress=progress, times=query_times)
     item_ids = np.asarray(data.vocab.item_ids, dtype=object)
     times, items = [], []
     for a, i in zip(attrs, rows, strict=True):
