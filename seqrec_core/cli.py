@@ -26,7 +26,7 @@ EXIT_CANCELLED = 130  # the shell's code for "stopped by a signal"; nothing was 
 BASELINE_NAMES = ("popularity", "markov", "itemknn")
 # CLI flags passed through to the family's config; the family's config validates them (unknown -> exit 2).
 MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "positions", "loss", "num_negatives",
-                      "negatives", "gbce_t", "time_features", "mask_prob", "mask_last_prob", "short_window")
+                      "negatives", "gbce_t", "time_features", "text_encoder", "mask_prob", "mask_last_prob", "short_window")
 TRAIN_OPTION_NAMES = ("epochs", "max_len", "time_budget", "batch_size", "lr", "weight_decay", "patience", "device",
                       "seed", "keep")
 
@@ -248,6 +248,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--time-features", action="store_true", default=None,
                    help="sasrec: add hour-of-day, weekday and time-gap embeddings of each event and of the query "
                         "(request) time; needs a log with timestamps")
+    g.add_argument("--text-encoder", metavar="NAME_OR_FOLDER",
+                   help="sasrec: read item titles (+ categories) with this transformers encoder (hub name or local "
+                        "folder), mean-pooled, and add them to the item vectors; helps cold items")
     g.add_argument("--mask-prob", type=float, help="bert4rec: share of events masked in cloze training (default 0.2)")
     g.add_argument("--mask-last-prob", type=float,
                    help="bert4rec: share of rows that mask only their latest event, the inference case (default 0.1)")

@@ -54,8 +54,9 @@ def run_training_job(data: SequenceData, family: str, model_options: dict, train
     reports ``stopped_reason: "cancelled"``.
     """
     from seqrec_core.evaluation import evaluate
-    from seqrec_core.models import build_model
+    from seqrec_core.models import build_config, build_model
     from seqrec_core.models.neural import NeuralScorer
+    from seqrec_core.models.text_features import with_item_text
     from seqrec_core.runs import is_run_folder, save_run
 
     out = Path(out_dir)
@@ -76,7 +77,17 @@ def run_training_job(data: SequenceData, family: str, model_options: dict, train
 
     try:
         seed_everything(train_cfg.seed)
+        build_config(family, data.vocab.n_items, **options)  # every option checked before a (slow) text encoding
+
+        def text_progress(done: int, total: int) -> None:
+            emit({"event": "text_encoding", "done": done, "total": total})
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled("cancelled while encoding item texts; nothing was saved")
+
+        options, text_matrix = with_item_text(options, data.vocab, device=train_cfg.device, progress=text_progress)
         model = build_model(family, data.vocab.n_items, **options)
+        if text_matrix is not None:
+            model.item_emb.text.set_matrix(text_matrix)
         result = train_model(model, data, train_cfg, on_event=emit, should_stop=should_stop)
         emit({"event": "evaluating", "parts": ["val", "test"]})
         device = torch.device(result.device)

@@ -22,7 +22,8 @@ FIELD_LABELS = {"hidden_size": "Hidden size", "num_layers": "Layers", "num_heads
                 "dropout": "Dropout", "positions": "Positions", "loss": "Loss", "num_negatives": "Negatives per step",
                 "negatives": "Negative sampling", "mask_prob": "Mask share", "mask_last_prob": "Mask-last share",
                 "short_window": "Short-term window (events)", "cell": "Recurrent cell",
-                "time_features": "Time features", "gbce_t": "gBCE calibration t"}
+                "time_features": "Time features", "gbce_t": "gBCE calibration t",
+                "text_encoder": "Item text encoder"}
 FIELD_HELP = {
     "hidden_size": "Width of item embeddings and layers. 64 suits logs up to ~50k items on a CPU.",
     "num_layers": "Stacked blocks (Transformer blocks or recurrent layers).",
@@ -42,13 +43,18 @@ FIELD_HELP = {
     "time_features": "Add what the model knows about time: each event's hour of day, weekday and gap since the "
                      "previous event, and the query time (when the next event happens; at serving time, 'now'). "
                      "Helps on logs with daily or weekly rhythms; needs real timestamps.",
+    "text_encoder": "A transformers encoder (hub name such as sentence-transformers/all-MiniLM-L6-v2, or a local "
+                    "folder) that reads each item's title and category once; the mean-pooled vectors are added to "
+                    "the item vectors, which helps items with few events. Empty = no text. Needs item titles; a "
+                    "hub name needs internet the first time.",
     "mask_prob": "Share of each sequence's events hidden behind the mask token in training (the cloze task).",
     "mask_last_prob": "Share of training rows that mask only their latest event, which is the prediction case.",
     "short_window": "How many of the latest events the short-term attention sees.",
     "cell": "GRU or LSTM cell.",
 }
-ADVANCED = {"loss", "num_negatives", "negatives", "gbce_t", "mask_last_prob"}  # under "More options"
-NOT_OPTIONS = {"n_items", "family", "max_len"}  # given by the data, the family, or "History length" below
+ADVANCED = {"loss", "num_negatives", "negatives", "gbce_t", "mask_last_prob", "text_encoder"}  # "More options"
+# given by the data, the family, "History length" below, or (text_dim) the text encoder itself
+NOT_OPTIONS = {"n_items", "family", "max_len", "text_dim"}
 
 
 @dataclass(frozen=True)
@@ -120,4 +126,6 @@ def option_widget(where, family: str, spec: OptionSpec, accepted: set[str]):  # 
         if 0 <= float(spec.default) < 1:
             return where.slider(label, 0.0, 0.95, float(spec.default), 0.05, **kw)
         return where.number_input(label, value=float(spec.default), format="%g", **kw)
+    if spec.default is None:  # an optional text (e.g. the text encoder): empty means "none"
+        return where.text_input(label, value="", **kw).strip() or None
     return where.text_input(label, value=str(spec.default), **kw)

@@ -35,6 +35,7 @@ from seqrec_core.models.neural import (
     gbce_beta,
     sample_negative_pool,
 )
+from seqrec_core.models.text_features import TextAwareItemEmbedding, TextItemFeatures, check_text_options
 from seqrec_core.models.time_features import TimeFeatures
 
 
@@ -54,6 +55,8 @@ class SASRecConfig:
     negatives: Literal["uniform", "popularity"] = "uniform"
     gbce_t: float = 0.75  # gBCE calibration: 0 = plain BCE with k negatives, 1 = fully calibrated (gSASRec's 0.75)
     time_features: bool = False  # hour/weekday/gap embeddings of each event and of the query time
+    text_encoder: str | None = None  # transformers checkpoint (hub name or folder) that read the item titles
+    text_dim: int = 0  # width of its vectors, set from the encoder when training; 0 = no item text
     family: str = "sasrec"
 
     def __post_init__(self) -> None:
@@ -72,6 +75,7 @@ class SASRecConfig:
             raise InputError(f"gbce_t {self.gbce_t!r} is out of range; use a number in [0, 1], e.g. 0.75")
         if not isinstance(self.time_features, bool):
             raise InputError(f"time_features {self.time_features!r} must be true or false")
+        check_text_options(self.text_encoder, self.text_dim)
         for name, allowed in (("positions", ("rotary", "learned")), ("loss", ("full", "sampled", "bce", "gbce")),
                               ("negatives", ("uniform", "popularity")), ("family", ("sasrec",))):
             if getattr(self, name) not in allowed:
@@ -169,6 +173,11 @@ class SASRec(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=0.02)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
+        if config.text_encoder or config.text_dim:  # id vector + projected title vector, inputs and tied outputs
+            if not (config.text_encoder and config.text_dim):
+                raise InputError("text_encoder and text_dim go together: train through run_training_job (it sets "
+                                 "text_dim from the encoder) or leave both unset")
+            self.item_emb = TextAwareItemEmbedding(self.item_emb, TextItemFeatures(config.n_items, config.text_dim, d))
         self.register_buffer("neg_probs", torch.ones(config.n_items), persistent=False)  # sampler weights
 
     def _dropout_hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
