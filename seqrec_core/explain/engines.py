@@ -26,6 +26,7 @@ the event keeps its position and its time slot, so only its item is taken away.
 from __future__ import annotations
 
 import math
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -42,6 +43,8 @@ NEAR_SHARE = 0.7  # share of the steps spent on the near segment
 NEAR_METHOD = "riemann_middle"  # nodes evenly spread over the decades (Gauss-Legendre crowds the ends)
 POSITION_BUDGET = 12_288  # (rows x positions) per forward/backward chunk: keeps CPU caches warm, GPU busy
 MEAN_ID = -1  # the baseline's "average item" in the path ids
+
+_NUMPY_RNG_LOCK = threading.Lock()  # guards numpy's global generator while GradientSHAP uses it
 
 
 class _Lookup(nn.Module):
@@ -195,15 +198,22 @@ def run_gradshap(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, ste
     gs = LayerGradientShap(_path_forward(_view(model, proxy), proxy), proxy.lookup)
     devices = [ids.device] if ids.device.type == "cuda" else []
     scores = 0.0
-    with torch.random.fork_rng(devices=devices), torch.enable_grad():
-        torch.manual_seed(0)  # the same explanation every time it is asked for
-        for far, n_samples, _ in _segments(steps, baseline):
-            proxy.far = far
-            # one baseline row for every history: its vectors at padding positions never reach the prediction
-            base_row = torch.full_like(ids[:1], MEAN_ID if baseline == "mean" else 0)  # (1, W)
-            attr = gs.attribute(ids, baselines=base_row, n_samples=n_samples, stdevs=0.0,
-                                additional_forward_args=_extra(targets, ids, times))
-            scores = scores + attr.detach().sum(-1)  # (B, W)
+    # Captum draws GradientSHAP's path points from numpy's global generator, so seeding torch alone left two calls
+    # different (max difference 4.7 measured); the lock keeps concurrent sessions from interleaving that state.
+    with _NUMPY_RNG_LOCK, torch.random.fork_rng(devices=devices), torch.enable_grad():
+        numpy_state = np.random.get_state()
+        np.random.seed(0)  # the same explanation every time it is asked for
+        torch.manual_seed(0)
+        try:
+            for far, n_samples, _ in _segments(steps, baseline):
+                proxy.far = far
+                # one baseline row for every history: its vectors at padding positions never reach the prediction
+                base_row = torch.full_like(ids[:1], MEAN_ID if baseline == "mean" else 0)  # (1, W)
+                attr = gs.attribute(ids, baselines=base_row, n_samples=n_samples, stdevs=0.0,
+                                    additional_forward_args=_extra(targets, ids, times))
+                scores = scores + attr.detach().sum(-1)  # (B, W)
+        finally:
+            np.random.set_state(numpy_state)
     target, base = _scores_and_baseline(model, ids, targets, baseline, times)
     return Engine(scores, target, base, scores.sum(1) - (target - base))
 
