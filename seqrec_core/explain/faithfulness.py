@@ -141,7 +141,7 @@ def method_scores(model: nn.Module, windows: list[np.ndarray], targets: np.ndarr
 
     return [np.asarray(a, dtype=np.float64) for a in
             attribution.attribute_batch(model, windows, targets, method, steps=steps, batch_size=batch_size,
-                                        times=times)]
+                                        **({} if times is None else {"times": times}))]
 
 
 def get_faithfulness(run, data: SequenceData, *, n_users: int = 200, max_k: int = 10,

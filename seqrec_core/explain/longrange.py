@@ -197,9 +197,10 @@ def get_longrange_stats(run, data: SequenceData, *, n_users: int = 1000, method:
     times = heldout_times(run, data, split, rows)
     targets = prediction_targets(run, split, rows, target, times)
     on_batch = None if progress is None else (lambda done, _n: progress(done, total))
+    timed = {} if times is None else {"times": times}  # untimed models: the call exactly as before
     attrs = [np.asarray(a, dtype=np.float64) for a in
              attribution.attribute_batch(run.model, histories, targets, method, steps=steps, batch_size=batch_size,
-                                         progress=on_batch, times=times)]
+                                         progress=on_batch, **timed)]
     by_lag = bucket_shares(attrs, [lag_bucket(lags_of(len(a))) for a in attrs], LAG_BUCKETS)
     if data.has_time:
         gaps = []

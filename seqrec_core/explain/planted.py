@@ -87,7 +87,7 @@ def get_planted_pair_check(run, data: SequenceData, truth: DemoTruth, *, top_k: 
         all_times = split_times(data, split)
         times = [all_times[r][-(len(h) + 1):] for r, h in zip(cases["history_row"], hists, strict=True)]
     attrs = attribute_batch(run.model, hists, targets, method, steps=steps, batch_size=64, baseline=baseline,
-                            progress=progress, times=times)
+                            progress=progress, **({} if times is None else {"times": times}))
     attr_rank = []
     for h, a, trig in zip(hists, attrs, triggers, strict=True):
         order = np.argsort(-a, kind="stable")  # (T,) most attributed first

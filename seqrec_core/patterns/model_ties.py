@@ -211,7 +211,7 @@ def compute_attribution_time_mass(run, data: SequenceData, item_bursts: pd.DataF
     query_times = heldout_times(run, data, split, rows)  # time-aware models only: query = held-out event's time
     targets = prediction_targets(run, split, rows, target, query_times)
     attrs = attribution.attribute_batch(run.model, histories, targets, method, steps=steps, batch_size=batch_size,
-                                        progress=progress, times=query_times)
+                                        progress=progress, **({} if query_times is None else {"times": query_times}))
     item_ids = np.asarray(data.vocab.item_ids, dtype=object)
     times, items = [], []
     for a, i in zip(attrs, rows, strict=True):
