@@ -87,8 +87,9 @@ with st.expander("Bring your own log", expanded=state.get_dataset() is None):
             # Rerun so the sidebar (drawn before this page) shows the new dataset and its runs at once.
             st.session_state[LOADED_NOTE] = "Data loaded."
             st.rerun()
-        if note := st.session_state.pop(LOADED_NOTE, None):
-            st.success(note)
+
+if note := st.session_state.pop(LOADED_NOTE, None):  # outside the expander, which closes once data is loaded
+    st.success(note)
 
 ds = state.get_dataset()
 if ds is None:
