@@ -10,7 +10,7 @@ from seqrec_core.runs import list_runs, unpack_run_zip
 from seqrec_core.training import TrainConfig
 from seqrec_core.viz.plot_training import plot_live_loss, plot_training_curves
 from ui import state, train_jobs
-from ui.family_form import family_blurb, family_fields, option_widget, trainer_flags
+from ui.family_form import family_blurb, family_fields, option_widget, trainer_flags, unavailable_options
 from ui.widgets import download_table
 
 st.title("Train")
@@ -36,12 +36,13 @@ family = f1.selectbox("Model family", families, index=families.index("sasrec") i
                            "**Compare**. The options below are the chosen family's own.")
 f2.markdown(f"**{family}**: {family_blurb(family)}")
 basic, advanced = family_fields(family)
+unavailable = unavailable_options(ds.sequences)
 accepted = trainer_flags()
 with st.form("train_form"):
     model_values = {}
     cols = st.columns(4)
     for i, spec in enumerate(basic):
-        model_values[spec.name] = option_widget(cols[i % 4], family, spec, accepted)
+        model_values[spec.name] = option_widget(cols[i % 4], family, spec, accepted, unavailable)
     c1, c2, c3 = st.columns(3)
     max_len = c1.number_input("History length (events)", 5, 512, TRAIN_DEFAULTS.max_len, help="How many of the "
                               "most recent events the model sees per prediction.")
@@ -67,7 +68,7 @@ with st.form("train_form"):
                                  "overall NDCG (such as the demo's long-range trigger → response pairs).")
         more = st.columns(4)
         for i, spec in enumerate(advanced):
-            model_values[spec.name] = option_widget(more[(i + 2) % 4], family, spec, accepted)
+            model_values[spec.name] = option_widget(more[(i + 2) % 4], family, spec, accepted, unavailable)
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:

@@ -73,6 +73,16 @@ def family_blurb(name: str) -> str:
     return doc[0] if doc else "a sequence model."
 
 
+def unavailable_options(data) -> dict[str, str]:  # noqa: ANN001 - SequenceData
+    """Options this log cannot support, with the reason (the form disables them instead of failing the job)."""
+    out = {}
+    if not data.has_time:
+        out["time_features"] = "this log has only an event order, no timestamps."
+    if not data.vocab.item_titles:
+        out["text_encoder"] = "this log has no item titles."
+    return out
+
+
 def family_fields(name: str) -> tuple[list[OptionSpec], list[OptionSpec]]:
     """The family's config fields as form options (basic, advanced), from the dataclass: type, default, help."""
     cls = MODEL_FAMILIES[name].config_cls
@@ -104,12 +114,17 @@ def trainer_flags() -> set[str]:
     return {a.dest for a in sub.choices["train"]._actions}  # noqa: SLF001
 
 
-def option_widget(where, family: str, spec: OptionSpec, accepted: set[str]):  # noqa: ANN001, ANN201
-    """One input for one config field, starting at the family's default; disabled if the trainer cannot take it."""
+def option_widget(where, family: str, spec: OptionSpec, accepted: set[str],  # noqa: ANN001, ANN201
+                  unavailable: dict[str, str] | None = None):
+    """One input for one config field, starting at the family's default; disabled if the trainer cannot take it
+    or the data cannot support it (``unavailable``: option name -> why, shown in the help)."""
     label = FIELD_LABELS.get(spec.name, spec.name.replace("_", " ").capitalize())
     text = f"{spec.help} Default: {spec.default}."
-    disabled = spec.name not in accepted
-    if disabled:
+    why = (unavailable or {}).get(spec.name)
+    disabled = spec.name not in accepted or why is not None
+    if why is not None:
+        text += f" Not available here: {why}"
+    elif disabled:
         text += " The training command does not take this option yet, so it stays at its default."
     kw = dict(help=text, disabled=disabled, key=f"opt_{family}_{spec.name}")
     if spec.kind is None:

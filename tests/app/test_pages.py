@@ -81,6 +81,20 @@ def test_train_page_lists_runs(runs_dir, small_dataset, tiny_run):
     assert "tiny-sasrec" in set(table["run"])
 
 
+def test_train_page_disables_options_the_log_cannot_support(runs_dir, small_dataset, tmp_path):
+    from seqrec_core.data.dataset import DataSource, open_dataset
+
+    timed = open_page("pages/3_Train.py", dataset=small_dataset)
+    assert not next(c for c in timed.checkbox if c.label == "Time features").disabled
+    path = tmp_path / "order_only.txt"
+    path.write_text("".join(f"{u} " + " ".join(str(1 + (u * 7 + k) % 40) for k in range(12)) + "\n"
+                            for u in range(1, 31)))
+    order_only = open_dataset(DataSource(path=str(path), format="seqtxt"))
+    at = open_page("pages/3_Train.py", dataset=order_only)
+    box = next(c for c in at.checkbox if c.label == "Time features")
+    assert box.disabled and "no timestamps" in box.help
+
+
 def test_evaluate_page_compares_with_baselines(runs_dir, small_dataset, tiny_run):
     at = open_page("pages/4_Evaluate.py", dataset=small_dataset, run=tiny_run)
     table = at.dataframe[0].value
