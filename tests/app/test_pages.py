@@ -38,6 +38,9 @@ def test_home_loads_demo_data(runs_dir):
     ds = at.session_state["dataset"]
     assert 1_500 <= ds.sequences.n_users <= 2_500
     assert any("Demo data loaded" in s.value for s in at.success)
+    # The shipped demo model is installed into the runs folder and put in use, so Explain works at once.
+    assert at.session_state["run_path"] == str(runs_dir / "demo-sasrec-pretrained")
+    assert any("pre-trained SASRec" in s.value for s in at.success)
 
 
 @pytest.mark.parametrize("page", ["pages/3_Train.py", "pages/4_Evaluate.py", "pages/7_Recommendations.py"])
