@@ -181,20 +181,46 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
 
 
 def cmd_recommend(args: argparse.Namespace) -> dict:
+    import pandas as pd
+
     from seqrec_core.recommend import get_recommendations
 
     if args.k < 1:
         raise InputError("--k must be at least 1")
     run, ds = _open_run_and_data(args)
-    recs = get_recommendations(run.scorer(device=args.device), ds.sequences, args.user, k=args.k,
-                               exclude_seen=not args.include_seen, holdout=False)
+    scorer = run.scorer(device=args.device)
+    query_time = _request_time(args.at) if args.at is not None else None
+    if query_time is not None and not getattr(scorer, "uses_time", False):
+        raise InputError(f"--at sets the request time of a time-aware run, but '{run.path.name}' was trained without "
+                         "--time-features; leave --at out")
+    recs = get_recommendations(scorer, ds.sequences, args.user, k=args.k,
+                               exclude_seen=not args.include_seen, holdout=False, query_time=query_time)
     items = []
     for row in recs.itertuples(index=False):
         item = {"item": str(row.item_id), "score": float(row.score)}
         if isinstance(row.title, str) and row.title:
             item["title"] = row.title
         items.append(item)
-    return {"user": str(args.user), "exclude_seen": not args.include_seen, "items": items}
+    out = {"user": str(args.user), "exclude_seen": not args.include_seen, "items": items}
+    if query_time is not None:
+        out["at"] = pd.Timestamp(query_time, unit="s", tz="UTC").isoformat()
+    return out
+
+
+def _request_time(text: str) -> int:
+    """Unix seconds (UTC) from ISO-8601 or a number of seconds; a one-line InputError otherwise."""
+    import pandas as pd
+
+    try:
+        if text.strip().lstrip("-").isdigit():
+            return int(text)
+        stamp = pd.Timestamp(text)
+    except (ValueError, OverflowError) as err:
+        raise InputError(f"--at '{text[:60]}' is not a time; use ISO-8601 such as 2024-03-01T09:00Z or unix "
+                         "seconds") from err
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return int(stamp.timestamp())
 
 
 def cmd_explain(args: argparse.Namespace) -> dict:
@@ -304,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", required=True, help="user id as in the log")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--include-seen", action="store_true", help="allow items the user already has")
+    p.add_argument("--at", help="request time for a time-aware run: ISO-8601 (e.g. 2024-03-01T09:00Z) or unix "
+                                "seconds (default: the user's last event plus their median gap)")
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("explain", help="which past events drive one recommendation (attribution per event)")

@@ -107,3 +107,16 @@ def test_explain_and_embed_follow_the_contract(tiny_run, small_dataset):
     assert len(out["points"]) == small_dataset.sequences.vocab.n_items
     assert_clean_refusal(cli("explain", "--run", str(tiny_run), "--user", user, "--target", "no-such-item"),
                          "no-such-item")
+
+
+def test_recommend_at_parses_request_times_and_needs_a_time_aware_run(tiny_run, small_dataset):
+    from seqrec_core.cli import _request_time
+    from seqrec_core.errors import InputError
+
+    assert _request_time("2024-03-01T09:00Z") == _request_time("2024-03-01T09:00") == 1_709_283_600
+    assert _request_time("1709283600") == 1_709_283_600
+    with pytest.raises(InputError, match="not a time"):
+        _request_time("next tuesday-ish")
+    user = small_dataset.sequences.vocab.user_ids[1]
+    proc = cli("recommend", "--run", str(tiny_run), "--user", user, "--at", "2024-03-01T09:00Z")
+    assert_clean_refusal(proc, "--time-features")
