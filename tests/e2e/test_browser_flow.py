@@ -5,67 +5,27 @@ Screenshots of every step are kept in artifacts/e2e/ for people to look at.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from app_server import ARTIFACTS, CHROMIUM, ERROR_BOXES, FLAGS, go, start_app, stop_app, wait_idle
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / "artifacts" / "e2e"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-ERROR_BOXES = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 
 if not Path(CHROMIUM).exists():
     pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    port = _free_port()
     env = {**os.environ, "SEQREC_RUNS_DIR": str(tmp_path_factory.mktemp("e2e_runs"))}
     env.pop("SEQREC_AUTOLOAD_DEMO", None)
     log = open(tmp_path_factory.mktemp("e2e_log") / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--browser.gatherUsageStats", "false",
-                             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start within 60 s")
+    proc, url = start_app(env, log)
     yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    stop_app(proc)
     log.close()
-
-
-def wait_idle(page, timeout_ms: int = 60_000) -> None:
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]'
-                           '[data-test-connection-state="CONNECTED"]', timeout=timeout_ms)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]') && "
-                           "[...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
-                           ".every(c => c.querySelector('.main-svg'))", timeout=timeout_ms)
 
 
 def shoot(page, name: str) -> None:
@@ -74,11 +34,6 @@ def shoot(page, name: str) -> None:
     page.set_viewport_size({"width": 1400, "height": min(int(height) + 50, 6000)})
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     page.set_viewport_size({"width": 1400, "height": 1000})
-
-
-def go(page, title: str) -> None:
-    page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click()
-    page.wait_for_timeout(300)
 
 
 def test_demo_train_recommend_flow(server):

@@ -6,22 +6,13 @@ Screenshots go to artifacts/e2e/two_sessions_*."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from app_server import ARTIFACTS, CHROMIUM, ERROR_BOXES, FLAGS, ROOT, go, start_app, stop_app, wait_idle
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / "artifacts" / "e2e"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-ERROR_BOXES = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 DEMO_NAME = "Demo data (synthetic)"
 B_NAME = "session_b_log.csv"
 B_USERS = 60
@@ -40,15 +31,8 @@ save_run(sys.argv[1], model=model.eval(), config={"data": ds.info()}, vocab=ds.s
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    port = _free_port()
     runs = tmp_path_factory.mktemp("two_sessions_runs")
     env = {**os.environ, "SEQREC_RUNS_DIR": str(runs)}
     env.pop("SEQREC_AUTOLOAD_DEMO", None)
@@ -57,40 +41,13 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     # where the shipped demo run is missing (the test waits for it only before A opens Explain).
     trainer = subprocess.Popen([sys.executable, "-c", TINY_DEMO_RUN, str(runs / "tiny-demo")], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=log)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--browser.gatherUsageStats", "false",
-                             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start within 60 s")
+    proc, url = start_app(env, log)
     yield url, runs, trainer
     if trainer.poll() is None:
         trainer.kill()
         trainer.wait()
-    proc.terminate()
-    proc.wait(timeout=20)
+    stop_app(proc)
     log.close()
-
-
-def wait_idle(page, timeout_ms: int = 60_000) -> None:
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]'
-                           '[data-test-connection-state="CONNECTED"]', timeout=timeout_ms)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]') && "
-                           "[...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
-                           ".every(c => c.querySelector('.main-svg'))", timeout=timeout_ms)
-
-
-def go(page, title: str) -> None:
-    page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click()
-    page.wait_for_timeout(300)
 
 
 def sidebar(page, expect: str | None = None) -> str:
