@@ -3,9 +3,9 @@ and evaluate / recommend / explain / counterfactuals work with a time-aware run 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from timed_log import T0, hourly_events
 
 from seqrec_core.data.sequences import build_sequences
 from seqrec_core.errors import InputError
@@ -22,7 +22,6 @@ from seqrec_core.models.time_features import (
 )
 
 N_ITEMS = 30
-T0 = 1_700_000_000  # 2023-11-14 22:13:20 UTC, a Tuesday
 
 
 def tiny(**kw):
@@ -36,26 +35,9 @@ def tiny(**kw):
     return model
 
 
-def _events(n_users: int = 80, seed: int = 0, with_time: bool = True) -> pd.DataFrame:
-    """Users whose next item depends on the hour: morning events pick items 1-10, evening events 11-20."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(n_users):
-        t = T0 + int(rng.integers(0, 86_400))
-        for k in range(int(rng.integers(8, 16))):
-            t += int(rng.integers(600, 40_000))
-            hour = (t // 3600) % 24
-            item = int(rng.integers(1, 11)) if hour < 12 else int(rng.integers(11, 21))
-            rows.append((f"u{u:03d}", f"i{item:02d}", t if with_time else k))
-    ev = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
-    if with_time:
-        ev["timestamp"] = pd.to_datetime(ev["timestamp"], unit="s", utc=True)
-    return ev
-
-
 @pytest.fixture(scope="module")
 def data():
-    return build_sequences(_events())
+    return build_sequences(hourly_events())
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +128,7 @@ def test_order_only_logs_are_refused() -> None:
     from seqrec_core.evaluation import evaluate
     from seqrec_core.training import TrainConfig, train_model
 
-    plain = build_sequences(_events(20, with_time=False))
+    plain = build_sequences(hourly_events(20, with_time=False))
     assert not plain.has_time
     with pytest.raises(InputError, match="time-features") as err:
         train_model(tiny(), plain, TrainConfig(epochs=1, max_len=12))

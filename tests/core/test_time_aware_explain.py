@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from timed_log import T0, hourly_events
 
 from seqrec_core.data.sequences import build_sequences
 from seqrec_core.errors import InputError
@@ -24,27 +25,10 @@ from seqrec_core.explain.longrange import (
 )
 from seqrec_core.models.time_features import split_times
 
-T0 = 1_700_000_000  # 2023-11-14 22:13:20 UTC
-
-
-def _events(n_users: int = 40, seed: int = 0) -> pd.DataFrame:
-    """Morning events pick items 1-10, evening events 11-20 (so the hour carries signal)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(n_users):
-        t = T0 + int(rng.integers(0, 86_400))
-        for _ in range(int(rng.integers(6, 12))):
-            t += int(rng.integers(600, 40_000))
-            item = int(rng.integers(1, 11)) if (t // 3600) % 24 < 12 else int(rng.integers(11, 21))
-            rows.append((f"u{u:03d}", f"i{item:02d}", t))
-    ev = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
-    ev["timestamp"] = pd.to_datetime(ev["timestamp"], unit="s", utc=True)
-    return ev
-
 
 @pytest.fixture(scope="module")
 def data():
-    return build_sequences(_events())
+    return build_sequences(hourly_events(40, events_per_user=(6, 12)))
 
 
 @pytest.fixture(scope="module")
