@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -38,24 +37,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import host_info  # noqa: E402
+
 ROW_GROUP = 1_000_000
-
-
-def machine_info() -> dict:
-    info = {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
-    try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-        info["cpu"] = names[0] if names else platform.processor()
-    except OSError:
-        info["cpu"] = platform.processor()
-    try:
-        mem = [ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")]
-        info["mem_total_gb"] = round(int(mem[0].split()[1]) / 2**20, 1) if mem else None
-    except OSError:
-        pass
-    info["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    return info
 
 
 def generate(path: Path, n_events: int, n_users: int, n_items: int, seed: int, dict_ids: bool = False) -> dict:
@@ -198,7 +184,7 @@ def main() -> None:
                         help="apply the loader changes proposed to the lead: schema.sort_events -> "
                              "arrow_ingest.sort_events, Parquet dictionaries decoded by arrow_ingest")
     args = parser.parse_args()
-    result: dict = {"bench": "ingest", "machine": machine_info(), "bar": {"seconds": 60, "peak_rss_gb": 4}}
+    result: dict = {"bench": "ingest", "machine": host_info(), "bar": {"seconds": 60, "peak_rss_gb": 4}}
     result["root"], result["patch_loader"] = str(args.root), args.patch_loader
     with tempfile.TemporaryDirectory() as tmp:
         path = args.file or args.keep or Path(tmp) / "events.parquet"

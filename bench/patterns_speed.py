@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -25,31 +23,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import host_info  # noqa: E402
 from seqrec_core.data.synthetic import make_demo_events  # noqa: E402
 from seqrec_core.patterns.bursts import burst_f1, get_item_bursts, get_user_bursts  # noqa: E402
 
 
 def machine_info() -> dict:
-    """What the numbers were measured on (the idea of bench/train_speed.py, without importing torch)."""
-    info = {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
-            "cpu_count": os.cpu_count()}
-    try:
-        import pandas as pd
-        import scipy
-        info["pandas"], info["scipy"] = pd.__version__, scipy.__version__
-    except ImportError:
-        pass
-    try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-        info["cpu"] = names[0] if names else platform.processor()
-    except OSError:
-        info["cpu"] = platform.processor()
-    try:
-        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    return info
+    """The host (bench/machine.py) and the libraries the pattern statistics run on."""
+    import pandas as pd
+    import scipy
+
+    return host_info() | {"numpy": np.__version__, "pandas": pd.__version__, "scipy": scipy.__version__}
 
 
 def _timed(fn: Callable[[], object]) -> tuple[object, float]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import host_info  # noqa: E402
 from seqrec_core.data.dataset import DataSource, open_dataset  # noqa: E402
 from seqrec_core.models import build_model  # noqa: E402
 from seqrec_core.models.neural import batch_order, iterate_batches, training_windows  # noqa: E402
@@ -33,22 +32,9 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon
 
 
 def machine_info(device: torch.device) -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device)}
-    try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-        info["cpu"] = names[0] if names else platform.processor()
-        flags = Path("/proc/cpuinfo").read_text()
-        info["cpu_flags"] = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
-    except OSError:
-        info["cpu"] = platform.processor()
+    info = host_info() | {"torch": torch.__version__, "torch_threads": torch.get_num_threads(), "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
-    try:
-        info["load_average"] = os.getloadavg()
-    except OSError:
-        pass
     return info
 
 

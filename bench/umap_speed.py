@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -37,24 +36,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import host_info  # noqa: E402
+
 
 def machine_info() -> dict:
-    names = []
-    try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-    except OSError:
-        pass
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = None
     import numba
     import umap
 
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": names[0] if names else None,
-            "cpu_count": os.cpu_count(), "load_avg_1min_at_start": load, "umap": umap.__version__,
-            "numba": numba.__version__}
+    return host_info() | {"umap": umap.__version__, "numba": numba.__version__}
 
 
 def vectors(n: int, dim: int, run: str | None) -> np.ndarray:
