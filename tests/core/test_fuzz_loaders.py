@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_hostile_inputs import zip_bytes
 
 from seqrec_core.data.dataset import dataset_from_events
 from seqrec_core.data.loaders import FORMATS, load_events, load_events_bytes, read_raw_table
@@ -282,14 +283,6 @@ def _valid_files() -> list[tuple[str, bytes]]:
 VALID = _valid_files()
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for member, data in members.items():
-            zf.writestr(member, data)
-    return buf.getvalue()
-
-
 @st.composite
 def damaged(draw: st.DrawFn) -> tuple[str, bytes]:
     """A valid file (maybe gzipped or zipped) truncated, with bytes flipped or junk inserted."""
@@ -298,7 +291,7 @@ def damaged(draw: st.DrawFn) -> tuple[str, bytes]:
     if wrap == "gzip":
         name, data = name + ".gz", gzip.compress(data)
     elif wrap == "zip":
-        name, data = "upload.zip", _zip({name: data})
+        name, data = "upload.zip", zip_bytes({name: data})
     action = draw(st.sampled_from(["truncate", "truncate", "flip", "insert"]))
     if action == "truncate":
         return name, data[:draw(st.integers(0, len(data)))]
@@ -322,7 +315,7 @@ def zips(draw: st.DrawFn) -> tuple[str, bytes]:
     members: dict[str, bytes] = {}
     for member in draw(st.lists(st.sampled_from(MEMBER_NAMES), min_size=0, max_size=4, unique=True)):
         members[member] = draw(st.one_of(st.sampled_from([d for _, d in VALID]), st.binary(max_size=30)))
-    return "upload.zip", _zip(members)
+    return "upload.zip", zip_bytes(members)
 
 
 # ------------------------------------------------------------------------------------------------------- tests

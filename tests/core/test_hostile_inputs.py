@@ -133,7 +133,8 @@ def _parquet(columns: dict) -> bytes:
     return buf.getvalue()
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A deflated zip archive of ``members`` (name -> bytes), in memory; the fuzz tests build theirs with it too."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for member, data in members.items():
@@ -144,18 +145,18 @@ def _zip(members: dict[str, bytes]) -> bytes:
 def _hostile_containers(valid_parquet: bytes) -> dict[str, bytes]:
     """Damaged and hostile gzip/zip/Parquet containers around otherwise fine logs."""
     log = (HEADER + ROWS * 3).encode()
-    bomb = bytearray(_zip({"ratings.csv": log}))
+    bomb = bytearray(zip_bytes({"ratings.csv": log}))
     for sig, offset in ((b"PK\x01\x02", 24), (b"PK\x03\x04", 22)):  # directory claims ~4 GB unpacked
         at = bomb.find(sig) + offset
         bomb[at:at + 4] = struct.pack("<I", 0xFFFFFFF0)
     return {
         "truncated.parquet": valid_parquet[: len(valid_parquet) // 2],
         "truncated.csv.gz": gzip.compress(log)[:40],
-        "traversal.zip": _zip({"../ratings.csv": log}),
-        "absolute_path.zip": _zip({"/tmp/ratings.csv": log}),
+        "traversal.zip": zip_bytes({"../ratings.csv": log}),
+        "absolute_path.zip": zip_bytes({"/tmp/ratings.csv": log}),
         "zip_bomb.zip": bytes(bomb),
-        "many_members.zip": _zip({f"part{k}.txt": b"" for k in range(1001)}),
-        "two_logs.zip": _zip({"a.csv": log, "b.csv": log}),
+        "many_members.zip": zip_bytes({f"part{k}.txt": b"" for k in range(1001)}),
+        "two_logs.zip": zip_bytes({"a.csv": log, "b.csv": log}),
     }
 
 
@@ -231,8 +232,8 @@ def test_decompression_stops_at_the_configured_limit(monkeypatch: pytest.MonkeyP
     with pytest.raises(InputError, match=r"log\.csv\.gz unpacks to more than 1 MB"):
         load_events_bytes("log.csv.gz", gzip.compress(big))
     with pytest.raises(InputError, match=r"up\.zip unpacks to more than 1 MB"):
-        load_events_bytes("up.zip", _zip({"ratings.csv": big}))
-    lying = bytearray(_zip({"ratings.csv": big}))  # directory claims 1,000 bytes: the read itself must stop
+        load_events_bytes("up.zip", zip_bytes({"ratings.csv": big}))
+    lying = bytearray(zip_bytes({"ratings.csv": big}))  # directory claims 1,000 bytes: the read itself must stop
     for sig, offset in ((b"PK\x01\x02", 24), (b"PK\x03\x04", 22)):
         at = lying.find(sig) + offset
         lying[at:at + 4] = struct.pack("<I", 1000)
@@ -244,23 +245,23 @@ def test_decompression_stops_at_the_configured_limit(monkeypatch: pytest.MonkeyP
 
 def test_zip_member_count_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
     members = {"ratings.csv": (HEADER + ROWS).encode(), **{f"readme{k}.md": b"" for k in range(5)}}
-    assert len(load_events_bytes("up.zip", _zip(members))) == 3
+    assert len(load_events_bytes("up.zip", zip_bytes(members))) == 3
     monkeypatch.setenv("SEQREC_MAX_ZIP_MEMBERS", "3")
     with pytest.raises(InputError, match=r"up\.zip holds 6 files \(at most 3"):
-        load_events_bytes("up.zip", _zip(members))
+        load_events_bytes("up.zip", zip_bytes(members))
 
 
 @pytest.mark.parametrize("member", ["../ratings.csv", "a/../../ratings.csv", "/etc/ratings.csv", "C:\\ratings.csv",
                                     "..\\ratings.csv"])
 def test_zip_members_that_climb_out_or_are_absolute_are_refused(member: str) -> None:
     with pytest.raises(InputError, match=r"up\.zip contains the path"):
-        load_events_bytes("up.zip", _zip({member: (HEADER + ROWS).encode()}))
+        load_events_bytes("up.zip", zip_bytes({member: (HEADER + ROWS).encode()}))
 
 
 def test_errors_inside_a_zip_name_the_upload_and_the_member() -> None:
     members = {"ml/ratings.csv": (HEADER + ROWS).encode(), "ml/movies.csv": b"\x00\x01"}
     with pytest.raises(InputError) as info:
-        load_events_bytes("ml-small.zip", _zip(members))
+        load_events_bytes("ml-small.zip", zip_bytes(members))
     assert str(info.value).startswith("ml-small.zip: movies.csv line 1")
 
 
