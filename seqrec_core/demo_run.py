@@ -17,7 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from seqrec_core.runs import is_run_folder, load_run
+from seqrec_core.run_checks import read_json
+from seqrec_core.runs import is_run_folder
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,14 @@ DEMO_RECIPE: dict[str, object] = {"model": "sasrec", "dropout": 0.2, "lr": 2e-3,
 
 
 def shipped_fingerprint(path: Path = SHIPPED_DEMO_RUN) -> str | None:
-    """The data fingerprint the shipped run was trained on, or None when no run is shipped."""
+    """The data fingerprint the shipped run was trained on, or None when no run is shipped. Reads only its
+    config (checked once per session before copying; loading the model is the app's job afterwards)."""
     if not is_run_folder(path):
         return None
-    return str(load_run(path).config.get("data", {}).get("fingerprint") or "") or None
+    config = read_json(path / "config.json", "config")
+    data = config.get("data") if isinstance(config, dict) else None
+    fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
+    return str(fingerprint) if fingerprint else None
 
 
 def install_demo_run(runs_root: Path, demo_fingerprint: str, source: Path = SHIPPED_DEMO_RUN) -> Path | None:
