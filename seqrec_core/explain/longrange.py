@@ -157,8 +157,7 @@ def heldout_times(run, data: SequenceData, split: Split, rows: np.ndarray) -> li
     time-aware model; None for the others, which take no times."""
     if not uses_time(run.model):
         return None
-    all_times = split_times(data, split)
-    return [all_times[i] for i in rows]
+    return split_times(data, split, rows)
 
 
 def prediction_targets(run, split: Split, rows: np.ndarray, target: str,

@@ -18,8 +18,8 @@ from seqrec_core.data.sequences import SequenceData
 from seqrec_core.data.synthetic import DemoTruth
 from seqrec_core.errors import InputError
 from seqrec_core.explain.attribution import attribute_batch, check_same_catalogue
+from seqrec_core.explain.longrange import heldout_times
 from seqrec_core.models.neural import NeuralScorer
-from seqrec_core.models.time_features import split_times
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,7 @@ def planted_cases(run, data: SequenceData, truth: DemoTruth, top_k: int = 10) ->
     max_len = run.max_len
     hists = [split.histories[r] for r in rows]
     scorer = NeuralScorer(run.model, max_len, next(run.model.parameters()).device, batch_size=256)
-    times = None
-    if scorer.uses_time:  # query time = the held-out event's, as evaluation
-        all_times = split_times(data, split)
-        times = [all_times[r] for r in rows]
+    times = heldout_times(run, data, split, rows)  # None unless the model is time-aware
     scores = scorer.score_histories(hists, times=times)  # (C, V + 1)
     tgt = split.targets[rows]
     ranks = 1 + (scores > scores[np.arange(len(rows)), tgt][:, None]).sum(axis=1)  # (C,)
@@ -82,10 +79,9 @@ def get_planted_pair_check(run, data: SequenceData, truth: DemoTruth, *, top_k: 
     hists = [split.histories[r][-max_len:] for r in cases["history_row"]]
     targets = np.array([data.vocab.item_index(i) for i in cases["response"]], dtype=np.int64)
     triggers = np.array([data.vocab.item_index(i) for i in cases["trigger"]], dtype=np.int64)
-    times = None
-    if getattr(run.model, "uses_time", False):  # the window's times and the held-out event's time
-        all_times = split_times(data, split)
-        times = [all_times[r][-(len(h) + 1):] for r, h in zip(cases["history_row"], hists, strict=True)]
+    times = heldout_times(run, data, split, cases["history_row"].to_numpy())
+    if times is not None:  # the window's times and the held-out event's time
+        times = [t[-(len(h) + 1):] for t, h in zip(times, hists, strict=True)]
     attrs = attribute_batch(run.model, hists, targets, method, steps=steps, batch_size=64, baseline=baseline,
                             progress=progress, **({} if times is None else {"times": times}))
     attr_rank = []

@@ -138,11 +138,12 @@ def with_query(event_times: np.ndarray, query_time: int | None = None) -> np.nda
     return np.concatenate([t, np.array([q], dtype=np.int64)])
 
 
-def split_times(data, split) -> list[np.ndarray]:  # noqa: ANN001 - SequenceData, Split (no import cycle)
-    """Times of every history of a leave-one-out ``split``: the history's prefix of the user's times followed by
-    the held-out event's time (the request time of that prediction)."""
-    return [np.concatenate([np.asarray(data.times[u][:len(h)], dtype=np.int64), [int(q)]])
-            for u, h, q in zip(split.users, split.histories, split.target_times, strict=True)]
+def split_times(data, split, rows: Sequence[int] | None = None) -> list[np.ndarray]:  # noqa: ANN001 - SequenceData, Split (no import cycle)
+    """Times of the histories of a leave-one-out ``split`` (all, or only ``rows``): the history's prefix of the
+    user's times followed by the held-out event's time (the request time of that prediction)."""
+    picked = range(len(split.users)) if rows is None else rows
+    return [np.concatenate([np.asarray(data.times[split.users[i]][:len(split.histories[i])], dtype=np.int64),
+                            [int(split.target_times[i])]]) for i in picked]
 
 
 def require_time(data, what: str = "time_features") -> None:  # noqa: ANN001 - SequenceData
