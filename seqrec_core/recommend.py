@@ -96,6 +96,7 @@ def _user_history(data: SequenceData, user_id: str, holdout: bool) -> tuple[int,
 
 
 def _uses_time(scorer: Scorer) -> bool:
+    # models.base.uses_time, not imported: any seqrec_core.models import loads torch, which this module avoids
     return bool(getattr(scorer, "uses_time", False))
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from seqrec_core.errors import InputError
+from seqrec_core.models.base import uses_time
 from seqrec_core.models.neural import pad_left
 from seqrec_core.models.time_features import check_times, pad_times_left
 
@@ -24,11 +25,6 @@ VIEWS = ("mean", "rollout", "layer")
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's weights: every tensor an explanation makes goes there."""
     return next(model.parameters()).device
-
-
-def uses_time(model: nn.Module) -> bool:
-    """Whether the model needs times (a time-aware SASRec); the others ignore any times they are given."""
-    return bool(getattr(model, "uses_time", False))
 
 
 def window(model: nn.Module, history: np.ndarray, max_len: int | None = None) -> np.ndarray:

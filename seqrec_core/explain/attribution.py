@@ -39,6 +39,7 @@ from seqrec_core.data.sequences import SequenceData, Vocab
 from seqrec_core.errors import InputError
 from seqrec_core.explain.attention import model_device, window
 from seqrec_core.explain.engines import IG_BASELINES, run_engine
+from seqrec_core.models.base import uses_time
 from seqrec_core.models.neural import pad_left
 from seqrec_core.models.time_features import check_times, pad_times_left, require_time, with_query
 
@@ -68,10 +69,6 @@ class BatchResult(NamedTuple):
 
 
 TIME_NOTE = "time features held fixed: only the items are attributed"
-
-
-def uses_time(model: nn.Module) -> bool:
-    return bool(getattr(model, "uses_time", False))
 
 
 def attribute_batch_full(model: nn.Module, histories: list[np.ndarray], targets: np.ndarray, method: str = "ig",

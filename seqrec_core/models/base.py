@@ -27,6 +27,12 @@ class Scorer(Protocol):
         ...
 
 
+def uses_time(scorer_or_model: object) -> bool:
+    """Whether a scorer or model needs each history's times plus the request time (a time-aware SASRec and
+    scorers around one); everything else is called exactly as :class:`Scorer` says."""
+    return bool(getattr(scorer_or_model, "uses_time", False))
+
+
 # ------------------------------------------------------------------ config validation shared by the families
 def check_int(name: str, value: object, low: int, high: int) -> None:
     """One-line InputError unless ``value`` is a whole number in [low, high] (bools refused)."""
