@@ -23,13 +23,8 @@ from torch import nn
 
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
-from seqrec_core.models.neural import (
-    NeuralScorer,
-    batch_order,
-    iterate_batches,
-    training_time_windows,
-    training_windows,
-)
+from seqrec_core.models.batches import batch_order, iterate_batches, training_time_windows, training_windows
+from seqrec_core.models.neural import NeuralScorer
 from seqrec_core.models.time_features import require_time
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ import torch
 
 from seqrec_core.errors import InputError
 from seqrec_core.models import MODEL_FAMILIES, ModelFamily, NeuralScorer, pad_left
+from seqrec_core.models.batches import batch_order, iterate_batches, training_windows
 from seqrec_core.models.bert4rec import BERT4Rec, BERT4RecConfig
-from seqrec_core.models.neural import batch_order, iterate_batches, training_windows
 
 N_ITEMS = 40
 

@@ -14,7 +14,7 @@ from seqrec_core.data.sequences import build_sequences
 from seqrec_core.errors import InputError
 from seqrec_core.explain import METHODS, attribute, attribute_batch, attribute_batch_full, rescore_edited
 from seqrec_core.models import build_model, pad_left
-from seqrec_core.models.neural import batch_order, iterate_batches, training_windows
+from seqrec_core.models.batches import batch_order, iterate_batches, training_windows
 
 N_FILL = 28  # filler items "f03".."f30"; "a" -> "b" is the planted pair
 LAGS = (3, 5)  # b follows a 3-5 events later, and never appears otherwise

@@ -19,7 +19,7 @@ from seqrec_core.data.synthetic import DemoTruth
 from seqrec_core.explain import get_planted_pair_check
 from seqrec_core.explain.planted import COLUMNS, planted_cases
 from seqrec_core.models import build_model
-from seqrec_core.models.neural import batch_order, iterate_batches, training_windows
+from seqrec_core.models.batches import batch_order, iterate_batches, training_windows
 
 N_USERS, LENGTH, N_FILL, N_PAIRS, LAGS = 1000, 50, 180, 10, (20, 40)
 

@@ -7,7 +7,8 @@ import torch
 
 from seqrec_core.errors import InputError
 from seqrec_core.models import MODEL_FAMILIES, NeuralScorer, SASRec, build_model, pad_left
-from seqrec_core.models.neural import batch_order, full_softmax_cross_entropy, iterate_batches, training_windows
+from seqrec_core.models.batches import batch_order, iterate_batches, training_windows
+from seqrec_core.models.neural import full_softmax_cross_entropy
 
 N_ITEMS = 40
 POSITIONS = ["rotary", "learned"]

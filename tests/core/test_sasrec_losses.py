@@ -9,14 +9,8 @@ import torch.nn.functional as F
 
 from seqrec_core.errors import InputError
 from seqrec_core.models import build_model
-from seqrec_core.models.neural import (
-    batch_order,
-    binary_negatives_loss,
-    gbce_beta,
-    iterate_batches,
-    sample_negative_pool,
-    training_windows,
-)
+from seqrec_core.models.batches import batch_order, iterate_batches, training_windows
+from seqrec_core.models.neural import binary_negatives_loss, gbce_beta, sample_negative_pool
 
 N_ITEMS = 40
 

@@ -10,7 +10,7 @@ from timed_log import T0, hourly_events
 from seqrec_core.data.sequences import build_sequences
 from seqrec_core.errors import InputError
 from seqrec_core.models import NeuralScorer, build_model, model_from_config, pad_left
-from seqrec_core.models.neural import iterate_batches, training_time_windows, training_windows
+from seqrec_core.models.batches import iterate_batches, training_time_windows, training_windows
 from seqrec_core.models.time_features import (
     GAP_EDGES_SECONDS,
     day_of_week,
