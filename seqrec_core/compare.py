@@ -1,4 +1,4 @@
-"""Several runs on one dataset side by side: which family and settings predict best, for whom, and why.
+"""Several runs on one dataset side by side: which family and options predict best, for whom, and why.
 
 Why a separate module: the Evaluate and Explain pages look at one run; a reviewer choosing between runs needs the
 same numbers for every run under one protocol (test split, full ranking, one exclude-seen rule, the same bootstrap
@@ -13,12 +13,20 @@ import logging
 import math
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from seqrec_core.compare_options import differing_options, get_all_options, get_setup, options_for_display
+from seqrec_core.compare_options import get_options_table as _options_table
+from seqrec_core.compare_paired import (  # re-exported: the page and the tests use compare.<name>
+    describe_paired_difference,
+    get_paired_difference,
+    get_paired_differences,
+    paired_differences_for_display,
+)
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
 from seqrec_core.evaluation import EvalResult, evaluate, get_metrics_by_history_length, get_metrics_table
@@ -44,7 +52,8 @@ class RunMeta:
     n_params: int | None
     device: str | None
     epochs: int | None
-    settings: str  # model options that differ from the family's defaults, e.g. "hidden_size 16 · num_layers 1"
+    setup: str  # family + the model options that differ from its defaults, e.g. "sasrec · time features · loss gbce"
+    options: dict = field(default_factory=dict, hash=False)  # every model and training option (compare_options)
 
 
 def count_parameters(weights: str | Path) -> int | None:
@@ -63,24 +72,6 @@ def count_parameters(weights: str | Path) -> int | None:
             continue
         total += math.prod(int(d) for d in entry.get("shape", []))
     return total
-
-
-def _settings(family: str, model: dict, train: dict) -> str:
-    """Model options that differ from the family defaults, plus the history length: what tells runs apart."""
-    from seqrec_core.models import MODEL_FAMILIES
-
-    parts = []
-    spec = MODEL_FAMILIES.get(family)
-    if spec is not None:
-        for f in fields(spec.config_cls):
-            if f.name in ("n_items", "family", "max_len") or f.name not in model:
-                continue
-            if f.default is not MISSING and model[f.name] != f.default:
-                parts.append(f"{f.name} {model[f.name]}")
-    max_len = model.get("max_len", train.get("max_len"))
-    if max_len is not None:
-        parts.append(f"max_len {max_len}")
-    return " · ".join(parts) if parts else "defaults"
 
 
 def get_run_meta(path: str | Path) -> RunMeta:
@@ -104,7 +95,8 @@ def get_run_meta(path: str | Path) -> RunMeta:
                    n_params=count_parameters(folder / "model.safetensors"),
                    device=str(config["device"]) if config.get("device") else None,
                    epochs=int(epochs) if isinstance(epochs, int) else None,
-                   settings=_settings(config["family"], model, train))
+                   setup=get_setup(config["family"], model, train),
+                   options=get_all_options({"family": config["family"], "model": model, "train": train}))
 
 
 def list_run_metas(root: str | Path | None = None, fingerprint: str | None = None) -> list[RunMeta]:
@@ -152,7 +144,7 @@ def get_runs_table(metas: Sequence[RunMeta], metrics: pd.DataFrame,
     by_name = metrics.set_index("model") if len(metrics) else pd.DataFrame()
     rows = []
     for meta in metas:
-        row: dict = {"family": meta.family, "run": meta.name, "created": meta.created, "settings": meta.settings}
+        row: dict = {"family": meta.family, "run": meta.name, "setup": meta.setup, "created": meta.created}
         hit = by_name.loc[meta.name] if meta.name in by_name.index else None
         for m in columns:
             for suffix in ("", " lo", " hi"):
@@ -169,7 +161,7 @@ def get_runs_table(metas: Sequence[RunMeta], metrics: pd.DataFrame,
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
-        cols = ["family", "run", "created", "settings", *[f"{m}{s}" for m in columns for s in ("", " lo", " hi")],
+        cols = ["family", "run", "setup", "created", *[f"{m}{s}" for m in columns for s in ("", " lo", " hi")],
                 "test users", "exclude_seen", "train seconds", "epochs", "parameters", "device", "data fingerprint",
                 "path"]
         return pd.DataFrame(columns=cols)
@@ -178,55 +170,10 @@ def get_runs_table(metas: Sequence[RunMeta], metrics: pd.DataFrame,
     return frame
 
 
-def get_paired_differences(results: Sequence[EvalResult], reference: str,
-                           metrics: Sequence[str] = COMPARE_METRICS, n_boot: int = 1000, seed: int = 0,
-                           verdict_on: str = "NDCG@10") -> pd.DataFrame:
-    """Every other model minus ``reference`` on the same test users, with a paired bootstrap 95% interval.
-
-    Why paired: all models are ranked for the same users, and most of the spread of a metric is between users
-    (easy vs hard users), which both models share. Resampling the per-user differences cancels it, so two runs
-    whose separate intervals overlap can still differ beyond chance (and the interval says so honestly).
-    Columns: model, reference, then per metric "<m> diff", "<m> diff lo", "<m> diff hi", and ``verdict`` on
-    ``verdict_on`` (one of ``metrics``): "better" / "worse" (the interval excludes 0) or "within chance".
-    """
-    if verdict_on not in metrics:
-        raise InputError(f"verdict metric {verdict_on} is not among {list(metrics)}")
-    from seqrec_core.evaluation import bootstrap_means  # the evaluation's own resampler: same draws per seed
-
-    by_name = {r.name: r for r in results}
-    if reference not in by_name:
-        raise InputError(f"no evaluated model named '{reference}'; pick one of {sorted(by_name)}")
-    ref = by_name[reference]
-    rows = []
-    for res in results:
-        if res.name == reference:
-            continue
-        if not np.array_equal(res.users, ref.users):
-            raise InputError(f"'{res.name}' and '{reference}' were evaluated on different users; evaluate both on "
-                             "the same split of the same data")
-        diffs = np.stack([res.per_user(m) - ref.per_user(m) for m in metrics], axis=1)  # (U, M)
-        means = bootstrap_means(diffs, n_boot, seed) if len(diffs) else np.full((1, len(metrics)), np.nan)
-        row: dict = {"model": res.name, "reference": reference}
-        for i, m in enumerate(metrics):
-            row[f"{m} diff"] = float(diffs[:, i].mean()) if len(diffs) else float("nan")
-            row[f"{m} diff lo"] = float(np.quantile(means[:, i], 0.025))
-            row[f"{m} diff hi"] = float(np.quantile(means[:, i], 0.975))
-        lo, hi = row[f"{verdict_on} diff lo"], row[f"{verdict_on} diff hi"]
-        row["verdict"] = "better" if lo > 0 else "worse" if hi < 0 else "within chance"
-        rows.append(row)
-    cols = ["model", "reference", *[f"{m} diff{s}" for m in metrics for s in ("", " lo", " hi")], "verdict"]
-    return pd.DataFrame(rows, columns=cols)
-
-
-def paired_differences_for_display(table: pd.DataFrame, metrics: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
-    """"+0.0123 (+0.0040 to +0.0210)" per metric: the difference to the reference and its paired 95% interval."""
-    out = pd.DataFrame({"model": table["model"]})
-    for m in metrics:
-        out[f"{m} vs {table['reference'].iloc[0] if len(table) else 'reference'}"] = [
-            f"{v:+.4f} ({lo:+.4f} to {hi:+.4f})" if np.isfinite(v) else "n/a"
-            for v, lo, hi in zip(table[f"{m} diff"], table[f"{m} diff lo"], table[f"{m} diff hi"], strict=True)]
-    out["verdict (NDCG@10)"] = table["verdict"]
-    return out
+def get_options_table(metas: Sequence[RunMeta]) -> pd.DataFrame:
+    """Every model and training option of every run, one row per run (columns: run, family, then the options
+    as text; "" where a run's family lacks the option). :func:`options_for_display` hides the shared ones."""
+    return _options_table({m.name: {"family": m.family, **m.options} for m in metas})
 
 
 def _fmt_ci(value: float, lo: float, hi: float) -> str:
@@ -243,9 +190,10 @@ def _fmt_duration(seconds: float | None) -> str:
 
 
 def runs_table_for_display(table: pd.DataFrame, columns: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
-    """The runs table as people read it: what the run is, then "value (95% CI lo–hi)" per metric, then cost
-    (training time, parameters, device) and provenance (created, settings, data fingerprint)."""
-    out = pd.DataFrame({"family": table["family"], "run": table["run"]})
+    """The runs table as people read it: which run and its setup (what differs from the family's defaults), then
+    "value (95% CI lo–hi)" per metric, then cost (training time, parameters, device) and provenance (created,
+    data fingerprint)."""
+    out = pd.DataFrame({"run": table["run"], "setup": table["setup"]})
     for m in columns:
         out[f"{m} (95% CI)"] = [_fmt_ci(v, lo, hi) for v, lo, hi in
                                 zip(table[m], table[f"{m} lo"], table[f"{m} hi"], strict=True)]
@@ -254,7 +202,6 @@ def runs_table_for_display(table: pd.DataFrame, columns: Sequence[str] = COMPARE
     out["device"] = table["device"].fillna("n/a")
     out["epochs"] = table["epochs"]
     out["created"] = [c.replace("T", " ")[:16] for c in table["created"].astype(str)]
-    out["settings"] = table["settings"]
     out["data fingerprint"] = table["data fingerprint"].fillna("n/a")
     return out
 
@@ -371,3 +318,11 @@ def get_attribution_comparison(runs: Mapping[str, object], data: SequenceData, u
 
     attrs = {name: attribute(run, data, user, target, "ig", steps=steps, holdout=True) for name, run in runs.items()}
     return align_attributions(attrs), get_attribution_targets(attrs)
+
+
+__all__ = ["BASELINE_NAMES", "COMPARE_METRICS", "RunMeta", "align_attributions", "count_parameters",
+           "describe_paired_difference", "differing_options", "evaluate_scorers", "get_attribution_comparison",
+           "get_attribution_targets", "get_history_length_across", "get_metrics_with_ci", "get_options_table",
+           "get_paired_difference", "get_paired_differences", "get_run_meta", "get_runs_table", "get_segments_across",
+           "get_topk_comparison", "list_run_metas", "options_for_display", "paired_differences_for_display",
+           "runs_table_for_display", "topk_side_by_side"]

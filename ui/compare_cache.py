@@ -86,6 +86,13 @@ def paired(keys: tuple[str, ...], fingerprint: str, exclude_seen: bool, referenc
     return compare.get_paired_differences(_results, reference)
 
 
+@st.cache_data(show_spinner="Bootstrapping the head-to-head difference…", max_entries=32)
+def head_to_head(key_a: str, key_b: str, fingerprint: str, exclude_seen: bool, _a: EvalResult,
+                 _b: EvalResult) -> pd.DataFrame:
+    """Run A minus run B on the same test users (NDCG@10, HR@10), paired bootstrap 95% intervals."""
+    return compare.get_paired_difference(_a, _b, labels=("A", "B"))
+
+
 @st.cache_data(show_spinner="Splitting by history length…", max_entries=32)
 def history_buckets(keys: tuple[str, ...], fingerprint: str, exclude_seen: bool, metric: str,
                     _results: list[EvalResult]) -> pd.DataFrame:

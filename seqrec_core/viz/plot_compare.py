@@ -175,3 +175,33 @@ def plot_topk_overlap(frame: pd.DataFrame, runs: Sequence[str], *, colors: Mappi
     fig.update_yaxes(autorange=False, range=[k + 0.7, 0.3], visible=False)
     set_title(fig, title, f"{shared} of {len(a)} items in both lists · red star = the real next item")
     return apply_theme(fig, height=max(320, 150 + 30 * k))
+
+
+def plot_paired_difference(table: pd.DataFrame, *, colors: Mapping[str, str] | None = None,
+                           names: Mapping[str, str] | None = None) -> go.Figure:
+    """Run A minus run B per metric: a dot at the mean per-user difference and its paired 95% interval; the
+    grey line is "no difference". An interval clear of it is a real difference, drawn in the winner's colour.
+    ``table``: compare.get_paired_difference with labels ("A", "B"); ``colors`` / ``names``: keyed "A" and "B"."""
+    title = "Run A minus run B on the same test users"
+    if table is None or len(table) == 0 or not np.isfinite(_num(table, "difference")).any():
+        return empty_figure(title, "difference (A − B)", "metric", "no test users in common")
+    colors = {"A": "#4E79A7", "B": "#F28E2B", **(colors or {})}
+    diff, lo, hi = _num(table, "difference"), _num(table, "lo"), _num(table, "hi")
+    winner = ["A" if a > 0 else "B" if b < 0 else None for a, b in zip(lo, hi, strict=True)]
+    fig = go.Figure()
+    fig.add_vline(x=0, line=dict(color="#5F6673", width=1.5))
+    fig.add_scatter(x=diff, y=list(table["metric"]), mode="markers", showlegend=False,
+                    marker=dict(size=13, color=[colors[w] if w else AGAINST for w in winner]),
+                    error_x=dict(WHISKER, array=np.clip(hi - diff, 0, None), arrayminus=np.clip(diff - lo, 0, None),
+                                 thickness=2.5, width=9),
+                    customdata=np.column_stack([lo, hi, list(table["verdict"])]),
+                    hovertemplate="<b>%{y}</b><br>A − B = %{x:+.4f}<br>95% interval %{customdata[0]:+.4f} to "
+                                  "%{customdata[1]:+.4f}<br>%{customdata[2]}<extra></extra>")
+    span = float(np.nanmax(np.abs(np.concatenate([lo, hi])))) if np.isfinite(lo).any() else 0.0
+    span = max(span * 1.25, 1e-3)
+    fig.update_xaxes(range=[-span, span], zeroline=False,
+                     title_text="difference in the metric (A − B); right of 0: A better · left: B better")
+    fig.update_yaxes(title_text=None, autorange="reversed")
+    heads = " · ".join(f"{k} = {truncate(clean_text(v), 40)}" for k, v in (names or {}).items())
+    set_title(fig, title, (heads + " · " if heads else "") + "whiskers: paired bootstrap 95% interval")
+    return apply_theme(fig, height=300)

@@ -1,0 +1,155 @@
+"""What each run is: its setup in a few words and every option it was trained with, read from its config.json.
+
+Why a module of its own: runs on one dataset differ by family, by model options (time features, loss, text
+encoder, positions, ...) and by training options (epochs, seed, budget). The runs table needs a short label that
+names what differs from the family's defaults ("sasrec · time features · loss gbce"), and a reviewer needs the
+full list with the options every run shares hidden, so the differences stand out. Options a run's config predates
+(it was trained before the option existed) take the config class's default, which is what loading the run does.
+Only JSON is read; the family registry is imported for its config classes' defaults.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, fields
+from pathlib import PurePath
+
+import pandas as pd
+
+NOT_OPTIONS = ("n_items", "family")  # given by the data / the registry, not chosen by a person
+NOT_IN_SETUP = ("text_dim",)  # derived from the text encoder: in the options table, not in the short label
+TRAIN = "train: "  # prefix of the training options' columns (max_len is shared with the model's)
+SEP = " · "
+
+
+def _defaults(cls: type) -> dict[str, object]:
+    out = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not MISSING:  # type: ignore[misc]
+            out[f.name] = f.default_factory()  # type: ignore[misc]
+    return out
+
+
+def family_defaults(family: str) -> dict[str, object] | None:
+    """The family config's default for every option a person sets; None for a family this version lacks."""
+    from seqrec_core.models import MODEL_FAMILIES
+
+    spec = MODEL_FAMILIES.get(family)
+    if spec is None:
+        return None
+    return {k: v for k, v in _defaults(spec.config_cls).items() if k not in NOT_OPTIONS}
+
+
+def train_defaults() -> dict[str, object]:
+    from seqrec_core.training import TrainConfig
+
+    return _defaults(TrainConfig)
+
+
+def get_model_options(family: str, model: Mapping) -> dict[str, object]:
+    """Every option of the family's config: the stored value, else the default. An unknown family (a run from
+    a newer version) keeps exactly what its config stores."""
+    defaults = family_defaults(family)
+    if defaults is None:
+        return {k: v for k, v in model.items() if k not in NOT_OPTIONS}
+    return {name: model.get(name, default) for name, default in defaults.items()}
+
+
+def get_train_options(train: Mapping, model_options: Mapping | None = None) -> dict[str, object]:
+    """Every training option (TrainConfig), stored value else default; max_len is left out when the model
+    config already has it (the trainer sets one from the other)."""
+    out = {name: train.get(name, default) for name, default in train_defaults().items()}
+    extra = {k: v for k, v in train.items() if k not in out}  # options of a newer version stay visible
+    out.update(extra)
+    if model_options is not None and "max_len" in model_options:
+        out.pop("max_len", None)
+    return out
+
+
+def describe_option(name: str, value: object) -> str:
+    """An option as a few words: "time features", "no amp", "loss gbce", "text all-MiniLM-L6-v2"."""
+    words = name.replace("_", " ")
+    if isinstance(value, bool):
+        return words if value else f"no {words}"
+    if name == "text_encoder":
+        return "no text" if value in (None, "") else f"text {PurePath(str(value)).name or value}"
+    return f"{words} {format_value(value)}"
+
+
+def get_setup(family: str, model: Mapping, train: Mapping | None = None) -> str:
+    """Family plus the model options that differ from that family's defaults, e.g. "sasrec · time features ·
+    loss gbce"; the history window (max_len) counts as a model option even for configs that keep it in the
+    training options. Just the family name when everything is default."""
+    defaults = family_defaults(family)
+    options = get_model_options(family, model)
+    parts = [family]
+    if defaults is None:  # unknown family: nothing to compare with
+        return family
+    for name, value in options.items():
+        if name in NOT_IN_SETUP or _same(value, defaults.get(name)):
+            continue
+        parts.append(describe_option(name, value))
+    if "max_len" not in defaults and train is not None:
+        window, default = train.get("max_len"), train_defaults().get("max_len")
+        if window is not None and not _same(window, default):
+            parts.append(describe_option("max_len", window))
+    return SEP.join(parts)
+
+
+def get_all_options(config: Mapping) -> dict[str, object]:
+    """One run's options as one flat dict: model options by name, then training options as "train: <name>"."""
+    family = str(config.get("family", ""))
+    model = config.get("model") if isinstance(config.get("model"), Mapping) else {}
+    train = config.get("train") if isinstance(config.get("train"), Mapping) else {}
+    model_options = get_model_options(family, model)
+    train_options = get_train_options(train, model_options)
+    return {**model_options, **{f"{TRAIN}{k}": v for k, v in train_options.items()}}
+
+
+def format_value(value: object) -> str:
+    """How an option reads in a table cell: yes/no, "none" for unset, floats without trailing zeros."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal values of the same kind: 64 == 64.0 (JSON keeps no int/float distinction), but True != 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return a == b
+
+
+def get_options_table(runs: Mapping[str, Mapping[str, object]]) -> pd.DataFrame:
+    """One row per run (``run`` -> its :func:`get_all_options`), one column per option, as text.
+
+    Columns: run, then every option any run has (model options first, in order of appearance, then training
+    options); an option a run's family does not have is "" (not applicable). Text, not mixed types, so a column
+    of yes/none/64 still shows and downloads as written.
+    """
+    names: list[str] = []
+    for options in runs.values():
+        names.extend(n for n in options if n not in names)
+    names = [n for n in names if not n.startswith(TRAIN)] + [n for n in names if n.startswith(TRAIN)]
+    rows = [{"run": run, **{n: format_value(opts[n]) if n in opts else "" for n in names}}
+            for run, opts in runs.items()]
+    return pd.DataFrame(rows, columns=["run", *names]).astype({n: "object" for n in ["run", *names]})
+
+
+def differing_options(table: pd.DataFrame) -> list[str]:
+    """Options whose value is not the same in every run (the ones that explain a difference between runs)."""
+    return [c for c in table.columns if c != "run" and table[c].nunique(dropna=False) > 1]
+
+
+def options_for_display(table: pd.DataFrame, show_all: bool = False,
+                        keep: Sequence[str] = ("run",)) -> pd.DataFrame:
+    """The options table with the options every run shares left out (unless ``show_all``)."""
+    if show_all:
+        return table
+    cols = [c for c in keep if c in table] + [c for c in differing_options(table) if c not in keep]
+    return table[cols]
