@@ -3,7 +3,13 @@ import streamlit as st
 
 from seqrec_core import compare
 from seqrec_core.errors import InputError
-from seqrec_core.viz.plot_compare import plot_attribution_side_by_side, plot_runs_metrics, plot_topk_overlap
+from seqrec_core.models.base import uses_time
+from seqrec_core.viz.plot_compare import (
+    plot_attribution_side_by_side,
+    plot_paired_difference,
+    plot_runs_metrics,
+    plot_topk_overlap,
+)
 from seqrec_core.viz.plot_evaluation import plot_metric_by_history_length
 from seqrec_core.viz.plot_patterns_model import plot_metrics_by_segment
 from seqrec_core.viz.theme import model_colors
@@ -61,9 +67,21 @@ c2.markdown(f"**Protocol:** test split (each user's last event), {n_users:,} use
 st.subheader("Runs on this dataset")
 table = compare.get_runs_table(metas, metrics)
 st.dataframe(compare.runs_table_for_display(table), width="stretch", hide_index=True)
-st.caption("One row per run, newest first. Metrics on test users with their 95% bootstrap interval in brackets; "
-           "settings lists the options that differ from the family's defaults.")
+st.caption("One row per run, newest first. Setup = the family and the model options that differ from its defaults; "
+           "metrics on test users with their 95% bootstrap interval in brackets.")
 download_table(table, "runs_compared.csv", label="Download runs table (CSV)")
+with st.expander("Every option of every run"):
+    options = compare.get_options_table(metas)
+    differing = compare.differing_options(options)
+    show_all = st.toggle("Also show the options every run shares", value=not differing,
+                         help="Off: only the options whose value differs between runs, so what tells them apart "
+                              "stands out. Training options start with 'train:'.")
+    st.dataframe(compare.options_for_display(options, show_all, keep=("run", "family")), width="stretch",
+                 hide_index=True)
+    st.caption(f"{len(differing)} of {options.shape[1] - 1} options differ between these runs"
+               + ("" if show_all else " (the others are hidden)") + "; blank = the run's family has no such option, "
+               "'none' = left unset.")
+    download_table(options, "run_options.csv", label="Download every option (CSV)")
 
 colors = model_colors([m.name for m in metas])  # one colour per run on every chart of the page
 st.plotly_chart(plot_runs_metrics(metrics, compare.COMPARE_METRICS, runs=[m.name for m in metas], colors=colors),
@@ -72,16 +90,50 @@ st.caption("Each panel is one metric: longer bars are better; when two runs' whi
            "may be chance. Grey bars are the baselines, the dotted line the best of them.")
 download_table(metrics, "metrics_with_ci.csv", label="Download all metrics with intervals (CSV)")
 
+# -------------------------------------------------------------------------------------------- head to head
+names = list(runs)
+setups = {m.name: m.setup for m in metas}
+st.subheader("Two runs head to head")
+if len(runs) >= 2:
+    in_use = st.session_state.get(state.RUN_KEY)
+    first = next((i for i, m in enumerate(metas) if str(m.path) == in_use), 0)
+    h1, h2 = st.columns(2)
+    run_a = h1.selectbox("Run A", names, index=first, format_func=lambda n: f"{n} ({setups[n]})",
+                         help="Defaults to the run in use. Also used for the one-user comparison below.")
+    run_b = h2.selectbox("Run B", [n for n in names if n != run_a], format_func=lambda n: f"{n} ({setups[n]})",
+                         help="Any other run on this dataset.")
+    pair_table = cache.head_to_head(compute.run_key(runs[run_a]), compute.run_key(runs[run_b]), fp, exclude_seen,
+                                    results[run_a], results[run_b])
+    ndcg = pair_table.set_index("metric").loc["NDCG@10"]
+    st.markdown(f"**A** = `{run_a}` ({setups[run_a]}) · **B** = `{run_b}` ({setups[run_b]}) · verdict on NDCG@10: "
+                f"**{ndcg['verdict']}**")
+    p1, p2 = st.columns([3, 2])
+    with p1:
+        st.plotly_chart(plot_paired_difference(pair_table, colors={"A": colors[run_a], "B": colors[run_b]},
+                                               names={"A": run_a, "B": run_b}), width="stretch", theme=None)
+        st.caption("Each dot is A's mean minus B's over the same test users, the whisker its paired 95% interval "
+                   "(users resampled together, so the easy-vs-hard spread both share cancels). Right of the line: A "
+                   "better; a whisker crossing the line: the data cannot tell them apart.")
+    with p2:
+        st.dataframe(pair_table.drop(columns=["users"]), width="stretch", hide_index=True,
+                     column_config={c: st.column_config.NumberColumn(format="%+.4f" if c != "A" and c != "B"
+                                                                     else "%.4f")
+                                    for c in ("A", "B", "difference", "lo", "hi")})
+        st.caption(compare.describe_paired_difference(pair_table) + f" · {int(pair_table['users'].iloc[0]):,} "
+                   "test users.")
+        download_table(pair_table, f"head_to_head_{run_a}_vs_{run_b}.csv", label="Download head to head (CSV)")
+else:
+    run_a = run_b = None
+    st.info("Train a second run to compare two runs user by user here and for one user below.")
+
 ranked = metrics[metrics["kind"] == "run"].sort_values("NDCG@10", ascending=False, kind="stable")
 best = str(ranked["model"].iloc[0])
 diffs = cache.paired(keys, fp, exclude_seen, best, all_results)
-st.markdown(f"**Best run by NDCG@10: `{best}`** ({ranked['NDCG@10'].iloc[0]:.4f}). Every other run and baseline "
-            "against it, user by user:")
-st.dataframe(compare.paired_differences_for_display(diffs), width="stretch", hide_index=True)
-st.caption("Difference to the best run on the same test users, with a paired bootstrap 95% interval (it cancels "
-           "the easy-vs-hard-user spread both share, so it is narrower than the bars' whiskers suggest). 'worse' "
-           "or 'better' = the interval excludes 0; 'within chance' = the data cannot tell them apart.")
-download_table(diffs, "paired_differences.csv", label="Download paired differences (CSV)")
+with st.expander(f"Every run and baseline against the best run by NDCG@10 ({best})", expanded=len(runs) < 2):
+    st.dataframe(compare.paired_differences_for_display(diffs), width="stretch", hide_index=True)
+    st.caption("Difference to the best run on the same test users, with a paired bootstrap 95% interval. 'worse' "
+               "or 'better' = the interval excludes 0; 'within chance' = the data cannot tell them apart.")
+    download_table(diffs, "paired_differences.csv", label="Download paired differences (CSV)")
 
 # ------------------------------------------------------------------------------------------------ breakdowns
 st.subheader("For whom is each run better?")
@@ -110,17 +162,11 @@ with g2:
         download_table(by_seg, "compare_by_segment.csv", label="Download by segment (CSV)")
 
 # -------------------------------------------------------------------------------------- one user, two runs
+if run_a is None or run_b is None:
+    st.stop()  # the head-to-head section already asked for a second run
 st.subheader("One user, two runs")
-if len(runs) < 2:
-    st.info("Train a second run to see two runs' recommendations and explanations for one user side by side.")
-    st.stop()
-names = list(runs)
-in_use = st.session_state.get(state.RUN_KEY)
-first = next((i for i, m in enumerate(metas) if str(m.path) == in_use), 0)
 vocab = ds.sequences.vocab
-s1, s2, s3, s4 = st.columns([2, 2, 2, 1])
-run_a = s1.selectbox("Run A", names, index=first, help="Defaults to the run in use.")
-run_b = s2.selectbox("Run B", [n for n in names if n != run_a], help="Any other run on this dataset.")
+s3, s4 = st.columns([3, 1])
 default_user = st.session_state.get("rec_user")
 user = s3.text_input("User id", value=default_user if default_user and vocab.has_user(default_user)
                      else vocab.user_ids[0], help=f"As in the log, e.g. {', '.join(vocab.user_ids[:3])}. Shared with "
@@ -138,8 +184,9 @@ try:
 except InputError as err:
     st.error(str(err))
     st.stop()
-st.markdown(f"**A** = `{run_a}` ({runs[run_a].family}) · **B** = `{run_b}` ({runs[run_b].family}) · both rank from "
-            f"the user's history before their held-out last event.")
+st.markdown(f"**A** = `{run_a}` ({setups[run_a]}) · **B** = `{run_b}` ({setups[run_b]}) · both rank from the "
+            "user's history before their held-out last event" + (" (time-aware runs at that event's time)" if any(
+                uses_time(runs[n].model) for n in (run_a, run_b)) else "") + ".")
 names_ab = {run_a: f"A: {run_a}", run_b: f"B: {run_b}"}
 colors_ab = {run_a: colors[run_a], run_b: colors[run_b]}
 t1, t2 = st.columns(2)

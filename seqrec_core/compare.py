@@ -56,8 +56,15 @@ class RunMeta:
     options: dict = field(default_factory=dict, hash=False)  # every model and training option (compare_options)
 
 
+# Tensors a run stores that are data, not learned parameters: the frozen item-text matrix (a persistent buffer of
+# models.text_features.TextItemFeatures, saved so a loaded run needs no encoder). Counting it would make a text run
+# look tens of times larger than it is (n_items x the encoder's width).
+FROZEN_TENSORS = frozenset({"item_emb.text.text"})
+
+
 def count_parameters(weights: str | Path) -> int | None:
-    """Number of values stored in a safetensors file, read from its JSON header (no tensor is loaded)."""
+    """Number of learned values in a safetensors file, read from its JSON header (no tensor is loaded); the
+    stored frozen tensors (:data:`FROZEN_TENSORS`) are left out."""
     try:
         with open(weights, "rb") as fh:
             (size,) = struct.unpack("<Q", fh.read(8))
@@ -68,7 +75,7 @@ def count_parameters(weights: str | Path) -> int | None:
         return None
     total = 0
     for name, entry in header.items():
-        if name == "__metadata__" or not isinstance(entry, dict):
+        if name == "__metadata__" or name in FROZEN_TENSORS or not isinstance(entry, dict):
             continue
         total += math.prod(int(d) for d in entry.get("shape", []))
     return total

@@ -13,6 +13,7 @@ from seqrec_core import compare
 from seqrec_core.errors import InputError
 
 SECOND_RUN = "tiny-sasrec-learned"
+TIMED_RUN = "tiny-sasrec-timed"
 
 
 def train_second_run(runs_dir: Path, dataset) -> Path:  # noqa: ANN001 - Dataset
@@ -26,6 +27,22 @@ def train_second_run(runs_dir: Path, dataset) -> Path:  # noqa: ANN001 - Dataset
     cfg = TrainConfig(epochs=1, batch_size=64, max_len=12, device="cpu", seed=1)
     run_training_job(dataset.sequences, "sasrec", {"hidden_size": 16, "num_layers": 1, "num_heads": 1,
                                                    "positions": "learned"}, cfg, out, dataset.info())
+    return out
+
+
+def train_timed_run(runs_dir: Path, dataset) -> Path:  # noqa: ANN001 - Dataset
+    """A tiny time-aware run (hour, weekday and gap embeddings of every event and of the query time) trained with
+    the gBCE loss: a scorer that must be given times, and options the Compare page has to name."""
+    from seqrec_core.jobs import run_training_job
+    from seqrec_core.training import TrainConfig
+
+    out = runs_dir / TIMED_RUN
+    if (out / "config.json").is_file():
+        return out
+    cfg = TrainConfig(epochs=2, batch_size=64, max_len=16, device="cpu", seed=2, lr=5e-3)
+    run_training_job(dataset.sequences, "sasrec", {"hidden_size": 16, "num_layers": 1, "num_heads": 1,
+                                                   "time_features": True, "loss": "gbce", "num_negatives": 16},
+                     cfg, out, dataset.info())
     return out
 
 
@@ -58,8 +75,10 @@ def test_run_meta_reads_json_and_header_only(two_runs, small_dataset):
         assert meta.n_params == sum(p.numel() for p in run.model.parameters())
         assert meta.train_seconds > 0 and meta.device == "cpu" and meta.epochs >= 1
     second = compare.get_run_meta(two_runs[SECOND_RUN].path)
-    assert "positions learned" in second.settings and "max_len 12" in second.settings
-    assert "hidden_size 16" in second.settings and "dropout" not in second.settings  # defaults are left out
+    assert second.setup.startswith("sasrec · ") and "positions learned" in second.setup
+    assert "max len 12" in second.setup and "hidden size 16" in second.setup
+    assert "dropout" not in second.setup and "time features" not in second.setup  # defaults are left out
+    assert second.options["positions"] == "learned" and second.options["train: seed"] == 1
 
 
 def test_list_run_metas_filters_by_fingerprint(runs_dir, two_runs, small_dataset):
