@@ -4,6 +4,8 @@ A model only has to implement ``forward(input_ids, targets) -> loss`` and ``scor
 feeds it left-padded next-item windows (see :mod:`seqrec_core.models.neural`) and early-stops on validation
 NDCG@10 computed by :func:`seqrec_core.evaluation.evaluate` with full ranking, the same metric reported later.
 Progress goes to an ``on_event`` callback as small JSON-able dicts, which the job appends to progress.jsonl.
+Batches stream from the flat event arrays (:class:`seqrec_core.models.batches.WindowSource`), and under torchrun
+the same loop trains data-parallel (:mod:`seqrec_core.distributed`).
 """
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqrec_core import distributed
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
-from seqrec_core.models.batches import batch_order, iterate_batches, training_time_windows, training_windows
+from seqrec_core.models.batches import batch_order, build_window_source
 from seqrec_core.models.neural import NeuralScorer
 from seqrec_core.models.time_features import require_time
 
@@ -182,43 +185,62 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     budget ("time_budget"; the last validation is fitted inside the budget) or ``should_stop()`` turning true
     between steps ("cancelled"). The best validated weights are loaded into the model before returning. A
     cancel before the first validation raises :class:`TrainingCancelled`.
+
+    Under torchrun (WORLD_SIZE set) every rank calls this with the same data and config: the model is wrapped in
+    DistributedDataParallel, each rank trains its share of each epoch's batches, rank 0 validates and decides
+    (cancel: any rank), and every rank returns the same weights. Only rank 0 calls ``on_event``; the other
+    ranks' results have an empty history.
     """
     from seqrec_core.evaluation import evaluate  # deferred: evaluation pulls in pandas-heavy helpers
 
     emit = on_event or (lambda _event: None)
     stop_requested = should_stop or (lambda: False)
     started = time.perf_counter()
-    device = resolve_device(cfg.device)
+    ctx = distributed.init_from_env(cfg.device)  # None unless launched by torchrun
+    main = ctx is None or ctx.is_main
+    if not main:
+        emit = lambda _event: None  # noqa: E731 - only rank 0 reports
+    device = resolve_device(cfg.device) if ctx is None else ctx.device
     _use_all_cores()
     seed_everything(cfg.seed)
     max_len = int(getattr(getattr(model, "config", None), "max_len", cfg.max_len))
     if max_len != cfg.max_len:
         log.warning("model max_len %d differs from training max_len %d; using the model's", max_len, cfg.max_len)
     train_seqs = [data.train_sequence(u) for u in range(data.n_users)]
-    windows, lengths, masked = training_windows(train_seqs, max_len)
-    time_windows = None
-    if getattr(model, "uses_time", False):  # train_sequence is a prefix of the user's events: times alike
+    uses_time = getattr(model, "uses_time", False)
+    if uses_time:  # train_sequence is a prefix of the user's events: the source reads the same prefix of times
         require_time(data)
-        time_windows = training_time_windows([data.times[u][:len(s)] for u, s in enumerate(train_seqs)], max_len)
-    if len(windows) == 0:
+    source = build_window_source(train_seqs, max_len, times=data.times if uses_time else None)
+    lengths = source.lengths
+    if len(source) == 0:
         raise InputError("no user has 2 or more training events, so there is nothing to learn from; "
                          "load a log with longer histories (each user needs at least 4 events)")
     if hasattr(model, "set_item_counts"):
-        counts = np.bincount(np.concatenate(train_seqs), minlength=data.vocab.n_items + 1)[1:]
+        counts = source.items.bincount(minlength=data.vocab.n_items + 1)[1:]
         model.set_item_counts(torch.as_tensor(counts, dtype=torch.float32))
     model.to(device)
+    net = model  # what the training step calls: the model, or its DDP wrapper
+    if ctx is not None:
+        net = distributed.wrap_model(model, ctx)  # rank 0's initial weights on every rank
+        torch.manual_seed(cfg.seed + ctx.rank)  # different dropout / negatives per rank, same weights
     optimizer = _adamw(model, cfg)
     autocast, fp16 = _autocast(device, cfg.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=fp16)
     rng = np.random.default_rng(cfg.seed)
     pin = device.type == "cuda"
     steps_per_epoch = len(batch_order(lengths, cfg.batch_size, np.random.default_rng(0)))
+    if ctx is not None:
+        steps_per_epoch = -(-steps_per_epoch // ctx.world_size)  # each rank's share
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    emit({"event": "start", "device": str(device), "n_params": int(n_params), "epochs": cfg.epochs,
-          "steps_per_epoch": steps_per_epoch, "train_windows": int(len(windows)),
-          "train_targets": int((lengths - 1 - masked).sum()), "time_budget": cfg.time_budget})
-    log.info("training on %s: %d parameters, %d windows, %d steps/epoch", device, n_params, len(windows),
-             steps_per_epoch)
+    start_event = {"event": "start", "device": str(device), "n_params": int(n_params), "epochs": cfg.epochs,
+                   "steps_per_epoch": steps_per_epoch, "train_windows": int(len(source)),
+                   "train_targets": source.n_targets, "time_budget": cfg.time_budget}
+    if ctx is not None:
+        start_event["world_size"] = ctx.world_size
+    emit(start_event)
+    if main:
+        log.info("training on %s: %d parameters, %d windows, %d steps/epoch", device, n_params, len(source),
+                 steps_per_epoch)
 
     eval_batch = eval_batch_size(device)
     scorer = NeuralScorer(model, max_len, device, batch_size=eval_batch, output="torch")
@@ -243,7 +265,27 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
             est = min(est, max(0.0, cfg.time_budget - elapsed()))
         return round(est, 1)
 
-    def validate(epoch: int, train_loss: float) -> dict:
+    def check_stop() -> StopReason | None:
+        """Why to stop before the next step, if at all; under DDP the same answer on every rank."""
+        cancel = stop_requested()
+        late = not cancel and main and out_of_time()
+        if ctx is not None:
+            cancel, late = distributed.any_rank(ctx, [cancel, late])  # any rank's cancel, rank 0's clock
+        return "cancelled" if cancel else "time_budget" if late else None
+
+    def validate(epoch: int, train_loss: float) -> None:
+        """Rank 0 validates and decides; under DDP the other ranks follow its decision (keep these weights?
+        how many validations without gain?) and snapshot their own, identical, weights."""
+        nonlocal stale
+        if main:
+            keep = _validate_main(epoch, train_loss)
+        if ctx is not None:
+            keep, stale, val = distributed.from_main(ctx, [keep if main else 0, stale, best["val"] if main else 0])
+            stale = int(stale)
+            if not main and keep:
+                best.update(val=val, epoch=epoch, state={k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    def _validate_main(epoch: int, train_loss: float) -> bool:
         nonlocal val_seconds, stale, best_seen
         t0 = time.perf_counter()
         result = evaluate(scorer, data, "val", batch_size=eval_batch, max_users=cfg.val_users, seed=cfg.seed)
@@ -255,31 +297,32 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
         improved = ndcg > best_seen
         best_seen = max(best_seen, ndcg)
         stale = 0 if improved else stale + 1
-        if improved or cfg.keep == "last":
+        keep = improved or cfg.keep == "last"
+        if keep:
             best.update(val=ndcg, epoch=epoch, metrics=dict(result.metrics),
                         state={k: v.detach().clone() for k, v in model.state_dict().items()})
         emit({"event": "epoch", **row, "best_epoch": best["epoch"], "elapsed": round(elapsed(), 3),
               "eta_seconds": eta(epoch)})
         log.info("epoch %d: loss %.4f val NDCG@10 %.4f (best %.4f @ %d)", epoch, train_loss, ndcg, best["val"],
                  best["epoch"])
-        return row
+        return keep
 
     epoch = 0
     pending: tuple[int, float] | None = None  # (epoch, loss) trained but not yet validated
     stopped = False
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
+        net.train()
         loss_sum = torch.zeros((), device=device)
         n_steps = 0
-        batches = batch_order(lengths, cfg.batch_size, rng)
-        for step, batch in enumerate(iterate_batches(windows, lengths, batches, masked, time_windows), start=1):
+        batches = batch_order(lengths, cfg.batch_size, rng)  # the same order on every rank (same seed)
+        if ctx is not None:
+            batches = distributed.shard_batches(batches, ctx.rank, ctx.world_size)
+        for step, batch in enumerate(source.iterate(batches), start=1):
             inputs, targets = batch[0], batch[1]
             times = batch[2] if len(batch) > 2 else None
-            if stop_requested():
-                reason, stopped = "cancelled", True
-                break
-            if out_of_time():
-                reason, stopped = "time_budget", True
+            why = check_stop()
+            if why is not None:
+                reason, stopped = why, True
                 break
             if pin:
                 inputs, targets = inputs.pin_memory(), targets.pin_memory()
@@ -287,7 +330,7 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
             targets = targets.to(device, non_blocking=True)  # (B, W)
             if times is not None:
                 times = times.to(device, non_blocking=True)  # (B, W + 1)
-            loss = train_step(model, optimizer, scaler, autocast, inputs, targets, times)
+            loss = train_step(net, optimizer, scaler, autocast, inputs, targets, times)
             loss_sum += loss.detach().float()
             n_steps += 1
             now = elapsed()
@@ -296,8 +339,12 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
                 emit({"event": "step", "epoch": epoch, "step": step, "steps": len(batches),
                       "loss": round(float(loss.detach().float().cpu()), 6), "elapsed": round(now, 3),
                       "eta_seconds": eta(epoch - 1 + step / len(batches))})
-        train_loss = float(loss_sum.cpu()) / max(n_steps, 1)
-        if not math.isfinite(train_loss):
+        if ctx is None:
+            train_loss = float(loss_sum.cpu()) / max(n_steps, 1)
+        else:  # mean over every rank's steps
+            total, n_steps = distributed.sum_over_ranks(ctx, [float(loss_sum.cpu()), n_steps])
+            train_loss, n_steps = total / max(n_steps, 1), int(n_steps)
+        if main and not math.isfinite(train_loss):
             log.warning("training loss is not finite at epoch %d; lower the learning rate", epoch)
         if stopped:
             if n_steps:
@@ -319,8 +366,9 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     model.load_state_dict(best["state"])
     model.eval()
     seconds = elapsed()
-    log.info("training stopped (%s) after %.1f s; best epoch %d val NDCG@10 %.4f", reason, seconds, best["epoch"],
-             best["val"])
+    if main:
+        log.info("training stopped (%s) after %.1f s; best epoch %d val NDCG@10 %.4f", reason, seconds,
+                 best["epoch"], best["val"])
     return TrainResult(model=model, history=history, best_epoch=int(best["epoch"]), best_val=float(best["val"]),
                        train_seconds=seconds, device=str(device), stopped_reason=reason,
                        best_val_metrics=best["metrics"])

@@ -6,8 +6,15 @@ import pandas as pd
 import pytest
 
 from seqrec_core.data import build_sequences
-from seqrec_core.models.batches import (FlatSequences, batch_order, build_window_source, iterate_batches,
-                                        training_time_windows, training_windows, window_bounds)
+from seqrec_core.models.batches import (
+    FlatSequences,
+    batch_order,
+    build_window_source,
+    iterate_batches,
+    training_time_windows,
+    training_windows,
+    window_bounds,
+)
 
 
 def reference_bounds(lengths, max_len: int, min_context: int | None):
