@@ -111,7 +111,8 @@ def target_score(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor,
         hidden = model.forward_hidden(ids).hidden[:, -1]  # (N, D)
     else:
         hidden = model.forward_hidden(ids, times=times).hidden[:, -1]  # (N, D)
-    return (hidden * model.item_emb.weight[targets]).sum(-1)  # (N,) == score(ids)[n, targets[n]]
+    # The output layer, not item_emb: untied models score with their own table, and in a view item_emb is the proxy.
+    return (hidden * model.output_weights()[targets]).sum(-1)  # (N,) == score(ids)[n, targets[n]]
 
 
 def _path_forward(view: nn.Module, proxy: _EmbeddingProxy):

@@ -177,16 +177,21 @@ class BERT4Rec(nn.Module):
         masked = self.cloze_mask(seq)  # (B, S)
         h = self.cloze_hidden(seq, masked)[masked]  # (N, D) only masked columns: the output layer is the big cost
         y = seq[masked]  # (N,)
-        return full_softmax_cross_entropy(h, self.item_emb.weight[1:], y - 1)  # padding column left out
+        return full_softmax_cross_entropy(h, self.output_weights()[1:], y - 1)  # padding column left out
 
     # ---------------------------------------------------------------------------------------------- infer
     def score(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Scores (B, n_items + 1) for the item after the last column; column 0 (padding) is -inf."""
         hidden = self.forward_hidden(input_ids).hidden[:, -1]  # (B, D) the appended mask token
-        scores = hidden @ self.item_emb.weight.T  # (B, V + 1)
+        scores = hidden @ self.output_weights().T  # (B, V + 1)
         scores[:, 0] = float("-inf")
         return scores
 
+    def output_weights(self) -> torch.Tensor:
+        """The output layer (n_items + 1, D), ``score = hidden @ output_weights().T``: the input table (tied)."""
+        return self.item_emb.weight
+
     def item_embeddings(self) -> torch.Tensor:
-        """The learned item vectors (n_items + 1, D), row 0 = padding; the mask vector is not among them."""
+        """The INPUT item vectors (n_items + 1, D), row 0 = padding (what the embeddings page projects; tied, so
+        also the output layer); the mask vector is not among them."""
         return self.item_emb.weight

@@ -143,14 +143,19 @@ class RNNRec(nn.Module):
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean next-item cross-entropy over every position with a target (``targets`` 0 = no target)."""
         hidden = self.forward_hidden(input_ids).hidden  # (B, T, D)
-        return position_loss(hidden, targets, self.item_emb.weight)
+        return position_loss(hidden, targets, self.output_weights())
 
     def score(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Scores (B, n_items + 1) for the item after the last column; column 0 (padding) is -inf."""
-        return score_last(self.forward_hidden(input_ids).hidden, self.item_emb.weight)
+        return score_last(self.forward_hidden(input_ids).hidden, self.output_weights())
+
+    def output_weights(self) -> torch.Tensor:
+        """The output layer (n_items + 1, D), ``score = hidden @ output_weights().T``: the input table (tied)."""
+        return self.item_emb.weight
 
     def item_embeddings(self) -> torch.Tensor:
-        """The learned item vectors (n_items + 1, D), row 0 = padding."""
+        """The INPUT item vectors (n_items + 1, D), row 0 = padding (what the embeddings page projects); tied,
+        so also the output layer."""
         return self.item_emb.weight
 
 

@@ -3,7 +3,9 @@
 The Transformer body comes from ``transformers`` built from a config (no hub download): ``LlamaModel`` for
 rotary positions (the default; relative positions let it learn trigger->response pairs far apart) or
 ``GPT2Model`` for learned absolute positions (classic SASRec). The item vocabulary is ours: an
-``nn.Embedding(n_items + 1, d, padding_idx=0)`` fed as ``inputs_embeds`` and reused (tied) as the output layer.
+``nn.Embedding(n_items + 1, d, padding_idx=0)`` fed as ``inputs_embeds``. The output layer (what
+:meth:`SASRec.output_weights` returns) is that same table (tied) for the softmax losses and a separate table
+``out_emb`` for BCE/gBCE (``tied_output``; why: see :class:`SASRecConfig`).
 
 Inputs are LEFT-padded ``(B, T)`` item ids with 0 = padding, the last column being the prediction point.
 Positions are computed from the padding mask so that adding more left padding never changes a score.
@@ -19,7 +21,7 @@ import contextlib
 import math
 import threading
 from dataclasses import asdict, dataclass, fields
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +59,18 @@ class SASRecConfig:
     time_features: bool = False  # hour/weekday/gap embeddings of each event and of the query time
     text_encoder: str | None = None  # transformers checkpoint (hub name or folder) that read the item titles
     text_dim: int = 0  # width of its vectors, set from the encoder when training; 0 = no item text
+    # Output layer = the input item table (True) or a separate ``out_emb`` table (False). None (unset) picks by loss:
+    # tied for full/sampled softmax, untied for bce/gbce. Why: with a tied table the binary losses' negative
+    # gradients push every item vector away from the same hidden states, so the table gains a large common
+    # vector and input items become hard to tell apart (demo: gBCE NDCG@10 0.080 tied); gSASRec likewise keeps
+    # a separate output table (reuse_item_embeddings=False). Softmax losses learn well tied and need no
+    # second table. Set from the loss in __post_init__, so a saved config always holds True or False.
+    tied_output: bool | None = None
     family: str = "sasrec"
+
+    # What a stored config that lacks a field meant when it was saved: runs from before ``tied_output`` existed
+    # were tied whatever their loss. The run loader applies these before building the config (setdefault).
+    STORED_DEFAULTS: ClassVar[dict[str, object]] = {"tied_output": True}
 
     def __post_init__(self) -> None:
         check_int("n_items", self.n_items, 1, 50_000_000)
@@ -76,6 +89,11 @@ class SASRecConfig:
         if not isinstance(self.time_features, bool):
             raise InputError(f"time_features {self.time_features!r} must be true or false")
         check_text_options(self.text_encoder, self.text_dim)
+        if self.tied_output is None:
+            object.__setattr__(self, "tied_output", self.loss not in ("bce", "gbce"))
+        elif not isinstance(self.tied_output, bool):
+            raise InputError(f"tied_output {self.tied_output!r} must be true or false (or unset: tied for the "
+                             "softmax losses, untied for bce/gbce)")
         for name, allowed in (("positions", ("rotary", "learned")), ("loss", ("full", "sampled", "bce", "gbce")),
                               ("negatives", ("uniform", "popularity")), ("family", ("sasrec",))):
             if getattr(self, name) not in allowed:
@@ -178,6 +196,15 @@ class SASRec(nn.Module):
                 raise InputError("text_encoder and text_dim go together: train through run_training_job (it sets "
                                  "text_dim from the encoder) or leave both unset")
             self.item_emb = TextAwareItemEmbedding(self.item_emb, TextItemFeatures(config.n_items, config.text_dim, d))
+        # Untied output table; text-aware models add the same projected title vector to it (see output_weights).
+        # The text module is kept as a plain (unregistered) reference too: no second state-dict entry, and a view
+        # of the model whose item_emb is swapped (the explainers' Captum proxy) still reaches it.
+        object.__setattr__(self, "_output_text", getattr(self.item_emb, "text", None))
+        self.out_emb = None if config.tied_output else nn.Embedding(config.n_items + 1, d, padding_idx=0)
+        if self.out_emb is not None:
+            nn.init.normal_(self.out_emb.weight, std=0.02)
+            with torch.no_grad():
+                self.out_emb.weight[0].zero_()
         self.register_buffer("neg_probs", torch.ones(config.n_items), persistent=False)  # sampler weights
 
     def _dropout_hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
@@ -233,7 +260,7 @@ class SASRec(nn.Module):
         h = hidden[where]  # (N, D) only positions that predict something: the output layer is the big cost
         y = targets[:, -hidden.shape[1]:][where]  # (N,)
         if self.config.loss == "full":
-            return full_softmax_cross_entropy(h, self.item_emb.weight[1:], y - 1)  # padding column left out
+            return full_softmax_cross_entropy(h, self.output_weights()[1:], y - 1)  # padding column left out
         if self.config.loss in ("bce", "gbce"):
             return self._binary_loss(h, y)
         return self._sampled_loss(h, y)
@@ -245,7 +272,7 @@ class SASRec(nn.Module):
         t = 0.0 if self.config.loss == "bce" else float(self.config.gbce_t)
         probs = self.neg_probs if self.config.negatives == "popularity" else None
         pool, pick = sample_negative_pool(self.config.n_items, h.shape[0], k, probs, h.device)  # (P,), (N, K)
-        w = self.item_emb.weight
+        w = self.output_weights()  # (V + 1, D)
         pos_logit = (h * w[y]).sum(-1)  # (N,)
         neg_logit = (h @ w[pool].T).gather(1, pick)  # (N, K) via the (N, P) pool logits
         valid = pool[pick] != y[:, None]  # (N, K) an accidental hit is no negative
@@ -261,7 +288,7 @@ class SASRec(nn.Module):
         neg = torch.multinomial(probs, k, replacement=True) + 1  # (K,) item ids
         log_q_neg = torch.log(probs[neg - 1] * k)  # (K,)
         log_q_pos = torch.log(probs[y - 1] * k)  # (N,)
-        w = self.item_emb.weight
+        w = self.output_weights()  # (V + 1, D)
         pos_logit = (h * w[y]).sum(-1) - log_q_pos  # (N,)
         neg_logit = h @ w[neg].T - log_q_neg  # (N, K)
         neg_logit = neg_logit.masked_fill(neg[None, :] == y[:, None], float("-inf"))  # accidental hits
@@ -277,10 +304,23 @@ class SASRec(nn.Module):
         """Scores (B, n_items + 1) for the item after the last column; column 0 (padding) is -inf.
         ``times`` (B, T + 1): needed by a time-aware model (its last column = the request time)."""
         hidden = self.forward_hidden(input_ids, times=times).hidden[:, -1]  # (B, D)
-        scores = hidden @ self.item_emb.weight.T  # (B, V + 1)
+        scores = hidden @ self.output_weights().T  # (B, V + 1)
         scores[:, 0] = float("-inf")
         return scores
 
+    def output_weights(self) -> torch.Tensor:
+        """The output layer (n_items + 1, D): ``score = hidden @ output_weights().T``; row 0 = padding.
+
+        Tied: the input item table. Untied: ``out_emb``, plus the projected title vector of a text-aware model
+        (the same text part the inputs get, so an item's title reaches both sides and a title-only item can
+        still be recommended)."""
+        if self.out_emb is None:
+            return self.item_emb.weight
+        if self._output_text is not None:
+            return self.out_emb.weight + self._output_text.item_matrix()  # (V + 1, D)
+        return self.out_emb.weight
+
     def item_embeddings(self) -> torch.Tensor:
-        """The learned item vectors (n_items + 1, D), row 0 = padding; the embeddings page projects these."""
+        """The INPUT item vectors (n_items + 1, D), row 0 = padding: what the embeddings page projects. With an
+        untied output layer the scoring vectors differ: see :meth:`output_weights`."""
         return self.item_emb.weight
