@@ -8,19 +8,17 @@ Why so strict: runs travel (trained on a GPU server, zipped, uploaded to the das
 folder would run arbitrary code on load. Saving is atomic (temp folder beside the target, then one rename), so
 a crash or a cancel never leaves half a run that the dashboard would list.
 
-This module saves, loads, lists and unpacks runs and cleans the temp folders a killed save leaves; the checks of
-untrusted run files live in :mod:`seqrec_core.run_checks` (re-exported here, so existing imports keep working).
+This module loads, lists and unpacks runs. Saving (atomic writes, and cleaning the temp folders a killed save
+leaves) lives in :mod:`seqrec_core.run_save`, the checks of untrusted run files in :mod:`seqrec_core.run_checks`;
+both are re-exported here, so ``from seqrec_core.runs import save_run`` and the like keep working.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
 import os
-import re
 import shutil
-import socket
 import tempfile
 import time
 import zipfile
@@ -55,10 +53,12 @@ from seqrec_core.run_checks import (
     read_jsonl,
     validate_run_config,
 )
+from seqrec_core.run_save import _HOST as _HOST  # for tests that name temp folders as a writer here would
+from seqrec_core.run_save import STALE_SECONDS, clean_stale_temp, is_run_folder, save_run, writer_id
 
 log = logging.getLogger(__name__)
 
-__all__ = [  # names defined here, and the checks re-exported from run_checks that callers import from here
+__all__ = [  # names defined here, and those re-exported from run_save and run_checks that callers import from here
     "CONFIG_SCHEMA", "FORMAT_VERSION", "MAX_FOLDER_ENTRIES", "MAX_HEADER_BYTES", "MAX_JSON_BYTES", "MAX_TEXT",
     "MAX_UNPACKED_BYTES", "MAX_ZIP_BYTES", "MAX_ZIP_MEMBERS", "PICKLE_SUFFIXES", "REQUIRED_FILES", "RUN_FILES",
     "STALE_SECONDS", "STOP_REASONS", "Run", "RunInfo", "check_run_folder", "check_safetensors", "clean_stale_temp",
@@ -68,186 +68,11 @@ __all__ = [  # names defined here, and the checks re-exported from run_checks th
 
 MAX_ZIP_BYTES = 1 << 30  # an uploaded archive, compressed
 MAX_UNPACKED_BYTES = 2 << 30  # and unpacked (declared and actual): a zip bomb stops here
-STALE_SECONDS = 3600  # a temp folder this old is abandoned even if a process with its writer's pid is alive
-# Temp and set-aside folders beside runs: ".<name>.tmp-<pid>-<host>-<random>", ".<name>.old-<pid>-<host>-<ns>",
-# ".upload.tmp-<pid>-<host>-..."; <host> (8 hex digits of the machine's name) because a runs folder on a shared
-# disk may hold the temp folder of a live writer on another machine, whose pid means nothing here.
-_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
-_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[^/]*$")
 
 
 def runs_root() -> Path:
     """Where runs live: $SEQREC_RUNS_DIR, else ./runs."""
     return Path(os.environ.get("SEQREC_RUNS_DIR") or "runs")
-
-
-def is_run_folder(path: Path) -> bool:
-    return path.is_dir() and all((path / name).is_file() for name in REQUIRED_FILES)
-
-
-def _json_bytes(obj: object) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, indent=1, allow_nan=True, default=str).encode("utf-8")
-
-
-def _jsonl_bytes(rows: list[dict]) -> bytes:
-    return "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows).encode("utf-8")
-
-
-def save_run(out_dir: str | Path, *, model: nn.Module, config: dict, vocab: Vocab, metrics: dict,
-             history: list[dict], progress_path: str | Path | None = None) -> Path:
-    """Write a run folder atomically; replaces an existing run there, refuses any other non-empty folder.
-
-    Files are fsynced before the rename, so after a crash the folder holds the old run or the new one, never a
-    mix; temp folders a killed writer left beside it are removed here and by :func:`list_runs`."""
-    from safetensors.torch import save_file
-
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"'{out}' exists and is a file; choose a folder path for the run")
-    if out.is_dir() and any(out.iterdir()) and not is_run_folder(out):
-        raise InputError(f"'{out}' is a non-empty folder that is not a run; refusing to overwrite it, choose a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temp(out.parent)
-    model_cfg = getattr(model, "config", None)
-    config = dict(config)
-    if model_cfg is not None and hasattr(model_cfg, "to_dict"):
-        config.setdefault("family", model_cfg.family)
-        config.setdefault("model", model_cfg.to_dict())
-    config.setdefault("format_version", FORMAT_VERSION)
-    config.setdefault("library_version", _library_version())
-    config.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{_writer()}-", dir=out.parent))
-    try:
-        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"), metadata={"family": str(config.get("family"))})
-        _fsync(tmp / "model.safetensors")
-        _write(tmp / "config.json", _json_bytes(config))
-        _write(tmp / "vocab.json", _json_bytes(vocab.to_json()))
-        _write(tmp / "metrics.json", _json_bytes(metrics))
-        _write(tmp / "history.jsonl", _jsonl_bytes(history))
-        if progress_path is not None and Path(progress_path).is_file():
-            shutil.copyfile(progress_path, tmp / "progress.jsonl")
-            _fsync(tmp / "progress.jsonl")
-        _fsync(tmp)
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("saved run to %s", out)
-    return out
-
-
-def _write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's (or a folder's entries') data to disk; best effort where the OS refuses folders."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished temp folder onto ``out``; an old run there is moved aside first, then deleted.
-
-    A kill between the two renames leaves the old run set aside as ``.<name>.old-<pid>-...``; the next
-    :func:`clean_stale_temp` puts it back, so the previous run is never lost."""
-    old = None
-    if out.is_dir():
-        if any(out.iterdir()):
-            old = out.with_name(f".{out.name}.old-{_writer()}-{time.time_ns()}")
-            os.rename(out, old)
-        else:
-            out.rmdir()
-    try:
-        os.rename(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out)
-        raise
-    _fsync(out.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _writer() -> str:
-    """Who writes a temp folder: "<pid>-<host>" (see :data:`_TEMP_NAME`)."""
-    return f"{os.getpid()}-{_HOST}"
-
-
-def _pid_alive(pid: int, host: str) -> bool:
-    if host != _HOST:
-        return True  # another machine's writer: only the age rule applies
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, OSError):
-        return True  # someone else's process (or cannot tell): only the age rule may remove its folders
-    return True
-
-
-def clean_stale_temp(root: str | Path) -> list[Path]:
-    """Remove temp folders that a killed writer left under ``root``, and restore runs it had set aside.
-
-    A folder is stale when its writer (pid on this machine, in its name) is dead, or it is older than
-    :data:`STALE_SECONDS`.
-    A set-aside old run whose place is empty is renamed back (the new run never arrived); any other stale
-    folder is deleted. Returns what was removed or restored."""
-    base = Path(root)
-    touched: list[Path] = []
-    try:
-        entries = [e for e in base.iterdir() if e.name.startswith(".")]
-    except OSError:
-        return touched
-    now = time.time()
-    for entry in sorted(entries, key=lambda e: e.name):
-        match = _TEMP_NAME.match(entry.name)
-        if match is None or entry.is_symlink() or not entry.is_dir():
-            continue
-        try:
-            age = now - entry.stat().st_mtime
-        except OSError:
-            continue
-        if _pid_alive(int(match["pid"]), match["host"]) and age < STALE_SECONDS:
-            continue
-        target = base / match["name"]
-        try:
-            if match["kind"] == "old" and is_run_folder(entry) and not is_run_folder(target):
-                if target.is_dir() and not any(target.iterdir()):
-                    target.rmdir()
-                if target.exists():  # something else took its place: keep the old run where it is
-                    log.warning("kept %s: an interrupted save set it aside and %s is not a run", entry, target)
-                    continue
-                os.rename(entry, target)
-                log.warning("restored run %s that an interrupted save had set aside", target)
-                touched.append(target)
-                continue
-            shutil.rmtree(entry)
-            log.info("removed stale temp folder %s", entry)
-            touched.append(entry)
-        except OSError as err:
-            log.warning("could not clean %s: %s", entry, err)
-    return touched
-
-
-def _library_version() -> str:
-    from seqrec_core import __version__
-
-    return __version__
 
 
 @dataclass
@@ -382,7 +207,7 @@ def unpack_run_zip(data: bytes, dest_root: str | Path) -> Path:
     root = Path(dest_root)
     root.mkdir(parents=True, exist_ok=True)
     clean_stale_temp(root)
-    tmp = Path(tempfile.mkdtemp(prefix=f".upload.tmp-{_writer()}-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".upload.tmp-{writer_id()}-", dir=root))
     try:
         written = 0
         for info in members:
