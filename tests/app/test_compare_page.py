@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from test_compare import train_second_run  # noqa: E402 - the same second run as the core tests
+from test_compare import TIMED_RUN, train_second_run, train_timed_run  # noqa: E402 - the core tests' runs
 
 
 def open_page(page: str, dataset=None) -> AppTest:  # noqa: ANN001
@@ -29,14 +29,20 @@ def open_page(page: str, dataset=None) -> AppTest:  # noqa: ANN001
 
 @pytest.fixture
 def private_runs(tmp_path, monkeypatch, runs_dir, small_dataset, tiny_run):
-    """A function that fills a fresh runs folder with copies of the named tiny runs."""
+    """A function that fills a fresh runs folder with copies of the first n tiny runs (plain, learned positions),
+    or of the named ones (the time-aware run is trained only when named)."""
     second = train_second_run(runs_dir, small_dataset)
     root = tmp_path / "runs"
     root.mkdir()
     monkeypatch.setenv("SEQREC_RUNS_DIR", str(root))
 
-    def fill(n: int) -> Path:
-        for src in (tiny_run, second)[:n]:
+    def fill(n: int | tuple[str, ...]) -> Path:
+        if isinstance(n, int):
+            sources = (tiny_run, second)[:n]
+        else:
+            made = {tiny_run.name: tiny_run, second.name: second}
+            sources = [made[name] if name in made else train_timed_run(runs_dir, small_dataset) for name in n]
+        for src in sources:
             shutil.copytree(src, root / src.name)
         return root
 
@@ -70,7 +76,7 @@ def test_compare_two_runs_table_charts_and_side_by_side(private_runs, small_data
     at = open_page("pages/8_Compare.py", dataset=small_dataset)
     table = at.dataframe[0].value
     assert len(table) == 2 and set(table["run"]) == {"tiny-sasrec", "tiny-sasrec-learned"}
-    assert {"family", "NDCG@10 (95% CI)", "HR@10 (95% CI)", "MRR (95% CI)", "training time", "parameters", "device",
+    assert {"setup", "NDCG@10 (95% CI)", "HR@10 (95% CI)", "MRR (95% CI)", "training time", "parameters", "device",
             "data fingerprint"} <= set(table.columns)
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(specs) >= 5  # metrics, history length, segments, top-K overlap, attributions
@@ -91,6 +97,44 @@ def test_compare_two_runs_table_charts_and_side_by_side(private_runs, small_data
     assert not at.exception, at.exception
     at.text_input[0].set_value("no-such-user").run()
     assert not at.exception and any("no-such-user" in e.value for e in at.error)
+
+
+def test_compare_time_aware_and_plain_run(private_runs, small_dataset):
+    """A time-aware run next to a plain one: the table names its options, the head-to-head gives a verdict, and
+    its top-K on the page is the one scored with times (recommend.py's, asked at the held-out event's time)."""
+    from seqrec_core.recommend import get_recommendations
+    from seqrec_core.runs import load_run
+
+    root = private_runs(("tiny-sasrec", TIMED_RUN))
+    at = open_page("pages/8_Compare.py", dataset=small_dataset)
+    runs_table = at.dataframe[0].value.set_index("run")
+    assert "time features" in runs_table.loc[TIMED_RUN, "setup"] and "loss gbce" in runs_table.loc[TIMED_RUN, "setup"]
+    assert "time features" not in runs_table.loc["tiny-sasrec", "setup"]
+    options = next(d.value for d in at.dataframe if "family" in d.value.columns and "run" in d.value.columns)
+    assert {"time_features", "loss", "max_len"} <= set(options.columns) and "dropout" not in options.columns
+    next(t for t in at.toggle if t.label.startswith("Also show the options")).set_value(True).run()
+    assert not at.exception, at.exception
+    options = next(d.value for d in at.dataframe if "family" in d.value.columns and "run" in d.value.columns)
+    assert "dropout" in options.columns and "train: lr" in options.columns
+
+    next(s for s in at.selectbox if s.label == "Run A").set_value(TIMED_RUN).run()
+    assert not at.exception, at.exception
+    head = next(d.value for d in at.dataframe if "verdict" in d.value.columns).set_index("metric")
+    assert list(head.index) == ["NDCG@10", "HR@10"]
+    assert set(head["verdict"]) <= {"A beats B", "B beats A", "no clear difference"}
+    assert (head["lo"] <= head["difference"]).all() and (head["difference"] <= head["hi"]).all()
+    assert any("Run A minus run B" in c.proto.spec for c in at.get("plotly_chart"))
+    assert any("time-aware runs at that event's time" in m.value for m in at.markdown)
+
+    user = at.text_input[0].value
+    served = get_recommendations(load_run(root / TIMED_RUN).scorer(), small_dataset.sequences, user, 10,
+                                 exclude_seen=at.toggle[0].value, holdout=True)
+    side = next(d.value for d in at.dataframe if "A: item" in d.value.columns)
+    assert side["A: score"].to_numpy() == pytest.approx(served["score"].to_numpy(), rel=1e-5)
+    events = next(d.value for d in at.dataframe if "lag" in d.value.columns)
+    assert {"A", "B"} <= set(events.columns) and events["A"].notna().sum() == min(16, len(events))
+    at.radio[0].set_value("top").run()
+    assert not at.exception, at.exception
 
 
 def test_train_page_family_selector_shows_the_familys_options(runs_dir, small_dataset):
