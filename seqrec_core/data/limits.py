@@ -20,12 +20,14 @@ DEFAULT_MAX_FILE_MB = 20_000.0
 
 
 def size_text(n_bytes: int) -> str:
-    """A file size as a person reads it: ``3.6 KB``, ``12.0 MB``, ``1.5 GB`` (binary units)."""
+    """A file size as a person reads it: ``512 bytes``, ``3.6 KB``, ``12.0 MB``, ``1.5 GB`` (binary units)."""
     if n_bytes >= 2**30:
         return f"{n_bytes / 2**30:,.1f} GB"
     if n_bytes >= 2**20:
         return f"{n_bytes / 2**20:,.1f} MB"
-    return f"{n_bytes / 2**10:,.1f} KB"
+    if n_bytes >= 2**10:
+        return f"{n_bytes / 2**10:,.1f} KB"
+    return f"{n_bytes:,} bytes"
 
 
 def refuse_if_larger(name: str, size: int, limit_mb: float, *, limit_name: str, fix: str) -> None:
