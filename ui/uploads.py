@@ -10,10 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from seqrec_core.data.dataset import Dataset, dataset_from_events
+from seqrec_core.data.limits import refuse_if_larger
 from seqrec_core.data.loaders import load_events_bytes, read_raw_table
 from seqrec_core.data.prep import PrepOptions
 from seqrec_core.data.schema import ColumnMap, detect_columns
-from seqrec_core.errors import InputError
 
 DEFAULT_MAX_UPLOAD_MB = 500.0  # matches .streamlit/config.toml; used when Streamlit's option cannot be read
 
@@ -34,13 +34,10 @@ def max_upload_mb() -> float:
 
 
 def check_upload_size(name: str, size: int) -> None:
-    """Refuse an upload over the limit before anything reads it."""
-    limit = max_upload_mb()
-    if size > limit * 2**20:
-        shown = f"{size / 2**20:,.1f} MB" if size >= 2**20 else f"{size / 2**10:,.1f} KB"
-        raise InputError(f"{name} is {shown}, over this dashboard's upload limit of {limit:,g} MB; "
-                         f"load it with the CLI (`python -m seqrec_core validate --data FILE`), compress it (.gz/.zip), "
-                         f"or raise SEQREC_MAX_UPLOAD_MB and server.maxUploadSize")
+    """Refuse an upload over the limit before anything reads it (the same sentence as the CLI's file cap)."""
+    refuse_if_larger(name, size, max_upload_mb(), limit_name="this dashboard's upload limit",
+                     fix="load it with the CLI (`python -m seqrec_core validate --data FILE`), compress it (.gz/.zip), "
+                         "or raise SEQREC_MAX_UPLOAD_MB and server.maxUploadSize")
 
 
 @st.cache_data(show_spinner="Reading the file…", max_entries=4)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from seqrec_core.data.containers import _unwrap, decode_text
+from seqrec_core.data.limits import check_file_size
 from seqrec_core.data.schema import RowRef, find_by_name, first_label, short, to_id_strings, to_text
 from seqrec_core.errors import InputError
 
@@ -85,6 +86,7 @@ def titles_file_beside(path: Path) -> tuple[str, bytes] | None:
     side = next((path.parent / s for s in siblings if (path.parent / s).is_file()), None)
     if side is None:
         return None
+    check_file_size(side)  # opened by path like the log itself: the same cap
     try:
         data = side.read_bytes()
     except OSError as err:

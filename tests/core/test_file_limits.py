@@ -119,3 +119,16 @@ def test_shared_refusal_reads_like_the_upload_one() -> None:
     refuse_if_larger("ok.csv", 10**12, math.inf, limit_name="x", fix="y")  # no cap: never refuses
     refuse_if_larger("ok.csv", 2**20, 1.0, limit_name="x", fix="y")  # exactly at the cap is allowed
     assert [size_text(n) for n in (512, 3686, 5 * 2**20, 3 * 2**30)] == ["512 bytes", "3.6 KB", "5.0 MB", "3.0 GB"]
+
+
+def test_a_titles_file_beside_a_ratings_file_is_capped_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MovieLens titles are read from a file beside the ratings: opened by path, so under the same cap."""
+    from seqrec_core.data.metadata import titles_file_beside
+
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n")
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\n" + "1,Toy Story (1995),Comedy\n" * 200)
+    assert titles_file_beside(ratings)[0] == "movies.csv"
+    monkeypatch.setenv(MAX_FILE_ENV, "0.001")
+    with pytest.raises(InputError, match=r"movies\.csv' is .* KB, over the data-file size limit"):
+        titles_file_beside(ratings)
