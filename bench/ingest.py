@@ -18,7 +18,6 @@ Prints one JSON document.
     python bench/ingest.py                     # 10M events, 200k users, 100k items
     python bench/ingest.py --events 1000000    # a quicker look
     python bench/ingest.py --cli               # also the CLI command itself
-    python bench/ingest.py --patch-loader      # with the changes proposed for loaders.py/schema.py
     python bench/ingest.py --root /tmp/before  # the library of another checkout (before/after)
     python bench/ingest.py --dict-ids          # ids stored as a Parquet dictionary (pandas categorical)
 """
@@ -94,19 +93,6 @@ CHILD = r"""
 import json, logging, resource, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[2])
-if sys.argv[3] == "1":  # the changes proposed for schema.py / loaders.py, applied from outside
-    import pyarrow.parquet as pq
-    from seqrec_core.data import arrow_ingest, loaders, schema
-    schema.sort_events = arrow_ingest.sort_events  # to_canonical sorts on integer codes
-
-    class _DecodingParquet:  # _read_parquet: dictionary columns decoded in Arrow, not via pandas objects
-        def __getattr__(self, name):
-            return getattr(pq, name)
-
-        def read_table(self, *args, **kwargs):
-            return arrow_ingest.decode_dictionaries(pq.read_table(*args, **kwargs))
-
-    loaders.pq = _DecodingParquet()
 from seqrec_core.data.loaders import load_events
 from seqrec_core.data.prep import PrepOptions
 from seqrec_core.data.sequences import build_sequences
@@ -137,10 +123,10 @@ print(json.dumps({"import_s": round(t_import - t0, 2), "stages_s": {k: round(v, 
 """
 
 
-def time_indexing(path: Path, root: Path = ROOT, patch_loader: bool = False) -> dict:
+def time_indexing(path: Path, root: Path = ROOT) -> dict:
     """The validate/train data path in a fresh interpreter, so its ru_maxrss is its own."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(path), str(root), "1" if patch_loader else "0"],
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(path), str(root)],
                           capture_output=True, text=True, cwd=root)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
@@ -180,19 +166,16 @@ def main() -> None:
     parser.add_argument("--file", type=Path, default=None, help="time this Parquet file instead of generating one")
     parser.add_argument("--root", type=Path, default=ROOT,
                         help="library checkout to time (e.g. an export of an older commit, for before/after)")
-    parser.add_argument("--patch-loader", action="store_true",
-                        help="apply the loader changes proposed to the lead: schema.sort_events -> "
-                             "arrow_ingest.sort_events, Parquet dictionaries decoded by arrow_ingest")
     args = parser.parse_args()
     result: dict = {"bench": "ingest", "machine": host_info(), "bar": {"seconds": 60, "peak_rss_gb": 4}}
-    result["root"], result["patch_loader"] = str(args.root), args.patch_loader
+    result["root"] = str(args.root)
     with tempfile.TemporaryDirectory() as tmp:
         path = args.file or args.keep or Path(tmp) / "events.parquet"
         if args.file is None:
             start = time.perf_counter()
             result["generated"] = generate(path, args.events, args.users, args.items, args.seed, args.dict_ids)
             result["generated"]["seconds"] = round(time.perf_counter() - start, 1)
-        result["indexing"] = time_indexing(path, args.root, args.patch_loader)
+        result["indexing"] = time_indexing(path, args.root)
         if args.cli:
             result["cli_validate"] = time_cli(path)
     idx = result["indexing"]

@@ -241,35 +241,6 @@ def test_parquet_log_end_to_end_matches_reference(tmp_path) -> None:
     _assert_same_sequences(build_sequences(out), _ref_build(ref))
 
 
-def test_proposed_loader_changes_give_the_same_canonical_table(tmp_path, monkeypatch) -> None:
-    """The two changes proposed for loaders.py / schema.py (what ``bench/ingest.py --patch-loader`` applies)
-    load a Parquet log with categorical ids, ties and unsorted users into exactly the same table."""
-    import pyarrow.parquet as pq
-
-    from seqrec_core.data import loaders, schema
-
-    rng = np.random.default_rng(1)
-    n = 5000
-    raw = pd.DataFrame({"user": pd.Categorical([f"u{x}" for x in rng.integers(0, 300, n)]),
-                        "item": pd.Categorical(rng.integers(0, 900, n)),  # integer categories
-                        "ts": 1_700_000_000 + rng.integers(0, 500, n) * 60,
-                        "title": pd.Categorical([f"T{x % 7}" for x in rng.integers(0, 900, n)])})
-    path = tmp_path / "cats.parquet"
-    raw.to_parquet(path)
-    plain = load_events(path, "parquet")
-
-    class DecodingParquet:
-        def __getattr__(self, name: str):
-            return getattr(pq, name)
-
-        def read_table(self, *args, **kwargs):
-            return ai.decode_dictionaries(pq.read_table(*args, **kwargs))
-
-    monkeypatch.setattr(schema, "sort_events", ai.sort_events)
-    monkeypatch.setattr(loaders, "pq", DecodingParquet())
-    pd.testing.assert_frame_equal(load_events(path, "parquet"), plain)
-
-
 def test_decode_dictionaries_keeps_values_index_and_plain_columns() -> None:
     import pyarrow as pa
 
