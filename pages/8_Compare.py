@@ -107,7 +107,7 @@ if len(runs) >= 2:
     ndcg = pair_table.set_index("metric").loc["NDCG@10"]
     st.markdown(f"**A** = `{run_a}` ({setups[run_a]}) · **B** = `{run_b}` ({setups[run_b]}) · verdict on NDCG@10: "
                 f"**{ndcg['verdict']}**")
-    p1, p2 = st.columns([3, 2])
+    p1, p2 = st.columns(2)
     with p1:
         st.plotly_chart(plot_paired_difference(pair_table, colors={"A": colors[run_a], "B": colors[run_b]},
                                                names={"A": run_a, "B": run_b}), width="stretch", theme=None)
@@ -115,10 +115,7 @@ if len(runs) >= 2:
                    "(users resampled together, so the easy-vs-hard spread both share cancels). Right of the line: A "
                    "better; a whisker crossing the line: the data cannot tell them apart.")
     with p2:
-        st.dataframe(pair_table.drop(columns=["users"]), width="stretch", hide_index=True,
-                     column_config={c: st.column_config.NumberColumn(format="%+.4f" if c != "A" and c != "B"
-                                                                     else "%.4f")
-                                    for c in ("A", "B", "difference", "lo", "hi")})
+        st.dataframe(compare.paired_difference_for_display(pair_table), width="stretch", hide_index=True)
         st.caption(compare.describe_paired_difference(pair_table) + f" · {int(pair_table['users'].iloc[0]):,} "
                    "test users.")
         download_table(pair_table, f"head_to_head_{run_a}_vs_{run_b}.csv", label="Download head to head (CSV)")
@@ -242,7 +239,7 @@ if attrs:
                "and how long ago.")
     events = aligned.drop(columns=["timestamp", "seconds_before"]).rename(columns=labels)
     st.dataframe(events.sort_values("lag"), width="stretch", hide_index=True, height=320,
-                 column_config={labels[n]: st.column_config.NumberColumn(f"{labels[n]}: IG", format="%.4f")
+                 column_config={labels[n]: st.column_config.NumberColumn(f"{labels[n]}: IG", format="%.3g")
                                 for n in shown})
     st.caption("Each history event (latest first) with both runs' attributions; blank = outside that run's window.")
     download_table(aligned, f"attributions_{user}_A_vs_B.csv", label="Download attributions (CSV)")

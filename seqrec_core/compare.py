@@ -25,6 +25,7 @@ from seqrec_core.compare_paired import (  # re-exported: the page and the tests 
     describe_paired_difference,
     get_paired_difference,
     get_paired_differences,
+    paired_difference_for_display,
     paired_differences_for_display,
 )
 from seqrec_core.data.sequences import SequenceData
@@ -331,5 +332,6 @@ __all__ = ["BASELINE_NAMES", "COMPARE_METRICS", "RunMeta", "align_attributions",
            "describe_paired_difference", "differing_options", "evaluate_scorers", "get_attribution_comparison",
            "get_attribution_targets", "get_history_length_across", "get_metrics_with_ci", "get_options_table",
            "get_paired_difference", "get_paired_differences", "get_run_meta", "get_runs_table", "get_segments_across",
-           "get_topk_comparison", "list_run_metas", "options_for_display", "paired_differences_for_display",
+           "get_topk_comparison", "list_run_metas", "options_for_display", "paired_difference_for_display",
+           "paired_differences_for_display",
            "runs_table_for_display", "topk_side_by_side"]

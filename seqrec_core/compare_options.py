@@ -47,13 +47,42 @@ def train_defaults() -> dict[str, object]:
     return _defaults(TrainConfig)
 
 
+def _config_cls(family: str) -> type | None:
+    from seqrec_core.models import MODEL_FAMILIES
+
+    spec = MODEL_FAMILIES.get(family)
+    return None if spec is None else spec.config_cls
+
+
 def get_model_options(family: str, model: Mapping) -> dict[str, object]:
-    """Every option of the family's config: the stored value, else the default. An unknown family (a run from
-    a newer version) keeps exactly what its config stores."""
+    """Every option of the family's config: the stored value, else what a config lacking it meant when it was
+    saved (the class's ``STORED_DEFAULTS``, as the run loader applies), else the default. An unknown family (a
+    run from a newer version) keeps exactly what its config stores."""
     defaults = family_defaults(family)
     if defaults is None:
         return {k: v for k, v in model.items() if k not in NOT_OPTIONS}
-    return {name: model.get(name, default) for name, default in defaults.items()}
+    stored = dict(getattr(_config_cls(family), "STORED_DEFAULTS", {}) or {})
+    return {name: model.get(name, stored.get(name, default)) for name, default in defaults.items()}
+
+
+def _effective_defaults(family: str, options: Mapping[str, object]) -> dict[str, object]:
+    """Per option, the value it takes when a person leaves it unset and keeps the run's other options. Most are
+    the class default; an unset option the config resolves from the others (SASRec's ``tied_output`` follows the
+    loss) takes that resolved value, so a run is not labelled with what its other choices implied anyway."""
+    cls, static = _config_cls(family), family_defaults(family) or {}
+    out = {}
+    for name in options:
+        rest = {k: v for k, v in options.items() if k != name}
+        try:
+            out[name] = getattr(cls(n_items=1, **rest), name)  # type: ignore[misc]
+        except (ValueError, TypeError):  # InputError is a ValueError: the others alone do not validate
+            out[name] = static.get(name)
+    return out
+
+
+def _setup_order(name: str, value: object) -> int:
+    """Switches and the text encoder first (what kind of model), then named choices (loss, positions), then sizes."""
+    return 0 if isinstance(value, bool) or name == "text_encoder" else 1 if isinstance(value, str) else 2
 
 
 def get_train_options(train: Mapping, model_options: Mapping | None = None) -> dict[str, object]:
@@ -79,17 +108,16 @@ def describe_option(name: str, value: object) -> str:
 
 def get_setup(family: str, model: Mapping, train: Mapping | None = None) -> str:
     """Family plus the model options that differ from that family's defaults, e.g. "sasrec · time features ·
-    loss gbce"; the history window (max_len) counts as a model option even for configs that keep it in the
-    training options. Just the family name when everything is default."""
+    loss gbce" (switches first, then named choices, then sizes); the history window (max_len) counts as a model
+    option even for configs that keep it in the training options. Just the family name when all are default."""
     defaults = family_defaults(family)
-    options = get_model_options(family, model)
-    parts = [family]
     if defaults is None:  # unknown family: nothing to compare with
         return family
-    for name, value in options.items():
-        if name in NOT_IN_SETUP or _same(value, defaults.get(name)):
-            continue
-        parts.append(describe_option(name, value))
+    options = get_model_options(family, model)
+    effective = _effective_defaults(family, options)
+    changed = [(name, value) for name, value in options.items()
+               if name not in NOT_IN_SETUP and not _same(value, effective.get(name))]
+    parts = [family, *(describe_option(n, v) for n, v in sorted(changed, key=lambda nv: _setup_order(*nv)))]
     if "max_len" not in defaults and train is not None:
         window, default = train.get("max_len"), train_defaults().get("max_len")
         if window is not None and not _same(window, default):

@@ -72,6 +72,16 @@ def get_paired_difference(a: EvalResult, b: EvalResult, metrics: Sequence[str] =
     return pd.DataFrame(rows, columns=["metric", "A", "B", "difference", "lo", "hi", "verdict", "users"])
 
 
+def paired_difference_for_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The head-to-head table as people read it: metric, A, B, "A − B" and its interval as text, verdict."""
+    fmt = [f"{lo:+.4f} to {hi:+.4f}" if np.isfinite(lo) and np.isfinite(hi) else "n/a"
+           for lo, hi in zip(table["lo"], table["hi"], strict=True)]
+    return pd.DataFrame({"metric": table["metric"], "A": [f"{v:.4f}" for v in table["A"]],
+                         "B": [f"{v:.4f}" for v in table["B"]],
+                         "A − B": [f"{v:+.4f}" if np.isfinite(v) else "n/a" for v in table["difference"]],
+                         "95% interval": fmt, "verdict": table["verdict"]})
+
+
 def describe_paired_difference(table: pd.DataFrame, level: float = 0.95) -> str:
     """The head-to-head table in one sentence per metric, e.g. "NDCG@10: A beats B by +0.0123 (95% interval
     +0.0040 to +0.0210)"."""

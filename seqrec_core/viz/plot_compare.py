@@ -202,6 +202,6 @@ def plot_paired_difference(table: pd.DataFrame, *, colors: Mapping[str, str] | N
     fig.update_xaxes(range=[-span, span], zeroline=False,
                      title_text="difference in the metric (A − B); right of 0: A better · left: B better")
     fig.update_yaxes(title_text=None, autorange="reversed")
-    heads = " · ".join(f"{k} = {truncate(clean_text(v), 40)}" for k, v in (names or {}).items())
-    set_title(fig, title, (heads + " · " if heads else "") + "whiskers: paired bootstrap 95% interval")
+    heads = " · ".join(f"{k} = {truncate(clean_text(v), 24)}" for k, v in (names or {}).items())
+    set_title(fig, title, (heads + " · " if heads else "") + "whiskers: paired 95% interval")
     return apply_theme(fig, height=300)

@@ -122,7 +122,9 @@ def test_compare_time_aware_and_plain_run(private_runs, small_dataset):
     head = next(d.value for d in at.dataframe if "verdict" in d.value.columns).set_index("metric")
     assert list(head.index) == ["NDCG@10", "HR@10"]
     assert set(head["verdict"]) <= {"A beats B", "B beats A", "no clear difference"}
-    assert (head["lo"] <= head["difference"]).all() and (head["difference"] <= head["hi"]).all()
+    for diff, interval in zip(head["A − B"], head["95% interval"], strict=True):
+        lo, hi = (float(x) for x in interval.split(" to "))
+        assert lo <= float(diff) <= hi
     assert any("Run A minus run B" in c.proto.spec for c in at.get("plotly_chart"))
     assert any("time-aware runs at that event's time" in m.value for m in at.markdown)
 

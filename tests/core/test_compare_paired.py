@@ -79,6 +79,9 @@ def test_a_strictly_better_scorer_wins_with_an_interval_above_zero(results):
     np.testing.assert_allclose(flipped["difference"], -table["difference"])
     said = compare.describe_paired_difference(table.reset_index())
     assert said.startswith("NDCG@10: A beats B by ") and "HR@10: A beats B" in said
+    shown = compare.paired_difference_for_display(table.reset_index())
+    assert list(shown.columns) == ["metric", "A", "B", "A − B", "95% interval", "verdict"]
+    assert shown["A − B"].str.match(r"^\+0\.\d{4}$").all() and shown["95% interval"].str.contains(" to ").all()
 
 
 def test_identical_scorers_give_exactly_zero_and_no_clear_difference(results):

@@ -104,9 +104,15 @@ def test_setup_of_old_and_unknown_configs():
     # a config written before time_features / gbce_t existed: the missing options are the defaults
     assert get_setup("sasrec", {"hidden_size": 64, "loss": "full"}) == "sasrec"
     assert get_setup("sasrec", {"time_features": True, "loss": "bce", "text_encoder": "/enc/all-MiniLM-L6-v2",
-                                "text_dim": 384}) == "sasrec · loss bce · time features · text all-MiniLM-L6-v2"
+                                "text_dim": 384, "tied_output": False}) == \
+        "sasrec · time features · text all-MiniLM-L6-v2 · loss bce"  # switches, then choices, then sizes
     assert get_setup("gru4rec", {"hidden_size": 32, "dropout": 0.3}) == "gru4rec · hidden size 32"
     assert get_setup("from-a-newer-version", {"x": 1}) == "from-a-newer-version"
+    # an option resolved from the others is named only when it differs from what they imply (SASRec's output
+    # table follows the loss unless set), and a config that predates it means what the loader says it meant
+    assert get_setup("sasrec", {"loss": "gbce", "tied_output": False}) == "sasrec · loss gbce"
+    assert get_setup("sasrec", {"loss": "full", "tied_output": False}) == "sasrec · no tied output"
+    assert get_setup("sasrec", {"loss": "gbce"}) == "sasrec · tied output · loss gbce"  # old runs were tied
     assert describe_option("amp", False) == "no amp" and describe_option("lr", 0.001) == "lr 0.001"
 
 
