@@ -181,6 +181,7 @@ def plot_paired_difference(table: pd.DataFrame, *, colors: Mapping[str, str] | N
                            names: Mapping[str, str] | None = None) -> go.Figure:
     """Run A minus run B per metric: a dot at the mean per-user difference and its paired 95% interval; the
     grey line is "no difference". An interval clear of it is a real difference, drawn in the winner's colour.
+    The subtitle names the runs (``names``, shortened: the page names them in full above the figure).
     ``table``: compare.get_paired_difference with labels ("A", "B"); ``colors`` / ``names``: keyed "A" and "B"."""
     title = "Run A minus run B on the same test users"
     if table is None or len(table) == 0 or not np.isfinite(_num(table, "difference")).any():
@@ -202,6 +203,6 @@ def plot_paired_difference(table: pd.DataFrame, *, colors: Mapping[str, str] | N
     fig.update_xaxes(range=[-span, span], zeroline=False,
                      title_text="difference in the metric (A − B); right of 0: A better · left: B better")
     fig.update_yaxes(title_text=None, autorange="reversed")
-    heads = " · ".join(f"{k} = {truncate(clean_text(v), 24)}" for k, v in (names or {}).items())
-    set_title(fig, title, (heads + " · " if heads else "") + "whiskers: paired 95% interval")
+    heads = " · ".join(f"{k} = {truncate(clean_text(v), 18)}" for k, v in (names or {}).items())
+    set_title(fig, title, heads or "whiskers: paired bootstrap 95% interval")
     return apply_theme(fig, height=300)
