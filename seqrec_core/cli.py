@@ -141,7 +141,10 @@ def _install_cancel_handler() -> Callable[[], bool]:
     return lambda: cancelled["flag"]
 
 
-def cmd_train(args: argparse.Namespace) -> dict:
+def cmd_train(args: argparse.Namespace) -> dict | None:
+    """Under torchrun every rank runs this; rank 0 runs the whole job, the others only train (and return None,
+    so only rank 0 prints the JSON)."""
+    from seqrec_core import distributed
     from seqrec_core.jobs import run_training_job
     from seqrec_core.training import TrainConfig, TrainingCancelled
 
@@ -155,16 +158,23 @@ def cmd_train(args: argparse.Namespace) -> dict:
     train_cfg = TrainConfig(**{name: getattr(args, name) for name in TRAIN_OPTION_NAMES
                                if getattr(args, name) is not None})
     ds = open_dataset(_data_source(args))
+    main_rank = distributed.env_rank() == 0
     # Input is valid from here on: show training progress on stderr (a refusal above stays one line).
-    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if main_rank:
+        logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
     should_stop = _install_cancel_handler()
     progress = Path(args.progress) if args.progress else None
     try:
+        if not main_rank:
+            distributed.train_worker(ds.sequences, args.model, model_options, train_cfg, should_stop=should_stop)
+            return None
         return run_training_job(ds.sequences, args.model, model_options, train_cfg, out, ds.info(),
                                 progress_path=progress, should_stop=should_stop,
                                 exclude_seen=_exclude_seen(args, ds))
     except TrainingCancelled:
         raise _Cancelled from None
+    finally:
+        distributed.shutdown()  # no-op without torchrun
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
@@ -373,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("cancelled before the first validation: no checkpoint was worth keeping, nothing was saved",
               file=sys.stderr)
         return EXIT_CANCELLED
+    if result is None:  # a torchrun rank other than 0: rank 0 prints the one JSON document
+        return 0
     try:
         json.dump(result, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -14,6 +14,7 @@ exactly what it was.
 from __future__ import annotations
 
 import datetime
+import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -146,8 +147,11 @@ def wrap_model(model: nn.Module, ctx: DistContext) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids, output_device=ids[0] if ids else None,
-                                   broadcast_buffers=False)
+    # torch >= 2.13 names the option forward_sync_buffers (broadcast_buffers warns); older torch has only the latter
+    no_buffer_sync = ({"forward_sync_buffers": False}
+                      if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                      else {"broadcast_buffers": False})
+    return DistributedDataParallel(model, device_ids=ids, output_device=ids[0] if ids else None, **no_buffer_sync)
 
 
 def shard_batches(batches: Sequence[Any], rank: int, world_size: int) -> list[Any]:
