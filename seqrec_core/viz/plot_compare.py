@@ -166,7 +166,8 @@ def plot_topk_overlap(frame: pd.DataFrame, runs: Sequence[str], *, colors: Mappi
                         marker=dict(size=[15 if h else 10 for h in held],
                                     symbol=["star" if h else "circle" for h in held],
                                     color=[ACCENT if h else colors[run] for h in held]),
-                        customdata=np.column_stack([part["item_id"].astype(str), _num(part, "score"), items]),
+                        customdata=np.array(list(zip(part["item_id"].astype(str), _num(part, "score"), items, strict=True)),
+                                            dtype=object).reshape(len(part), 3),  # the score stays a number
                         hovertemplate=f"<b>%{{customdata[2]}}</b><br>{truncate(run, 30)} rank %{{y}} · id "
                                       "%{customdata[0]}<br>score %{customdata[1]:.3f}<extra></extra>")
     heads = [truncate(clean_text((names or {}).get(r, r)), 34) for r in runs]
@@ -195,7 +196,7 @@ def plot_paired_difference(table: pd.DataFrame, *, colors: Mapping[str, str] | N
                     marker=dict(size=13, color=[colors[w] if w else AGAINST for w in winner]),
                     error_x=dict(WHISKER, array=np.clip(hi - diff, 0, None), arrayminus=np.clip(diff - lo, 0, None),
                                  thickness=2.5, width=9),
-                    customdata=np.column_stack([lo, hi, list(table["verdict"])]),
+                    customdata=np.array(list(zip(lo, hi, table["verdict"], strict=True)), dtype=object),  # numbers stay numbers
                     hovertemplate="<b>%{y}</b><br>A − B = %{x:+.4f}<br>95% interval %{customdata[0]:+.4f} to "
                                   "%{customdata[1]:+.4f}<br>%{customdata[2]}<extra></extra>")
     span = float(np.nanmax(np.abs(np.concatenate([lo, hi])))) if np.isfinite(lo).any() else 0.0

@@ -185,7 +185,10 @@ def test_figures_have_titles_and_say_when_empty(results, two_runs, small_dataset
     assert len(fig.data[0].y) == 5
     user = long_user(small_dataset)
     frame = compare.get_topk_comparison({n: r.scorer() for n, r in two_runs.items()}, small_dataset.sequences, user, 5)
-    assert plot_topk_overlap(frame, list(two_runs)).layout.title.text
+    overlap = plot_topk_overlap(frame, list(two_runs))
+    assert overlap.layout.title.text
+    marks = [t for t in overlap.data if t.mode == "markers+text"]
+    assert len(marks) == 2 and isinstance(marks[0].customdata[0][1], float)  # hover formats the score as a number
     aligned, targets = compare.get_attribution_comparison(two_runs, small_dataset.sequences, user, None, steps=10)
     fig = plot_attribution_side_by_side(aligned, list(two_runs), targets)
     assert len(fig.data) == 2

@@ -121,3 +121,19 @@ def test_refuses_results_from_different_protocols(results):
     empty = replace(guess, users=guess.users[:0], ranks=guess.ranks[:0], history_len=guess.history_len[:0])
     table = compare.get_paired_difference(empty, empty)
     assert table["difference"].isna().all() and set(table["verdict"]) == {"no test users"}
+
+
+def test_paired_figure_colours_the_winner_and_says_when_empty(results):
+    from seqrec_core.viz.plot_compare import plot_paired_difference
+
+    table = compare.get_paired_difference(results["oracle"], results["guess"], labels=("A", "B"))
+    fig = plot_paired_difference(table, colors={"A": "#111111", "B": "#222222"}, names={"A": "oracle", "B": "guess"})
+    (dots,) = fig.data
+    assert fig.layout.title.text and fig.layout.title.subtitle.text == "A = oracle · B = guess"
+    assert isinstance(dots.customdata[0][0], float)  # the hover formats the interval as numbers
+    assert list(dots.y) == ["NDCG@10", "HR@10"] and list(dots.marker.color) == ["#111111", "#111111"]
+    lo, hi = fig.layout.xaxis.range
+    assert lo < 0 < hi and hi >= table["hi"].max()  # zero and the whole interval in view
+    same = plot_paired_difference(compare.get_paired_difference(results["guess"], results["guess-again"]))
+    assert same.data[0].marker.color[0] not in ("#4E79A7", "#F28E2B")  # no winner: neither run's colour
+    assert "no data" in plot_paired_difference(table.iloc[:0]).layout.annotations[0].text
