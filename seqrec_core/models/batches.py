@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 MIN_CONTEXT_SHARE = 0.5  # a target in a cut window is trained only with >= this share of max_len events before it
+MATRIX_CHUNK = 8192  # windows gathered at a time when the old-style matrix is asked for
 
 
 @dataclass(frozen=True)
@@ -178,9 +179,14 @@ def _batch_tensors(block: np.ndarray, w: int, lengths: np.ndarray, masked: np.nd
 
 
 def _matrix(sequences: Sequence[np.ndarray], max_len: int, min_context: int | None) -> tuple[np.ndarray, WindowBounds]:
+    """The (N, max_len + 1) matrix, filled in chunks so the gather's index arrays stay small beside it."""
     flat = FlatSequences.from_arrays(sequences)
     bounds = window_bounds(flat.lengths, max_len, min_context)
-    return _gather(flat, bounds, np.arange(len(bounds)), max_len + 1), bounds  # (N, L + 1)
+    windows = np.empty((len(bounds), max_len + 1), dtype=np.int64)  # (N, L + 1)
+    for lo in range(0, len(bounds), MATRIX_CHUNK):
+        hi = min(lo + MATRIX_CHUNK, len(bounds))
+        windows[lo:hi] = _gather(flat, bounds, np.arange(lo, hi), max_len + 1)
+    return windows, bounds
 
 
 def training_time_windows(times: Sequence[np.ndarray], max_len: int, min_context: int | None = None) -> np.ndarray:
