@@ -5,9 +5,12 @@ a Transformer are measured under exactly the same protocol.
 """
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:  # the protocol below names torch types; the library's torch-free paths import this module
+    import torch
 
 from seqrec_core.errors import InputError
 
@@ -24,6 +27,22 @@ class Scorer(Protocol):
         histories: B arrays of item indices (1..n_items, chronological, any length >= 1).
         Returns a float32 array (B, n_items + 1); column 0 (padding) is -inf. Higher = more likely.
         """
+        ...
+
+
+class ItemTables(Protocol):
+    """The two item tables of every neural family (SASRec, BERT4Rec, GRU4Rec, LSTM, LSI).
+
+    They are one matrix when the output layer is tied and two when it is not (SASRec with bce/gbce), so code
+    that scores must ask for the output layer and code that maps inputs for the input table, never
+    ``item_emb.weight`` for both."""
+
+    def output_weights(self) -> torch.Tensor:
+        """(n_items + 1, D) matrix the scores come from: ``score = hidden @ output_weights().T``."""
+        ...
+
+    def item_embeddings(self) -> torch.Tensor:
+        """(n_items + 1, D) INPUT item vectors (what the model reads for a history; the embeddings page maps)."""
         ...
 
 
