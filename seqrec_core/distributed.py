@@ -198,17 +198,8 @@ def train_worker(data: Any, family: str, model_options: dict, train_cfg: Any,
                  should_stop: Callable[[], bool] | None = None) -> None:
     """What a rank other than 0 runs for ``train``: build the same model as the train job and take part in
     training; rank 0 runs the job itself (validation, evaluation, saving, progress, the JSON)."""
-    from seqrec_core.models import build_config, build_model
-    from seqrec_core.models.text_features import with_item_text
-    from seqrec_core.training import seed_everything, train_model
+    from seqrec_core.jobs import build_job_model
+    from seqrec_core.training import train_model
 
-    options = dict(model_options)
-    if options.get("max_len") is None:
-        options["max_len"] = train_cfg.max_len
-    seed_everything(train_cfg.seed)
-    build_config(family, data.vocab.n_items, **options)
-    options, text_matrix = with_item_text(options, data.vocab, device=train_cfg.device)
-    model = build_model(family, data.vocab.n_items, **options)
-    if text_matrix is not None:
-        model.item_emb.text.set_matrix(text_matrix)
+    model = build_job_model(data, family, model_options, train_cfg)
     train_model(model, data, train_cfg, should_stop=should_stop)

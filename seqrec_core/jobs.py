@@ -42,6 +42,34 @@ class _ProgressFile:
             self._fh = None
 
 
+def job_options(model_options: dict, train_cfg: TrainConfig) -> dict:
+    """The model options with ``max_len`` taken from the training history length (a different one is refused)."""
+    options = dict(model_options)
+    if options.get("max_len") is None:
+        options["max_len"] = train_cfg.max_len
+    elif options["max_len"] != train_cfg.max_len:
+        raise InputError(f"model max_len {options['max_len']} differs from training max_len {train_cfg.max_len}; "
+                         "set one history length")
+    return options
+
+
+def build_job_model(data: SequenceData, family: str, model_options: dict, train_cfg: TrainConfig,
+                    text_progress: Callable[[int, int], None] | None = None) -> torch.nn.Module:
+    """The untrained model a train job trains, the same on every DDP rank: seeded first, every option checked
+    before a (slow) item-text encoding, text vectors set."""
+    from seqrec_core.models import build_config, build_model
+    from seqrec_core.models.text_features import with_item_text
+
+    options = job_options(model_options, train_cfg)
+    seed_everything(train_cfg.seed)
+    build_config(family, data.vocab.n_items, **options)
+    options, text_matrix = with_item_text(options, data.vocab, device=train_cfg.device, progress=text_progress)
+    model = build_model(family, data.vocab.n_items, **options)
+    if text_matrix is not None:
+        model.item_emb.text.set_matrix(text_matrix)
+    return model
+
+
 def run_training_job(data: SequenceData, family: str, model_options: dict, train_cfg: TrainConfig,
                      out_dir: str | Path, data_info: dict, progress_path: str | Path | None = None,
                      should_stop: Callable[[], bool] | None = None, exclude_seen: bool = False,
@@ -54,20 +82,13 @@ def run_training_job(data: SequenceData, family: str, model_options: dict, train
     reports ``stopped_reason: "cancelled"``.
     """
     from seqrec_core.evaluation import evaluate
-    from seqrec_core.models import build_config, build_model
     from seqrec_core.models.neural import NeuralScorer
-    from seqrec_core.models.text_features import with_item_text
     from seqrec_core.runs import is_run_folder, save_run
 
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_run_folder(out))):
         raise InputError(f"output '{out}' exists and is not an empty folder or a run; choose a new folder")
-    options = dict(model_options)
-    if options.get("max_len") is None:
-        options["max_len"] = train_cfg.max_len
-    elif options["max_len"] != train_cfg.max_len:
-        raise InputError(f"model max_len {options['max_len']} differs from training max_len {train_cfg.max_len}; "
-                         "set one history length")
+    job_options(model_options, train_cfg)  # refused before a progress file exists
     progress = _ProgressFile(Path(progress_path) if progress_path is not None else None)
 
     def emit(event: dict) -> None:
@@ -76,18 +97,12 @@ def run_training_job(data: SequenceData, family: str, model_options: dict, train
             on_event(event)
 
     try:
-        seed_everything(train_cfg.seed)
-        build_config(family, data.vocab.n_items, **options)  # every option checked before a (slow) text encoding
-
         def text_progress(done: int, total: int) -> None:
             emit({"event": "text_encoding", "done": done, "total": total})
             if should_stop is not None and should_stop():
                 raise TrainingCancelled("cancelled while encoding item texts; nothing was saved")
 
-        options, text_matrix = with_item_text(options, data.vocab, device=train_cfg.device, progress=text_progress)
-        model = build_model(family, data.vocab.n_items, **options)
-        if text_matrix is not None:
-            model.item_emb.text.set_matrix(text_matrix)
+        model = build_job_model(data, family, model_options, train_cfg, text_progress)
         result = train_model(model, data, train_cfg, on_event=emit, should_stop=should_stop)
         emit({"event": "evaluating", "parts": ["val", "test"]})
         device = torch.device(result.device)
