@@ -5,15 +5,13 @@ runs other tests train on the same data never change what these pages list."""
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from compare_runs import TIMED_RUN, train_second_run, train_timed_run  # tests/compare_runs.py
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from test_compare import TIMED_RUN, train_second_run, train_timed_run  # noqa: E402 - the core tests' runs
 
 
 def open_page(page: str, dataset=None) -> AppTest:  # noqa: ANN001

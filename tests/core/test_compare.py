@@ -8,42 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from compare_runs import SECOND_RUN, long_user, train_second_run  # tests/compare_runs.py
 
 from seqrec_core import compare
 from seqrec_core.errors import InputError
-
-SECOND_RUN = "tiny-sasrec-learned"
-TIMED_RUN = "tiny-sasrec-timed"
-
-
-def train_second_run(runs_dir: Path, dataset) -> Path:  # noqa: ANN001 - Dataset
-    """A second tiny run unlike tiny_run: learned positions, a shorter window (12), another seed, 1 epoch."""
-    from seqrec_core.jobs import run_training_job
-    from seqrec_core.training import TrainConfig
-
-    out = runs_dir / SECOND_RUN
-    if (out / "config.json").is_file():
-        return out
-    cfg = TrainConfig(epochs=1, batch_size=64, max_len=12, device="cpu", seed=1)
-    run_training_job(dataset.sequences, "sasrec", {"hidden_size": 16, "num_layers": 1, "num_heads": 1,
-                                                   "positions": "learned"}, cfg, out, dataset.info())
-    return out
-
-
-def train_timed_run(runs_dir: Path, dataset) -> Path:  # noqa: ANN001 - Dataset
-    """A tiny time-aware run (hour, weekday and gap embeddings of every event and of the query time) trained with
-    the gBCE loss: a scorer that must be given times, and options the Compare page has to name."""
-    from seqrec_core.jobs import run_training_job
-    from seqrec_core.training import TrainConfig
-
-    out = runs_dir / TIMED_RUN
-    if (out / "config.json").is_file():
-        return out
-    cfg = TrainConfig(epochs=2, batch_size=64, max_len=16, device="cpu", seed=2, lr=5e-3)
-    run_training_job(dataset.sequences, "sasrec", {"hidden_size": 16, "num_layers": 1, "num_heads": 1,
-                                                   "time_features": True, "loss": "gbce", "num_negatives": 16},
-                     cfg, out, dataset.info())
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +28,6 @@ def results(two_runs, small_dataset):
 
     scorers = {name: run.scorer() for name, run in two_runs.items()} | fit_baselines(small_dataset.sequences)
     return compare.evaluate_scorers(scorers, small_dataset.sequences, exclude_seen=False)
-
-
-def long_user(dataset) -> str:  # noqa: ANN001
-    seqs = dataset.sequences
-    return seqs.vocab.user_ids[int(np.argmax([len(s) for s in seqs.sequences]))]
 
 
 def test_run_meta_reads_json_and_header_only(two_runs, small_dataset):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_compare import SECOND_RUN, TIMED_RUN, long_user, train_second_run, train_timed_run
+from compare_runs import SECOND_RUN, TIMED_RUN, long_user, train_second_run, train_timed_run
 
 from seqrec_core import compare
 from seqrec_core.compare_options import describe_option, get_setup
