@@ -5,7 +5,7 @@ rotary positions (the default; relative positions let it learn trigger->response
 ``GPT2Model`` for learned absolute positions (classic SASRec). The item vocabulary is ours: an
 ``nn.Embedding(n_items + 1, d, padding_idx=0)`` fed as ``inputs_embeds``. The output layer (what
 :meth:`SASRec.output_weights` returns) is that same table (tied) for the softmax losses and a separate table
-``out_emb`` for BCE/gBCE (``tied_output``; why: see :class:`SASRecConfig`).
+``out_emb`` with a learned logit intercept for BCE/gBCE (``tied_output``; why: see :class:`SASRecConfig`).
 
 Inputs are LEFT-padded ``(B, T)`` item ids with 0 = padding, the last column being the prediction point.
 Positions are computed from the padding mask so that adding more left padding never changes a score.
@@ -59,12 +59,14 @@ class SASRecConfig:
     time_features: bool = False  # hour/weekday/gap embeddings of each event and of the query time
     text_encoder: str | None = None  # transformers checkpoint (hub name or folder) that read the item titles
     text_dim: int = 0  # width of its vectors, set from the encoder when training; 0 = no item text
-    # Output layer = the input item table (True) or a separate ``out_emb`` table (False). None (unset) picks by loss:
-    # tied for full/sampled softmax, untied for bce/gbce. Why: with a tied table the binary losses' negative
-    # gradients push every item vector away from the same hidden states, so the table gains a large common
-    # vector and input items become hard to tell apart (demo: gBCE NDCG@10 0.080 tied); gSASRec likewise keeps
-    # a separate output table (reuse_item_embeddings=False). Softmax losses learn well tied and need no
-    # second table. Set from the loss in __post_init__, so a saved config always holds True or False.
+    # Output layer = the input item table (True) or a separate ``out_emb`` table plus, for bce/gbce, a learned
+    # intercept ``out_bias`` (False). None (unset) picks by loss: tied for full/sampled softmax, untied for bce/gbce.
+    # Why: the binary losses push every negative logit far below zero; tied and without an intercept the only way
+    # there is a common vector in the item table, which the inputs share too (demo: gBCE NDCG@10 0.076 tied,
+    # mean item vector as long as the items). The intercept is what fixes learning (0.076 -> 0.22); the separate
+    # table (as gSASRec's reuse_item_embeddings=False) keeps the input vectors free of the output's needs. Softmax
+    # is shift-invariant and learns well tied. True with bce/gbce is the model as it was before (no intercept), so
+    # runs saved then still load. Set from the loss in __post_init__: a saved config always holds True or False.
     tied_output: bool | None = None
     family: str = "sasrec"
 
