@@ -3,6 +3,7 @@
 and runs keep their module set across save/load (old configs without the field load as tied)."""
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -141,6 +142,8 @@ def test_untied_text_aware_model_adds_the_title_vector_to_both_tables() -> None:
     torch.testing.assert_close(model.output_weights(), model.out_emb.weight + text)
     torch.testing.assert_close(model.item_embeddings(), model.item_emb.base.weight + text)
     assert not any(k.startswith("out_emb.text") for k in model.state_dict())  # one copy of the text matrix
+    twin = copy.deepcopy(model)  # the output's reference to the text module follows the copy's own module
+    assert twin._output_text is twin.item_emb.text and twin._output_text is not model._output_text
     loss = model.train()(IDS, torch.tensor([[0, 0, 7, 9, 2], [2, 3, 4, 5, 6]]))
     loss.backward()
     assert model.out_emb.weight.grad.abs().sum() > 0 and model.item_emb.text.proj.weight.grad.abs().sum() > 0
