@@ -1,5 +1,6 @@
-"""The rank-distribution figure's "top 10" / "top 20" guide labels must not overlap at any catalogue size: they
-used to be centred on lines 0.3 log-decades apart and ran into each other ("top 10top 20")."""
+"""The rank-distribution figure's labels stay readable: the "top 10" / "top 20" guides must not overlap at any
+catalogue size (they used to be centred on lines 0.3 log-decades apart and ran into each other: "top 10top 20"),
+and the legend must not cover a curve."""
 from __future__ import annotations
 
 import math
@@ -38,3 +39,10 @@ def test_guide_labels_point_away_from_each_other(n_items: int) -> None:
 def test_a_single_guide_sits_right_of_its_line() -> None:
     labels = _guide_labels(plot_rank_distribution(_ranks(15), 15))
     assert set(labels) == {"top 10"} and labels["top 10"].xanchor == "left"
+
+
+def test_legend_sits_in_the_corner_no_cumulative_curve_reaches() -> None:
+    """Bottom-right: at high ranks every curve is high, so the legend there never covers a line (top-left, it hid
+    a good model's curve)."""
+    legend = plot_rank_distribution(_ranks(800), 800).layout.legend
+    assert (legend.xanchor, legend.yanchor) == ("right", "bottom") and legend.x > 0.9 and legend.y < 0.1
