@@ -66,6 +66,10 @@ def model_from_config(config: dict) -> nn.Module:
     if not isinstance(config, dict) or not isinstance(config.get("family"), str):
         raise InputError("model config lacks a 'family' name; the run folder's config.json is damaged")
     options = {k: v for k, v in config.items() if k not in ("family", "n_items")}
+    # A field added after a run was saved means what the model did before it existed (e.g. tied_output: True),
+    # which need not be the new field's default for new runs.
+    stored_defaults = getattr(family_of(config["family"]).config_cls, "STORED_DEFAULTS", {})
+    options = {**stored_defaults, **options}
     n_items = config.get("n_items")
     return build_model(config["family"], n_items, **options)
 

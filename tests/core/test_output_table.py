@@ -192,8 +192,6 @@ def test_an_old_softmax_config_without_the_field_loads_tied_and_scores_identical
         torch.testing.assert_close(run.model.eval().score(IDS), model.score(IDS))
 
 
-@pytest.mark.xfail(reason="needs model_from_config (models/__init__.py, the lead's) to apply "
-                          "SASRecConfig.STORED_DEFAULTS to stored configs that lack a field", strict=False)
 def test_an_old_gbce_config_without_the_field_loads_tied(tmp_path) -> None:
     """Runs saved before the option existed were tied whatever their loss; their config lacks the field."""
     from seqrec_core.runs import load_run
