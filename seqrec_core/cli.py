@@ -26,7 +26,8 @@ EXIT_CANCELLED = 130  # the shell's code for "stopped by a signal"; nothing was 
 BASELINE_NAMES = ("popularity", "markov", "itemknn")
 # CLI flags passed through to the family's config; the family's config validates them (unknown -> exit 2).
 MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "positions", "loss", "num_negatives",
-                      "negatives", "gbce_t", "time_features", "text_encoder", "mask_prob", "mask_last_prob", "short_window")
+                      "negatives", "gbce_t", "tied_output", "time_features", "text_encoder", "mask_prob", "mask_last_prob",
+                      "short_window")
 TRAIN_OPTION_NAMES = ("epochs", "max_len", "time_budget", "batch_size", "lr", "weight_decay", "patience", "device",
                       "seed", "keep")
 
@@ -155,6 +156,8 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
     if out.exists() and any(out.iterdir()):
         raise InputError(f"output folder '{out}' exists and is not empty; choose a new --out folder")
     model_options = {name: getattr(args, name) for name in MODEL_OPTION_NAMES if getattr(args, name) is not None}
+    if "tied_output" in model_options:  # auto = unset: the config decides from the loss
+        model_options["tied_output"] = {"auto": None, "yes": True, "no": False}[model_options["tied_output"]]
     train_cfg = TrainConfig(**{name: getattr(args, name) for name in TRAIN_OPTION_NAMES
                                if getattr(args, name) is not None})
     ds = open_dataset(_data_source(args))
@@ -281,6 +284,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "log-q correction, bce/gbce have none and learn to rank popular items down)")
     g.add_argument("--gbce-t", type=float,
                    help="gbce calibration t in [0, 1] (default 0.75; 0 = plain BCE with k negatives)")
+    g.add_argument("--tied-output", choices=("auto", "yes", "no"), default=None,
+                   help="sasrec: score with the input item table (yes) or a separate output table (no); auto "
+                        "(default): tied for full/sampled, separate with a learned intercept for bce/gbce")
     g.add_argument("--time-features", action="store_true", default=None,
                    help="sasrec: add hour-of-day, weekday and time-gap embeddings of each event and of the query "
                         "(request) time; needs a log with timestamps")

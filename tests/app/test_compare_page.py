@@ -172,9 +172,36 @@ def test_train_page_passes_changed_family_options_and_refuses_bad_ones(runs_dir,
     family, options = calls[-1]
     assert family == "sasrec" and options["hidden_size"] == 32 and options["positions"] == "learned"
     assert "num_heads" not in options and "dropout" not in options  # unchanged options keep the config's defaults
-    assert options["max_len"] == 50 and options["time_budget"] == 120
+    assert options["max_len"] == 50 and options["time_budget"] == 120 and "tied_output" not in options  # auto
 
     next(w for w in at.number_input if w.label == "Negatives per step").set_value(0)
     next(b for b in at.button if b.label == "Start training").click().run()
-    assert not at.exception and len(calls) == 1
+    assert not at.exception and len(calls) == 1  # refused: no job started
     assert any("num_negatives" in e.value for e in at.error)
+
+    fresh = open_page("pages/3_Train.py", dataset=small_dataset)
+    next(w for w in fresh.selectbox if w.label == "Output table tied to the inputs").set_value("no")
+    next(b for b in fresh.button if b.label == "Start training").click().run()
+    assert len(calls) == 2 and calls[-1][1]["tied_output"] is False  # start_job writes `--tied-output no`
+
+
+def test_start_job_writes_yes_no_for_three_way_flags_and_bare_flags_for_switches(runs_dir, small_dataset, tmp_path,
+                                                                                 monkeypatch):
+    from ui import train_jobs
+
+    seen = []
+
+    class FakePopen:
+        pid = 0
+
+        def __init__(self, cmd, **_kw):  # noqa: ANN001
+            seen.append(cmd)
+
+    monkeypatch.setattr(train_jobs.subprocess, "Popen", FakePopen)
+    options = {"tied_output": False, "time_features": True, "hidden_size": 32}
+    train_jobs.start_job(small_dataset, tmp_path, "sasrec", options)
+    train_jobs.start_job(small_dataset, tmp_path, "sasrec", {"tied_output": True, "time_features": False})
+    first, second = seen
+    assert first[first.index("--tied-output") + 1] == "no" and "--time-features" in first
+    assert first[first.index("--hidden-size") + 1] == "32"
+    assert second[second.index("--tied-output") + 1] == "yes" and "--time-features" not in second
