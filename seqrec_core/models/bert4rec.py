@@ -96,6 +96,8 @@ class BERT4Rec(nn.Module):
         super().__init__()
         from transformers import BertConfig, BertModel  # lazy: 2 s import, models only
 
+        from seqrec_core.models.fast_attention import ATTENTION  # SDPA, with a cheap dropout mask on CPU
+
         self.config = config
         d = config.hidden_size
         self.item_emb = nn.Embedding(config.n_items + 1, d, padding_idx=0)
@@ -105,7 +107,7 @@ class BERT4Rec(nn.Module):
                         hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout,
                         max_position_embeddings=config.max_len + 1, type_vocab_size=1, layer_norm_eps=1e-12,
                         pad_token_id=0, use_cache=False, is_decoder=False)
-        hf._attn_implementation = "sdpa"
+        hf._attn_implementation = ATTENTION
         self.backbone = BertModel(hf, add_pooling_layer=False)
         swap_dropouts(self.backbone)
         self.backbone.get_input_embeddings().weight.requires_grad_(False)  # unused: we pass inputs_embeds
@@ -177,7 +179,7 @@ class BERT4Rec(nn.Module):
         masked = self.cloze_mask(seq)  # (B, S)
         h = self.cloze_hidden(seq, masked)[masked]  # (N, D) only masked columns: the output layer is the big cost
         y = seq[masked]  # (N,)
-        return full_softmax_cross_entropy(h, self.output_weights()[1:], y - 1)  # padding column left out
+        return full_softmax_cross_entropy(h, self.output_weights(), y, first_column=1)  # padding row: no candidate
 
     # ---------------------------------------------------------------------------------------------- infer
     def score(self, input_ids: torch.Tensor) -> torch.Tensor:

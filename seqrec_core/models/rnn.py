@@ -160,11 +160,11 @@ class RNNRec(nn.Module):
 
 
 def position_loss(hidden: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Full-softmax CE of hidden (B, T, D) against targets (B, T') (right-aligned, 0 = none) over weight[1:]."""
+    """Full-softmax CE of hidden (B, T, D) against targets (B, T') (right-aligned, 0 = none) over weight's rows 1..V."""
     where = targets[:, -hidden.shape[1]:] != 0  # (B, T)
     h = hidden[where]  # (N, D) only positions that predict something: the output layer is the big cost
     y = targets[:, -hidden.shape[1]:][where]  # (N,)
-    return full_softmax_cross_entropy(h, weight[1:], y - 1)  # padding column left out
+    return full_softmax_cross_entropy(h, weight, y, first_column=1)  # the padding row is no candidate
 
 
 def score_last(hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -140,7 +140,8 @@ def run_backbone(backbone: nn.Module, x: torch.Tensor, mask: torch.Tensor, posit
                  output_attentions: bool = False) -> HiddenOutput:
     """A transformers encoder/decoder body over input vectors x (B, T, D); attentions only when asked.
 
-    Attention maps need eager attention; training and scoring use SDPA. One additive float mask suits both
+    Attention maps need eager attention; training and scoring use SDPA (:mod:`seqrec_core.models.fast_attention`:
+    transformers' SDPA, with a cheaper dropout mask when training on a CPU). One additive float mask suits both
     kernels, so a scoring call is correct even while another thread holds the model in eager mode for an
     explanation; the switch itself is serialised by a lock shared by every family."""
     with EAGER_LOCK if output_attentions else contextlib.nullcontext():
@@ -151,7 +152,9 @@ def run_backbone(backbone: nn.Module, x: torch.Tensor, mask: torch.Tensor, posit
                            output_attentions=output_attentions, use_cache=False)
         finally:
             if output_attentions:
-                backbone.set_attn_implementation("sdpa")
+                from seqrec_core.models.fast_attention import ATTENTION
+
+                backbone.set_attn_implementation(ATTENTION)
     attentions = tuple(out.attentions) if output_attentions and out.attentions is not None else None
     return HiddenOutput(hidden=out.last_hidden_state, attentions=attentions)  # (B, T, D)
 
@@ -162,6 +165,8 @@ class SASRec(nn.Module):
     def __init__(self, config: SASRecConfig) -> None:
         super().__init__()
         from transformers import GPT2Config, GPT2Model, LlamaConfig, LlamaModel  # lazy: 2 s import, models only
+
+        from seqrec_core.models.fast_attention import ATTENTION  # SDPA, with a cheap dropout mask on CPU
 
         self.config = config
         d = config.hidden_size
@@ -175,7 +180,7 @@ class SASRec(nn.Module):
                              max_position_embeddings=max(config.max_len, 2), attention_dropout=config.dropout,
                              rms_norm_eps=1e-6, pad_token_id=0, bos_token_id=None, eos_token_id=None,
                              tie_word_embeddings=False, use_cache=False)
-            hf._attn_implementation = "sdpa"
+            hf._attn_implementation = ATTENTION
             self.backbone: nn.Module = LlamaModel(hf)
             # Llama has no residual dropout; sparse recommendation logs need it, so add it after each sub-block.
             for layer in self.backbone.layers:
@@ -186,7 +191,7 @@ class SASRec(nn.Module):
                             n_head=config.num_heads, n_inner=4 * d, resid_pdrop=config.dropout,
                             embd_pdrop=config.dropout, attn_pdrop=config.dropout, use_cache=False,
                             bos_token_id=None, eos_token_id=None)
-            hf._attn_implementation = "sdpa"
+            hf._attn_implementation = ATTENTION
             self.backbone = GPT2Model(hf)
             swap_dropouts(self.backbone)
         self.backbone.get_input_embeddings().weight.requires_grad_(False)  # unused: we pass inputs_embeds
@@ -274,7 +279,7 @@ class SASRec(nn.Module):
         h = hidden[where]  # (N, D) only positions that predict something: the output layer is the big cost
         y = targets[:, -hidden.shape[1]:][where]  # (N,)
         if self.config.loss == "full":
-            return full_softmax_cross_entropy(h, self.output_weights()[1:], y - 1)  # padding column left out
+            return full_softmax_cross_entropy(h, self.output_weights(), y, first_column=1)  # padding: no candidate
         if self.config.loss in ("bce", "gbce"):
             return self._binary_loss(h, y)
         return self._sampled_loss(h, y)

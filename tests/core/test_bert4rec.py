@@ -190,7 +190,9 @@ def test_attention_rows_sum_to_one_over_real_columns(trained: BERT4Rec) -> None:
         assert att[1, :, 0, 1:].sum(-1).min() > 0  # bidirectional: the oldest event attends to later ones
     # the eager switch is temporary and changes no score
     torch.testing.assert_close(out.hidden, trained.forward_hidden(ids).hidden, atol=1e-5, rtol=1e-5)
-    assert trained.backbone.config._attn_implementation == "sdpa"
+    from seqrec_core.models.fast_attention import ATTENTION
+
+    assert trained.backbone.config._attn_implementation == ATTENTION  # back to the training/scoring attention
 
 
 # ---------------------------------------------------------------------------------- trainer, runs, explain
