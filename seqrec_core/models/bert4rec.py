@@ -6,7 +6,9 @@ exists for a private item vocabulary). The item vocabulary is ours, as in SASRec
 nn.Embedding(n_items + 1, d, padding_idx=0)`` fed as ``inputs_embeds`` and tied as the output layer, so a score
 is ``hidden @ item_emb.weight.T`` and has exactly ``n_items + 1`` columns. The mask token is NOT a row of
 ``item_emb`` but a separate vector ``mask_emb``: the explanation engines swap ``item_emb`` for Captum and read
-its rows as items 0..n_items, and the mask must never be ranked as an item.
+its rows as items 0..n_items, and the mask must never be ranked as an item. With ``text_encoder`` set, each item
+vector is its learned id vector plus its projected title vector (inputs and tied outputs alike; see
+:func:`seqrec_core.models.text_features.text_aware_embedding`).
 
 Inference (``forward_hidden`` / ``score``): the left-padded history (B, T) gets the mask token appended as one
 more column, so ``hidden`` is (B, T + 1, D) and ``hidden[:, -1]`` (the mask's state) scores the next item.
@@ -31,6 +33,7 @@ from seqrec_core.errors import InputError
 from seqrec_core.models.base import check_int
 from seqrec_core.models.neural import full_softmax_cross_entropy
 from seqrec_core.models.sasrec import HiddenOutput, mask_dtype, run_backbone, swap_dropouts
+from seqrec_core.models.text_features import check_text_options, text_aware_embedding
 
 
 def _check_share(name: str, value: object, low_open: bool) -> None:
@@ -57,6 +60,8 @@ class BERT4RecConfig:
     # Share of rows that mask only their latest event, i.e. train exactly the inference case. 0.5 gave the best
     # 150 s Beauty result; 1.0 (next-item only) fits the training set fast and stalls on validation.
     mask_last_prob: float = 0.5
+    text_encoder: str | None = None  # transformers checkpoint (hub name or folder) that read the item titles
+    text_dim: int = 0  # width of its vectors, set from the encoder when training; 0 = no item text
     family: str = "bert4rec"
 
     def __post_init__(self) -> None:
@@ -72,6 +77,7 @@ class BERT4RecConfig:
             raise InputError(f"dropout {self.dropout!r} is out of range; use a number in [0, 1), e.g. 0.1")
         _check_share("mask_prob", self.mask_prob, low_open=True)
         _check_share("mask_last_prob", self.mask_last_prob, low_open=False)
+        check_text_options(self.text_encoder, self.text_dim)
         if self.family != "bert4rec":
             raise InputError(f"family {self.family!r} is not one of ['bert4rec']")
 
@@ -117,6 +123,9 @@ class BERT4Rec(nn.Module):
         nn.init.normal_(self.mask_emb, std=0.02)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
+        # With item text: id vector + projected title vector, at the input and (tied) in the output layer; the
+        # mask token stays a plain vector (it has no title).
+        self.item_emb = text_aware_embedding(self.item_emb, config.n_items, config.text_encoder, config.text_dim)
 
     # ----------------------------------------------------------------------------------------------- body
     def _encode(self, x: torch.Tensor, real: torch.Tensor, output_attentions: bool = False) -> HiddenOutput:
@@ -190,7 +199,8 @@ class BERT4Rec(nn.Module):
         return scores
 
     def output_weights(self) -> torch.Tensor:
-        """The output layer (n_items + 1, D), ``score = hidden @ output_weights().T``: the input table (tied)."""
+        """The output layer (n_items + 1, D), ``score = hidden @ output_weights().T``: the input table (tied;
+        with item text, id vector + projected title vector, so a title-only item can still be recommended)."""
         return self.item_emb.weight
 
     def item_embeddings(self) -> torch.Tensor:

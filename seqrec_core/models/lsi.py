@@ -10,6 +10,8 @@ clicks) pull the next item in different directions, and how much each matters di
 - a sigmoid gate per dimension from both: ``h_t = g_t * long_t + (1 - g_t) * short_t``.
 Every part is causal, so every position is trained, exactly like the other families. As in :mod:`.rnn`, the
 item vectors enter scaled by sqrt(D) and the mix leaves through dropout and a LayerNorm (faster, better fits).
+With ``text_encoder`` set, each item vector is its learned id vector plus its projected title vector (inputs and
+tied outputs alike; :func:`seqrec_core.models.text_features.text_aware_embedding`).
 
 Attention maps (``forward_hidden(..., output_attentions=True)``): a one-tuple with the (B, 1, T, T) short-window
 weights; each real row is zero outside its window and on padding and sums to 1 over its real events (a padded
@@ -31,6 +33,7 @@ from seqrec_core.models.base import check_dropout, check_int
 from seqrec_core.models.neural import FastDropout
 from seqrec_core.models.rnn import position_loss, run_recurrent, score_last
 from seqrec_core.models.sasrec import HiddenOutput
+from seqrec_core.models.text_features import check_text_options, text_aware_embedding
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class LSIConfig:
     dropout: float = 0.3  # on item embeddings, between LSTM layers and on the mixed output
     max_len: int = 50
     short_window: int = 10  # latest events the short-term attention sees (the event itself included)
+    text_encoder: str | None = None  # transformers checkpoint (hub name or folder) that read the item titles
+    text_dim: int = 0  # width of its vectors, set from the encoder when training; 0 = no item text
     family: str = "lsi"
 
     def __post_init__(self) -> None:
@@ -52,6 +57,7 @@ class LSIConfig:
         check_int("max_len", self.max_len, 1, 4096)
         check_int("short_window", self.short_window, 1, 4096)
         check_dropout(self.dropout)
+        check_text_options(self.text_encoder, self.text_dim)
         if self.family != "lsi":
             raise InputError(f"family {self.family!r} is not one of ['lsi']")
 
@@ -107,6 +113,8 @@ class LSIRec(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=0.02)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
+        # With item text: id vector + projected title vector, at the input and (tied) in the output layer.
+        self.item_emb = text_aware_embedding(self.item_emb, config.n_items, config.text_encoder, config.text_dim)
 
     def forward_parts(self, input_ids: torch.Tensor) -> LSIParts:
         """Long state, short read-out, gate and attention at every position of left-padded ids (B, T)."""
@@ -149,7 +157,8 @@ class LSIRec(nn.Module):
         return score_last(self.forward_hidden(input_ids).hidden, self.output_weights())
 
     def output_weights(self) -> torch.Tensor:
-        """The output layer (n_items + 1, D), ``score = hidden @ output_weights().T``: the input table (tied)."""
+        """The output layer (n_items + 1, D), ``score = hidden @ output_weights().T``: the input table (tied;
+        with item text, id vector + projected title vector, so a title-only item can still be recommended)."""
         return self.item_emb.weight
 
     def item_embeddings(self) -> torch.Tensor:

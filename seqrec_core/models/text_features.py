@@ -374,5 +374,21 @@ class TextAwareItemEmbedding(nn.Module):
         return self.base(ids) + self.text(ids)  # (B, T, D)
 
 
+def text_aware_embedding(item_emb: nn.Embedding, n_items: int, text_encoder: str | None,
+                         text_dim: int) -> nn.Module:
+    """A family's ``item_emb`` for its config's two text fields: unchanged without text, else wrapped in
+    :class:`TextAwareItemEmbedding` (so a tied output layer, ``item_emb.weight``, carries the text part too).
+
+    Why one helper: every family wires text the same way, and a config that names only one of the two fields is
+    refused alike (``text_dim`` comes from the encoder in :func:`with_item_text`, so a model built with an encoder
+    but no width was not built by a train job). The caller's ``check_text_options`` has checked the values."""
+    if not text_encoder and not text_dim:
+        return item_emb
+    if not (text_encoder and text_dim):
+        raise InputError("text_encoder and text_dim go together: train through run_training_job (it sets "
+                         "text_dim from the encoder) or leave both unset")
+    return TextAwareItemEmbedding(item_emb, TextItemFeatures(n_items, text_dim, item_emb.embedding_dim))
+
+
 __all__ = ["TextAwareItemEmbedding", "TextItemFeatures", "cache_dir", "check_text_options", "encode_item_texts",
-           "item_text_matrix", "item_texts", "load_encoder", "with_item_text"]
+           "item_text_matrix", "item_texts", "load_encoder", "text_aware_embedding", "with_item_text"]
