@@ -67,6 +67,7 @@ class FastDropout(nn.Module):
         return f"p={self.p}"
 
 
+_EXP_SAFE = 60.0  # exp(60) * 1e12 items still fits in float32: below this logit bound no max shift is needed
 _SCRATCH_ELEMENTS = 1 << 24  # 64 MB of float32 at most for the logits scratch buffer
 _scratch_cache = threading.local()
 
@@ -100,6 +101,9 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         chunk = max(16, min(chunk, _SCRATCH_ELEMENTS // w32.shape[0]))  # huge catalogues: fewer rows per chunk
         buf = _scratch(min(chunk, n), w32.shape[0], h.device)  # (C, V) reused across chunks and steps
         total = torch.zeros((), dtype=torch.float64, device=h.device)
+        # |logit| <= |h_i| |w_j|. While that bound is small, exp cannot overflow, so the softmax's max pass and its
+        # division pass over the (c, V) buffer are skipped: exp, row sums, and 1 / sum applied to D-wide rows.
+        unshifted = float(h32.norm(dim=1).max()) * float(w32[first_column:].norm(dim=1).max()) <= _EXP_SAFE
         for start in range(0, n, chunk):
             hc = h32[start:start + chunk]  # (c, D)
             yc = targets[start:start + chunk]  # (c,)
@@ -108,12 +112,21 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
             if first_column:
                 logits[:, :first_column] = -math.inf  # the padding row is no candidate
             rows = torch.arange(hc.shape[0], device=h.device)
-            torch.softmax(logits, dim=1, out=logits)  # (c, V) in place: one fused pass, no new memory
-            # The loss is only reported (the gradient below is exact); clamp keeps a hopeless target finite.
-            total -= logits[rows, yc].clamp_min(1e-45).log().sum(dtype=torch.float64)
-            logits[rows, yc] -= 1.0  # d loss_i / d logits_i (times N)
-            grad_h[start:start + chunk].addmm_(logits, w32, beta=0.0, alpha=1.0 / n)  # beta 0: empty rows ignored
-            grad_w.addmm_(logits.T, hc, alpha=1.0 / n)
+            if unshifted:
+                probs = logits.exp_()  # (c, V) unnormalised: s_i * softmax
+                sums = probs.sum(1)  # (c,)
+                picked = probs[rows, yc] / sums  # (c,) the targets' probabilities
+                probs[rows, yc] -= sums  # s_i * (softmax - onehot) = s_i * d loss_i / d logits_i
+                scale = 1.0 / (sums * n)  # (c,) the 1 / s_i and the mean's 1 / N, on D-wide rows
+            else:
+                probs = torch.softmax(logits, dim=1, out=logits)  # (c, V) in place: one fused pass, no new memory
+                picked = probs[rows, yc].clone()  # (c,)
+                probs[rows, yc] -= 1.0  # d loss_i / d logits_i
+                scale = torch.full((hc.shape[0],), 1.0 / n, device=h.device)  # (c,)
+            # The loss is only reported (the gradient is exact); clamp keeps a hopeless target finite.
+            total -= picked.clamp_min(1e-45).log().sum(dtype=torch.float64)
+            torch.mm(probs, w32, out=grad_h[start:start + chunk]).mul_(scale[:, None])  # (c, D)
+            grad_w.addmm_(probs.T, hc * scale[:, None])  # (V, D)
         ctx.save_for_backward(grad_h, grad_w)
         ctx.dtypes = (h.dtype, weight.dtype)
         return (total / n).to(torch.float32)

@@ -47,11 +47,12 @@ def test_fast_dropout_scales_kept_values_and_their_gradient() -> None:
 
 @pytest.mark.parametrize("first_column", [0, 1])
 @pytest.mark.parametrize("loss_scale", [1.0, 3.0])
-def test_chunked_loss_matches_cross_entropy_with_and_without_the_padding_row(first_column: int,
-                                                                              loss_scale: float) -> None:
+@pytest.mark.parametrize("size", [0.5, 8.0])  # |h||w| bound ~8: exp without the max shift; ~2000: softmax path
+def test_chunked_loss_matches_cross_entropy_with_and_without_the_padding_row(first_column: int, loss_scale: float,
+                                                                              size: float) -> None:
     torch.manual_seed(0)
-    weight = torch.randn(301, 16, requires_grad=True)  # row 0 = padding
-    h = torch.randn(700, 16, requires_grad=True)
+    weight = (torch.randn(301, 16) * size).requires_grad_()  # row 0 = padding
+    h = (torch.randn(700, 16) * size).requires_grad_()
     y = torch.randint(1, 301, (700,))  # 1-based item ids
     ref = torch.nn.functional.cross_entropy(h @ weight[1:].T, y - 1)
     ref_h, ref_w = torch.autograd.grad(loss_scale * ref, (h, weight))
@@ -60,9 +61,12 @@ def test_chunked_loss_matches_cross_entropy_with_and_without_the_padding_row(fir
     else:
         loss = full_softmax_cross_entropy(h, weight[1:], y - 1, chunk=64)
     got_h, got_w = torch.autograd.grad(loss_scale * loss, (h, weight))
-    torch.testing.assert_close(loss, ref.detach())
-    torch.testing.assert_close(got_h, ref_h)
-    torch.testing.assert_close(got_w, ref_w)
+    if size < 1:
+        torch.testing.assert_close(loss, ref.detach())
+    else:  # targets a thousand logits below the top: the reported loss clamps p at 1e-45; gradients stay exact
+        assert torch.isfinite(loss) and loss <= ref
+    torch.testing.assert_close(got_h, ref_h, atol=1e-5 * size, rtol=1e-4)
+    torch.testing.assert_close(got_w, ref_w, atol=1e-5 * size, rtol=1e-4)
     assert got_w[0].abs().max() == 0  # the padding row is never a candidate
 
 
