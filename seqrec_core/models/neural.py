@@ -152,6 +152,12 @@ def full_softmax_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: t
         return h.sum() * 0.0 + weight.sum() * 0.0
     if h.device.type == "cpu":
         return _ChunkedSoftmaxCE.apply(h, weight, targets, chunk, first_column)
+    return dense_cross_entropy(h, weight, targets, first_column)
+
+
+def dense_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                        first_column: int = 0) -> torch.Tensor:
+    """The GPU form of :func:`full_softmax_cross_entropy`: whole (N, V) logits, ``F.cross_entropy`` in float32."""
     logits = h @ weight.T  # (N, V)
     if first_column:
         logits[:, :first_column] = -math.inf  # mm's backward needs only its inputs: editing its output is safe

@@ -8,7 +8,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 import seqrec_core.models.neural as neural
 from seqrec_core.models.fast_attention import attention_forward
-from seqrec_core.models.neural import fast_dropout, full_softmax_cross_entropy, keep_mask
+from seqrec_core.models.neural import dense_cross_entropy, fast_dropout, full_softmax_cross_entropy, keep_mask
 
 CPU = torch.device("cpu")
 
@@ -68,6 +68,19 @@ def test_chunked_loss_matches_cross_entropy_with_and_without_the_padding_row(fir
     torch.testing.assert_close(got_h, ref_h, atol=1e-5 * size, rtol=1e-4)
     torch.testing.assert_close(got_w, ref_w, atol=1e-5 * size, rtol=1e-4)
     assert got_w[0].abs().max() == 0  # the padding row is never a candidate
+
+
+def test_the_gpu_form_of_the_loss_skips_the_padding_row_too() -> None:
+    """The non-CPU path (whole logits + F.cross_entropy), run here on CPU tensors: same loss and gradients."""
+    torch.manual_seed(0)
+    weight = torch.randn(51, 8, requires_grad=True)
+    h = torch.randn(40, 8, requires_grad=True)
+    y = torch.randint(1, 51, (40,))
+    ref = torch.nn.functional.cross_entropy(h @ weight[1:].T, y - 1)
+    got = dense_cross_entropy(h, weight, y, first_column=1)
+    torch.testing.assert_close(got, ref)
+    for a, b in zip(torch.autograd.grad(got, (h, weight)), torch.autograd.grad(ref, (h, weight)), strict=True):
+        torch.testing.assert_close(a, b)
 
 
 class _Attn(torch.nn.Module):
