@@ -291,8 +291,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="sasrec: add hour-of-day, weekday and time-gap embeddings of each event and of the query "
                         "(request) time; needs a log with timestamps")
     g.add_argument("--text-encoder", metavar="NAME_OR_FOLDER",
-                   help="sasrec: read item titles (+ categories) with this transformers encoder (hub name or local "
-                        "folder), mean-pooled, and add them to the item vectors; helps cold items")
+                   help="every neural family: read item titles (+ categories) with this transformers encoder (hub "
+                        "name or local folder), mean-pooled, and add them to the item vectors; helps cold items")
     g.add_argument("--mask-prob", type=float, help="bert4rec: share of events masked in cloze training (default 0.2)")
     g.add_argument("--mask-last-prob", type=float,
                    help="bert4rec: share of rows that mask only their latest event, the inference case (default 0.1)")

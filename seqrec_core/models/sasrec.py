@@ -37,7 +37,7 @@ from seqrec_core.models.neural import (
     gbce_beta,
     sample_negative_pool,
 )
-from seqrec_core.models.text_features import TextAwareItemEmbedding, TextItemFeatures, check_text_options
+from seqrec_core.models.text_features import check_text_options, text_aware_embedding
 from seqrec_core.models.time_features import TimeFeatures
 
 
@@ -198,11 +198,8 @@ class SASRec(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=0.02)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
-        if config.text_encoder or config.text_dim:  # id vector + projected title vector, inputs and tied outputs
-            if not (config.text_encoder and config.text_dim):
-                raise InputError("text_encoder and text_dim go together: train through run_training_job (it sets "
-                                 "text_dim from the encoder) or leave both unset")
-            self.item_emb = TextAwareItemEmbedding(self.item_emb, TextItemFeatures(config.n_items, config.text_dim, d))
+        # id vector + projected title vector (when the run read titles), for inputs and tied outputs
+        self.item_emb = text_aware_embedding(self.item_emb, config.n_items, config.text_encoder, config.text_dim)
         # Untied output table; text-aware models add the same projected title vector to it (see output_weights).
         # The text module is kept as a plain (unregistered) reference too: no second state-dict entry, and a view
         # of the model whose item_emb is swapped (the explainers' Captum proxy) still reaches it.

@@ -168,11 +168,13 @@ def test_bad_options_are_one_line_input_errors(family: str, options: dict, word:
 
 def test_configs_name_their_family_and_options() -> None:
     assert GRU4RecConfig(n_items=5).family == "gru4rec" and LSTMConfig(n_items=5).family == "lstm"
-    assert GRU4RecConfig.option_names() == ["hidden_size", "num_layers", "dropout", "max_len"]
-    assert LSIConfig.option_names() == ["hidden_size", "num_layers", "dropout", "max_len", "short_window"]
+    assert GRU4RecConfig.option_names() == ["hidden_size", "num_layers", "dropout", "max_len", "text_encoder",
+                                            "text_dim"]
+    assert LSIConfig.option_names() == ["hidden_size", "num_layers", "dropout", "max_len", "short_window",
+                                        "text_encoder", "text_dim"]
     assert LSIConfig(n_items=5, short_window=7).to_dict() == {
         "n_items": 5, "hidden_size": 64, "num_layers": 1, "dropout": 0.3, "max_len": 50, "short_window": 7,
-        "family": "lsi"}
+        "text_encoder": None, "text_dim": 0, "family": "lsi"}
     assert isinstance(RNNRec(LSTMConfig(n_items=5)).rnn, torch.nn.LSTM)
     assert isinstance(RNNRec(GRU4RecConfig(n_items=5)).rnn, torch.nn.GRU)
 
