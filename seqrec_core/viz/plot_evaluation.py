@@ -136,8 +136,9 @@ def plot_rank_distribution(ranks: pd.DataFrame, n_items: int) -> go.Figure:
     fig.update_xaxes(title_text=x_title, type="log", range=[0, np.log10(max(n_items, 2))],
                      **log_axis_ticks(1, n_items))
     fig.update_yaxes(title_text=y_title, range=[0, 1.02], tickformat=".0%")
-    # A cumulative share is high at high ranks, so the bottom-right corner is the one no curve ever crosses.
-    return apply_theme(fig, legend_inside=True, legend_corner="bottom-right")
+    # Under the axis: a good model's curve fills the top-left and the baselines' the bottom-right, so a legend of
+    # four long names inside the plot always covers one of them.
+    return apply_theme(fig)
 
 
 def _add_rank_guides(fig: go.Figure, guides: list[int]) -> None:

@@ -63,18 +63,15 @@ def _shows_legend(fig: go.Figure) -> bool:
     return sum(1 for t in fig.data if t.showlegend is not False) >= 2
 
 
-def apply_theme(fig: go.Figure, *, height: int | None = None, legend_inside: bool = False,
-                legend_corner: str = "top-left") -> go.Figure:
+def apply_theme(fig: go.Figure, *, height: int | None = None, legend_inside: bool = False) -> go.Figure:
     """Give ``fig`` the house template and a height; the width is left to the page (``width="stretch"``).
     A legend goes under the x-axis title (the bottom margin grows to hold it) or, with ``legend_inside``, into
-    the plot's ``legend_corner`` ("top-left" or "bottom-right"), for curves that always leave that corner empty."""
+    the plot's top-left corner, for curves that leave that corner empty."""
     height = int(height or DEFAULT_HEIGHT)
     fig.update_layout(template=TEMPLATE, autosize=True)
     if legend_inside:
-        top = legend_corner == "top-left"
-        fig.update_layout(legend=dict(orientation="v", yref="paper", y=0.98 if top else 0.02,
-                                      yanchor="top" if top else "bottom", x=0.01 if top else 0.99,
-                                      xanchor="left" if top else "right", bgcolor="rgba(255,255,255,0.85)"))
+        fig.update_layout(legend=dict(orientation="v", yref="paper", y=0.98, yanchor="top", x=0.01,
+                                      xanchor="left", bgcolor="rgba(255,255,255,0.85)"))
     elif _shows_legend(fig):
         fig.update_layout(margin=dict(b=MARGIN["b"] + LEGEND_ROOM))
         height += LEGEND_ROOM
