@@ -6,7 +6,7 @@ per cache folder):
 
 - ``fresh-install``: ``NUMBA_CACHE_DIR`` points at an empty folder, i.e. the first use after installing.
 - ``restart``: the normal numba cache (what a restarted dashboard sees after its first ever UMAP).
-- ``warm-up``: like restart, but :func:`seqrec_core.embeddings.warm_up_umap` runs first (what the page does in a
+- ``warm-up``: like restart, but :func:`seqrec_core.projection.warm_up_umap` runs first (what the page does in a
   background thread), then the real fit.
 - ``nn-descent``: like restart, but with UMAP's own approximate neighbours (NN-descent) instead of the exact
   neighbours ``project`` computes up to 30,000 points: shows why (its numba code compiles in every process).
@@ -85,11 +85,11 @@ def one_scenario(name: str, n: int, dim: int, run: str | None) -> dict:
     import umap  # noqa: F401
 
     out["import_umap_s"] = round(time.perf_counter() - t, 2)
-    from seqrec_core import embeddings
-    from seqrec_core.embeddings import project, warm_up_umap
+    from seqrec_core import projection
+    from seqrec_core.projection import project, warm_up_umap
 
     if name == "nn-descent":
-        embeddings.EXACT_KNN_MAX = 0
+        projection.EXACT_KNN_MAX = 0
     if name == "warm-up":
         t = time.perf_counter()
         warm_up_umap(background=False)

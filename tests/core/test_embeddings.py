@@ -238,8 +238,10 @@ def test_map_figure_empty_and_unknown_colour():
 
 def test_warm_up_is_idempotent(monkeypatch):
     calls = []
-    monkeypatch.setattr(E, "_warm_thread", None)
-    monkeypatch.setattr(E, "_warm_work", lambda: calls.append(1))
+    from seqrec_core import projection
+
+    monkeypatch.setattr(projection, "_warm_thread", None)
+    monkeypatch.setattr(projection, "_warm_work", lambda: calls.append(1))
     first = E.warm_up_umap()
     assert E.warm_up_umap() is first
     first.join(5)
@@ -247,5 +249,7 @@ def test_warm_up_is_idempotent(monkeypatch):
 
 
 def test_module_has_no_streamlit_import():
-    source = Path(E.__file__).read_text() + Path(E.__file__).with_name("viz").joinpath("plot_embeddings.py").read_text()
+    here = Path(E.__file__)
+    source = "".join(p.read_text() for p in (here, here.with_name("projection.py"),
+                                              here.with_name("viz") / "plot_embeddings.py"))
     assert "import streamlit" not in source
