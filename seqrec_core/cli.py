@@ -26,7 +26,7 @@ EXIT_CANCELLED = 130  # the shell's code for "stopped by a signal"; nothing was 
 BASELINE_NAMES = ("popularity", "markov", "itemknn")
 # CLI flags passed through to the family's config; the family's config validates them (unknown -> exit 2).
 MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "positions", "loss", "num_negatives",
-                      "negatives", "gbce_t", "tied_output", "time_features", "text_encoder", "mask_prob", "mask_last_prob",
+                      "negatives", "gbce_t", "tied_output", "label_smoothing", "time_features", "text_encoder", "mask_prob", "mask_last_prob",
                       "short_window")
 TRAIN_OPTION_NAMES = ("epochs", "max_len", "time_budget", "batch_size", "lr", "weight_decay", "patience", "device",
                       "seed", "keep")
@@ -287,6 +287,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tied-output", choices=("auto", "yes", "no"), default=None,
                    help="sasrec: score with the input item table (yes) or a separate output table (no); auto "
                         "(default): tied for full/sampled, separate with a learned intercept for bce/gbce")
+    g.add_argument("--label-smoothing", type=float, metavar="EPS",
+                   help="sasrec with --loss full: train towards (1 - EPS) on the next item and EPS spread over all "
+                        "items (default 0; e.g. 0.1)")
     g.add_argument("--time-features", action="store_true", default=None,
                    help="sasrec: add hour-of-day, weekday and time-gap embeddings of each event and of the query "
                         "(request) time; needs a log with timestamps")

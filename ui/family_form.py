@@ -23,7 +23,8 @@ FIELD_LABELS = {"hidden_size": "Hidden size", "num_layers": "Layers", "num_heads
                 "negatives": "Negative sampling", "mask_prob": "Mask share", "mask_last_prob": "Mask-last share",
                 "short_window": "Short-term window (events)", "cell": "Recurrent cell",
                 "time_features": "Time features", "gbce_t": "gBCE calibration t",
-                "text_encoder": "Item text encoder", "tied_output": "Output table tied to the inputs"}
+                "text_encoder": "Item text encoder", "tied_output": "Output table tied to the inputs",
+                "label_smoothing": "Label smoothing"}
 FIELD_HELP = {
     "hidden_size": "Width of item embeddings and layers. 64 suits logs up to ~50k items on a CPU.",
     "num_layers": "Stacked blocks (Transformer blocks or recurrent layers).",
@@ -51,12 +52,15 @@ FIELD_HELP = {
                    "separate output table. auto: tied for the full and sampled softmax; separate, with a learned "
                    "intercept, for BCE / gBCE (which otherwise learn slowly: measured on the demo, gBCE NDCG@10 "
                    "0.080 tied vs 0.204 separate).",
+    "label_smoothing": "Full softmax only: train towards (1 - eps) on the true next item and eps spread over every "
+                       "item, which keeps the model from growing over-confident on sparse logs. 0 = off.",
     "mask_prob": "Share of each sequence's events hidden behind the mask token in training (the cloze task).",
     "mask_last_prob": "Share of training rows that mask only their latest event, which is the prediction case.",
     "short_window": "How many of the latest events the short-term attention sees.",
     "cell": "GRU or LSTM cell.",
 }
-ADVANCED = {"loss", "num_negatives", "negatives", "gbce_t", "tied_output", "mask_last_prob", "text_encoder"}  # "More options"
+ADVANCED = {"loss", "num_negatives", "negatives", "gbce_t", "tied_output", "label_smoothing", "mask_last_prob",
+            "text_encoder"}  # "More options"
 # given by the data, the family, "History length" below, or (text_dim) the text encoder itself
 NOT_OPTIONS = {"n_items", "family", "max_len", "text_dim"}
 

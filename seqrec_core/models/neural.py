@@ -93,9 +93,14 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int,
-                first_column: int) -> torch.Tensor:
+                first_column: int, smoothing: float) -> torch.Tensor:
         n = h.shape[0]
         h32, w32 = h.float(), weight.float()
+        # Label smoothing: the target distribution is (1 - eps) onehot + eps / C on the C candidates. Its uniform
+        # part adds -eps / C * sum_j W_j to every grad_h row and -eps / C * sum_i h_i to every candidate row of grad_w
+        # (rank one, once per call), so the chunks only change how much is taken off at the target.
+        n_cand = w32.shape[0] - first_column
+        col_sum = w32[first_column:].sum(0) if smoothing else None  # (D,)
         grad_h = torch.empty_like(h32)  # (N, D)
         grad_w = torch.zeros_like(w32)  # (V, D)
         chunk = max(16, min(chunk, _SCRATCH_ELEMENTS // w32.shape[0]))  # huge catalogues: fewer rows per chunk
@@ -116,17 +121,24 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
                 probs = logits.exp_()  # (c, V) unnormalised: s_i * softmax
                 sums = probs.sum(1)  # (c,)
                 picked = probs[rows, yc] / sums  # (c,) the targets' probabilities
-                probs[rows, yc] -= sums  # s_i * (softmax - onehot) = s_i * d loss_i / d logits_i
+                probs[rows, yc] -= sums * (1.0 - smoothing)  # s_i * (softmax - (1 - eps) onehot)
                 scale = 1.0 / (sums * n)  # (c,) the 1 / s_i and the mean's 1 / N, on D-wide rows
             else:
                 probs = torch.softmax(logits, dim=1, out=logits)  # (c, V) in place: one fused pass, no new memory
                 picked = probs[rows, yc].clone()  # (c,)
-                probs[rows, yc] -= 1.0  # d loss_i / d logits_i
+                probs[rows, yc] -= 1.0 - smoothing  # d loss_i / d logits_i, but the uniform part
                 scale = torch.full((hc.shape[0],), 1.0 / n, device=h.device)  # (c,)
             # The loss is only reported (the gradient is exact); clamp keeps a hopeless target finite.
-            total -= picked.clamp_min(1e-45).log().sum(dtype=torch.float64)
+            log_p = picked.clamp_min(1e-45).log()  # (c,)
+            if smoothing:  # sum_j log p_j = h . sum_j W_j - C lse, with lse = logit_y - log p_y
+                lse = (hc * w32[yc]).sum(1) - log_p  # (c,)
+                log_p = (1.0 - smoothing) * log_p - smoothing * lse + (smoothing / n_cand) * (hc @ col_sum)
+            total -= log_p.sum(dtype=torch.float64)
             torch.mm(probs, w32, out=grad_h[start:start + chunk]).mul_(scale[:, None])  # (c, D)
             grad_w.addmm_(probs.T, hc * scale[:, None])  # (V, D)
+        if smoothing:
+            grad_h -= (smoothing / n_cand / n) * col_sum  # (N, D)
+            grad_w[first_column:] -= (smoothing / n_cand / n) * h32.sum(0)  # (V, D)
         ctx.save_for_backward(grad_h, grad_w)
         ctx.dtypes = (h.dtype, weight.dtype)
         return (total / n).to(torch.float32)
@@ -136,12 +148,13 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         grad_h, grad_w = ctx.saved_tensors
         if grad_out.item() != 1.0:  # a scaled or weighted loss; plain backward() skips two passes here
             grad_h, grad_w = grad_h * grad_out, grad_w * grad_out
-        return grad_h.to(ctx.dtypes[0]), grad_w.to(ctx.dtypes[1]), None, None, None
+        return grad_h.to(ctx.dtypes[0]), grad_w.to(ctx.dtypes[1]), None, None, None, None
 
 
 def full_softmax_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                               chunk: int = 256, first_column: int = 0) -> torch.Tensor:
-    """Mean cross-entropy of ``softmax(h @ weight.T)`` against ``targets`` (rows of ``weight``).
+                               chunk: int = 256, first_column: int = 0, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of ``softmax(h @ weight.T)`` against ``targets`` (rows of ``weight``), optionally
+    label-smoothed over the candidates (as ``F.cross_entropy(..., label_smoothing=...)``).
 
     h (N, D), weight (V, D), targets (N,). Rows of ``weight`` before ``first_column`` are no candidates (pass the
     whole item table with ``first_column=1`` and 1-based targets: slicing off the padding row instead costs a
@@ -151,17 +164,17 @@ def full_softmax_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: t
     if h.shape[0] == 0:
         return h.sum() * 0.0 + weight.sum() * 0.0
     if h.device.type == "cpu":
-        return _ChunkedSoftmaxCE.apply(h, weight, targets, chunk, first_column)
-    return dense_cross_entropy(h, weight, targets, first_column)
+        return _ChunkedSoftmaxCE.apply(h, weight, targets, chunk, first_column, float(label_smoothing))
+    return dense_cross_entropy(h, weight, targets, first_column, label_smoothing)
 
 
 def dense_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                        first_column: int = 0) -> torch.Tensor:
-    """The GPU form of :func:`full_softmax_cross_entropy`: whole (N, V) logits, ``F.cross_entropy`` in float32."""
+                        first_column: int = 0, label_smoothing: float = 0.0) -> torch.Tensor:
+    """The GPU form of :func:`full_softmax_cross_entropy`: whole (N, V) logits, ``F.cross_entropy`` in float32 on
+    the candidate columns (a sliced view: the smoothing's uniform part must not include the padding column)."""
     logits = h @ weight.T  # (N, V)
-    if first_column:
-        logits[:, :first_column] = -math.inf  # mm's backward needs only its inputs: editing its output is safe
-    return torch.nn.functional.cross_entropy(logits.float(), targets)
+    return torch.nn.functional.cross_entropy(logits[:, first_column:].float(), targets - first_column,
+                                             label_smoothing=label_smoothing)
 
 
 # ------------------------------------------------------------------------------ BCE / gBCE with sampled negatives

@@ -68,6 +68,7 @@ class SASRecConfig:
     # is shift-invariant and learns well tied. True with bce/gbce is the model as it was before (no intercept), so
     # runs saved then still load. Set from the loss in __post_init__: a saved config always holds True or False.
     tied_output: bool | None = None
+    label_smoothing: float = 0.0  # full softmax only: target = (1 - eps) onehot + eps spread over every item
     family: str = "sasrec"
 
     # What a stored config that lacks a field meant when it was saved: runs from before ``tied_output`` existed
@@ -88,6 +89,12 @@ class SASRecConfig:
             raise InputError(f"dropout {self.dropout!r} is out of range; use a number in [0, 1), e.g. 0.3")
         if isinstance(self.gbce_t, bool) or not isinstance(self.gbce_t, (int, float)) or not 0 <= self.gbce_t <= 1:
             raise InputError(f"gbce_t {self.gbce_t!r} is out of range; use a number in [0, 1], e.g. 0.75")
+        eps = self.label_smoothing
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < 1:
+            raise InputError(f"label_smoothing {eps!r} is out of range; use a number in [0, 1), e.g. 0.1")
+        if eps and self.loss != "full":
+            raise InputError(f"label_smoothing applies to the full softmax only, not loss '{self.loss}'; drop it or "
+                             "use --loss full")
         if not isinstance(self.time_features, bool):
             raise InputError(f"time_features {self.time_features!r} must be true or false")
         check_text_options(self.text_encoder, self.text_dim)
@@ -276,7 +283,8 @@ class SASRec(nn.Module):
         h = hidden[where]  # (N, D) only positions that predict something: the output layer is the big cost
         y = targets[:, -hidden.shape[1]:][where]  # (N,)
         if self.config.loss == "full":
-            return full_softmax_cross_entropy(h, self.output_weights(), y, first_column=1)  # padding: no candidate
+            return full_softmax_cross_entropy(h, self.output_weights(), y, first_column=1,  # padding: no candidate
+                                              label_smoothing=self.config.label_smoothing)
         if self.config.loss in ("bce", "gbce"):
             return self._binary_loss(h, y)
         return self._sampled_loss(h, y)

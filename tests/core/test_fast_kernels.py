@@ -48,18 +48,19 @@ def test_fast_dropout_scales_kept_values_and_their_gradient() -> None:
 @pytest.mark.parametrize("first_column", [0, 1])
 @pytest.mark.parametrize("loss_scale", [1.0, 3.0])
 @pytest.mark.parametrize("size", [0.5, 8.0])  # |h||w| bound ~8: exp without the max shift; ~2000: softmax path
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_chunked_loss_matches_cross_entropy_with_and_without_the_padding_row(first_column: int, loss_scale: float,
-                                                                              size: float) -> None:
+                                                                              size: float, smoothing: float) -> None:
     torch.manual_seed(0)
     weight = (torch.randn(301, 16) * size).requires_grad_()  # row 0 = padding
     h = (torch.randn(700, 16) * size).requires_grad_()
     y = torch.randint(1, 301, (700,))  # 1-based item ids
-    ref = torch.nn.functional.cross_entropy(h @ weight[1:].T, y - 1)
+    ref = torch.nn.functional.cross_entropy(h @ weight[1:].T, y - 1, label_smoothing=smoothing)
     ref_h, ref_w = torch.autograd.grad(loss_scale * ref, (h, weight))
     if first_column:
-        loss = full_softmax_cross_entropy(h, weight, y, chunk=64, first_column=1)
+        loss = full_softmax_cross_entropy(h, weight, y, chunk=64, first_column=1, label_smoothing=smoothing)
     else:
-        loss = full_softmax_cross_entropy(h, weight[1:], y - 1, chunk=64)
+        loss = full_softmax_cross_entropy(h, weight[1:], y - 1, chunk=64, label_smoothing=smoothing)
     got_h, got_w = torch.autograd.grad(loss_scale * loss, (h, weight))
     if size < 1:
         torch.testing.assert_close(loss, ref.detach())
@@ -70,14 +71,15 @@ def test_chunked_loss_matches_cross_entropy_with_and_without_the_padding_row(fir
     assert got_w[0].abs().max() == 0  # the padding row is never a candidate
 
 
-def test_the_gpu_form_of_the_loss_skips_the_padding_row_too() -> None:
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_the_gpu_form_of_the_loss_skips_the_padding_row_too(smoothing: float) -> None:
     """The non-CPU path (whole logits + F.cross_entropy), run here on CPU tensors: same loss and gradients."""
     torch.manual_seed(0)
     weight = torch.randn(51, 8, requires_grad=True)
     h = torch.randn(40, 8, requires_grad=True)
     y = torch.randint(1, 51, (40,))
-    ref = torch.nn.functional.cross_entropy(h @ weight[1:].T, y - 1)
-    got = dense_cross_entropy(h, weight, y, first_column=1)
+    ref = torch.nn.functional.cross_entropy(h @ weight[1:].T, y - 1, label_smoothing=smoothing)
+    got = dense_cross_entropy(h, weight, y, first_column=1, label_smoothing=smoothing)
     torch.testing.assert_close(got, ref)
     for a, b in zip(torch.autograd.grad(got, (h, weight)), torch.autograd.grad(ref, (h, weight)), strict=True):
         torch.testing.assert_close(a, b)

@@ -110,3 +110,17 @@ def test_bad_options_are_refused() -> None:
         tiny(loss="hinge")
     with pytest.raises(InputError, match="time_features"):
         tiny(time_features="yes")
+
+
+def test_label_smoothing_is_the_smoothed_cross_entropy_and_only_for_the_full_softmax() -> None:
+    smoothed, plain = tiny(label_smoothing=0.1), tiny()
+    ids = torch.randint(1, N_ITEMS + 1, (6, 12), generator=torch.Generator().manual_seed(1))
+    targets = torch.randint(1, N_ITEMS + 1, (6, 12), generator=torch.Generator().manual_seed(2))
+    hidden = plain.forward_hidden(ids).hidden.reshape(-1, 16)  # (72, D): same weights in both models
+    logits = hidden @ plain.output_weights()[1:].T  # (72, V)
+    ref = torch.nn.functional.cross_entropy(logits, targets.reshape(-1) - 1, label_smoothing=0.1)
+    torch.testing.assert_close(smoothed(ids, targets), ref)
+    assert not torch.isclose(plain(ids, targets), ref)
+    for bad in ({"label_smoothing": 1.0}, {"label_smoothing": -0.1}, {"label_smoothing": 0.1, "loss": "gbce"}):
+        with pytest.raises(InputError, match="label_smoothing"):
+            tiny(**bad)
