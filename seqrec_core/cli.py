@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from seqrec_core.cli_model_options import add_model_options, model_options_from_args
 from seqrec_core.data.dataset import Dataset, DataSource, open_dataset
 from seqrec_core.data.loaders import FORMATS
 from seqrec_core.data.prep import PrepOptions
@@ -24,10 +25,6 @@ log = logging.getLogger("seqrec_core")
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130  # the shell's code for "stopped by a signal"; nothing was saved
 BASELINE_NAMES = ("popularity", "markov", "itemknn")
-# CLI flags passed through to the family's config; the family's config validates them (unknown -> exit 2).
-MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "positions", "loss", "num_negatives",
-                      "negatives", "gbce_t", "tied_output", "label_smoothing", "time_features", "text_encoder", "mask_prob", "mask_last_prob",
-                      "short_window")
 TRAIN_OPTION_NAMES = ("epochs", "max_len", "time_budget", "batch_size", "lr", "weight_decay", "patience", "device",
                       "seed", "keep")
 
@@ -155,9 +152,7 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise InputError(f"output folder '{out}' exists and is not empty; choose a new --out folder")
-    model_options = {name: getattr(args, name) for name in MODEL_OPTION_NAMES if getattr(args, name) is not None}
-    if "tied_output" in model_options:  # auto = unset: the config decides from the loss
-        model_options["tied_output"] = {"auto": None, "yes": True, "no": False}[model_options["tied_output"]]
+    model_options = model_options_from_args(args)
     train_cfg = TrainConfig(**{name: getattr(args, name) for name in TRAIN_OPTION_NAMES
                                if getattr(args, name) is not None})
     ds = open_dataset(_data_source(args))
@@ -264,44 +259,6 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    # Defaults live in the family's config dataclass; unset flags are not passed, so those defaults apply.
-    g = p.add_argument_group("model options (unset = the family's default; an option the family lacks exits 2)")
-    g.add_argument("--hidden-size", type=int, help="embedding / hidden width (default 64)")
-    g.add_argument("--num-layers", type=int, help="Transformer blocks (default 2)")
-    g.add_argument("--num-heads", type=int, help="attention heads (default 2)")
-    g.add_argument("--dropout", type=float, help="dropout rate")
-    g.add_argument("--positions", choices=("rotary", "learned"),
-                   help="rotary (default; learns long-range pairs) or GPT-2 learned absolute positions (classic SASRec)")
-    g.add_argument("--loss", choices=("full", "sampled", "bce", "gbce"),
-                   help="sasrec: full-softmax cross-entropy (default), sampled softmax for huge catalogues, bce (one "
-                        "sampled negative per positive, the original SASRec) or gbce (gSASRec: --num-negatives per "
-                        "positive, calibrated by --gbce-t)")
-    g.add_argument("--num-negatives", type=int,
-                   help="negatives per step with --loss sampled, per positive with --loss gbce (default 256)")
-    g.add_argument("--negatives", choices=("uniform", "popularity"),
-                   help="how sampled/bce/gbce negatives are drawn (default uniform; popularity: sampled uses the "
-                        "log-q correction, bce/gbce have none and learn to rank popular items down)")
-    g.add_argument("--gbce-t", type=float,
-                   help="gbce calibration t in [0, 1] (default 0.75; 0 = plain BCE with k negatives)")
-    g.add_argument("--tied-output", choices=("auto", "yes", "no"), default=None,
-                   help="sasrec: score with the input item table (yes) or a separate output table (no); auto "
-                        "(default): tied for full/sampled, separate with a learned intercept for bce/gbce")
-    g.add_argument("--label-smoothing", type=float, metavar="EPS",
-                   help="sasrec with --loss full: train towards (1 - EPS) on the next item and EPS spread over all "
-                        "items (default 0; e.g. 0.1)")
-    g.add_argument("--time-features", action="store_true", default=None,
-                   help="sasrec: add hour-of-day, weekday and time-gap embeddings of each event and of the query "
-                        "(request) time; needs a log with timestamps")
-    g.add_argument("--text-encoder", metavar="NAME_OR_FOLDER",
-                   help="every neural family: read item titles (+ categories) with this transformers encoder (hub "
-                        "name or local folder), mean-pooled, and add them to the item vectors; helps cold items")
-    g.add_argument("--mask-prob", type=float, help="bert4rec: share of events masked in cloze training (default 0.2)")
-    g.add_argument("--mask-last-prob", type=float,
-                   help="bert4rec: share of rows that mask only their latest event, the inference case (default 0.1)")
-    g.add_argument("--short-window", type=int, help="lsi: latest events the short-term attention sees (default 10)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="python -m seqrec_core", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -336,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights to save: best validation NDCG@10 (default) or the last validated epoch")
     _add_exclude_seen(p)
     p.add_argument("--progress", help="also append progress events (JSON lines) to this file")
-    _add_model_options(p)
+    add_model_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="full-ranking test metrics of a run next to the baselines")
