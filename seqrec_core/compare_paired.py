@@ -43,6 +43,10 @@ def _paired(a: EvalResult, b: EvalResult, metrics: Sequence[str], n_boot: int, s
     return diffs.mean(axis=0), np.quantile(means, tail, axis=0), np.quantile(means, 1 - tail, axis=0)
 
 
+def _mean(result: EvalResult, metric: str) -> float:
+    return float(np.mean(result.per_user(metric))) if len(result.users) else float("nan")
+
+
 def verdict(lo: float, hi: float, a: str, b: str) -> str:
     """"<a> beats <b>" when the whole interval of a - b is above 0, the reverse below 0, else no clear
     difference (the data cannot tell them apart; it does not prove they are equal)."""
@@ -63,11 +67,8 @@ def get_paired_difference(a: EvalResult, b: EvalResult, metrics: Sequence[str] =
     """
     la, lb = labels or (a.name, b.name)
     diff, lo, hi = _paired(a, b, metrics, n_boot, seed, level)
-    def mean(r: EvalResult, m: str) -> float:
-        return float(np.mean(r.per_user(m))) if len(r.users) else float("nan")
-
-    rows = [{"metric": m, "A": mean(a, m), "B": mean(b, m), "difference": float(diff[i]), "lo": float(lo[i]), "hi": float(hi[i]),
-             "verdict": verdict(float(lo[i]), float(hi[i]), la, lb), "users": len(a.users)}
+    rows = [{"metric": m, "A": _mean(a, m), "B": _mean(b, m), "difference": float(diff[i]), "lo": float(lo[i]),
+             "hi": float(hi[i]), "verdict": verdict(float(lo[i]), float(hi[i]), la, lb), "users": len(a.users)}
             for i, m in enumerate(metrics)]
     return pd.DataFrame(rows, columns=["metric", "A", "B", "difference", "lo", "hi", "verdict", "users"])
 
