@@ -201,7 +201,7 @@ def unpack_run_zip(data: bytes, dest_root: str | Path) -> Path:
         raise InputError(f"the archive is {len(data) / 2**20:.0f} MiB; runs over {MAX_ZIP_BYTES >> 20} MiB are refused")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError):
         raise InputError("the upload is not a zip archive; zip the run folder (config.json, model.safetensors, ...)") from None
     members, prefix = check_run_archive(archive, MAX_UNPACKED_BYTES)
     root = Path(dest_root)
@@ -219,7 +219,10 @@ def unpack_run_zip(data: bytes, dest_root: str | Path) -> Path:
                         if written > MAX_UNPACKED_BYTES:
                             raise InputError("the archive unpacks to more than 2 GiB; refused")
                         dst.write(chunk)
-            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, zlib.error) as err:
+            except InputError:
+                raise
+            # ValueError: a damaged header can point before the start of the file ("negative seek value")
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, zlib.error, ValueError) as err:
                 raise InputError(f"the archive entry '{info.filename}' cannot be unpacked ({err}); "
                                  "zip the run folder again without encryption") from None
         load_run(tmp)  # the same checks as any run: schema, weights, vocabulary
