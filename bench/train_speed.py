@@ -4,7 +4,8 @@ Prints one JSON document: trained tokens/s (positions with a target), padded pos
 FLOP/s achieved (forward + backward = 3 x forward, output layer included), and the GFLOP/s that plain
 ``torch.mm`` reaches in the same process on the model's big shapes and on a large square product (the
 ceiling). Timings are medians over steps after a warm-up, so a neighbour's burst on a shared machine moves
-them less.
+them less. ``mean_step_ms_split`` times the parts of a step (body forward, loss, backward, optimizer) on 60 of
+the same batches.
 
     python bench/train_speed.py --data ../shared/data/amazon-beauty-s3/Beauty.txt --format seqtxt
 """
@@ -94,6 +95,37 @@ def matmul_ceiling(device: torch.device, d: int, n_items: int, rows: int, dtype:
     return {name: round(v, 1) for name, v in best.items()}
 
 
+def step_split(model, optimizer, batches: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> dict:
+    """Mean ms per step of each part of a training step on the same batches: the Transformer body forward, the
+    loss (forward; the CPU kernel computes its gradients there too), backward and the optimizer. Where the step
+    goes, for whoever works on the speed goal next (plain fp32, no autocast)."""
+    from seqrec_core.models.neural import full_softmax_cross_entropy
+
+    def sync() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    parts = {"body_forward": 0.0, "loss": 0.0, "backward": 0.0, "optimizer": 0.0}
+    for x, y in batches:
+        x, y = x.to(device), y.to(device)
+        t0 = sync()
+        hidden = model.forward_hidden(x).hidden  # (B, W, D)
+        where = y[:, -hidden.shape[1]:] != 0  # (B, W)
+        t1 = sync()
+        loss = full_softmax_cross_entropy(hidden[where], model.output_weights(), y[:, -hidden.shape[1]:][where],
+                                          first_column=1)
+        t2 = sync()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t3 = sync()
+        optimizer.step()
+        t4 = sync()
+        for name, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            parts[name] += dt
+    return {name: round(total / len(batches) * 1e3, 2) for name, total in parts.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(DEFAULT_DATA))
@@ -144,6 +176,8 @@ def main() -> None:
             targets.append(n_t)
             positions.append(x.numel())
             flops.append(3 * forward_flops(cfg, x.numel(), n_t, x.shape[1], x.shape[0]))
+    split_batches = list(iterate_batches(windows, lengths, batches[args.warmup:args.warmup + 60], masked))
+    split = step_split(model, optimizer, split_batches, device) if not args.amp else None
     total = sum(step_times)
     median_step = statistics.median(step_times)
     mean_targets = sum(targets) / len(targets)
@@ -162,6 +196,7 @@ def main() -> None:
         "trained_tokens_per_s": round(sum(targets) / total, 1),
         "step_ms_p10_p50_p90": [round(float(np.percentile(step_times, q)) * 1e3, 1) for q in (10, 50, 90)],
         "padded_positions_per_s": round(sum(positions) / total, 1),
+        "mean_step_ms_split": split,  # same 60 batches again, each part timed on its own
         "epoch_seconds_estimate": round(median_step * len(batch_order(lengths, args.batch_size, rng)), 2),
         "achieved_gflops": round(achieved, 1), "achieved_gflops_median_of_steps": round(achieved_median, 1),
         "achieved_gflops_p10_p90_of_steps": [round(float(np.percentile(per_step, q)), 1) for q in (10, 90)],
