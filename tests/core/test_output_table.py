@@ -9,12 +9,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from successor_log import fit_successor, successor_ranks
 
 from seqrec_core.data.sequences import Vocab
 from seqrec_core.errors import InputError
 from seqrec_core.explain import attribute_batch_full
 from seqrec_core.models import build_model, model_from_config
-from seqrec_core.models.batches import batch_order, iterate_batches, training_windows
 from seqrec_core.models.sasrec import SASRecConfig
 
 N_ITEMS = 30
@@ -87,34 +87,12 @@ def test_binary_losses_get_an_intercept_left_out_of_scores(loss: str) -> None:
         assert small(**kw).out_bias is None and "out_bias" not in small(**kw).state_dict()  # the old module sets
 
 
-def _successor_log() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    seqs = [np.array([(s + k) % 20 + 1 for k in range(12)]) for s in rng.integers(0, 20, 60)]  # i -> i + 1
-    return training_windows(seqs, 12)
-
-
 def test_untied_gbce_trains_and_ranks_the_successor_first() -> None:
-    windows, lengths, masked = _successor_log()
-    model = small(loss="gbce", num_negatives=16).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for epoch in range(25):
-        for inputs, targets in iterate_batches(windows, lengths, batch_order(lengths, 32, np.random.default_rng(epoch)),
-                                               masked):
-            loss = model(inputs, targets)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+    model = small(loss="gbce", num_negatives=16)
+    losses = fit_successor(model, epochs=25)
     assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
     assert model.out_emb.weight.grad[0].abs().max() == 0  # the padding row never learns
-    model.eval()
-    contexts = torch.tensor([[(s + k) % 20 + 1 for k in range(5)] for s in range(20)])  # (20, 5)
-    successor = torch.tensor([(s + 5) % 20 + 1 for s in range(20)])  # (20,)
-    with torch.no_grad():
-        scores = model.score(contexts)  # (20, V + 1)
-    ranks = (scores > scores[torch.arange(20), successor][:, None]).sum(1) + 1
-    assert ranks.float().mean() <= 2.0
+    assert successor_ranks(model).float().mean() <= 2.0
 
 
 @pytest.mark.parametrize("baseline", ["mean", "padding"])
