@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from timed_log import T0, hourly_events
+from timed_log import T0, hourly_events, train_timed_run
 
 from seqrec_core.data.sequences import build_sequences
 from seqrec_core.errors import InputError
@@ -42,15 +42,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, data):
-    from seqrec_core.jobs import run_training_job
-    from seqrec_core.runs import load_run
-    from seqrec_core.training import TrainConfig
-
-    out = tmp_path_factory.mktemp("runs") / "timed"
-    cfg = TrainConfig(epochs=3, batch_size=32, max_len=12, device="cpu", seed=0, lr=5e-3)
-    run_training_job(data, "sasrec", {"hidden_size": 16, "num_layers": 1, "num_heads": 1, "time_features": True},
-                     cfg, out, {"name": "test"})
-    return load_run(out)
+    return train_timed_run(data, tmp_path_factory.mktemp("runs") / "timed", epochs=3, max_len=12, num_heads=1)
 
 
 # ------------------------------------------------------------------------------------------- the features

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from timed_log import T0, hourly_events
+from timed_log import T0, hourly_events, train_timed_run
 
 from seqrec_core.data.sequences import build_sequences
 from seqrec_core.errors import InputError
@@ -33,15 +33,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, data):
-    from seqrec_core.jobs import run_training_job
-    from seqrec_core.runs import load_run
-    from seqrec_core.training import TrainConfig
-
-    out = tmp_path_factory.mktemp("runs") / "timed"
-    cfg = TrainConfig(epochs=1, batch_size=32, max_len=8, device="cpu", seed=0, lr=5e-3)
-    run_training_job(data, "sasrec", {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "time_features": True},
-                     cfg, out, {"name": "test"})
-    loaded = load_run(out)
+    loaded = train_timed_run(data, tmp_path_factory.mktemp("runs") / "timed", epochs=1, max_len=8, num_heads=2)
     torch.manual_seed(0)
     for emb in loaded.model.time_emb.children():  # trained briefly the tables are ~0: make the times matter
         torch.nn.init.normal_(emb.weight, std=0.3)

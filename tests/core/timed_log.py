@@ -1,4 +1,5 @@
-"""A tiny log whose items depend on the hour, shared by the time-aware tests (pytest puts this folder on sys.path)."""
+"""A tiny log whose items depend on the hour, and a tiny time-aware run trained on it, shared by the time-aware tests
+(pytest puts this folder on sys.path)."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,3 +24,15 @@ def hourly_events(n_users: int = 80, seed: int = 0, with_time: bool = True,
     if with_time:
         ev["timestamp"] = pd.to_datetime(ev["timestamp"], unit="s", utc=True)
     return ev
+
+
+def train_timed_run(data, out, *, epochs: int, max_len: int, num_heads: int):  # noqa: ANN001, ANN201
+    """A tiny time-aware SASRec (hidden 16, one layer) trained on ``data`` into ``out`` and loaded back (a Run)."""
+    from seqrec_core.jobs import run_training_job
+    from seqrec_core.runs import load_run
+    from seqrec_core.training import TrainConfig
+
+    cfg = TrainConfig(epochs=epochs, batch_size=32, max_len=max_len, device="cpu", seed=0, lr=5e-3)
+    run_training_job(data, "sasrec", {"hidden_size": 16, "num_layers": 1, "num_heads": num_heads,
+                                      "time_features": True}, cfg, out, {"name": "test"})
+    return load_run(out)
