@@ -11,13 +11,15 @@ MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "posi
                       "negatives", "gbce_t", "tied_output", "label_smoothing", "time_features", "text_encoder",
                       "mask_prob", "mask_last_prob", "short_window")
 _YES_NO_AUTO = {"auto": None, "yes": True, "no": False}
+YES_NO_OPTIONS = ("tied_output",)  # true/false/unset options: the flag takes yes|no|auto, not a bare switch
 
 
 def model_options_from_args(args: argparse.Namespace) -> dict:
     """The model options given on the command line (unset ones left out), in the config's own types."""
     options = {name: getattr(args, name) for name in MODEL_OPTION_NAMES if getattr(args, name, None) is not None}
-    if "tied_output" in options:  # auto = unset: the config decides from the loss
-        options["tied_output"] = _YES_NO_AUTO[options["tied_output"]]
+    for name in YES_NO_OPTIONS:  # auto = unset: the config decides (tied_output: from the loss)
+        if name in options:
+            options[name] = _YES_NO_AUTO[options[name]]
     return options
 
 

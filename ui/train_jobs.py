@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from seqrec_core.cli_model_options import YES_NO_OPTIONS
 from seqrec_core.data.dataset import DEMO, Dataset
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -85,9 +86,6 @@ def _claim_job_folder(runs_root: Path, family: str) -> tuple[str, Path]:
     raise RuntimeError(f"no free job name under {runs_root} for {base}")
 
 
-YES_NO_FLAGS = {"tied_output"}  # options whose unset value means "auto": the CLI takes --flag yes|no|auto
-
-
 def start_job(ds: Dataset, runs_root: Path, family: str, options: dict[str, object]) -> Job:
     """Start `python -m seqrec_core train` in the background; options are CLI flags without the dashes."""
     name, folder = _claim_job_folder(runs_root, family)
@@ -96,7 +94,7 @@ def start_job(ds: Dataset, runs_root: Path, family: str, options: dict[str, obje
            "--out", str(run_dir), "--progress", str(folder / "progress.jsonl")]
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool) and key in YES_NO_FLAGS:
+        if isinstance(value, bool) and key in YES_NO_OPTIONS:  # the CLI takes --flag yes|no here
             cmd += [flag, "yes" if value else "no"]
         elif isinstance(value, bool):
             cmd += [flag] if value else []
