@@ -215,10 +215,14 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     if len(source) == 0:
         raise InputError("no user has 2 or more training events, so there is nothing to learn from; "
                          "load a log with longer histories (each user needs at least 4 events)")
+    counts = source.items.bincount(minlength=data.vocab.n_items + 1)  # (n_items + 1,) training events per item
     if hasattr(model, "set_item_counts"):
-        counts = source.items.bincount(minlength=data.vocab.n_items + 1)[1:]
-        model.set_item_counts(torch.as_tensor(counts, dtype=torch.float32))
+        model.set_item_counts(torch.as_tensor(counts[1:], dtype=torch.float32))
     model.to(device)
+    if hasattr(getattr(model, "item_emb", None), "hold_untrained"):  # item text: unseen items keep their title
+        untrained = torch.as_tensor(counts == 0)  # (n_items + 1,)
+        untrained[0] = False  # padding
+        model.item_emb.hold_untrained(untrained)
     net = model  # what the training step calls: the model, or its DDP wrapper
     if ctx is not None:
         net = distributed.wrap_model(model, ctx)  # rank 0's initial weights on every rank
