@@ -28,6 +28,7 @@ from seqrec_core.data.dataset import DataSource, open_dataset  # noqa: E402
 from seqrec_core.models import build_model  # noqa: E402
 from seqrec_core.models.batches import batch_order, iterate_batches, training_windows  # noqa: E402
 from seqrec_core.training import TrainConfig, _adamw, _autocast, resolve_device, train_step  # noqa: E402
+from seqrec_core.weight_average import WeightAverage  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-beauty-s3" / "Beauty.txt"
 
@@ -95,10 +96,11 @@ def matmul_ceiling(device: torch.device, d: int, n_items: int, rows: int, dtype:
     return {name: round(v, 1) for name, v in best.items()}
 
 
-def step_split(model, optimizer, batches: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> dict:
+def step_split(model, optimizer, average: WeightAverage | None, batches: list[tuple[torch.Tensor, torch.Tensor]],
+               device: torch.device) -> dict:
     """Mean ms per step of each part of a training step on the same batches: the Transformer body forward, the
-    loss (forward; the CPU kernel computes its gradients there too), backward and the optimizer. Where the step
-    goes, for whoever works on the speed goal next (plain fp32, no autocast)."""
+    loss (forward; the CPU kernel computes its gradients there too), backward and the optimizer (with the weight
+    average's update). Where the step goes, for whoever works on the speed goal next (plain fp32, no autocast)."""
     from seqrec_core.models.neural import full_softmax_cross_entropy
 
     def sync() -> float:
@@ -120,6 +122,8 @@ def step_split(model, optimizer, batches: list[tuple[torch.Tensor, torch.Tensor]
         loss.backward()
         t3 = sync()
         optimizer.step()
+        if average is not None:
+            average.update()
         t4 = sync()
         for name, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             parts[name] += dt
@@ -150,7 +154,10 @@ def main() -> None:
     model = build_model("sasrec", data.vocab.n_items, hidden_size=args.hidden_size, num_layers=args.num_layers,
                         num_heads=args.num_heads, max_len=args.max_len, positions=args.positions).to(device)
     cfg = model.config
-    optimizer = _adamw(model, TrainConfig())  # the trainer's optimizer (fused AdamW where available)
+    train_cfg = TrainConfig()
+    optimizer = _adamw(model, train_cfg)  # the trainer's optimizer (fused AdamW where available)
+    # the trainer's weight average, updated after every step as training does
+    average = WeightAverage(model, train_cfg.weight_average) if train_cfg.weight_average else None
     autocast, fp16 = _autocast(device, args.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=fp16)
     windows, lengths, masked = training_windows([data.train_sequence(u) for u in range(data.n_users)], args.max_len)
@@ -167,6 +174,8 @@ def main() -> None:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         train_step(model, optimizer, scaler, autocast, x, y)
+        if average is not None:
+            average.update()
         if device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
@@ -177,7 +186,7 @@ def main() -> None:
             positions.append(x.numel())
             flops.append(3 * forward_flops(cfg, x.numel(), n_t, x.shape[1], x.shape[0]))
     split_batches = list(iterate_batches(windows, lengths, batches[args.warmup:args.warmup + 60], masked))
-    split = step_split(model, optimizer, split_batches, device) if not args.amp else None
+    split = step_split(model, optimizer, average, split_batches, device) if not args.amp else None
     total = sum(step_times)
     median_step = statistics.median(step_times)
     mean_targets = sum(targets) / len(targets)

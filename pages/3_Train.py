@@ -66,6 +66,11 @@ with st.form("train_form"):
                             help="best = the epoch with the best validation NDCG@10 (default); last = the last "
                                  "validated epoch, for structure that takes many epochs to learn and barely moves "
                                  "overall NDCG (such as the demo's long-range trigger → response pairs).")
+        average = e4.number_input("Weight averaging (decay)", 0.0, 0.9999, float(TRAIN_DEFAULTS.weight_average),
+                                  step=0.001, format="%.4f",
+                                  help="Validate and save a moving average of the weights instead of the last "
+                                       "step's (0.999 ~ the last 1,000 steps): steadier and usually a little "
+                                       "better on small logs. 0 = off.")
         more = st.columns(4)
         for i, spec in enumerate(advanced):
             model_values[spec.name] = option_widget(more[(i + 2) % 4], family, spec, accepted, unavailable)
@@ -82,7 +87,7 @@ if submitted:
     else:
         options = {**changed, "max_len": max_len, "time_budget": time_budget, "epochs": epochs, "lr": lr,
                    "batch_size": batch, "patience": patience, "seed": seed, "device": device,
-                   "exclude_seen": exclude_seen, "keep": keep}
+                   "exclude_seen": exclude_seen, "keep": keep, "weight_average": average}
         job = train_jobs.start_job(ds, root, family, options)
         st.session_state.setdefault(JOBS_KEY, []).append(job.name)
         st.toast(f"Started {job.name}")

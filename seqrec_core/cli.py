@@ -26,7 +26,7 @@ EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130  # the shell's code for "stopped by a signal"; nothing was saved
 BASELINE_NAMES = ("popularity", "markov", "itemknn")
 TRAIN_OPTION_NAMES = ("epochs", "max_len", "time_budget", "batch_size", "lr", "weight_decay", "patience", "device",
-                      "seed", "keep")
+                      "seed", "keep", "weight_average")
 
 
 class _Cancelled(Exception):
@@ -291,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed (default 42)")
     p.add_argument("--keep", choices=("best", "last"),
                    help="weights to save: best validation NDCG@10 (default) or the last validated epoch")
+    p.add_argument("--weight-average", type=float, metavar="DECAY",
+                   help="validate and save a moving average of the weights, decay per step "
+                        "(default 0.999; 0 = off: the last step's weights)")
     _add_exclude_seen(p)
     p.add_argument("--progress", help="also append progress events (JSON lines) to this file")
     add_model_options(p)

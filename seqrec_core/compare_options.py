@@ -86,9 +86,13 @@ def _setup_order(name: str, value: object) -> int:
 
 
 def get_train_options(train: Mapping, model_options: Mapping | None = None) -> dict[str, object]:
-    """Every training option (TrainConfig), stored value else default; max_len is left out when the model
-    config already has it (the trainer sets one from the other)."""
-    out = {name: train.get(name, default) for name, default in train_defaults().items()}
+    """Every training option (TrainConfig), stored value else what a config lacking it meant when it was saved
+    (``TrainConfig.STORED_DEFAULTS``) else default; max_len is left out when the model config already has it
+    (the trainer sets one from the other)."""
+    from seqrec_core.training import TrainConfig
+
+    stored = TrainConfig.STORED_DEFAULTS
+    out = {name: train.get(name, stored.get(name, default)) for name, default in train_defaults().items()}
     extra = {k: v for k, v in train.items() if k not in out}  # options of a newer version stay visible
     out.update(extra)
     if model_options is not None and "max_len" in model_options:

@@ -116,6 +116,15 @@ def test_setup_of_old_and_unknown_configs():
     assert describe_option("amp", False) == "no amp" and describe_option("lr", 0.001) == "lr 0.001"
 
 
+def test_a_training_config_from_before_weight_averaging_reads_as_off():
+    from seqrec_core.compare_options import get_train_options
+    from seqrec_core.training import TrainConfig
+
+    assert get_train_options({"lr": 0.001})["weight_average"] == 0.0  # saved before the option: trained without
+    assert get_train_options({"weight_average": 0.999})["weight_average"] == 0.999
+    assert TrainConfig().weight_average == 0.999  # what a new run stores
+
+
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory, small_dataset):
     """A tiny text run: a 1-layer BERT built from a config (offline) reads the demo's titles."""
