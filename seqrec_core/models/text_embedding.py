@@ -23,7 +23,8 @@ class TextItemFeatures(nn.Module):
         nn.init.normal_(self.proj.weight, std=0.02)  # unit-norm inputs -> outputs at item_emb's 0.02 scale
 
     def set_matrix(self, matrix: torch.Tensor | np.ndarray) -> None:
-        """Put the encoder's matrix (from :func:`seqrec_core.models.text_features.item_text_matrix`) into the buffer (before training)."""
+        """Put the encoder's matrix (from :func:`seqrec_core.models.text_features.item_text_matrix`) into the
+        buffer (before training)."""
         m = torch.as_tensor(matrix, dtype=torch.float32)
         if tuple(m.shape) != tuple(self.text.shape):
             raise InputError(f"item text matrix has shape {tuple(m.shape)} but the model expects "
@@ -59,9 +60,9 @@ class TextAwareItemEmbedding(nn.Module):
         initial values, so such an item is scored by its title.
 
         Why: a never-trained item is a negative in every softmax, which pushes its id vector away from every
-        history until it cancels the title part (BERT4Rec's cloze loss did this fully: a re-listed product with
-        a known title never reached its users' top 10). Its gradient rows are zeroed instead; everything else,
-        the shared title projection included, trains as before."""
+        history until it cancels the title part, the more the longer training runs (a re-listed product with a
+        known title fell out of its users' top 10). Its gradient rows are zeroed instead; everything else, the
+        shared title projection included, trains as before."""
         if self._hold_hook is not None:
             self._hold_hook.remove()
         rows = untrained.to(device=self.base.weight.device, dtype=torch.bool)[:, None]  # (V + 1, 1)
@@ -89,8 +90,9 @@ def text_aware_embedding(item_emb: nn.Embedding, n_items: int, text_encoder: str
     :class:`TextAwareItemEmbedding` (so a tied output layer, ``item_emb.weight``, carries the text part too).
 
     Why one helper: every family wires text the same way, and a config that names only one of the two fields is
-    refused alike (``text_dim`` comes from the encoder in :func:`with_item_text`, so a model built with an encoder
-    but no width was not built by a train job). The caller's ``check_text_options`` has checked the values."""
+    refused alike (``text_dim`` comes from the encoder in ``text_features.with_item_text``, so a model built with
+    an encoder but no width was not built by a train job). The caller's ``check_text_options`` has checked the
+    values."""
     if not text_encoder and not text_dim:
         return item_emb
     if not (text_encoder and text_dim):

@@ -55,8 +55,8 @@ def test_trainer_validates_and_keeps_the_average_without_changing_training(data)
     assert [r["val_NDCG@10"] for r in averaged.history] != [r["val_NDCG@10"] for r in plain.history]
     kept = evaluate(NeuralScorer(averaged.model, 10), data, "val").metrics["NDCG@10"]
     assert kept == pytest.approx(averaged.history[-1]["val_NDCG@10"], abs=1e-6)
-    differs = [not torch.equal(a, b) for a, b in zip(plain.model.parameters(), averaged.model.parameters(), strict=True)]
-    assert any(differs)
+    pairs = zip(plain.model.parameters(), averaged.model.parameters(), strict=True)
+    assert any(not torch.equal(a, b) for a, b in pairs)
 
 
 @pytest.mark.parametrize("decay", [1.0, -0.1, True, "0.9", float("nan")])
