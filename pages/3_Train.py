@@ -72,8 +72,11 @@ with st.form("train_form"):
                                        "step's (0.999 ~ the last 1,000 steps): steadier and usually a little "
                                        "better on small logs. 0 = off.")
         more = st.columns(4)
+        weight_decay = more[0].number_input("Weight decay", 0.0, 1.0, float(TRAIN_DEFAULTS.weight_decay), step=0.01,
+                                            format="%.3f", help="AdamW's decoupled weight decay (0 = none); "
+                                                                "0.05 is a mild regulariser for small logs.")
         for i, spec in enumerate(advanced):
-            model_values[spec.name] = option_widget(more[(i + 2) % 4], family, spec, accepted, unavailable)
+            model_values[spec.name] = option_widget(more[(i + 1) % 4], family, spec, accepted, unavailable)
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:
@@ -87,7 +90,8 @@ if submitted:
     else:
         options = {**changed, "max_len": max_len, "time_budget": time_budget, "epochs": epochs, "lr": lr,
                    "batch_size": batch, "patience": patience, "seed": seed, "device": device,
-                   "exclude_seen": exclude_seen, "keep": keep, "weight_average": average}
+                   "exclude_seen": exclude_seen, "keep": keep, "weight_average": average,
+                   "weight_decay": weight_decay}
         job = train_jobs.start_job(ds, root, family, options)
         st.session_state.setdefault(JOBS_KEY, []).append(job.name)
         st.toast(f"Started {job.name}")

@@ -185,6 +185,7 @@ def test_train_page_passes_changed_family_options_and_refuses_bad_ones(runs_dir,
     next(b for b in fresh.button if b.label == "Start training").click().run()
     assert len(calls) == 2 and calls[-1][1]["tied_output"] is False  # start_job writes `--tied-output no`
     assert calls[-1][1]["weight_average"] == pytest.approx(0.99)  # -> `--weight-average 0.99`
+    assert calls[-1][1]["weight_decay"] == 0.0  # the trainer's default, passed as set
 
 
 def test_start_job_writes_yes_no_for_three_way_flags_and_bare_flags_for_switches(runs_dir, small_dataset, tmp_path,
