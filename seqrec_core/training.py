@@ -195,7 +195,8 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     Stops on: patience validations without improvement ("converged"), ``cfg.epochs`` ("max_epochs"), the time
     budget ("time_budget"; the last validation is fitted inside the budget) or ``should_stop()`` turning true
     between steps ("cancelled"). The best validated weights are loaded into the model before returning. A
-    cancel before the first validation raises :class:`TrainingCancelled`.
+    cancel before the first validation raises :class:`TrainingCancelled`. With ``cfg.weight_average`` (the
+    default) what is validated, kept and returned is the moving average of the weights, not the last step's.
 
     Under torchrun (WORLD_SIZE set) every rank calls this with the same data and config: the model is wrapped in
     DistributedDataParallel, each rank trains its share of each epoch's batches, rank 0 validates and decides
