@@ -69,8 +69,8 @@ with st.form("train_form"):
         average = e4.number_input("Weight averaging (decay)", 0.0, 0.9999, float(TRAIN_DEFAULTS.weight_average),
                                   step=0.001, format="%.4f",
                                   help="Validate and save a moving average of the weights instead of the last "
-                                       "step's (0.999 ~ the last 1,000 steps): steadier and usually a little "
-                                       "better on small logs. 0 = off.")
+                                       "step's: it spans about the last tenth of training (at most ~1,000 steps "
+                                       "for 0.999), steadier and usually a little better on small logs. 0 = off.")
         more = st.columns(4)
         weight_decay = more[0].number_input("Weight decay", 0.0, 1.0, float(TRAIN_DEFAULTS.weight_decay), step=0.01,
                                             format="%.3f", help="AdamW's decoupled weight decay (0 = none); "
