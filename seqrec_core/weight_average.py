@@ -27,8 +27,10 @@ class WeightAverage:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"weight-average decay {decay!r} must be between 0 and 1 (exclusive)")
         self.decay = decay
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.shadow = [p.detach().clone() for p in self.params]
+        # Detached views of the live parameters, made once: the optimiser and the swap below write into the same
+        # storage, so the views always show the current weights and the per-step update builds no new lists.
+        self.live = [p.detach() for p in model.parameters() if p.requires_grad]
+        self.shadow = [p.clone() for p in self.live]
         self.steps = 0
 
     @torch.no_grad()
@@ -36,17 +38,17 @@ class WeightAverage:
         """One step: shadow <- decay * shadow + (1 - decay) * current weights (one fused call)."""
         self.steps += 1
         decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - decay)
+        torch._foreach_lerp_(self.shadow, self.live, 1.0 - decay)
 
     @contextlib.contextmanager
     def swapped_in(self) -> Iterator[None]:
         """Inside the block the model holds the averaged weights (to validate or snapshot them); afterwards
         its own weights are back, so training goes on from where the optimiser left it."""
         with torch.no_grad():
-            own = [p.detach().clone() for p in self.params]
-            torch._foreach_copy_([p.data for p in self.params], self.shadow)
+            own = [p.clone() for p in self.live]
+            torch._foreach_copy_(self.live, self.shadow)
         try:
             yield
         finally:
             with torch.no_grad():
-                torch._foreach_copy_([p.data for p in self.params], own)
+                torch._foreach_copy_(self.live, own)
