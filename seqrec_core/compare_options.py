@@ -61,8 +61,14 @@ def get_model_options(family: str, model: Mapping) -> dict[str, object]:
     defaults = family_defaults(family)
     if defaults is None:
         return {k: v for k, v in model.items() if k not in NOT_OPTIONS}
-    stored = dict(getattr(_config_cls(family), "STORED_DEFAULTS", {}) or {})
-    return {name: model.get(name, stored.get(name, default)) for name, default in defaults.items()}
+    return _as_saved(model, defaults, getattr(_config_cls(family), "STORED_DEFAULTS", None))
+
+
+def _as_saved(saved: Mapping, defaults: Mapping[str, object], stored_defaults: Mapping | None) -> dict[str, object]:
+    """Per option in ``defaults``: the saved value, else what a config lacking it meant when it was saved (the
+    config class's ``STORED_DEFAULTS``), else the default. One rule for model and training options."""
+    stored = stored_defaults or {}
+    return {name: saved.get(name, stored.get(name, default)) for name, default in defaults.items()}
 
 
 def _effective_defaults(family: str, options: Mapping[str, object]) -> dict[str, object]:
@@ -91,8 +97,7 @@ def get_train_options(train: Mapping, model_options: Mapping | None = None) -> d
     (the trainer sets one from the other)."""
     from seqrec_core.training import TrainConfig
 
-    stored = TrainConfig.STORED_DEFAULTS
-    out = {name: train.get(name, stored.get(name, default)) for name, default in train_defaults().items()}
+    out = _as_saved(train, train_defaults(), TrainConfig.STORED_DEFAULTS)
     extra = {k: v for k, v in train.items() if k not in out}  # options of a newer version stay visible
     out.update(extra)
     if model_options is not None and "max_len" in model_options:
