@@ -234,7 +234,8 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     if hasattr(getattr(model, "item_emb", None), "hold_untrained"):  # item text: unseen items keep their title
         untrained = torch.as_tensor(counts == 0)  # (n_items + 1,)
         untrained[0] = False  # padding
-        model.item_emb.hold_untrained(untrained)
+        out_emb = getattr(model, "out_emb", None)  # an untied output table scores by title too (output_weights)
+        model.item_emb.hold_untrained(untrained, *([out_emb.weight] if out_emb is not None else []))
     net = model  # what the training step calls: the model, or its DDP wrapper
     if ctx is not None:
         net = distributed.wrap_model(model, ctx)  # rank 0's initial weights on every rank

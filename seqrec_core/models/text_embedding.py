@@ -53,20 +53,22 @@ class TextAwareItemEmbedding(nn.Module):
         super().__init__()
         self.base = base
         self.text = text
-        self._hold_hook: torch.utils.hooks.RemovableHandle | None = None
+        self._hold_hooks: list[torch.utils.hooks.RemovableHandle] = []
 
-    def hold_untrained(self, untrained: torch.Tensor) -> None:
+    def hold_untrained(self, untrained: torch.Tensor, *output_tables: nn.Parameter) -> None:
         """Keep the id vectors of items that training never shows (``untrained`` (n_items + 1,) bool) at their
-        initial values, so such an item is scored by its title.
+        initial values, so such an item is scored by its title. ``output_tables``: a model's separate output
+        table(s) (SASRec's untied ``out_emb``), whose rows for those items are held the same way.
 
         Why: a never-trained item is a negative in every softmax, which pushes its id vector away from every
         history until it cancels the title part, the more the longer training runs (a re-listed product with a
         known title fell out of its users' top 10). Its gradient rows are zeroed instead; everything else, the
         shared title projection included, trains as before."""
-        if self._hold_hook is not None:
-            self._hold_hook.remove()
+        for hook in self._hold_hooks:
+            hook.remove()
         rows = untrained.to(device=self.base.weight.device, dtype=torch.bool)[:, None]  # (V + 1, 1)
-        self._hold_hook = self.base.weight.register_hook(lambda grad: grad.masked_fill(rows, 0.0))
+        self._hold_hooks = [table.register_hook(lambda grad: grad.masked_fill(rows, 0.0))
+                            for table in (self.base.weight, *output_tables)]
 
     @property
     def weight(self) -> torch.Tensor:

@@ -146,6 +146,25 @@ def test_training_holds_the_id_vectors_of_never_trained_items(family: str) -> No
             assert model.item_emb.text.proj.weight.grad is not None
 
 
+def test_training_holds_the_untied_output_rows_of_never_trained_items() -> None:
+    """SASRec with BCE has a separate output table (plus the same title part): its rows for never-trained items
+    are held too, else they are pushed down as negatives and the title cannot lift a cold item."""
+    from seqrec_core.training import TrainConfig, train_model
+
+    rows = [(f"u{u}", f"i{(u + t) % 6}", t) for u in range(30) for t in range(6)] + [("u0", "late", 6)]
+    data = build_sequences(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+    late = data.vocab.item_index("late")
+    torch.manual_seed(0)
+    model = build_model("sasrec", data.vocab.n_items, hidden_size=16, max_len=6, dropout=0.0, loss="bce",
+                        text_encoder="offline-test", text_dim=8)
+    assert model.out_emb is not None
+    model.item_emb.text.set_matrix(torch.nn.functional.normalize(torch.randn(data.vocab.n_items + 1, 8), dim=1))
+    before = model.out_emb.weight.detach().clone()
+    train_model(model, data, TrainConfig(epochs=2, batch_size=8, lr=1e-2, max_len=6, device="cpu", patience=10))
+    moved = (model.out_emb.weight.detach() - before).abs().sum(1)  # (V + 1,)
+    assert moved[late] == 0 and bool((moved[1:late] > 0).all()) and bool((moved[late + 1:] > 0).all())
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_old_config_without_text_fields_loads_the_plain_model(family: str) -> None:
     torch.manual_seed(0)
