@@ -48,7 +48,8 @@ def truth_check(run_dir: Path) -> dict:
     out = {}
     for method in ("ig", "occlusion"):
         cases = get_planted_pair_check(run, data, truth, top_k=10, method=method, steps=50)
-        out[method] = {"cases": len(cases), "hit_share_top3": round(float(cases["hit"].mean()), 3) if len(cases) else None}
+        out[method] = {"cases": len(cases),
+                       "hit_share_top3": round(float(cases["hit"].mean()), 3) if len(cases) else None}
     return out
 
 

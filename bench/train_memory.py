@@ -116,8 +116,8 @@ def main() -> None:
     ratio = None
     if m["peak_added_mb"] and s["peak_added_mb"]:
         ratio = round(m["peak_added_mb"] / s["peak_added_mb"], 1)
-    print(json.dumps({"host": host_info(), "config": {k: v for k, v in vars(args).items() if k != "mode"}, "results": results,
-                      "peak_added_ratio_matrix_over_stream": ratio}, indent=2))
+    print(json.dumps({"host": host_info(), "config": {k: v for k, v in vars(args).items() if k != "mode"},
+                      "results": results, "peak_added_ratio_matrix_over_stream": ratio}, indent=2))
 
 
 if __name__ == "__main__":

@@ -125,7 +125,8 @@ def job_panel(job: train_jobs.Job) -> None:
     elif status == "done":
         done = next((e for e in reversed(events) if e.get("event") == "done"), {})
         test = (done.get("metrics") or {}).get("test", {})
-        st.success(f"Finished ({done.get('stopped_reason', 'done')}): test NDCG@10 {test.get('NDCG@10', float('nan')):.4f}, "
+        st.success(f"Finished ({done.get('stopped_reason', 'done')}): "
+                   f"test NDCG@10 {test.get('NDCG@10', float('nan')):.4f}, "
                    f"HR@10 {test.get('HR@10', float('nan')):.4f}.")
         if st.session_state.get(state.RUN_KEY) != str(job.run_dir) and head[1].button("Use this run",
                                                                                     key=f"use_{job.name}"):
@@ -160,7 +161,8 @@ st.subheader("Saved runs for this dataset")
 runs = [r for r in list_runs(root) if r.fingerprint == ds.fingerprint]
 if runs:
     table = pd.DataFrame([{"run": r.name, "model": r.family, "created": r.created,
-                           "test NDCG@10": (r.metrics or {}).get("NDCG@10"), "test HR@10": (r.metrics or {}).get("HR@10"),
+                           "test NDCG@10": (r.metrics or {}).get("NDCG@10"),
+                           "test HR@10": (r.metrics or {}).get("HR@10"),
                            "path": str(r.path)} for r in runs])
     st.dataframe(table.drop(columns="path"), width="stretch", hide_index=True)
     download_table(table, "runs.csv")

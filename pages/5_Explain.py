@@ -117,7 +117,8 @@ def why_tab() -> None:
         st.info("Left out — " + "; ".join(skipped))
     gap = ig.target_score - (ig.baseline_score if ig.baseline_score is not None else np.nan)
     m1, m2, m3 = st.columns(3)
-    m1.metric("Target score", f"{ig.target_score:.3f}", help="The model's score for the target (higher = ranked first).")
+    m1.metric("Target score", f"{ig.target_score:.3f}",
+              help="The model's score for the target (higher = ranked first).")
     m2.metric("Score with an average history", "n/a" if ig.baseline_score is None else f"{ig.baseline_score:.3f}",
               help="IG's baseline: every event replaced by the catalogue's average item (order and length kept). "
                    "IG splits the difference between the two scores among the events.")

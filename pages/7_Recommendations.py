@@ -63,4 +63,5 @@ if "all_recs_k" in st.session_state:
     all_k = st.session_state["all_recs_k"]
     frame = compute.all_recommendations(compute.run_key(run), ds.fingerprint, all_k, exclude_seen, run, ds)
     st.dataframe(frame.head(200), width="stretch", hide_index=True)
-    download_table(frame, f"top{all_k}_all_users.csv", label=f"Download top-{all_k} for all {frame['user_id'].nunique():,} users (CSV)")
+    download_table(frame, f"top{all_k}_all_users.csv",
+                   label=f"Download top-{all_k} for all {frame['user_id'].nunique():,} users (CSV)")

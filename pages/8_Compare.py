@@ -61,7 +61,8 @@ all_results = [*results.values(), *baselines.values()]
 metrics = cache.metrics_table(keys, fp, exclude_seen, all_results)
 n_users = len(next(iter(results.values())).users)
 c2.markdown(f"**Protocol:** test split (each user's last event), {n_users:,} users, every one of "
-            f"{ds.sequences.vocab.n_items:,} items ranked, seen items **{'excluded' if exclude_seen else 'included'}**, "
+            f"{ds.sequences.vocab.n_items:,} items ranked, "
+            f"seen items **{'excluded' if exclude_seen else 'included'}**, "
             f"{len(runs)} run{'s' if len(runs) != 1 else ''} and 3 baselines.")
 
 st.subheader("Runs on this dataset")

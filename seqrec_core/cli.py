@@ -42,7 +42,8 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def _add_data_options(p: argparse.ArgumentParser, required: bool) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", required=required, help="log file (CSV/TSV, Parquet, JSONL, MovieLens, sequence text) or 'demo'")
+    g.add_argument("--data", required=required,
+                   help="log file (CSV/TSV, Parquet, JSONL, MovieLens, sequence text) or 'demo'")
     g.add_argument("--format", default="auto", choices=FORMATS, help="file format (default: detect)")
     g.add_argument("--user-col", help="column with user ids (default: detect)")
     g.add_argument("--item-col", help="column with item ids (default: detect)")

@@ -32,7 +32,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num-heads", type=int, help="attention heads (default 2)")
     g.add_argument("--dropout", type=float, help="dropout rate")
     g.add_argument("--positions", choices=("rotary", "learned"),
-                   help="rotary (default; learns long-range pairs) or GPT-2 learned absolute positions (classic SASRec)")
+                   help="rotary (default; learns long-range pairs) or GPT-2 learned absolute positions "
+                        "(classic SASRec)")
     g.add_argument("--loss", choices=("full", "sampled", "bce", "gbce"),
                    help="sasrec: full-softmax cross-entropy (default), sampled softmax for huge catalogues, bce (one "
                         "sampled negative per positive, the original SASRec) or gbce (gSASRec: --num-negatives per "

@@ -257,7 +257,8 @@ def get_topk_comparison(scorers: Mapping[str, Scorer], data: SequenceData, user:
     return frame
 
 
-def topk_side_by_side(frame: pd.DataFrame, runs: Sequence[str], labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+def topk_side_by_side(frame: pd.DataFrame, runs: Sequence[str],
+                      labels: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Two (or more) runs' top-k as aligned columns: rank, then per run "<label>: item" (title, else "id ...",
     with "✓" when every other run lists it too and "★" for the user's real next item), "<label>: id" and
     "<label>: score". ``labels`` name the runs in the headers (default: the run names)."""
@@ -295,7 +296,8 @@ def align_attributions(attributions: Mapping[str, object]) -> pd.DataFrame:
     for name, fr in frames.items():
         longer = fr.set_index("lag")
         shared = base["lag"].isin(longer.index)
-        if not (base.loc[shared, "item_id"].to_numpy() == longer.loc[base.loc[shared, "lag"], "item_id"].to_numpy()).all():
+        if not (base.loc[shared, "item_id"].to_numpy()
+                == longer.loc[base.loc[shared, "lag"], "item_id"].to_numpy()).all():
             raise InputError(f"the attributions of '{name}' are over another history than the others; explain the "
                              "same user with holdout on for every run")
         base[name] = base["lag"].map(longer["attribution"]).astype("float64")
@@ -307,10 +309,12 @@ def get_attribution_targets(attributions: Mapping[str, object]) -> pd.DataFrame:
     """Per run: which item its attribution explains and how well IG converged (for the page's header rows)."""
     rows = []
     for name, a in attributions.items():
-        rows.append({"run": name, "target_item": a.target_item, "target_title": a.target_title,  # type: ignore[attr-defined]
+        rows.append({"run": name, "target_item": a.target_item,  # type: ignore[attr-defined]
+                     "target_title": a.target_title,  # type: ignore[attr-defined]
                      "target_score": a.target_score, "baseline_score": a.baseline_score,  # type: ignore[attr-defined]
-                     "convergence_delta": a.convergence_delta, "target_rank": a.target_rank,  # type: ignore[attr-defined]
-                     "events_seen": len(a.scores), "steps": a.steps})  # type: ignore[attr-defined]
+                     "convergence_delta": a.convergence_delta,  # type: ignore[attr-defined]
+                     "target_rank": a.target_rank, "events_seen": len(a.scores),  # type: ignore[attr-defined]
+                     "steps": a.steps})  # type: ignore[attr-defined]
     return pd.DataFrame(rows, columns=["run", "target_item", "target_title", "target_score", "baseline_score",
                                        "convergence_delta", "target_rank", "events_seen", "steps"])
 

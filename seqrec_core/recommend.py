@@ -73,7 +73,8 @@ def _batch_top_k(scores: Any, hists: list[np.ndarray], k: int, exclude_seen: boo
         return _top_k(s, k)
     import torch
 
-    s = torch.nan_to_num(scores.detach().float(), nan=-math.inf, posinf=math.inf, neginf=-math.inf)  # (B, N+1), a fresh tensor
+    s = torch.nan_to_num(scores.detach().float(), nan=-math.inf, posinf=math.inf,
+                         neginf=-math.inf)  # (B, N+1), a fresh tensor
     if exclude_seen:
         lens = [len(h) for h in hists]
         if sum(lens):

@@ -155,7 +155,8 @@ def validate_run_config(config: object, where: Path, warnings: list[str] | None 
         raise InputError(f"{where}: config.json lacks the model 'family'")
     family_of(family)  # unknown family -> InputError naming the known ones
     model = config.get("model")
-    if not isinstance(model, dict) or isinstance(model.get("n_items"), bool) or not isinstance(model.get("n_items"), int):
+    if (not isinstance(model, dict) or isinstance(model.get("n_items"), bool)
+            or not isinstance(model.get("n_items"), int)):
         raise InputError(f"{where}: config.json 'model' must be an object with an integer 'n_items'")
     if model.get("family", family) != family:
         raise InputError(f"{where}: config.json family '{family}' disagrees with its model config")
@@ -201,7 +202,8 @@ def check_safetensors(path: Path, expected: dict[str, torch.Tensor], saved_by: s
             n = int.from_bytes(head, "little") if len(head) == 8 else -1
             if n < 2 or n > MAX_HEADER_BYTES or 8 + n > size:
                 raise InputError(f"{path}: unreadable weights (safetensors header of {n} bytes in a {size}-byte "
-                                 f"file; at most {MAX_HEADER_BYTES >> 20} MiB allowed); the file is damaged or not safetensors")
+                                 f"file; at most {MAX_HEADER_BYTES >> 20} MiB allowed); "
+                                 "the file is damaged or not safetensors")
             header = json.loads(fh.read(n).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise InputError(f"{path}: unreadable weights (bad safetensors header: {type(err).__name__}); "

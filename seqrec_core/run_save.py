@@ -59,7 +59,8 @@ def save_run(out_dir: str | Path, *, model: nn.Module, config: dict, vocab: Voca
     if out.exists() and not out.is_dir():
         raise InputError(f"'{out}' exists and is a file; choose a folder path for the run")
     if out.is_dir() and any(out.iterdir()) and not is_run_folder(out):
-        raise InputError(f"'{out}' is a non-empty folder that is not a run; refusing to overwrite it, choose a new folder")
+        raise InputError(f"'{out}' is a non-empty folder that is not a run; refusing to overwrite it, "
+                         "choose a new folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temp(out.parent)
     model_cfg = getattr(model, "config", None)

@@ -202,7 +202,8 @@ def unpack_run_zip(data: bytes, dest_root: str | Path) -> Path:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError):
-        raise InputError("the upload is not a zip archive; zip the run folder (config.json, model.safetensors, ...)") from None
+        raise InputError("the upload is not a zip archive; "
+                         "zip the run folder (config.json, model.safetensors, ...)") from None
     members, prefix = check_run_archive(archive, MAX_UNPACKED_BYTES)
     root = Path(dest_root)
     root.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,8 @@ def evaluation(run_key: str, fingerprint: str, exclude_seen: bool, _run, _ds: Da
     results = {}
     for i, (name, scorer) in enumerate(scorers.items()):
         def tick(done: int, total: int, i: int = i, name: str = name) -> None:
-            progress.progress(min((i + done / max(total, 1)) / len(scorers), 1.0), text=f"Evaluating {name}: {done:,}/{total:,} users")
+            progress.progress(min((i + done / max(total, 1)) / len(scorers), 1.0),
+                              text=f"Evaluating {name}: {done:,}/{total:,} users")
 
         results[name] = evaluate(scorer, _ds.sequences, "test", exclude_seen=exclude_seen, progress=tick)
     progress.empty()

@@ -122,8 +122,8 @@ def _from_numbers(arr: np.ndarray, index: pd.Index, ref: RowRef, column: str) ->
     except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
         ts = None
     if ts is None or ts.isna().any():
-        raise InputError(f"{ref.source} column '{short(column)}': numbers like {arr[0]:.0f} are outside the range of unix "
-                         f"times in {unit}; fix the values or set {HOW_TO_SET['time']}")
+        raise InputError(f"{ref.source} column '{short(column)}': numbers like {arr[0]:.0f} are outside the range "
+                         f"of unix times in {unit}; fix the values or set {HOW_TO_SET['time']}")
     return _as_ns(ts, ref, column)
 
 
@@ -131,7 +131,8 @@ def _as_ns(ts: pd.Series, ref: RowRef, column: str) -> pd.Series:
     try:
         return ts.astype(TIME_DTYPE)
     except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
-        raise InputError(f"{ref.source} column '{short(column)}': a time outside 1677-2262 was found; fix the values") from None
+        raise InputError(f"{ref.source} column '{short(column)}': a time outside 1677-2262 was found; "
+                         "fix the values") from None
 
 
 def to_weights(values: pd.Series, ref: RowRef, column: str) -> pd.Series:

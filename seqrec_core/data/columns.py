@@ -63,10 +63,11 @@ def _resolve_override(raw: pd.DataFrame, role: str, value: str, source: str) -> 
     lowered = {c.lower().strip(): c for c in cols}
     if value.lower().strip() in lowered:
         return lowered[value.lower().strip()]
-    if re.fullmatch(r"[0-9]{1,9}", value) and 1 <= int(value) <= len(cols):  # 1-based position, handy for files without a header
+    # 1-based position, handy for files without a header
+    if re.fullmatch(r"[0-9]{1,9}", value) and 1 <= int(value) <= len(cols):
         return cols[int(value) - 1]
-    raise InputError(f"column '{value[:60]}' given for {role} is not in {source} (columns found: {_columns_found(raw)}); "
-                     f"set {HOW_TO_SET[role]} to one of these")
+    raise InputError(f"column '{value[:60]}' given for {role} is not in {source} "
+                     f"(columns found: {_columns_found(raw)}); set {HOW_TO_SET[role]} to one of these")
 
 
 def _sample(values: pd.Series, n: int = 200) -> pd.Series:

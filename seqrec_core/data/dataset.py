@@ -90,6 +90,7 @@ def open_dataset(source: DataSource) -> Dataset:
         except OSError:  # e.g. a name longer than the file system allows
             exists = False
         if not exists:
-            raise InputError(f"data file '{short(source.path, 120)}' does not exist; check the path (or pass --data demo)")
+            raise InputError(f"data file '{short(source.path, 120)}' does not exist; "
+                             "check the path (or pass --data demo)")
         events = load_events(path, source.format, source.columns)
     return dataset_from_events(events, source.name, prep=source.prep, source=source)

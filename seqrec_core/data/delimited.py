@@ -115,13 +115,14 @@ def read_delimited(name: str, text: str, fmt: str = "csv", *, header: bool | Non
     if has_header:
         lines = lines[1:]
         if not lines.size:
-            raise InputError(f"{name} has a header ({', '.join(map(short, cols[:8]))}) but no data rows; add events below it")
+            raise InputError(f"{name} has a header ({', '.join(map(short, cols[:8]))}) but no data rows; "
+                             "add events below it")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            frame = pd.read_csv(io.StringIO(text), sep=r"\s+" if delim == " " else delim, header=0 if has_header else None,
-                                names=cols, dtype=str, keep_default_na=False, na_filter=False, index_col=False,
-                                skipinitialspace=True, engine="c")
+            frame = pd.read_csv(io.StringIO(text), sep=r"\s+" if delim == " " else delim,
+                                header=0 if has_header else None, names=cols, dtype=str, keep_default_na=False,
+                                na_filter=False, index_col=False, skipinitialspace=True, engine="c")
     except (pd.errors.ParserError, ValueError) as err:
         raise InputError(f"{name}: cannot read this as a table ({str(err).splitlines()[-1][:120]}); "
                          f"fix the file or pick another --format") from None

@@ -54,7 +54,8 @@ def read_item_metadata(name: str, data: bytes, *, read_table: TableReader) -> pd
         picks = {"item_id": find_by_name(cols, "item") or cols[0], "item_title": find_by_name(cols, "title"),
                  "item_category": find_by_name(cols, "category")}
         if picks["item_title"] is None and picks["item_category"] is None:
-            raise InputError(f"{name} has no title or category column (columns found: {', '.join(map(short, cols[:10]))}); "
+            raise InputError(f"{name} has no title or category column "
+                             f"(columns found: {', '.join(map(short, cols[:10]))}); "
                              f"item metadata needs an item id column plus 'title' and/or 'category'/'genres'")
         frame = pd.DataFrame({k: frame[v] for k, v in picks.items() if v is not None})
     out = pd.DataFrame({"item_id": to_id_strings(frame["item_id"], ref, "item id", "item")})

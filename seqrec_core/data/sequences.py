@@ -42,13 +42,15 @@ class Vocab:
         try:
             return self._item_index[str(item_id)]
         except KeyError:
-            raise InputError(f"item '{item_id}' is not in this dataset's catalogue; pick an item id that occurs in the log") from None
+            raise InputError(f"item '{item_id}' is not in this dataset's catalogue; "
+                             "pick an item id that occurs in the log") from None
 
     def user_index(self, user_id: str) -> int:
         try:
             return self._user_index[str(user_id)]
         except KeyError:
-            raise InputError(f"user '{user_id}' is not in this dataset; pick a user id that occurs in the log") from None
+            raise InputError(f"user '{user_id}' is not in this dataset; "
+                             "pick a user id that occurs in the log") from None
 
     def has_user(self, user_id: str) -> bool:
         return str(user_id) in self._user_index
@@ -181,7 +183,8 @@ def build_sequences(events: pd.DataFrame, *, codes: EventCodes | None = None) ->
     """
     missing = {"user_id", "item_id", "timestamp"} - set(events.columns)
     if missing:
-        raise InputError(f"event table lacks column(s) {sorted(missing)}; load the log with seqrec_core.data.load_events")
+        raise InputError(f"event table lacks column(s) {sorted(missing)}; "
+                         "load the log with seqrec_core.data.load_events")
     if len(events) == 0:
         raise InputError("the log has no events left; check the file and the filtering options")
     for col, what in (("user_id", "user"), ("item_id", "item")):

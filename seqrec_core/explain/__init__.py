@@ -7,5 +7,6 @@ from seqrec_core.explain.counterfactual import rescore_edited
 from seqrec_core.explain.engines import IG_BASELINES
 from seqrec_core.explain.planted import get_planted_pair_check
 
-__all__ = ["IG_BASELINES", "METHODS", "AttentionMaps", "Attribution", "attribute", "attribute_batch", "attribute_batch_full",
-           "get_attention", "get_planted_pair_check", "mean_attention_distance", "rescore_edited"]
+__all__ = ["IG_BASELINES", "METHODS", "AttentionMaps", "Attribution", "attribute", "attribute_batch",
+           "attribute_batch_full", "get_attention", "get_planted_pair_check", "mean_attention_distance",
+           "rescore_edited"]

@@ -169,7 +169,8 @@ class Attribution:
         stamps = ([pd.Timestamp(int(t), unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ") for t in self.timestamps]
                   if self.timestamps is not None else [None] * len(self.scores))
         return {"user": self.user, "target": self.target_item, "target_title": self.target_title,
-                "method": self.method, "steps": self.steps, "baseline": self.baseline, "target_score": _num(self.target_score),
+                "method": self.method, "steps": self.steps, "baseline": self.baseline,
+                "target_score": _num(self.target_score),
                 "baseline_score": _num(self.baseline_score), "convergence_delta": _num(self.convergence_delta),
                 "target_rank": self.target_rank, "note": self.note,
                 "query_time": (None if self.query_time is None else

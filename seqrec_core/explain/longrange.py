@@ -235,7 +235,8 @@ def attention_distance(model: nn.Module, histories: Sequence[np.ndarray], max_le
             chunk = [np.asarray(histories[i], dtype=np.int64)[-max_len:] for i in keep]
             chunk_times = None
             if timed and times is not None:  # the window's times and the query time
-                chunk_times = [np.asarray(times[i], dtype=np.int64)[-(len(h) + 1):] for i, h in zip(keep, chunk, strict=True)]
+                chunk_times = [np.asarray(times[i], dtype=np.int64)[-(len(h) + 1):]
+                               for i, h in zip(keep, chunk, strict=True)]
             for h, w in zip(chunk, attention_batch(model, chunk, chunk_times), strict=True):
                 per_user.append(mean_attention_distance(AttentionMaps(items=h, weights=w)))  # (L, H)
         if progress is not None:

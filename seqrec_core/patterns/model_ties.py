@@ -188,9 +188,9 @@ def get_attribution_time_mass(attributions: Sequence[np.ndarray], histories_time
     return pd.DataFrame(rows)
 
 
-def compute_attribution_time_mass(run, data: SequenceData, item_bursts: pd.DataFrame, *, n_users: int = 200,  # noqa: ANN001 - Run
-                                  method: str = "ig", steps: int = 20, target: str = "top", tz: str = "UTC",
-                                  seed: int = 0, batch_size: int = 64,
+def compute_attribution_time_mass(run, data: SequenceData, item_bursts: pd.DataFrame, *,  # noqa: ANN001 - Run
+                                  n_users: int = 200, method: str = "ig", steps: int = 20, target: str = "top",
+                                  tz: str = "UTC", seed: int = 0, batch_size: int = 64,
                                   progress: Progress | None = None) -> pd.DataFrame:
     """Explain ``n_users`` sampled test predictions (holdout histories, ``attribute_batch``) and measure
     :func:`get_attribution_time_mass` on them. ``target`` "top" explains the model's top unseen

@@ -334,8 +334,8 @@ def get_dominant_periods(events: pd.DataFrame, by: Literal["user", "item"], *, m
     return out
 
 
-def _entity_periods(x: np.ndarray, lengths: np.ndarray, var: np.ndarray, n_fft: int, min_hours: float, max_hours: float | None,
-                    alpha: float) -> dict[str, np.ndarray]:
+def _entity_periods(x: np.ndarray, lengths: np.ndarray, var: np.ndarray, n_fft: int, min_hours: float,
+                    max_hours: float | None, alpha: float) -> dict[str, np.ndarray]:
     """Dominant period per row: among significant bins, the one whose 6-harmonic comb holds most power."""
     power = _spectrum(x, lengths, n_fft, var)  # (N, F)
     n, f = power.shape

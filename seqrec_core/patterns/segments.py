@@ -11,8 +11,8 @@ Rules, first match wins (thresholds are module constants so the page can quote t
 Why +-0.3: the finite-size corrected B of a Poisson user scatters around 0 (simulated, 3,000 users each:
 standard deviation 0.12 at 20 gaps, 2% outside +-0.3; 0.18 at 10 gaps, 10% outside; 0.27 at 5 gaps, 28%
 outside), so +-0.3 keeps most random users with 20+ events in "poisson-like" while sessions (B ~ 0.5+) and
-near-clockwork users (B < -0.5) are separated. Segments of users with under ~10 events are noisy. Users absent from ``user_periods`` (below its min_events
-or beyond its max_entities) are classified by burstiness alone.
+near-clockwork users (B < -0.5) are separated. Segments of users with under ~10 events are noisy. Users absent
+from ``user_periods`` (below its min_events or beyond its max_entities) are classified by burstiness alone.
 """
 from __future__ import annotations
 

@@ -117,7 +117,8 @@ def plot_attribution_side_by_side(aligned: pd.DataFrame, runs: Sequence[str], ta
     for r, run in enumerate(runs, start=1):
         v = _num(aligned, run)
         rank = pd.Series(-v).rank(method="first").to_numpy()
-        text = [f"{int(k)}" if np.isfinite(k) and k <= 3 and np.isfinite(x) else "" for k, x in zip(rank, v, strict=True)]
+        text = [f"{int(k)}" if np.isfinite(k) and k <= 3 and np.isfinite(x) else ""
+                for k, x in zip(rank, v, strict=True)]
         custom = np.array([[t, str(i), int(lag), w] for t, i, lag, w in
                            zip(titles, aligned["item_id"], lags, when, strict=True)], dtype=object)
         fig.add_bar(x=lags, y=v, row=r, col=1, showlegend=False, text=text, textposition="outside", cliponaxis=False,
@@ -166,8 +167,9 @@ def plot_topk_overlap(frame: pd.DataFrame, runs: Sequence[str], *, colors: Mappi
                         marker=dict(size=[15 if h else 10 for h in held],
                                     symbol=["star" if h else "circle" for h in held],
                                     color=[ACCENT if h else colors[run] for h in held]),
-                        customdata=np.array(list(zip(part["item_id"].astype(str), _num(part, "score"), items, strict=True)),
-                                            dtype=object).reshape(len(part), 3),  # the score stays a number
+                        customdata=np.array(
+                            list(zip(part["item_id"].astype(str), _num(part, "score"), items, strict=True)),
+                            dtype=object).reshape(len(part), 3),  # the score stays a number
                         hovertemplate=f"<b>%{{customdata[2]}}</b><br>{truncate(run, 30)} rank %{{y}} · id "
                                       "%{customdata[0]}<br>score %{customdata[1]:.3f}<extra></extra>")
     heads = [truncate(clean_text((names or {}).get(r, r)), 34) for r in runs]
@@ -196,7 +198,8 @@ def plot_paired_difference(table: pd.DataFrame, *, colors: Mapping[str, str] | N
                     marker=dict(size=13, color=[colors[w] if w else AGAINST for w in winner]),
                     error_x=dict(WHISKER, array=np.clip(hi - diff, 0, None), arrayminus=np.clip(diff - lo, 0, None),
                                  thickness=2.5, width=9),
-                    customdata=np.array(list(zip(lo, hi, table["verdict"], strict=True)), dtype=object),  # numbers stay numbers
+                    # numbers stay numbers
+                    customdata=np.array(list(zip(lo, hi, table["verdict"], strict=True)), dtype=object),
                     hovertemplate="<b>%{y}</b><br>A − B = %{x:+.4f}<br>95% interval %{customdata[0]:+.4f} to "
                                   "%{customdata[1]:+.4f}<br>%{customdata[2]}<extra></extra>")
     span = float(np.nanmax(np.abs(np.concatenate([lo, hi])))) if np.isfinite(lo).any() else 0.0

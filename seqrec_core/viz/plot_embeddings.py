@@ -71,7 +71,8 @@ def _hover(frame: pd.DataFrame, what: str) -> tuple[np.ndarray, str]:
     if what == "users":
         head = [f"user {i}" for i in ids]
         second = [truncate(t, 60) for t in titles]
-        third = [f"mostly {c} · {p:,.0f} events" if math.isfinite(p) else f"mostly {c}" for c, p in zip(cats, pop, strict=True)]
+        third = [f"mostly {c} · {p:,.0f} events" if math.isfinite(p) else f"mostly {c}"
+                 for c, p in zip(cats, pop, strict=True)]
     else:
         head = [item_label(t, i, 60) for t, i in zip(titles, ids, strict=True)]
         second = [f"id {i} · {c}" for i, c in zip(ids, cats, strict=True)]
@@ -92,7 +93,8 @@ def plot_embedding_map(points_frame: pd.DataFrame, color_by: str = "popularity",
     """
     axis = _METHOD_NAMES.get(str(method).lower(), str(method).upper())
     noun = "user" if what == "users" else "item"
-    title = title or f"{noun.capitalize()} map ({axis} of the learned {'representations' if what == 'users' else 'vectors'})"
+    title = title or (f"{noun.capitalize()} map "
+                      f"({axis} of the learned {'representations' if what == 'users' else 'vectors'})")
     x_title, y_title = f"{axis} 1", f"{axis} 2"
     if color_by not in COLOR_BY:
         raise ValueError(f"color_by must be one of {COLOR_BY}, got {color_by!r}")

@@ -182,7 +182,8 @@ def plot_daily_activity(daily: pd.DataFrame, tz: str = "UTC") -> go.Figure:
 
 # --------------------------------------------------------------------------------------- burstiness
 def _log_bins(hist: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    left, right, count = column_values(hist, "bin_left_s"), column_values(hist, "bin_right_s"), column_values(hist, "count")
+    left, right, count = (column_values(hist, "bin_left_s"), column_values(hist, "bin_right_s"),
+                          column_values(hist, "count"))
     ok = np.isfinite(left) & np.isfinite(right) & (right > left) & (left > 0) & np.isfinite(count)
     return left[ok], right[ok], count[ok]
 

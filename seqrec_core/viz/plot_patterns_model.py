@@ -42,7 +42,8 @@ def _metric_by_group(frame: pd.DataFrame, group: str, metric: str, title: str, x
     fig = go.Figure()
     for model in models:
         part = data[data["model"] == model].set_index(group).reindex(groups)
-        value, lo, hi = column_values(part, metric), column_values(part, f"{metric} lo"), column_values(part, f"{metric} hi")
+        value, lo, hi = (column_values(part, metric), column_values(part, f"{metric} lo"),
+                         column_values(part, f"{metric} hi"))
         fig.add_bar(x=groups, y=value, name=model, marker_color=colors[model], error_y=error_bars(value, lo, hi),
                     customdata=np.column_stack([column_values(part, "users"), lo, hi]),
                     hovertemplate=f"<b>{model}</b> · %{{x}}<br>{metric} %{{y:.4f}} (95% CI %{{customdata[1]:.4f}}–"

@@ -65,7 +65,8 @@ def test_upload_over_the_size_limit_is_refused_before_reading(monkeypatch: pytes
     at = upload(data_page(), "big_log.csv", log)
     assert len(at.error) == 1
     message = at.error[0].value
-    assert "big_log.csv is 3.6 KB" in message and "upload limit of 0.001 MB" in message and "SEQREC_MAX_UPLOAD_MB" in message
+    assert ("big_log.csv is 3.6 KB" in message and "upload limit of 0.001 MB" in message
+            and "SEQREC_MAX_UPLOAD_MB" in message)
     assert not at.dataframe  # nothing was read: no preview
     monkeypatch.setenv("SEQREC_MAX_UPLOAD_MB", "1")
     at = upload(data_page(), "big_log.csv", log)

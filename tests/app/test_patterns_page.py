@@ -69,7 +69,8 @@ def show_tab(at: AppTest, name: str) -> AppTest:
 
 
 def test_demo_patterns_render_with_the_planted_check(runs_dir, demo_dataset, monkeypatch):
-    # the planted truth of this smaller demo (600 users: at 400 a 2-day burst has too few events to detect) (the page regenerates it from the seed at the default size)
+    # the planted truth of this smaller demo (600 users: at 400 a 2-day burst has too few events to detect)
+    # (the page regenerates it from the seed at the default size)
     from seqrec_core.data.synthetic import make_demo_events
     from ui import explain_cache
 

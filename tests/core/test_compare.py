@@ -90,7 +90,8 @@ def test_breakdowns_cover_every_test_user_once(results, small_dataset):
     assert set(by_seg["model"]) == set(results)
     assert (by_seg.groupby("model")["users"].sum() == n_test).all()
     assert set(by_seg["segment"]) <= set(SEGMENTS)
-    assert ((by_seg["NDCG@10 lo"] <= by_seg["NDCG@10"] + 1e-12) & (by_seg["NDCG@10"] <= by_seg["NDCG@10 hi"] + 1e-12)).all()
+    assert ((by_seg["NDCG@10 lo"] <= by_seg["NDCG@10"] + 1e-12)
+            & (by_seg["NDCG@10"] <= by_seg["NDCG@10 hi"] + 1e-12)).all()
 
 
 def test_topk_side_by_side_marks_shared_and_heldout(two_runs, small_dataset):

@@ -137,7 +137,8 @@ def text_run(tmp_path_factory, small_dataset):
 
     base = tmp_path_factory.mktemp("text")
     words = sorted({w for t in small_dataset.sequences.vocab.item_titles.values() for w in str(t).lower().split()})
-    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])})
+    tokenizer = BertTokenizer(vocab={w: i for i, w in
+                                     enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])})
     import torch
 
     torch.manual_seed(0)

@@ -84,9 +84,9 @@ def _rank_main(rank: int, port: int, out: str, data_path: str) -> None:
     training.train_model = jobs.train_model = record_final_weights
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = cli.main(["train", "--data", data_path, "--model", "gru4rec", "--out", f"{out}/runs/ddp", "--epochs", "2",
-                         "--max-len", "10", "--batch-size", "16", "--hidden-size", "16", "--num-layers", "1",
-                         "--device", "cpu", "--progress", f"{out}/progress_rank{rank}.jsonl"])
+        code = cli.main(["train", "--data", data_path, "--model", "gru4rec", "--out", f"{out}/runs/ddp",
+                         "--epochs", "2", "--max-len", "10", "--batch-size", "16", "--hidden-size", "16",
+                         "--num-layers", "1", "--device", "cpu", "--progress", f"{out}/progress_rank{rank}.jsonl"])
     Path(f"{out}/stdout_rank{rank}.txt").write_text(stdout.getvalue())
     assert code == 0, f"rank {rank} exited {code}"
 

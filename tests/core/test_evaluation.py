@@ -139,7 +139,8 @@ def test_oracle_gets_hr1_and_constant_ranks_last():
     assert (const.ranks == data.vocab.n_items).all()
     const_ex = evaluate(ConstantScorer(data.vocab.n_items), data, "test", exclude_seen=True)
     split = data.split("test")
-    expected = [data.vocab.n_items - len(set(h.tolist()) - {t}) for h, t in zip(split.histories, split.targets, strict=True)]
+    expected = [data.vocab.n_items - len(set(h.tolist()) - {t})
+                for h, t in zip(split.histories, split.targets, strict=True)]
     assert const_ex.ranks.tolist() == expected
 
 

@@ -286,7 +286,8 @@ def test_attributions_on_cuda_match_cpu(planted) -> None:
     split = data.split("test")
     gpu = copy.deepcopy(run.model).to("cuda")
     hists, targets = split.histories[:6], split.targets[:6]
-    for method, steps, tol in (("occlusion", 1, 1e-3), ("attention", 1, 1e-4), ("ig", 200, 0.05), ("gradshap", 8, None)):
+    for method, steps, tol in (("occlusion", 1, 1e-3), ("attention", 1, 1e-4), ("ig", 200, 0.05),
+                               ("gradshap", 8, None)):
         a = attribute_batch_full(run.model, hists, targets, method, steps=steps)
         b = attribute_batch_full(gpu, hists, targets, method, steps=steps)
         np.testing.assert_allclose(a.target_scores, b.target_scores, atol=1e-3)

@@ -276,7 +276,8 @@ def _valid_files() -> list[tuple[str, bytes]]:
     seq = "\n".join(" ".join(str(u * 10 + j) for j in range(4 + u)) for u in range(1, 7))  # lengths vary, as in S3-Rec
     return [("log.csv", csv.encode()), ("log.tsv", csv.replace(",", "\t").encode()), ("log.parquet", buf.getvalue()),
             ("log.jsonl", jl.encode()), ("u.data", udata.encode()), ("ratings.dat", udata.replace("\t", "::").encode()),
-            ("ratings.csv", csv.replace("user_id,item_id,timestamp,rating", "userId,movieId,timestamp,rating").encode()),
+            ("ratings.csv",
+             csv.replace("user_id,item_id,timestamp,rating", "userId,movieId,timestamp,rating").encode()),
             ("Beauty.txt", seq.encode())]
 
 

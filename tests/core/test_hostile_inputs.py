@@ -111,7 +111,8 @@ def make_hostile_corpus(directory: Path) -> dict[str, Path]:
         "nan_ids.parquet": _parquet({"user_id": [1.0, float("nan"), 2.0], "item_id": ["i1", "i2", "i3"],
                                      "timestamp": [1700000000, 1700000100, 1700000200]}),
         "only_user_column.csv": b"user_id\nu1\nu2\nu3\n",
-        "latin1_bad_time.csv": (HEADER + "caf\u00e9,i1,01.02.2024 10:00\nna\u00efve,i2,31.02.2024 25:00\n").encode("cp1252"),
+        "latin1_bad_time.csv": (HEADER + "caf\u00e9,i1,01.02.2024 10:00\n"
+                                "na\u00efve,i2,31.02.2024 25:00\n").encode("cp1252"),
         "deep_nesting.json": b"[" * 100_000 + b"]" * 100_000,
         "huge_number.jsonl": b'{"user": "u1", "item": "i1", "ts": 1700000000}\n{"user": "u1", "item": "i2", "ts": '
                              + b"1" * 5000 + b"}\n",

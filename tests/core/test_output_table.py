@@ -104,7 +104,8 @@ def test_ig_completeness_with_an_untied_output(baseline: str) -> None:
     targets = np.array([5, 6, 7])
     res = attribute_batch_full(model, hists, targets, "ig", steps=100, batch_size=2, baseline=baseline)
     with torch.no_grad():
-        direct = np.array([model.score(torch.as_tensor(h)[None])[0, t].item() for h, t in zip(hists, targets, strict=True)])
+        direct = np.array([model.score(torch.as_tensor(h)[None])[0, t].item()
+                           for h, t in zip(hists, targets, strict=True)])
     np.testing.assert_allclose(res.target_scores, direct, rtol=1e-4, atol=1e-4)  # the explained score is score()
     total = np.array([s.sum() for s in res.scores])
     gap = res.target_scores - res.baseline_scores

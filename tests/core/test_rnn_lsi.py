@@ -189,7 +189,8 @@ def trained(small_dataset, registered, tmp_path_factory: pytest.TempPathFactory)
         config_cls, model_cls = FAMILIES[family]
         torch.manual_seed(0)
         model = model_cls(config_cls(n_items=data.vocab.n_items, hidden_size=16, max_len=20))
-        result = train_model(model, data, TrainConfig(epochs=2, batch_size=32, lr=1e-2, max_len=20, device="cpu", seed=0))
+        result = train_model(model, data,
+                             TrainConfig(epochs=2, batch_size=32, lr=1e-2, max_len=20, device="cpu", seed=0))
         path = save_run(tmp_path_factory.mktemp(family) / "run", model=result.model, config={"train": {}},
                         vocab=data.vocab, metrics={}, history=result.history)
         out[family] = (result, path)

@@ -121,7 +121,8 @@ def test_response_users_end_with_a_planted_response(seqs, demo) -> None:
 
 def test_clockwork_users_act_daily_at_one_hour_and_poisson_users_at_random(demo) -> None:
     events, truth = demo
-    assert 0.05 * 2000 < len(truth.clockwork_users) < 0.12 * 2000 and 0.05 * 2000 < len(truth.poisson_users) < 0.12 * 2000
+    assert (0.05 * 2000 < len(truth.clockwork_users) < 0.12 * 2000
+            and 0.05 * 2000 < len(truth.poisson_users) < 0.12 * 2000)
     assert not set(truth.clockwork_users) & set(truth.poisson_users)
     t = events.set_index("user_id")["timestamp"]
     for user in truth.clockwork_users[:50]:

@@ -24,7 +24,8 @@ def _history(n: int = 40, with_time: bool = True) -> pd.DataFrame:
     pred = stamps.iloc[-1] + pd.Timedelta(hours=5)
     return pd.DataFrame({
         "position": np.arange(1, n + 1), "item_id": [f"i{k}" for k in range(n)],
-        "title": [f"Item {k}" if k % 6 else None for k in range(n)], "category": [("A", "B|C", None, "D")[k % 4] for k in range(n)],
+        "title": [f"Item {k}" if k % 6 else None for k in range(n)],
+        "category": [("A", "B|C", None, "D")[k % 4] for k in range(n)],
         "timestamp": stamps if with_time else pd.Series([pd.NaT] * n),
         "lag": lags, "seconds_before": (pred - stamps).dt.total_seconds().to_numpy() if with_time else np.nan,
         "attribution": rng.normal(0, 0.1, n) + (lags == 25) * 1.0})
@@ -65,8 +66,8 @@ BY_LAG = pd.DataFrame({"bucket": ["1", "2-5", "6-20", "21-50", ">50"],
 BY_TIME = pd.DataFrame({"bucket": ["<1 h", "1 h-1 d", "1-7 d", "7-30 d", ">30 d"], "share": [0.3, 0.2, 0.2, 0.2, 0.1],
                         "events": [1, 4, 15, 25, 3]})
 DIST = pd.DataFrame([{"layer": ly, "head": h, "mean_distance": 2.0 + 5 * ly + h} for ly in range(2) for h in range(2)])
-TRUNC = pd.DataFrame({"k": ["1", "2", "5", "10", "20", "50", "all"], "NDCG@10": [0.05, 0.08, 0.1, 0.12, 0.2, 0.35, 0.36],
-                      "HR@10": [0.1] * 7, "users": [200] * 7})
+TRUNC = pd.DataFrame({"k": ["1", "2", "5", "10", "20", "50", "all"],
+                      "NDCG@10": [0.05, 0.08, 0.1, 0.12, 0.2, 0.35, 0.36], "HR@10": [0.1] * 7, "users": [200] * 7})
 CASES = pd.DataFrame({"user": [f"u{i}" for i in range(10)], "trigger_attr_rank": [1, 1, 2, 3, 1, 4, 12, 1, 2, 1]})
 CASES["hit"] = CASES["trigger_attr_rank"] <= 3
 
