@@ -1,9 +1,9 @@
 """Reproduce the quality bar: a model family with the library's defaults under a time budget, against baselines.
 
 Trains exactly what ``python -m seqrec_core train --model FAMILY --time-budget 480`` trains (the defaults of
-the family's config and TrainConfig; ``--model`` picks sasrec, bert4rec, gru4rec, lstm or lsi), then ranks the whole catalogue for every user's held-out last event, both with
-seen items kept and excluded (published numbers on the S3-Rec Beauty file exclude them), next to the
-baselines. Prints one JSON document with the machine it ran on.
+the family's config and TrainConfig; ``--model`` picks sasrec, bert4rec, gru4rec, lstm or lsi), then ranks the
+whole catalogue for every user's held-out last event, both with seen items kept and excluded (published numbers
+on the S3-Rec Beauty file exclude them), next to the baselines. Prints one JSON document with the machine it ran on.
 
     python bench/quality.py --data ../shared/data/amazon-beauty-s3/Beauty.txt --format seqtxt --time-budget 480
     python bench/quality.py --model lsi --time-budget 240          # issue 5's per-family bar (NDCG@10 >= 0.02)
@@ -13,9 +13,10 @@ gap embeddings of each event and of the query time, which evaluation sets to the
 both to early-stopping convergence: the time tables start at zero and the time-aware model keeps improving for
 longer (demo, seed 42: plain stops at epoch 38, time-aware at 54), so a 30-epoch cap understates the difference:
 
-    OMP_NUM_THREADS=1 python bench/quality.py --data demo --format auto --epochs 60 --time-budget 0 --baselines ""
-    OMP_NUM_THREADS=1 python bench/quality.py --data demo --format auto --epochs 60 --time-budget 0 --baselines "" --time-features
-    python bench/quality.py --data ../shared/data/ml-latest-small/ratings.csv --format auto --epochs 60 --time-budget 0 [--time-features]
+    OMP_NUM_THREADS=1 python bench/quality.py --data demo --format auto --epochs 60 --time-budget 0 \\
+        --baselines "" [--time-features]
+    python bench/quality.py --data ../shared/data/ml-latest-small/ratings.csv --format auto --epochs 60 \\
+        --time-budget 0 [--time-features]
     python bench/quality.py --loss gbce --gbce-t 0.75 ...                        # the BCE / gBCE losses
 """
 from __future__ import annotations
@@ -102,7 +103,8 @@ def main() -> None:
     if "popularity" in result["baselines"]:
         for key in ("include_seen", "exclude_seen"):
             pop = result["baselines"]["popularity"][key]["NDCG@10"]
-            result["test"][key]["x_popularity_NDCG@10"] = round(result["test"][key]["NDCG@10"] / pop, 2) if pop else None
+            ratio = round(result["test"][key]["NDCG@10"] / pop, 2) if pop else None
+            result["test"][key]["x_popularity_NDCG@10"] = ratio
     result["history"] = run.history
     print(json.dumps(result, indent=2))
 

@@ -123,11 +123,13 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise InputError(f"device '{name}' was asked for but this machine has no usable CUDA GPU; use --device cpu or auto")
+            raise InputError(f"device '{name}' was asked for but this machine has no usable CUDA GPU; "
+                             "use --device cpu or auto")
         return torch.device(name)
     if name == "mps":
         if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise InputError("device 'mps' was asked for but Apple Metal is not available here; use --device cpu or auto")
+            raise InputError("device 'mps' was asked for but Apple Metal is not available here; "
+                             "use --device cpu or auto")
         return torch.device("mps")
     raise InputError(f"device '{name}' is not one of auto, cpu, cuda, mps")
 

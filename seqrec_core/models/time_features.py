@@ -138,7 +138,8 @@ def with_query(event_times: np.ndarray, query_time: int | None = None) -> np.nda
     return np.concatenate([t, np.array([q], dtype=np.int64)])
 
 
-def split_times(data, split, rows: Sequence[int] | None = None) -> list[np.ndarray]:  # noqa: ANN001 - SequenceData, Split (no import cycle)
+# data: SequenceData, split: Split (not imported here: an import cycle)
+def split_times(data, split, rows: Sequence[int] | None = None) -> list[np.ndarray]:  # noqa: ANN001
     """Times of the histories of a leave-one-out ``split`` (all, or only ``rows``): the history's prefix of the
     user's times followed by the held-out event's time (the request time of that prediction)."""
     picked = range(len(split.users)) if rows is None else rows
