@@ -2,9 +2,10 @@
 input item vector and of the tied output layer, runs train through the real job, save and reload without the
 encoder, old configs load unchanged, titles lift never-trained items, and IG stays complete on a text model.
 
-The encoder is a 1-layer, 32-wide BERT built from a config and saved locally (no download), as in
-test_text_features.py. Training runs on one thread: on a busy 2-core machine torch's two threads wait on each
-other and the tiny models train many times slower."""
+The scenario (a tiny offline BERT encoder, the cold re-listed-items log, the training options and the ranks) lives
+in cold_log.py, shared with bench/cold_items.py, which prints the numbers bench/RESULTS.md reports. Training runs
+on one thread: on a busy 2-core machine torch's two threads wait on each other and the tiny models train many
+times slower."""
 from __future__ import annotations
 
 import shutil
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cold_log import MAX_LEN, cold_relisted_log, make_tiny_encoder, relisted_ranks, train_cold_run
 
 from seqrec_core.data.sequences import build_sequences
 from seqrec_core.errors import InputError
@@ -21,48 +23,16 @@ from seqrec_core.models import text_features as tf
 from seqrec_core.models.text_features import TextAwareItemEmbedding, item_text_matrix
 
 FAMILIES = ("bert4rec", "gru4rec", "lstm", "lsi")
-WORDS = ("[PAD] [UNK] [CLS] [SEP] [MASK] red blue green lipstick matte shampoo for dry hair nail polish the a "
-         "gel cream face mask eye shadow palette makeup skin").split()
-COLOURS = ("red", "blue", "green", "nail", "eye")
-NOUNS = ("lipstick", "matte", "shampoo", "polish", "shadow", "palette", "gel", "cream")
-N_COLD_USERS = 100
-MAX_LEN = 16
-
-
-def _make_encoder(folder) -> None:
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    torch.manual_seed(0)
-    BertTokenizer(vocab={w: i for i, w in enumerate(WORDS)}).save_pretrained(folder)
-    BertModel(BertConfig(vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
-
-
-def _cold_log():
-    """Five groups of eight items; a group's titles share its colour word and users stay in one group. Each
-    group's ninth item "g<g>i8" is a re-listed product: the same title as the group's "g<g>i0", a new id, and
-    only ever a held-out test target (users u000-u099), so it is never trained on as a positive."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(250):
-        g = u % 5
-        seq = [f"g{g}i{k}" for k in rng.integers(0, 8, size=int(rng.integers(6, 12)))]
-        seq += [f"g{g}i8"] if u < N_COLD_USERS else []
-        rows += [(f"u{u:03d}", item, t, f"{COLOURS[g]} {NOUNS[int(item[3:]) % 8]}") for t, item in enumerate(seq)]
-    return build_sequences(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "item_title"]))
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Per family a run with titles and one without, trained through run_training_job on the cold log; the
     encoder folder is deleted before anything is loaded."""
-    from seqrec_core.jobs import run_training_job
-    from seqrec_core.training import TrainConfig
-
     root = tmp_path_factory.mktemp("text_families")
     encoder = root / "encoder"
-    _make_encoder(encoder)
-    data = _cold_log()
+    make_tiny_encoder(encoder)
+    data = cold_relisted_log()
     expected_text = None
     runs: dict[tuple[str, str], dict] = {}
     threads = torch.get_num_threads()
@@ -72,11 +42,9 @@ def trained(tmp_path_factory):
             mp.setenv(tf.CACHE_ENV, str(root / "cache"))
             expected_text = item_text_matrix(data.vocab, encoder)  # (n_items + 1, 32)
             for family in FAMILIES:
-                for name, extra in (("plain", {}), ("text", {"text_encoder": str(encoder)})):
-                    options = {"hidden_size": 32, "num_layers": 1, "dropout": 0.2, **extra}
-                    cfg = TrainConfig(epochs=20, lr=5e-3, max_len=MAX_LEN, device="cpu", patience=100, keep="last")
-                    runs[family, name] = run_training_job(data, family, options, cfg, root / f"{family}_{name}",
-                                                          {"name": "cold"})
+                for name, text_encoder in (("plain", None), ("text", str(encoder))):
+                    runs[family, name] = train_cold_run(data, family, root / f"{family}_{name}",
+                                                        text_encoder=text_encoder)
     finally:
         torch.set_num_threads(threads)
     shutil.rmtree(encoder)
@@ -91,13 +59,7 @@ def _load(trained, family: str, name: str = "text"):
 
 def _cold_ranks(trained, family: str, name: str) -> np.ndarray:
     """Rank (1 = top of the 45-item catalogue) of each cold user's held-out re-listed item."""
-    data = trained["data"]
-    test = data.split("test")
-    cold = [i for i, u in enumerate(test.users) if int(data.vocab.user_ids[u][1:]) < N_COLD_USERS]
-    assert all(data.vocab.item_ids[test.targets[i] - 1].endswith("i8") for i in cold)
-    model = _load(trained, family, name).model
-    scores = NeuralScorer(model, MAX_LEN, torch.device("cpu")).score_histories([test.histories[i] for i in cold])
-    return np.array([(scores[j] > scores[j, test.targets[i]]).sum() + 1 for j, i in enumerate(cold)])
+    return relisted_ranks(trained["data"], _load(trained, family, name).model, MAX_LEN)
 
 
 # ------------------------------------------------------------------------------------------------ wiring
