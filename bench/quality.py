@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--time-features", action="store_true", help="sasrec: time-aware inputs (needs timestamps)")
     ap.add_argument("--loss", default=None, choices=("full", "sampled", "bce", "gbce"), help="sasrec loss")
     ap.add_argument("--gbce-t", type=float, default=None, help="gbce calibration t (default 0.75)")
-    ap.add_argument("--num-negatives", type=int, default=None, help="negatives (sampled: per step; gbce: per positive)")
+    ap.add_argument("--num-negatives", type=int, default=None, help="negatives per positive (sampled, gbce)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--model-options", default="{}", help='JSON, e.g. \'{"dropout": 0.5}\' (default: library defaults)')

@@ -39,7 +39,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "sampled negative per positive, the original SASRec) or gbce (gSASRec: --num-negatives per "
                         "positive, calibrated by --gbce-t)")
     g.add_argument("--num-negatives", type=int,
-                   help="negatives per step with --loss sampled, per positive with --loss gbce (default 256)")
+                   help="negatives per positive with --loss sampled or gbce (default 256)")
     g.add_argument("--negatives", choices=("uniform", "popularity"),
                    help="how sampled/bce/gbce negatives are drawn (default uniform; popularity: sampled uses the "
                         "log-q correction, bce/gbce have none and learn to rank popular items down)")

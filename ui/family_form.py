@@ -19,8 +19,9 @@ FAMILY_BLURB = {
            "gated together.",
 }
 FIELD_LABELS = {"hidden_size": "Hidden size", "num_layers": "Layers", "num_heads": "Attention heads",
-                "dropout": "Dropout", "positions": "Positions", "loss": "Loss", "num_negatives": "Negatives per step",
-                "negatives": "Negative sampling", "mask_prob": "Mask share", "mask_last_prob": "Mask-last share",
+                "dropout": "Dropout", "positions": "Positions", "loss": "Loss",
+                "num_negatives": "Negatives per positive", "negatives": "Negative sampling", "mask_prob": "Mask share",
+                "mask_last_prob": "Mask-last share",
                 "short_window": "Short-term window (events)", "cell": "Recurrent cell",
                 "time_features": "Time features", "gbce_t": "gBCE calibration t",
                 "text_encoder": "Item text encoder", "tied_output": "Output table tied to the inputs",
@@ -32,11 +33,11 @@ FIELD_HELP = {
     "dropout": "Higher for small, sparse logs.",
     "positions": "Rotary (default) lets the model learn dependencies many events back; 'learned' is GPT-2's absolute "
                  "positions, as in the original SASRec.",
-    "loss": "'full': softmax over the whole catalogue (exact). 'sampled': a share of negatives per step, for "
-            "catalogues too large for the full softmax. 'bce': binary cross-entropy with one sampled negative per "
-            "positive (the original SASRec). 'gbce': gSASRec's generalised BCE with several negatives per positive "
-            "and a calibrated positive term (Petrov & Macdonald 2023).",
-    "num_negatives": "Negatives per step with the sampled loss; per positive with gBCE.",
+    "loss": "'full': softmax over the whole catalogue (exact). 'sampled': softmax over each positive and a few "
+            "hundred random negatives, for catalogues too large for the full softmax. 'bce': binary cross-entropy "
+            "with one sampled negative per positive (the original SASRec). 'gbce': gSASRec's generalised BCE with "
+            "several negatives per positive and a calibrated positive term (Petrov & Macdonald 2023).",
+    "num_negatives": "Negatives per positive with the sampled loss and with gBCE (BCE always uses one).",
     "negatives": "How sampled / BCE / gBCE negatives are drawn: uniformly or by popularity. Keep 'uniform' with "
                  "BCE / gBCE: they have no popularity correction and learn to rank popular items down.",
     "gbce_t": "gBCE only: 0 = plain BCE with the sampled negatives, 1 = fully calibrated against the sampling rate; "

@@ -53,7 +53,7 @@ class SASRecConfig:
     max_len: int = 50
     positions: Literal["rotary", "learned"] = "rotary"
     loss: Literal["full", "sampled", "bce", "gbce"] = "full"
-    num_negatives: int = 256  # "sampled": shared per step; "gbce": per positive ("bce" always uses one)
+    num_negatives: int = 256  # per positive, for "sampled" and "gbce" ("bce" always uses one)
     negatives: Literal["uniform", "popularity"] = "uniform"
     gbce_t: float = 0.75  # gBCE calibration: 0 = plain BCE with k negatives, 1 = fully calibrated (gSASRec's 0.75)
     time_features: bool = False  # hour/weekday/gap embeddings of each event and of the query time
@@ -310,19 +310,20 @@ class SASRec(nn.Module):
         return self.config.num_negatives, float(self.config.gbce_t)
 
     def _sampled_loss(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Sampled softmax with shared negatives and the log-q correction (unbiased-ish for huge catalogues)."""
+        """Sampled softmax: each position's k negatives, drawn per position (from a per-step pool, as the binary
+        losses), with the log-q correction (a constant for uniform negatives, so none then)."""
         k = self.config.num_negatives
-        if self.config.negatives == "popularity":
-            probs = self.neg_probs / self.neg_probs.sum()
-        else:
-            probs = torch.full_like(self.neg_probs, 1.0 / self.config.n_items)
-        neg = torch.multinomial(probs, k, replacement=True) + 1  # (K,) item ids
-        log_q_neg = torch.log(probs[neg - 1] * k)  # (K,)
-        log_q_pos = torch.log(probs[y - 1] * k)  # (N,)
+        popular = self.config.negatives == "popularity"
+        pool, pick = sample_negative_pool(self.config.n_items, h.shape[0], k, self.neg_probs if popular else None,
+                                          h.device)  # (P,), (N, K)
+        neg = pool[pick]  # (N, K) item ids
         w = self.output_weights()  # (V + 1, D)
-        pos_logit = (h * w[y]).sum(-1) - log_q_pos  # (N,)
-        neg_logit = h @ w[neg].T - log_q_neg  # (N, K)
-        neg_logit = neg_logit.masked_fill(neg[None, :] == y[:, None], float("-inf"))  # accidental hits
+        pos_logit = (h * w[y]).sum(-1)  # (N,)
+        neg_logit = (h @ w[pool].T).gather(1, pick)  # (N, K) via the (N, P) pool logits
+        if popular:
+            log_q = torch.log(self.neg_probs / self.neg_probs.sum() * k)  # (V,)
+            pos_logit, neg_logit = pos_logit - log_q[y - 1], neg_logit - log_q[neg - 1]
+        neg_logit = neg_logit.masked_fill(neg == y[:, None], float("-inf"))  # accidental hits
         logits = torch.cat([pos_logit[:, None], neg_logit], dim=1).float()  # (N, 1 + K)
         return F.cross_entropy(logits, torch.zeros_like(y))
 

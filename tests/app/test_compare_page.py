@@ -174,7 +174,7 @@ def test_train_page_passes_changed_family_options_and_refuses_bad_ones(runs_dir,
     assert "num_heads" not in options and "dropout" not in options  # unchanged options keep the config's defaults
     assert options["max_len"] == 50 and options["time_budget"] == 120 and "tied_output" not in options  # auto
 
-    next(w for w in at.number_input if w.label == "Negatives per step").set_value(0)
+    next(w for w in at.number_input if w.label == "Negatives per positive").set_value(0)
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception and len(calls) == 1  # refused: no job started
     assert any("num_negatives" in e.value for e in at.error)

@@ -1,5 +1,6 @@
-"""SASRec's BCE and gBCE losses: gSASRec's beta, the closed form against PyTorch's BCE, gBCE(t=0) = BCE on the
-same negatives, accidental hits, and that both losses fall on a tiny log."""
+"""SASRec's sampled softmax, BCE and gBCE losses: gSASRec's beta, the closed form against PyTorch's BCE,
+gBCE(t=0) = BCE on the same negatives, each position's own negatives, accidental hits, and that the losses fall on a
+tiny log."""
 from __future__ import annotations
 
 import numpy as np
@@ -75,6 +76,27 @@ def test_gbce_with_t_zero_and_one_negative_is_bce() -> None:
     calibrated.load_state_dict(bce.state_dict())
     torch.manual_seed(5)
     assert calibrated(x, y).item() < a.item()  # beta < 1 shrinks the positive term on the same negatives
+
+
+def test_sampled_softmax_is_a_softmax_over_each_positions_own_negatives() -> None:
+    """Each position gets its own k negatives (as the binary losses: picks from a per-step pool) and an accidental
+    hit of the position's target is no negative; uniform negatives need no log-q correction."""
+    model = tiny(loss="sampled", num_negatives=6).eval()
+    h = torch.randn(9, 16, dtype=torch.float32)  # (N, D) hidden states of 9 positions
+    y = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9])  # (N,)
+    torch.manual_seed(3)
+    pool, pick = sample_negative_pool(N_ITEMS, 9, 6, None, torch.device("cpu"))
+    neg = pool[pick]  # (N, K)
+    assert len({tuple(row.tolist()) for row in neg}) > 1  # positions do not share one set of negatives
+    w = model.output_weights()
+    expected = []
+    for i in range(9):
+        kept = neg[i][neg[i] != y[i]]
+        logits = torch.cat([(h[i] * w[y[i]]).sum()[None], w[kept] @ h[i]])
+        expected.append(-torch.log_softmax(logits, 0)[0])
+    torch.manual_seed(3)
+    ours = model._sampled_loss(h, y)
+    assert ours.item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("loss", ["bce", "gbce"])
