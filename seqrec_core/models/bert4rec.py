@@ -17,6 +17,17 @@ target), a ``mask_prob`` share of its events is replaced by the mask token (at l
 probability ``mask_last_prob`` a row masks only its latest event, which is exactly the inference case), and the
 masked items are predicted with full-softmax cross-entropy over the catalogue.
 
+Two choices differ from a stock ``BertModel``, both because a masked column holds no item of its own, so what
+predicts its item reaches it only through attention:
+
+- The value and attention-output projections start at LeCun scale (std ``1 / sqrt(d)``) instead of BERT's fixed
+  0.02 (:meth:`BERT4Rec._init_attention`). With 0.02 the attention path starts at ``0.02**2 * d`` of the residual
+  stream's scale (1.3% at d 32, 2.6% at d 64; BERT-base's d 768 gives 31%), so a small model's mask states start
+  blind to their context and learn it only slowly; a causal model (SASRec) is spared that, since each position
+  sees its own item on the residual path. Queries and keys keep 0.02 (near-uniform attention at the start).
+- With item text, items that no training window shows are no candidates of the training softmax (see
+  :meth:`BERT4Rec.set_item_counts`).
+
 Positions are learned (BERT's table) and aligned to the END of the sequence: the last column always sits at
 position ``max_len`` (the table has ``max_len + 1`` rows: ``max_len`` events plus the mask), so the mask at
 inference and the latest event masked in training share a position, and adding left padding changes nothing.
@@ -117,6 +128,7 @@ class BERT4Rec(nn.Module):
         self.backbone = BertModel(hf, add_pooling_layer=False)
         swap_dropouts(self.backbone)
         self.backbone.get_input_embeddings().weight.requires_grad_(False)  # unused: we pass inputs_embeds
+        self._init_attention()
         # BERT's masked-LM transform (dense -> GELU -> LayerNorm) before the tied output layer, as in the paper.
         self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d, eps=1e-12))
         nn.init.normal_(self.item_emb.weight, std=0.02)
@@ -126,6 +138,20 @@ class BERT4Rec(nn.Module):
         # With item text: id vector + projected title vector, at the input and (tied) in the output layer; the
         # mask token stays a plain vector (it has no title).
         self.item_emb = text_aware_embedding(self.item_emb, config.n_items, config.text_encoder, config.text_dim)
+        # Training-softmax candidates when some items are never trained (item text only; see set_item_counts):
+        # item indices (C,), and each item's column among them (n_items + 1,). Not saved: training state only.
+        self.register_buffer("_candidates", None, persistent=False)
+        self.register_buffer("_candidate_column", None, persistent=False)
+
+    def _init_attention(self) -> None:
+        """LeCun-normal value and attention-output projections (std 1 / sqrt(d), zero bias), so that at the start
+        a masked column's state gets its context at the residual stream's scale rather than ~0.02**2 * d of it
+        (see the module docstring). Everything else keeps BERT's initialisation."""
+        std = self.config.hidden_size ** -0.5
+        for layer in self.backbone.encoder.layer:
+            for linear in (layer.attention.self.value, layer.attention.output.dense):
+                nn.init.normal_(linear.weight, std=std)
+                nn.init.zeros_(linear.bias)
 
     # ----------------------------------------------------------------------------------------------- body
     def _encode(self, x: torch.Tensor, real: torch.Tensor, output_attentions: bool = False) -> HiddenOutput:
@@ -188,7 +214,29 @@ class BERT4Rec(nn.Module):
         masked = self.cloze_mask(seq)  # (B, S)
         h = self.cloze_hidden(seq, masked)[masked]  # (N, D) only masked columns: the output layer is the big cost
         y = seq[masked]  # (N,)
+        if self._candidates is not None:  # never-trained items are no negatives: only their title scores them
+            weight = self.output_weights().index_select(0, self._candidates)  # (C, D)
+            return full_softmax_cross_entropy(h, weight, self._candidate_column[y])
         return full_softmax_cross_entropy(h, self.output_weights(), y, first_column=1)  # padding row: no candidate
+
+    def set_item_counts(self, counts: torch.Tensor) -> None:
+        """Training events per item, counts (n_items,) (the trainer calls this before training). With item text,
+        items with none leave the training softmax's candidates (scoring still ranks every item).
+
+        Why: the trainer holds such an item's id vector (``hold_untrained``), so as a negative in every softmax it
+        could only push down its own title part through the shared projection: titles of items nobody has seen
+        yet (a re-listed product, a new release) would be learned as never chosen, while their item is one that
+        did not exist when the training events happened. Without item text nothing changes (an untrained id
+        vector sinks, as a never-seen item should)."""
+        trained = torch.cat([counts.new_zeros(1), counts]) > 0  # (n_items + 1,) padding: not a candidate
+        if not hasattr(self.item_emb, "hold_untrained") or bool(trained[1:].all()):
+            self._candidates = self._candidate_column = None
+            return
+        device = self.mask_emb.device
+        self._candidates = trained.nonzero().squeeze(1).to(device)  # (C,)
+        column = torch.full(trained.shape, -1, dtype=torch.long)  # (n_items + 1,) -1: not a candidate
+        column[trained] = torch.arange(int(trained.sum()))
+        self._candidate_column = column.to(device)
 
     # ---------------------------------------------------------------------------------------------- infer
     def score(self, input_ids: torch.Tensor) -> torch.Tensor:

@@ -181,6 +181,69 @@ def test_loss_decreases_on_a_tiny_log() -> None:
     assert all(np.isfinite(losses))
 
 
+
+# ------------------------------------------------------------------------------------ never-trained items
+def test_a_masked_column_sees_its_context_from_the_start() -> None:
+    """Value and attention-output projections start at LeCun scale (std 1 / sqrt(d)), queries and keys at BERT's
+    0.02: at initialisation the mask's state already moves with its context (about 25-35% here; with 0.02
+    everywhere it moved by about 0.5%, and small models learned their mask states slowly)."""
+    model = _model(seed=5, hidden_size=32, num_layers=1)
+    layer = model.backbone.encoder.layer[0]
+    for linear in (layer.attention.self.value, layer.attention.output.dense):
+        assert linear.weight.std().item() == pytest.approx(32 ** -0.5, rel=0.1)
+        assert linear.bias.abs().max() == 0
+    assert layer.attention.self.query.weight.std().item() == pytest.approx(0.02, rel=0.15)
+    with torch.no_grad():
+        a = model.forward_hidden(pad_left([np.array([3, 4, 5])], 12)).hidden[0, -1]  # (D,) the mask's state
+        b = model.forward_hidden(pad_left([np.array([13, 14, 15])], 12)).hidden[0, -1]
+    assert ((a - b).norm() / a.norm()).item() > 0.1
+
+
+def _text_model(seed: int = 6) -> BERT4Rec:
+    model = _model(seed=seed, text_encoder="offline-test", text_dim=8)
+    model.item_emb.text.set_matrix(torch.nn.functional.normalize(torch.randn(N_ITEMS + 1, 8), dim=1))
+    return model
+
+
+def test_never_trained_items_are_no_candidates_of_the_text_models_training_loss() -> None:
+    """With item text, items without training events leave the training softmax (only their title scores them,
+    and a permanent negative would teach the shared projection that their title is never chosen); the loss is
+    the cross-entropy over the trained items, scoring still ranks all items, nothing new is saved."""
+    model = _text_model()
+    keys = set(model.state_dict())
+    counts = torch.ones(N_ITEMS)
+    counts[29:] = 0  # items 30..40 never trained
+    model.set_item_counts(counts)
+    assert set(model.state_dict()) == keys  # the run format is unchanged
+    x = torch.tensor([[0, 3, 4, 5], [6, 7, 8, 9]])
+    y = torch.tensor([[0, 4, 5, 11], [7, 8, 9, 12]])
+    seq = torch.tensor([[0, 3, 4, 5, 11], [6, 7, 8, 9, 12]])
+    fixed = torch.zeros_like(seq, dtype=torch.bool)
+    fixed[0, 4] = fixed[1, 1] = fixed[1, 3] = True
+    model.cloze_mask = lambda s: fixed  # type: ignore[method-assign]
+    loss = model(x, y)
+    logits = model.cloze_hidden(seq, fixed)[fixed] @ model.item_emb.weight[1:30].T  # (3, 29) trained items only
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, seq[fixed] - 1), atol=1e-5, rtol=1e-5)
+    loss.backward()
+    assert model.item_emb.base.weight.grad[30:].abs().max() == 0  # no gradient reaches an untrained item's row
+    assert model.item_emb.base.weight.grad[1:30].abs().sum(1).min() > 0
+    with torch.no_grad():
+        assert torch.isfinite(model.score(x)[:, 1:]).all()  # every item is still ranked
+    model.set_item_counts(torch.ones(N_ITEMS))  # everything trained: the full softmax again
+    assert model._candidates is None
+
+
+def test_without_text_untrained_items_stay_candidates() -> None:
+    """Without titles nothing changes: an item without training events is a negative like any other."""
+    model = _model(seed=7)
+    counts = torch.ones(N_ITEMS)
+    counts[29:] = 0
+    model.set_item_counts(counts)
+    assert model._candidates is None
+    x, y = torch.tensor([[0, 3, 4, 5]]), torch.tensor([[0, 4, 5, 11]])
+    model(x, y).backward()
+    assert model.item_emb.weight.grad[30:].abs().sum(1).min() > 0
+
 # ---------------------------------------------------------------------------------------------- attention
 def test_attention_rows_sum_to_one_over_real_columns(trained: BERT4Rec) -> None:
     ids = pad_left([np.array([3, 4, 5]), np.array([6, 7, 8, 9, 10])], 12)  # (2, 5)
