@@ -175,18 +175,15 @@ def test_text_run_reloads_without_the_encoder(trained, family: str, monkeypatch)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_titles_lift_a_never_trained_item(trained, family: str) -> None:
     """The re-listed item (never a training positive) ranks higher for its group's users with titles than
-    without. The recurrent families put it right after the group's eight items (rank <= 10) for most users;
-    for BERT4Rec the title lifts it by about a third of the catalogue rather than into the top 10 (its mask
-    state scores other groups' trained items above a title alone)."""
+    without, right after the group's eight items (rank <= 10) for most users, in every family (BERT4Rec too since
+    its value / output projections start at 1/sqrt(d) and never-trained items leave its training softmax)."""
     plain = _cold_ranks(trained, family, "plain")
     text = _cold_ranks(trained, family, "text")
     hits = {"plain": float(np.mean(plain <= 10)), "text": float(np.mean(text <= 10))}
     assert np.mean(text < plain) >= 0.7, np.mean(text < plain)  # per user: higher with titles
-    if family == "bert4rec":
-        assert np.median(text) <= np.median(plain) - 8, (np.median(plain), np.median(text))
-    else:  # rank 9 = right after the group's eight items, above every other group's
-        assert np.median(text) <= 10 < np.median(plain), (np.median(plain), np.median(text))
-        assert hits["text"] >= 0.5 and hits["text"] >= hits["plain"] + 0.3, hits
+    # rank 9 = right after the group's eight items, above every other group's
+    assert np.median(text) <= 10 < np.median(plain), (np.median(plain), np.median(text))
+    assert hits["text"] >= 0.5 and hits["text"] >= hits["plain"] + 0.3, hits
 
 
 def test_ig_completeness_on_a_text_aware_lsi(trained) -> None:
