@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "positions", "loss", "num_negatives",
-                      "negatives", "gbce_t", "tied_output", "label_smoothing", "time_features", "text_encoder",
-                      "mask_prob", "mask_last_prob", "short_window")
+MODEL_OPTION_NAMES = ("hidden_size", "num_layers", "num_heads", "dropout", "item_dropout", "positions", "loss",
+                      "num_negatives", "negatives", "gbce_t", "tied_output", "label_smoothing", "time_features",
+                      "text_encoder", "mask_prob", "mask_last_prob", "short_window")
 _YES_NO_AUTO = {"auto": None, "yes": True, "no": False}
 YES_NO_OPTIONS = ("tied_output",)  # true/false/unset options: the flag takes yes|no|auto, not a bare switch
 
@@ -31,6 +31,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num-layers", type=int, help="Transformer blocks (default 2)")
     g.add_argument("--num-heads", type=int, help="attention heads (default 2)")
     g.add_argument("--dropout", type=float, help="dropout rate")
+    g.add_argument("--item-dropout", type=float, metavar="P",
+                   help="sasrec: in training, blank the item of a share P of the input events (default 0)")
     g.add_argument("--positions", choices=("rotary", "learned"),
                    help="rotary (default; learns long-range pairs) or GPT-2 learned absolute positions "
                         "(classic SASRec)")

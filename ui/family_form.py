@@ -19,7 +19,7 @@ FAMILY_BLURB = {
            "gated together.",
 }
 FIELD_LABELS = {"hidden_size": "Hidden size", "num_layers": "Layers", "num_heads": "Attention heads",
-                "dropout": "Dropout", "positions": "Positions", "loss": "Loss",
+                "dropout": "Dropout", "item_dropout": "Item dropout", "positions": "Positions", "loss": "Loss",
                 "num_negatives": "Negatives per positive", "negatives": "Negative sampling", "mask_prob": "Mask share",
                 "mask_last_prob": "Mask-last share",
                 "short_window": "Short-term window (events)", "cell": "Recurrent cell",
@@ -31,6 +31,8 @@ FIELD_HELP = {
     "num_layers": "Stacked blocks (Transformer blocks or recurrent layers).",
     "num_heads": "Attention heads; must divide the hidden size.",
     "dropout": "Higher for small, sparse logs.",
+    "item_dropout": "In training, the share of past events whose item is hidden from the model (the event keeps "
+                    "its position and time), so it cannot lean on any single past item. 0 = off.",
     "positions": "Rotary (default) lets the model learn dependencies many events back; 'learned' is GPT-2's absolute "
                  "positions, as in the original SASRec.",
     "loss": "'full': softmax over the whole catalogue (exact). 'sampled': softmax over each positive and a few "

@@ -62,10 +62,12 @@ def test_train_evaluate_recommend_round_trip(tmp_path, small_dataset):
     small_dataset.events.to_parquet(data, index=False)
     run = tmp_path / "run"
     proc = cli("train", "--data", str(data), "--model", "sasrec", "--out", str(run), "--epochs", "1",
-               "--max-len", "20", "--hidden-size", "16", "--num-layers", "1", "--num-heads", "1", "--device", "cpu")
+               "--max-len", "20", "--hidden-size", "16", "--num-layers", "1", "--num-heads", "1", "--device", "cpu",
+               "--item-dropout", "0.1")
     assert proc.returncode == 0, proc.stderr
     trained = json.loads(proc.stdout)
     assert trained["model"] == "sasrec" and Path(trained["run_dir"]) == run
+    assert json.loads((run / "config.json").read_text())["model"]["item_dropout"] == 0.1
     assert 0 <= trained["metrics"]["test"]["NDCG@10"] <= 1
     assert {"config.json", "model.safetensors", "vocab.json", "metrics.json"} <= {p.name for p in run.iterdir()}
 
