@@ -32,7 +32,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num-heads", type=int, help="attention heads (default 2)")
     g.add_argument("--dropout", type=float, help="dropout rate")
     g.add_argument("--item-dropout", type=float, metavar="P",
-                   help="sasrec: in training, blank the item of a share P of the input events (default 0)")
+                   help="sasrec, gru4rec, lstm, lsi: in training, blank the item of a share P of the input events "
+                        "(default 0)")
     g.add_argument("--positions", choices=("rotary", "learned"),
                    help="rotary (default; learns long-range pairs) or GPT-2 learned absolute positions "
                         "(classic SASRec)")

@@ -30,7 +30,7 @@ from torch import nn
 
 from seqrec_core.errors import InputError
 from seqrec_core.models.base import check_dropout, check_int
-from seqrec_core.models.neural import FastDropout
+from seqrec_core.models.neural import FastDropout, item_dropout
 from seqrec_core.models.rnn import position_loss, run_recurrent, score_last
 from seqrec_core.models.sasrec import HiddenOutput
 from seqrec_core.models.text_features import check_text_options, text_aware_embedding
@@ -44,6 +44,7 @@ class LSIConfig:
     hidden_size: int = 64  # item-embedding width = LSTM state = attention width (the output layer is tied)
     num_layers: int = 1  # LSTM layers of the long-term part
     dropout: float = 0.3  # on item embeddings, between LSTM layers and on the mixed output
+    item_dropout: float = 0.0  # training only: share of input events whose item vector is blanked
     max_len: int = 50
     short_window: int = 10  # latest events the short-term attention sees (the event itself included)
     text_encoder: str | None = None  # transformers checkpoint (hub name or folder) that read the item titles
@@ -57,6 +58,7 @@ class LSIConfig:
         check_int("max_len", self.max_len, 1, 4096)
         check_int("short_window", self.short_window, 1, 4096)
         check_dropout(self.dropout)
+        check_dropout(self.item_dropout, "item_dropout")
         check_text_options(self.text_encoder, self.text_dim)
         if self.family != "lsi":
             raise InputError(f"family {self.family!r} is not one of ['lsi']")
@@ -121,7 +123,7 @@ class LSIRec(nn.Module):
         input_ids = input_ids[:, -self.config.max_len:]  # (B, T)
         real = input_ids != 0  # (B, T)
         x = self.item_emb(input_ids) * math.sqrt(self.config.hidden_size)  # (B, T, D) the one lookup Captum hooks
-        x = self.emb_dropout(x)
+        x = self.emb_dropout(item_dropout(x, self.config.item_dropout, self.training))  # (B, T, D)
         long = run_recurrent(self.lstm, x, real)  # (B, T, D)
         t = input_ids.shape[1]
         w = self.lag_bias.shape[0]

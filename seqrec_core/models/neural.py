@@ -53,6 +53,19 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * scale
 
 
+def item_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Blank whole events: in training, each event's input vector (a row of x (B, T, D)) is zeroed with
+    probability p and the rest are left unscaled (an item vector is an identity, not a sum to keep level).
+
+    Why: dropout on single units leaves every past item recognisable, so a model trained on sparse logs learns
+    to lean on the one or two items it has seen most with a target; hiding whole items makes it use the rest of
+    the history (word dropout, for item histories). On Beauty SASRec it lifted test NDCG@10 by 5-9% (RESULTS)."""
+    if not training or p <= 0.0:
+        return x
+    kept = torch.rand(x.shape[:2], device=x.device) >= p  # (B, T)
+    return x * kept[..., None].to(x.dtype)  # (B, T, D)
+
+
 class FastDropout(nn.Module):
     """Drop-in for ``nn.Dropout`` using :func:`fast_dropout`."""
 

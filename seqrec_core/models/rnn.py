@@ -26,7 +26,7 @@ from torch import nn
 
 from seqrec_core.errors import InputError
 from seqrec_core.models.base import check_dropout, check_int
-from seqrec_core.models.neural import FastDropout, full_softmax_cross_entropy
+from seqrec_core.models.neural import FastDropout, full_softmax_cross_entropy, item_dropout
 from seqrec_core.models.sasrec import HiddenOutput
 from seqrec_core.models.text_features import check_text_options, text_aware_embedding
 
@@ -41,6 +41,7 @@ class RNNConfig:
     hidden_size: int = 64  # item-embedding width = recurrent state width (the output layer is tied)
     num_layers: int = 1
     dropout: float = 0.3  # on the item embeddings, between layers and on the output states
+    item_dropout: float = 0.0  # training only: share of input events whose item vector is blanked
     max_len: int = 50
     text_encoder: str | None = None  # transformers checkpoint (hub name or folder) that read the item titles
     text_dim: int = 0  # width of its vectors, set from the encoder when training; 0 = no item text
@@ -52,6 +53,7 @@ class RNNConfig:
         check_int("num_layers", self.num_layers, 1, 16)
         check_int("max_len", self.max_len, 1, 4096)
         check_dropout(self.dropout)
+        check_dropout(self.item_dropout, "item_dropout")
         check_text_options(self.text_encoder, self.text_dim)
         allowed = self._families()
         if self.family not in allowed:
@@ -143,7 +145,8 @@ class RNNRec(nn.Module):
         """States (B, T, D) after each event (0 at padding); recurrent models have no attention maps."""
         input_ids = input_ids[:, -self.config.max_len:]  # (B, T)
         real = input_ids != 0  # (B, T)
-        x = self.emb_dropout(self.item_emb(input_ids) * math.sqrt(self.config.hidden_size))  # (B, T, D)
+        x = item_dropout(self.item_emb(input_ids), self.config.item_dropout, self.training)  # (B, T, D)
+        x = self.emb_dropout(x * math.sqrt(self.config.hidden_size))  # (B, T, D)
         states = self.out_dropout(run_recurrent(self.rnn, x, real))  # (B, T, D)
         hidden = self.norm(states) * real[..., None]  # (B, T, D) padding stays 0 (the norm's bias would not)
         return HiddenOutput(hidden=hidden, attentions=None)

@@ -28,13 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqrec_core.errors import InputError
-from seqrec_core.models.base import check_int
+from seqrec_core.models.base import check_dropout, check_int
 from seqrec_core.models.neural import (
     FastDropout,
     binary_negatives_loss,
     fast_dropout,
     full_softmax_cross_entropy,
     gbce_beta,
+    item_dropout,
     sample_negative_pool,
 )
 from seqrec_core.models.text_features import check_text_options, text_aware_embedding
@@ -51,7 +52,7 @@ class SASRecConfig:
     num_heads: int = 2
     dropout: float = 0.4  # measured best of 0.2-0.5 on Beauty (bench/RESULTS.md)
     # Training only: the share of input events whose item vector is blanked (the event keeps its position and
-    # time), so the model cannot lean on any single past item (word dropout for item histories).
+    # time), so the model cannot lean on any single past item (neural.item_dropout).
     item_dropout: float = 0.0
     max_len: int = 50
     positions: Literal["rotary", "learned"] = "rotary"
@@ -98,9 +99,7 @@ class SASRecConfig:
         if eps and self.loss != "full":
             raise InputError(f"label_smoothing applies to the full softmax only, not loss '{self.loss}'; drop it or "
                              "use --loss full")
-        p = self.item_dropout
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise InputError(f"item_dropout {p!r} is out of range; use a number in [0, 1), e.g. 0.1")
+        check_dropout(self.item_dropout, "item_dropout")
         if not isinstance(self.time_features, bool):
             raise InputError(f"time_features {self.time_features!r} must be true or false")
         check_text_options(self.text_encoder, self.text_dim)
@@ -253,10 +252,7 @@ class SASRec(nn.Module):
         a time-aware model sees "unknown" times (no time signal), which only low-level probes should rely on."""
         input_ids = input_ids[:, -self.config.max_len:]  # (B, T) never longer than the position table
         real = input_ids != 0  # (B, T)
-        x = self.item_emb(input_ids)  # (B, T, D)
-        if self.training and self.config.item_dropout:
-            kept = torch.rand(real.shape, device=x.device) >= self.config.item_dropout  # (B, T)
-            x = x * kept[..., None].to(x.dtype)  # (B, T, D) a blanked event keeps its position and time only
+        x = item_dropout(self.item_emb(input_ids), self.config.item_dropout, self.training)  # (B, T, D)
         if self.time_emb is not None:
             x = x + self.time_emb(real, times)  # (B, T, D) added before scaling: same scale as the items
         x = x * math.sqrt(self.config.hidden_size)  # (B, T, D)

@@ -154,11 +154,28 @@ def test_lsi_with_a_window_of_one_reads_only_the_latest_event() -> None:
     assert torch.equal(att[0, 0], torch.eye(5))
 
 
+@pytest.mark.parametrize("family", ["gru4rec", "lstm", "lsi"])
+def test_item_dropout_blanks_whole_items_in_training_only(family: str) -> None:
+    """With every item blanked, two histories of one length give the same states in training; evaluation
+    blanks nothing (the states tell the histories apart)."""
+    model = tiny(family, item_dropout=0.999, dropout=0.0)
+    a, b = torch.tensor([[0, 3, 7, 9]]), torch.tensor([[0, 30, 1, 22]])
+    with torch.no_grad():
+        model.train()
+        torch.manual_seed(1)  # rand >= 0.999 for none of the 4 events
+        ha = model.forward_hidden(a).hidden
+        torch.manual_seed(1)
+        torch.testing.assert_close(ha, model.forward_hidden(b).hidden)
+        model.eval()
+        assert (model.forward_hidden(a).hidden - model.forward_hidden(b).hidden).abs().max() > 1e-3
+
+
 @pytest.mark.parametrize("family, options, word", [
     ("gru4rec", {"hidden_size": 0}, "hidden_size"), ("lstm", {"dropout": 1.5}, "dropout"),
     ("gru4rec", {"num_layers": "2"}, "num_layers"), ("lsi", {"short_window": 0}, "short_window"),
     ("lsi", {"max_len": True}, "max_len"), ("gru4rec", {"family": "lstm"}, "family"),
-    ("lsi", {"family": "sasrec"}, "family"),
+    ("lsi", {"family": "sasrec"}, "family"), ("lstm", {"item_dropout": 1.0}, "item_dropout"),
+    ("lsi", {"item_dropout": -0.2}, "item_dropout"),
 ])
 def test_bad_options_are_one_line_input_errors(family: str, options: dict, word: str) -> None:
     with pytest.raises(InputError, match=word) as err:
@@ -168,13 +185,13 @@ def test_bad_options_are_one_line_input_errors(family: str, options: dict, word:
 
 def test_configs_name_their_family_and_options() -> None:
     assert GRU4RecConfig(n_items=5).family == "gru4rec" and LSTMConfig(n_items=5).family == "lstm"
-    assert GRU4RecConfig.option_names() == ["hidden_size", "num_layers", "dropout", "max_len", "text_encoder",
-                                            "text_dim"]
-    assert LSIConfig.option_names() == ["hidden_size", "num_layers", "dropout", "max_len", "short_window",
-                                        "text_encoder", "text_dim"]
+    assert GRU4RecConfig.option_names() == ["hidden_size", "num_layers", "dropout", "item_dropout", "max_len",
+                                            "text_encoder", "text_dim"]
+    assert LSIConfig.option_names() == ["hidden_size", "num_layers", "dropout", "item_dropout", "max_len",
+                                        "short_window", "text_encoder", "text_dim"]
     assert LSIConfig(n_items=5, short_window=7).to_dict() == {
-        "n_items": 5, "hidden_size": 64, "num_layers": 1, "dropout": 0.3, "max_len": 50, "short_window": 7,
-        "text_encoder": None, "text_dim": 0, "family": "lsi"}
+        "n_items": 5, "hidden_size": 64, "num_layers": 1, "dropout": 0.3, "item_dropout": 0.0, "max_len": 50,
+        "short_window": 7, "text_encoder": None, "text_dim": 0, "family": "lsi"}
     assert isinstance(RNNRec(LSTMConfig(n_items=5)).rnn, torch.nn.LSTM)
     assert isinstance(RNNRec(GRU4RecConfig(n_items=5)).rnn, torch.nn.GRU)
 
