@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="sequences per step (default 128)")
     p.add_argument("--lr", type=float, help="learning rate, AdamW (default 1e-3)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
-    p.add_argument("--patience", type=int, help="validations without NDCG@10 gain before stopping (default 5)")
+    p.add_argument("--patience", type=int, help="validations without NDCG@10 gain before stopping (default 10)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto: CUDA, then MPS, then CPU")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
     p.add_argument("--keep", choices=("best", "last"),

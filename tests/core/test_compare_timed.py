@@ -101,18 +101,21 @@ def test_setup_and_options_name_what_differs(runs):
 
 
 def test_setup_of_old_and_unknown_configs():
-    # a config written before time_features / gbce_t existed: the missing options are the defaults
-    assert get_setup("sasrec", {"hidden_size": 64, "loss": "full"}) == "sasrec"
+    # a config written before time_features / gbce_t existed: the missing options are the defaults, except those
+    # whose saved meaning differs from today's default (STORED_DEFAULTS: such runs had no item dropout)
+    assert get_setup("sasrec", {"hidden_size": 64, "loss": "full", "item_dropout": 0.2}) == "sasrec"
+    assert get_setup("sasrec", {"hidden_size": 64, "loss": "full"}) == "sasrec · item dropout 0"
     assert get_setup("sasrec", {"time_features": True, "loss": "bce", "text_encoder": "/enc/all-MiniLM-L6-v2",
-                                "text_dim": 384, "tied_output": False}) == \
+                                "text_dim": 384, "tied_output": False, "item_dropout": 0.2}) == \
         "sasrec · time features · text all-MiniLM-L6-v2 · loss bce"  # switches, then choices, then sizes
     assert get_setup("gru4rec", {"hidden_size": 32, "dropout": 0.3}) == "gru4rec · hidden size 32"
     assert get_setup("from-a-newer-version", {"x": 1}) == "from-a-newer-version"
     # an option resolved from the others is named only when it differs from what they imply (SASRec's output
     # table follows the loss unless set), and a config that predates it means what the loader says it meant
-    assert get_setup("sasrec", {"loss": "gbce", "tied_output": False}) == "sasrec · loss gbce"
-    assert get_setup("sasrec", {"loss": "full", "tied_output": False}) == "sasrec · no tied output"
-    assert get_setup("sasrec", {"loss": "gbce"}) == "sasrec · tied output · loss gbce"  # old runs were tied
+    now = {"item_dropout": 0.2}
+    assert get_setup("sasrec", {"loss": "gbce", "tied_output": False, **now}) == "sasrec · loss gbce"
+    assert get_setup("sasrec", {"loss": "full", "tied_output": False, **now}) == "sasrec · no tied output"
+    assert get_setup("sasrec", {"loss": "gbce", **now}) == "sasrec · tied output · loss gbce"  # old runs were tied
     assert describe_option("amp", False) == "no amp" and describe_option("lr", 0.001) == "lr 0.001"
 
 
