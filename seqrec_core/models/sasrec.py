@@ -55,7 +55,7 @@ class SASRecConfig:
     dropout: float = 0.4  # measured best of 0.2-0.5 on Beauty (bench/RESULTS.md)
     # Training only: the share of input events whose item vector is blanked (the event keeps its position and
     # time), so the model cannot lean on any single past item (neural.item_dropout). 0.2 measured on Beauty:
-    # test NDCG@10 0.0520 -> 0.0554 (3-seed means, bench/RESULTS.md).
+    # test NDCG@10 0.0520 -> 0.0555 (3-seed means, with patience 10; bench/RESULTS.md).
     item_dropout: float = 0.2
     max_len: int = 50
     positions: Literal["rotary", "learned"] = "rotary"
