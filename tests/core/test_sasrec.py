@@ -101,7 +101,7 @@ def test_chunked_cross_entropy_matches_the_reference() -> None:
 
 
 def test_loss_decreases_when_fitting_a_tiny_log() -> None:
-    model = tiny().train()
+    model = tiny(item_dropout=0.0).train()  # a blanked latest item leaves its successor unknowable
     starts = torch.arange(16)[:, None]
     x = (starts + torch.arange(8)[None, :]) % N_ITEMS + 1  # each user walks the catalogue in order
     y = x % N_ITEMS + 1  # ... so the next item is always the successor
