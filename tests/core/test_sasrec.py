@@ -116,31 +116,6 @@ def test_loss_decreases_when_fitting_a_tiny_log() -> None:
     assert losses[-1] < 0.5 * losses[0]
 
 
-@pytest.mark.parametrize("positions", POSITIONS)
-def test_item_dropout_blanks_whole_items_in_training_only(positions: str) -> None:
-    """With every item blanked, two histories of the same length look alike (only positions remain); in
-    evaluation nothing is blanked and the model equals the same weights without the option."""
-    model = tiny(positions, item_dropout=0.999, dropout=0.0)
-    plain = tiny(positions, dropout=0.0)
-    plain.load_state_dict(model.state_dict())
-    a, b = torch.tensor([[0, 3, 7, 9]]), torch.tensor([[0, 30, 1, 22]])
-    with torch.no_grad():
-        model.train()
-        torch.manual_seed(1)  # rand >= 0.999 for none of the 4 events
-        ha = model.forward_hidden(a).hidden
-        torch.manual_seed(1)
-        hb = model.forward_hidden(b).hidden
-        torch.testing.assert_close(ha, hb)
-        model.eval()
-        ea, eb = model.forward_hidden(a).hidden, model.forward_hidden(b).hidden
-        assert (ea - eb).abs().max() > 1e-3
-        torch.testing.assert_close(ea, plain.forward_hidden(a).hidden)
-    half = tiny(positions, item_dropout=0.5, dropout=0.0).train()
-    torch.manual_seed(0)
-    seen = {tuple(half.forward_hidden(a).hidden[0, -1].detach().round(decimals=4).tolist()) for _ in range(8)}
-    assert len(seen) > 1  # a different share of the history is blanked from call to call
-
-
 @pytest.mark.parametrize("options, word", [
     ({"hidden_size": 0}, "hidden_size"), ({"dropout": 1.5}, "dropout"), ({"positions": "sinusoid"}, "positions"),
     ({"num_heads": 3}, "divisible"), ({"colour": "red"}, "unknown option"), ({"hidden_size": "64"}, "hidden_size"),
