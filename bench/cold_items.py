@@ -40,17 +40,12 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from cold_log import MAX_LEN, N_COLD_USERS, cold_relisted_log, make_tiny_encoder, relisted_ranks, train_cold_run  # noqa: E402
 
-from bench.machine import host_info  # noqa: E402
+from bench.train_speed import machine_info  # noqa: E402
 from seqrec_core.models.text_features import CACHE_ENV  # noqa: E402
 from seqrec_core.runs import load_run  # noqa: E402
 
 FAMILIES = ("sasrec", "bert4rec", "gru4rec", "lstm", "lsi")
 SETTINGS = ("plain", "text")  # without titles, with titles
-
-
-def machine_info() -> dict:
-    return host_info() | {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                          "transformers": transformers.__version__, "device": "cpu"}
 
 
 def summarise(ranks: np.ndarray) -> dict:
@@ -113,7 +108,8 @@ def main() -> None:
                                    train_options)
             print(f"{family}: without titles {cell(runs[family]['plain'])}, with titles {cell(runs[family]['text'])}",
                   file=sys.stderr, flush=True)
-    result = {"bench": "cold_items", "machine": machine_info(),
+    machine = machine_info(torch.device("cpu")) | {"transformers": transformers.__version__}
+    result = {"bench": "cold_items", "machine": machine,
               "scenario": {"users": data.n_users, "items": data.vocab.n_items, "cold_users": N_COLD_USERS,
                            "max_len": MAX_LEN, "hidden_size": 32, "num_layers": 1, "dropout": 0.2, "lr": 5e-3,
                            "keep": "last"},
