@@ -27,8 +27,8 @@ from bench.machine import host_info  # noqa: E402
 from seqrec_core.data.dataset import DataSource, open_dataset  # noqa: E402
 from seqrec_core.models import build_model  # noqa: E402
 from seqrec_core.models.batches import batch_order, iterate_batches, training_windows  # noqa: E402
-from seqrec_core.training import TrainConfig, _adamw, _autocast, resolve_device, train_step  # noqa: E402
-from seqrec_core.weight_average import WeightAverage  # noqa: E402
+from seqrec_core.training.trainer import TrainConfig, _adamw, _autocast, resolve_device, train_step  # noqa: E402
+from seqrec_core.training.weight_average import WeightAverage  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-beauty-s3" / "Beauty.txt"
 

@@ -42,7 +42,7 @@ def family_defaults(family: str) -> dict[str, object] | None:
 
 
 def train_defaults() -> dict[str, object]:
-    from seqrec_core.training import TrainConfig
+    from seqrec_core.training.config import TrainConfig
 
     return _defaults(TrainConfig)
 
@@ -95,7 +95,7 @@ def get_train_options(train: Mapping, model_options: Mapping | None = None) -> d
     """Every training option (TrainConfig), stored value else what a config lacking it meant when it was saved
     (``TrainConfig.STORED_DEFAULTS``) else default; max_len is left out when the model config already has it
     (the trainer sets one from the other)."""
-    from seqrec_core.training import TrainConfig
+    from seqrec_core.training.config import TrainConfig
 
     out = _as_saved(train, train_defaults(), TrainConfig.STORED_DEFAULTS)
     extra = {k: v for k, v in train.items() if k not in out}  # options of a newer version stay visible

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seqrec_core.data.sequences import SequenceData
+from seqrec_core.data.sequences import SequenceData, Vocab
 from seqrec_core.errors import InputError
 from seqrec_core.projection import (  # noqa: F401 - project, exact_knn and warm_up_umap are part of this module's API
     METHODS,
@@ -216,11 +216,16 @@ def get_embedding_points(run: Run, data: SequenceData | None = None, what: What 
 def nearest_items(run: Run, item_id: str, k: int = 10) -> pd.DataFrame:
     """The ``k`` items whose learned vectors point the most the same way as ``item_id``'s (cosine), itself
     excluded: rank, item_id, title, category, similarity (descending)."""
+    return nearest_by_vectors(get_item_vectors(run), run.vocab, item_id, k)
+
+
+def nearest_by_vectors(vectors: np.ndarray, vocab: Vocab, item_id: str, k: int = 10) -> pd.DataFrame:
+    """:func:`nearest_items` on item vectors already at hand (``vectors[i]`` = item index i + 1), e.g. the ones a
+    stored analysis keeps, so the Embeddings page needs no model."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InputError(f"k must be a whole number >= 1 (got {k!r}), e.g. 10 neighbours")
-    vocab = run.vocab
     index = vocab.item_index(item_id) - 1  # unknown id -> InputError
-    vectors = get_item_vectors(run).astype(np.float64)  # (V, D)
+    vectors = np.asarray(vectors, dtype=np.float64)  # (V, D)
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     sims = unit @ unit[index]  # (V,)
     sims[index] = -np.inf
@@ -231,18 +236,19 @@ def nearest_items(run: Run, item_id: str, k: int = 10) -> pd.DataFrame:
                          "category": [vocab.category(i) for i in ids], "similarity": sims[top].astype(float)})
 
 
-def get_category_agreement(run: Run, k: int = 10, chunk: int = 1024) -> dict:
+def get_category_agreement(run: Run, k: int = 10, chunk: int = 1024, vectors: np.ndarray | None = None) -> dict:
     """How much the learned space follows the catalogue's categories: the share of each item's ``k`` nearest
     neighbours (cosine) that share its category, next to the share expected by chance (the same for a random
     other item). Items without a category are left out; ``share`` is None when fewer than 2 categories exist.
-    Returns ``{"share", "base_rate", "items", "k"}``; chunked, so 10,000 items take about a second."""
+    Returns ``{"share", "base_rate", "items", "k"}``; chunked, so 10,000 items take about a second. ``vectors``:
+    the run's item vectors when already at hand."""
     vocab = run.vocab
     cats = np.array([vocab.category(i) or "" for i in vocab.item_ids], dtype=object)
     known = np.flatnonzero(cats != "")
     k = int(min(k, max(len(known) - 1, 0)))
     if k < 1 or len(set(cats[known])) < 2:
         return {"share": None, "base_rate": None, "items": int(len(known)), "k": k}
-    vectors = get_item_vectors(run)[known].astype(np.float32)  # (M, D)
+    vectors = (get_item_vectors(run) if vectors is None else vectors)[known].astype(np.float32)  # (M, D)
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     codes = pd.factorize(cats[known])[0]
     hits = 0

@@ -145,7 +145,7 @@ def validate_run_config(config: object, where: Path, warnings: list[str] | None 
 
     Every family's options are checked by building its config dataclass, so a run can only describe a model
     this library would build itself. Every problem is one InputError line."""
-    from seqrec_core.training import TrainConfig
+    from seqrec_core.training.config import TrainConfig
 
     notes = warnings if warnings is not None else []
     if not isinstance(config, dict):

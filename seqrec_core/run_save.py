@@ -75,16 +75,16 @@ def save_run(out_dir: str | Path, *, model: nn.Module, config: dict, vocab: Voca
     try:
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"family": str(config.get("family"))})
-        _fsync(tmp / "model.safetensors")
+        fsync_path(tmp / "model.safetensors")
         _write(tmp / "config.json", _json_bytes(config))
         _write(tmp / "vocab.json", _json_bytes(vocab.to_json()))
         _write(tmp / "metrics.json", _json_bytes(metrics))
         _write(tmp / "history.jsonl", _jsonl_bytes(history))
         if progress_path is not None and Path(progress_path).is_file():
             shutil.copyfile(progress_path, tmp / "progress.jsonl")
-            _fsync(tmp / "progress.jsonl")
-        _fsync(tmp)
-        _swap_into_place(tmp, out)
+            fsync_path(tmp / "progress.jsonl")
+        fsync_path(tmp)
+        swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -99,7 +99,7 @@ def _write(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """Flush a file's (or a folder's entries') data to disk; best effort where the OS refuses folders."""
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -113,7 +113,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
+def swap_into_place(tmp: Path, out: Path) -> None:
     """Rename the finished temp folder onto ``out``; an old run there is moved aside first, then deleted.
 
     A kill between the two renames leaves the old run set aside as ``.<name>.old-<pid>-...``; the next
@@ -131,7 +131,7 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         if old is not None:
             os.rename(old, out)
         raise
-    _fsync(out.parent)
+    fsync_path(out.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

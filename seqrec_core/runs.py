@@ -100,7 +100,7 @@ class Run:
     def scorer(self, device: str | torch.device = "cpu", batch_size: int = 256) -> Scorer:
         """The model as a :class:`Scorer` (numpy float32 scores) on ``device`` ("auto" picks a GPU if any)."""
         from seqrec_core.models.neural import NeuralScorer
-        from seqrec_core.training import resolve_device
+        from seqrec_core.training.config import resolve_device
 
         dev = resolve_device(device) if isinstance(device, str) else device
         first = next(iter(self.model.parameters()), None)
@@ -115,7 +115,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     from safetensors.torch import load_file
 
     from seqrec_core.models import model_from_config
-    from seqrec_core.training import resolve_device
+    from seqrec_core.training.config import resolve_device
 
     folder = Path(path)
     check_run_folder(folder)

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from seqrec_core.cli_model_options import YES_NO_OPTIONS
+from seqrec_core.cli.model_options import YES_NO_OPTIONS
 from seqrec_core.data.dataset import DEMO, Dataset
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

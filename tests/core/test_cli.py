@@ -112,7 +112,7 @@ def test_explain_and_embed_follow_the_contract(tiny_run, small_dataset):
 
 
 def test_recommend_at_parses_request_times_and_needs_a_time_aware_run(tiny_run, small_dataset):
-    from seqrec_core.cli import _request_time
+    from seqrec_core.cli.run_commands import request_time as _request_time
     from seqrec_core.errors import InputError
 
     assert _request_time("2024-03-01T09:00Z") == _request_time("2024-03-01T09:00") == 1_709_283_600

@@ -19,11 +19,10 @@ import pandas as pd
 import pytest
 import torch
 
-from seqrec_core import distributed
 from seqrec_core.data import build_sequences
 from seqrec_core.models import build_model
 from seqrec_core.models.batches import build_window_source
-from seqrec_core.training import TrainConfig, train_model, train_step
+from seqrec_core.training import TrainConfig, distributed, train_model, train_step
 
 MAX_LEN = 8
 HALF_BATCH = 6  # windows per rank in the one-step check; the union batch has twice as many
@@ -62,7 +61,7 @@ def _rank_main(rank: int, port: int, out: str, data_path: str) -> None:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "RANK": str(rank),
                        "LOCAL_RANK": str(rank), "OMP_NUM_THREADS": "1"})
     torch.set_num_threads(1)
-    import seqrec_core.jobs as jobs
+    import seqrec_core.jobs.train as jobs
     import seqrec_core.training as training
     from seqrec_core import cli
 

@@ -10,7 +10,7 @@ from seqrec_core.errors import InputError
 from seqrec_core.evaluation import evaluate
 from seqrec_core.models import NeuralScorer
 from seqrec_core.training import TrainConfig, train_model
-from seqrec_core.weight_average import WeightAverage
+from seqrec_core.training.weight_average import WeightAverage
 from tests.core.test_training import cfg, data, fresh_model  # noqa: F401 - data is a fixture
 
 

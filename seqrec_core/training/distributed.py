@@ -17,7 +17,7 @@ import datetime
 import inspect
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,14 +192,3 @@ def any_rank(ctx: DistContext, flags: Sequence[bool]) -> list[bool]:
 
 def sum_over_ranks(ctx: DistContext, values: Sequence[float]) -> list[float]:
     return _collective(ctx, values, "sum")
-
-
-def train_worker(data: Any, family: str, model_options: dict, train_cfg: Any,
-                 should_stop: Callable[[], bool] | None = None) -> None:
-    """What a rank other than 0 runs for ``train``: build the same model as the train job and take part in
-    training; rank 0 runs the job itself (validation, evaluation, saving, progress, the JSON)."""
-    from seqrec_core.jobs import build_job_model
-    from seqrec_core.training import train_model
-
-    model = build_job_model(data, family, model_options, train_cfg)
-    train_model(model, data, train_cfg, should_stop=should_stop)

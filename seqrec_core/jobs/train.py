@@ -6,9 +6,7 @@ page polls). Its return value is the CLI's ``train`` JSON document.
 """
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,30 +14,10 @@ import torch
 
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
+from seqrec_core.jobs.progress import ProgressFile
 from seqrec_core.training import TrainConfig, TrainingCancelled, eval_batch_size, seed_everything, train_model
 
 log = logging.getLogger(__name__)
-
-
-class _ProgressFile:
-    """Appends one JSON object per line and flushes it, so a reader never waits for a buffer."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._fh = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-
-    def __call__(self, event: dict) -> None:
-        if self._fh is not None:
-            self._fh.write(json.dumps({**event, "time": round(time.time(), 3)}, default=str) + "\n")
-            self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
 
 
 def job_options(model_options: dict, train_cfg: TrainConfig) -> dict:
@@ -89,7 +67,7 @@ def run_training_job(data: SequenceData, family: str, model_options: dict, train
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_run_folder(out))):
         raise InputError(f"output '{out}' exists and is not an empty folder or a run; choose a new folder")
     job_options(model_options, train_cfg)  # refused before a progress file exists
-    progress = _ProgressFile(Path(progress_path) if progress_path is not None else None)
+    progress = ProgressFile(Path(progress_path) if progress_path is not None else None)
 
     def emit(event: dict) -> None:
         progress(event)
@@ -133,6 +111,56 @@ def run_training_job(data: SequenceData, family: str, model_options: dict, train
         raise
     finally:
         progress.close()
+
+
+def run_train_spec(spec, progress_path: str | Path | None = None,  # noqa: ANN001 - TrainSpec
+                   should_stop: Callable[[], bool] | None = None, main_rank: bool = True,
+                   on_valid_input: Callable[[], None] | None = None,
+                   on_event: Callable[[dict], None] | None = None) -> dict | None:
+    """The whole train job a spec describes: open its data (the prepared copy as it is), train, evaluate, save,
+    then analyse the run if the spec asks (``spec.analyze``). Returns the CLI's train JSON (None on a torchrun rank
+    other than 0, which only trains). ``on_valid_input`` is called once the data and options are accepted.
+
+    A failed or cancelled analysis does not undo the training: the run is saved, the JSON's ``analysis`` says
+    what happened, and the pages offer to compute what is missing."""
+    from seqrec_core.evaluation import default_exclude_seen
+
+    ds = spec.data.open()
+    model_options = dict(spec.model_options)
+    if on_valid_input is not None:
+        on_valid_input()
+    if not main_rank:
+        train_worker(ds.sequences, spec.family, model_options, spec.train, should_stop=should_stop)
+        return None
+    exclude = default_exclude_seen(ds.sequences) if spec.exclude_seen == "auto" else spec.exclude_seen == "on"
+    summary = run_training_job(ds.sequences, spec.family, model_options, spec.train, spec.out, ds.info(),
+                               progress_path=progress_path, should_stop=should_stop, exclude_seen=exclude,
+                               on_event=on_event)
+    if spec.analyze is not None:
+        summary["analysis"] = _analyse_after_training(spec, ds, progress_path, should_stop, on_event)
+    return summary
+
+
+def _analyse_after_training(spec, ds, progress_path, should_stop, on_event) -> dict:  # noqa: ANN001
+    from seqrec_core.analysis.job import run_analysis
+    from seqrec_core.jobs.spec import AnalyzeSpec
+
+    device = spec.train.device if spec.train.device in ("auto", "cpu", "cuda", "mps") else "auto"
+    try:
+        return run_analysis(AnalyzeSpec(run=spec.out, request=spec.analyze, device=device), dataset=ds,
+                            progress_path=progress_path, should_stop=should_stop, on_event=on_event,
+                            final_events=False)
+    except Exception as err:  # noqa: BLE001 - the run is saved; the analysis can be computed again later
+        log.exception("analysing %s failed", spec.out)
+        return {"error": str(err) or type(err).__name__}
+
+
+def train_worker(data: SequenceData, family: str, model_options: dict, train_cfg: TrainConfig,
+                 should_stop: Callable[[], bool] | None = None) -> None:
+    """What a torchrun rank other than 0 runs for ``train``: build the same model as the train job and take part
+    in training; rank 0 runs the job itself (validation, evaluation, saving, progress, the JSON)."""
+    model = build_job_model(data, family, model_options, train_cfg)
+    train_model(model, data, train_cfg, should_stop=should_stop)
 
 
 def _versions() -> dict:

@@ -1,0 +1,125 @@
+"""What every command shares: the argument parser that reports usage errors as one line, the data options, the
+options of commands on a saved run, opening a run with the data it was trained on, and the cancel handler."""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from seqrec_core.data.dataset import Dataset, DataSource, open_dataset
+from seqrec_core.data.loaders import FORMATS
+from seqrec_core.data.prep import PrepOptions
+from seqrec_core.data.schema import ColumnMap
+from seqrec_core.errors import InputError
+
+log = logging.getLogger("seqrec_core")
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130  # the shell's code for "stopped by a signal"; nothing was saved
+
+
+class Cancelled(Exception):
+    """The job was cancelled before anything was worth saving."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports usage errors as our one-line bad-input message (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{message}; see `python -m seqrec_core {self.prog.split()[-1]} --help`")
+
+
+def add_data_options(p: argparse.ArgumentParser, required: bool) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", required=required,
+                   help="log file (CSV/TSV, Parquet, JSONL, MovieLens, sequence text) or 'demo'")
+    g.add_argument("--format", default="auto", choices=FORMATS, help="file format (default: detect)")
+    g.add_argument("--user-col", help="column with user ids (default: detect)")
+    g.add_argument("--item-col", help="column with item ids (default: detect)")
+    g.add_argument("--time-col", help="column with timestamps: unix s/ms or ISO-8601 (default: detect)")
+    g.add_argument("--rating-col", help="column with ratings/weights (default: detect)")
+    g.add_argument("--min-rating", type=float, help="keep only events with rating >= this (implicit feedback)")
+    g.add_argument("--k-core", type=int, default=0, help="repeatedly drop users and items with fewer events (0 = off)")
+    g.add_argument("--drop-duplicates", action="store_true", help="drop repeated (user, item, time) events")
+
+
+def data_source(args: argparse.Namespace) -> DataSource:
+    columns = ColumnMap(user=args.user_col, item=args.item_col, time=args.time_col, rating=args.rating_col)
+    if args.k_core < 0:
+        raise InputError("--k-core must be >= 0")
+    prep = PrepOptions(min_rating=args.min_rating, drop_duplicates=args.drop_duplicates, k_core=args.k_core)
+    path = args.data if args.data == "demo" else str(Path(args.data).resolve())
+    return DataSource(path=path, format=args.format, columns=columns, prep=prep)
+
+
+def dataset_for_run(args: argparse.Namespace, run_config: dict) -> Dataset:
+    """The data a run is used on: --data when given, else the source the run recorded."""
+    if getattr(args, "data", None):
+        return open_dataset(data_source(args))
+    source = (run_config.get("data") or {}).get("source")
+    if not source:
+        raise InputError("this run does not record where its data came from; pass the log with --data")
+    return open_dataset(DataSource.from_json(source))
+
+
+def open_run_and_data(args: argparse.Namespace):  # noqa: ANN201 - (seqrec_core.runs.Run, Dataset)
+    """The run (--run) and the data it is used on, refusing data other than what it was trained on."""
+    from seqrec_core.runs import load_run
+
+    run = load_run(args.run, device=args.device)
+    ds = dataset_for_run(args, run.config)
+    check_same_data(ds, run.config)
+    return run, ds
+
+
+def check_same_data(dataset: Dataset, run_config: dict) -> None:
+    expected = (run_config.get("data") or {}).get("fingerprint")
+    if expected and expected != dataset.fingerprint:
+        raise InputError(f"the data ({dataset.name}, fingerprint {dataset.fingerprint}) is not the data this run was "
+                         f"trained on (fingerprint {expected}); pass the same log and filtering options")
+
+
+def exclude_seen(args: argparse.Namespace, ds: Dataset) -> bool:
+    """--exclude-seen on|off, or auto: on when users (almost) never repeat an item in this log."""
+    from seqrec_core.evaluation import default_exclude_seen
+
+    return default_exclude_seen(ds.sequences) if args.exclude_seen == "auto" else args.exclude_seen == "on"
+
+
+def add_exclude_seen(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exclude-seen", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
+                   help="rank only items not yet in the user's history when evaluating; auto (default) = on when "
+                        "the log has no repeat consumption, off otherwise; the output says which was used")
+
+
+def add_run_options(p: argparse.ArgumentParser, device_default: str = "cpu") -> None:
+    """What every command on a saved run takes: the run, optionally its data (else the recorded source), a device.
+
+    These are exactly the arguments :func:`open_run_and_data` reads."""
+    p.add_argument("--run", required=True, help="run folder")
+    add_data_options(p, required=False)
+    p.add_argument("--device", default=device_default, choices=("auto", "cpu", "cuda", "mps"))
+
+
+def install_cancel_handler() -> Callable[[], bool]:
+    """SIGTERM/SIGINT ask the job to stop after its current step and keep what is finished."""
+    cancelled = {"flag": False}
+
+    def handler(signum: int, _frame: object) -> None:
+        log.warning("received signal %s: stopping after this step, keeping what is finished", signum)
+        cancelled["flag"] = True
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return lambda: cancelled["flag"]
+
+
+def user_list(text: str | None, what: str = "--users") -> list[str] | None:
+    """'ID,ID,...' as a list (None when not given); an empty list is bad input."""
+    if text is None:
+        return None
+    users = [u.strip() for u in text.split(",") if u.strip()]
+    if not users:
+        raise InputError(f"{what} names no user; give ids separated by commas")
+    return users

