@@ -1,7 +1,7 @@
 """Entry point: the page navigation and the sidebar that shows which dataset and run are in use."""
 import streamlit as st
 
-from ui import state
+from ui import links, state
 from ui.demo import ensure_demo_run
 from ui.sidebar import render_sidebar
 
@@ -20,6 +20,7 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+links.restore_from_link()  # a link naming a run opens its data and run in a fresh session
 state.get_dataset()  # autoloads the demo under `make demo`
 ensure_demo_run()
 render_sidebar()

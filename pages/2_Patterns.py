@@ -3,6 +3,7 @@ what people repeat, and whether the model picks any of it up."""
 import pandas as pd
 import streamlit as st
 
+from seqrec_core.analysis.kinds_eval import TIME_MASS, load_model_ties
 from seqrec_core.errors import InputError
 from seqrec_core.patterns.common import has_timestamps
 from seqrec_core.patterns.rhythm import timezone_names
@@ -20,7 +21,7 @@ from seqrec_core.viz.plot_patterns import (
     plot_user_burstiness,
 )
 from seqrec_core.viz.plot_patterns_model import plot_attribution_time_mass, plot_burst_split, plot_metrics_by_segment
-from ui import compute, state
+from ui import compute, state, stored
 from ui import explain_cache as ecache
 from ui import patterns_cache as cache
 from ui.widgets import download_table
@@ -226,9 +227,13 @@ def model_tab() -> None:
                 "for bursty or periodic users, inside bursts, and whether it leans on timely events.")
         st.page_link("pages/3_Train.py", label="Go to Train")
         return
-    key = compute.run_key(run)
     exclude_seen = compute.exclude_seen_default(fp, ds)
-    by_seg, by_burst = cache.model_ties(key, fp, exclude_seen, run, ds, rep)
+    ties = stored.lookup(run, ds, "model_ties", exclude_seen=bool(exclude_seen))
+    if not ties.fresh:
+        stored.offer(run, ds, ties, "the model's metrics per user segment and inside bursts", key="model_ties",
+                     cost="one evaluation of the run and the baselines")
+        return
+    by_seg, by_burst = load_model_ties(ties.unit, run.path.name)
     st.markdown(f"Run **{run.path.name}** on the test split (last event of each user), seen items "
                 f"**{'excluded' if exclude_seen else 'included'}**, next to the baselines (the Evaluate page's "
                 "numbers, split by when and for whom).")
@@ -243,26 +248,30 @@ def model_tab() -> None:
         st.caption("Held-out events inside a burst of their item vs outside it; 'never bursts' = items without "
                    "any burst. Small groups have wide whiskers.")
         download_table(by_burst, "metrics_by_burst.csv")
-    if not ecache.supports_explain(run):
-        return
+    stored.caption(ties, f"seen items {'excluded' if exclude_seen else 'included'}")
     st.subheader("Does the model lean on timely events?")
+    defaults = TIME_MASS.defaults
     n1, n2, n3 = st.columns(3)
-    n_users = n1.number_input("Predictions to explain", 20, 2000, 200, step=20, key="patterns_tm_users",
+    n_users = n1.number_input("Predictions to explain", 20, 2000, int(defaults["n_users"]), step=20,
+                              key="patterns_tm_users",
                               help="Sampled test users (fixed seed); each explains the model's top recommendation.")
     method = n2.selectbox("Method", list(METHOD_NAMES), format_func=METHOD_NAMES.get, key="patterns_tm_method")
-    steps = n3.slider("Integrated-gradients steps", 5, 100, 20, step=5, key="patterns_tm_steps",
+    steps = n3.slider("Integrated-gradients steps", 5, 100, int(defaults["steps"]), step=5, key="patterns_tm_steps",
                       disabled=method != "ig")
-    if st.button("Compute attribution by time", type="primary"):
-        st.session_state["patterns_tm"] = (int(n_users), method, int(steps))
-    if "patterns_tm" in st.session_state:
-        nu, meth, stp = st.session_state["patterns_tm"]
-        mass = cache.attribution_time_mass(key, fp, tz, nu, meth, stp, run, ds, rep)
+    found = stored.lookup(run, ds, "time_mass", n_users=int(n_users), method=method, steps=int(steps), tz=tz)
+    if not found.fresh:
+        stored.offer(run, ds, found, "the attribution by burst, hour and weekday", key="time_mass",
+                     cost=f"{int(n_users):,} explanations")
+    else:
+        mass = found.unit.table("mass")
+        meth = method
         users = int(mass["predictions"].max()) if len(mass) else 0
         st.plotly_chart(plot_attribution_time_mass(mass, users=users, method=meth), width="stretch", theme=None)
         st.caption(f"Blue bars: share of the explanation on past events inside a burst of their item, at the same "
                    f"hour ({tz}) or weekday as the prediction; grey diamonds: those events' share of the history. "
                    "A bar well above its diamond = the model uses that timing.")
         download_table(mass, "attribution_time_mass.csv")
+        stored.caption(found, f"{users:,} predictions · {METHOD_NAMES[meth]} · hours in {tz}")
 
 
 def planted_tab() -> None:

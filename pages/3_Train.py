@@ -5,12 +5,14 @@ import pandas as pd
 import streamlit as st
 
 from seqrec_core.errors import InputError
+from seqrec_core.jobs import runner
+from seqrec_core.jobs.spec import AnalysisRequest, TrainSpec
 from seqrec_core.models import MODEL_FAMILIES, build_config
 from seqrec_core.runs import list_runs, unpack_run_zip
-from seqrec_core.training import TrainConfig
+from seqrec_core.training.config import TrainConfig
 from seqrec_core.viz.plot_training import plot_live_loss, plot_training_curves
-from ui import state, train_jobs
-from ui.family_form import family_blurb, family_fields, option_widget, trainer_flags, unavailable_options
+from ui import state
+from ui.family_form import family_blurb, family_fields, option_widget, unavailable_options
 from ui.widgets import download_table
 
 st.title("Train")
@@ -37,12 +39,11 @@ family = f1.selectbox("Model family", families, index=families.index("sasrec") i
 f2.markdown(f"**{family}**: {family_blurb(family)}")
 basic, advanced = family_fields(family)
 unavailable = unavailable_options(ds.sequences)
-accepted = trainer_flags()
 with st.form("train_form"):
     model_values = {}
     cols = st.columns(4)
     for i, spec in enumerate(basic):
-        model_values[spec.name] = option_widget(cols[i % 4], family, spec, accepted, unavailable)
+        model_values[spec.name] = option_widget(cols[i % 4], family, spec, unavailable)
     c1, c2, c3 = st.columns(3)
     max_len = c1.number_input("History length (events)", 5, 512, TRAIN_DEFAULTS.max_len, help="How many of the "
                               "most recent events the model sees per prediction.")
@@ -76,7 +77,11 @@ with st.form("train_form"):
                                             format="%.3f", help="AdamW's decoupled weight decay (0 = none); "
                                                                 "0.05 is a mild regulariser for small logs.")
         for i, spec in enumerate(advanced):
-            model_values[spec.name] = option_widget(more[(i + 1) % 4], family, spec, accepted, unavailable)
+            model_values[spec.name] = option_widget(more[(i + 1) % 4], family, spec, unavailable)
+    analyse = st.toggle("Analyse the run when training finishes", value=True,
+                        help="Right after training, compute and store everything Evaluate, Explain, Embeddings, "
+                             "Compare and the Patterns model tab show (about a minute on the demo), so those pages "
+                             "open at once. Off: compute each part later from its page.")
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:
@@ -85,25 +90,29 @@ if submitted:
                if model_values[spec.name] != spec.default}
     try:
         build_config(family, ds.sequences.vocab.n_items, max_len=int(max_len), **changed)
+        train = TrainConfig(max_len=int(max_len), time_budget=float(time_budget), epochs=int(epochs), lr=float(lr),
+                            batch_size=int(batch), patience=int(patience), seed=int(seed), device=device, keep=keep,
+                            weight_average=float(average), weight_decay=float(weight_decay))
     except InputError as err:
         st.error(f"{family}: {err}")
     else:
-        options = {**changed, "max_len": max_len, "time_budget": time_budget, "epochs": epochs, "lr": lr,
-                   "batch_size": batch, "patience": patience, "seed": seed, "device": device,
-                   "exclude_seen": exclude_seen, "keep": keep, "weight_average": average,
-                   "weight_decay": weight_decay}
-        job = train_jobs.start_job(ds, root, family, options)
+        name, folder = runner.claim_run_folder(root, family)
+        spec = TrainSpec(data=runner.prepare_data(ds, root), family=family, out=str(root / name),
+                         model_options=changed, train=train, exclude_seen=exclude_seen,
+                         analyze=AnalysisRequest() if analyse else None)
+        job = runner.start_job(spec, root, name=name, folder=folder, dataset=ds.name, fingerprint=ds.fingerprint,
+                               label=f"Training {family}")
         st.session_state.setdefault(JOBS_KEY, []).append(job.name)
         st.toast(f"Started {job.name}")
 
-my_jobs = [j for j in train_jobs.list_jobs(root) if j.name in st.session_state.get(JOBS_KEY, [])
-           or (j.fingerprint == ds.fingerprint and train_jobs.is_alive(j))]
+my_jobs = [j for j in runner.list_jobs(root, kind="train") if j.name in st.session_state.get(JOBS_KEY, [])
+           or (j.fingerprint == ds.fingerprint and runner.is_alive(j))]
 
 
 @st.fragment(run_every=1.0)
-def job_panel(job: train_jobs.Job) -> None:
-    events = train_jobs.read_events(job)
-    status = train_jobs.status(job, events)
+def job_panel(job: runner.Job) -> None:
+    events = runner.read_events(job)
+    status = runner.status(job, events)
     start = next((e for e in events if e.get("event") == "start"), {})
     steps = [e for e in events if e.get("event") == "step"]
     history = [e for e in events if e.get("event") == "epoch"]
@@ -120,14 +129,25 @@ def job_panel(job: train_jobs.Job) -> None:
                 + (f" · about {eta:.0f} s left" if isinstance(eta, (int, float)) else ""))
         st.progress(min(max(frac, 0.0), 1.0), text=text)
         if head[1].button("Cancel", key=f"cancel_{job.name}", help="Stop now and keep the best checkpoint so far."):
-            train_jobs.cancel(job)
+            runner.cancel(job)
             st.toast("Cancelling: the best checkpoint so far will be kept.")
-    elif status == "done":
+    elif status in ("done", "analysing"):
         done = next((e for e in reversed(events) if e.get("event") == "done"), {})
         test = (done.get("metrics") or {}).get("test", {})
         st.success(f"Finished ({done.get('stopped_reason', 'done')}): "
                    f"test NDCG@10 {test.get('NDCG@10', float('nan')):.4f}, "
                    f"HR@10 {test.get('HR@10', float('nan')):.4f}.")
+        if status == "analysing":
+            where = runner.analysis_progress(events)
+            st.progress(where["share"],
+                        text=f"Analysing the run for the other pages: part {max(where['index'], 1)} of "
+                             f"{max(where['total'], 1)}" + (f" ({where['label']})" if where["label"] else ""))
+            if head[1].button("Stop analysing", key=f"cancel_{job.name}",
+                              help="The run is saved; the parts analysed so far stay stored, the rest can be "
+                                   "computed later from each page."):
+                runner.cancel(job)
+        elif any(e.get("event") == "analysis_done" for e in events):
+            st.caption("Analysed: Evaluate, Explain, Embeddings, Compare and the Patterns model tab open at once.")
         if st.session_state.get(state.RUN_KEY) != str(job.run_dir) and head[1].button("Use this run",
                                                                                     key=f"use_{job.name}"):
             state.set_run(job.run_dir)
@@ -136,7 +156,7 @@ def job_panel(job: train_jobs.Job) -> None:
         st.warning("Cancelled before a checkpoint was worth keeping; nothing was saved."
                    if not job.run_dir.exists() else "Cancelled; the best checkpoint was saved as a run.")
     else:
-        st.error(f"Training failed: {train_jobs.error_message(job, events)}")
+        st.error(f"Training failed: {runner.error_message(job, events)}")
     if history:
         st.plotly_chart(plot_training_curves(history), width="stretch", theme=None, key=f"curve_{job.name}")
         st.caption("Per epoch: training loss and validation NDCG@10 (full ranking). The best epoch is kept.")
@@ -144,7 +164,7 @@ def job_panel(job: train_jobs.Job) -> None:
         with st.expander("Training loss per step", expanded=status == "running"):
             st.plotly_chart(plot_live_loss(steps), width="stretch", theme=None, key=f"loss_{job.name}")
             st.caption("Cross-entropy over the whole catalogue at each step; it should fall and flatten.")
-    if status != "running" and (st.session_state.get("_job_final") or {}).get(job.name) != status:
+    if status not in ("running", "analysing") and (st.session_state.get("_job_final") or {}).get(job.name) != status:
         st.session_state.setdefault("_job_final", {})[job.name] = status
         if status == "done" and state.get_run() is None:
             state.set_run(job.run_dir)

@@ -1,13 +1,13 @@
 """Evaluate: the model against honest baselines, full ranking, with 95% intervals."""
 import streamlit as st
 
-from seqrec_core.evaluation import METRICS, get_metrics_by_history_length, get_metrics_table, get_rank_distribution
+from seqrec_core.evaluation import METRICS, get_rank_distribution
 from seqrec_core.viz.plot_evaluation import (
     plot_metric_by_history_length,
     plot_metric_comparison,
     plot_rank_distribution,
 )
-from ui import compute, state
+from ui import compute, state, stored
 from ui.widgets import download_table
 
 st.title("Evaluate")
@@ -25,12 +25,17 @@ metric = c2.selectbox("Metric for the charts", METRICS, index=METRICS.index("NDC
                       help="HR@K: share of users whose held-out item is in the top K. NDCG@K also rewards placing it "
                            "higher. MRR: mean of 1/rank.")
 
-results = compute.evaluation(compute.run_key(run), ds.fingerprint, exclude_seen, run, ds)
-ordered = list(results.values())
+found = stored.lookup(run, ds, "evaluation", exclude_seen=bool(exclude_seen))
+if not found.fresh:
+    stored.offer(run, ds, found, "the evaluation of the model and the baselines", key="evaluate",
+                 cost="seconds on the demo, about a minute for 20,000 users")
+    st.stop()
+evaluation = compute.stored_evaluation(found.unit, run.path.name)
+ordered = list(evaluation.results.values())
 st.markdown(f"**Protocol:** test split, {len(ordered[0].users):,} users, full ranking over "
             f"{ds.sequences.vocab.n_items:,} items, seen items **{'excluded' if exclude_seen else 'included'}**.")
 
-table = get_metrics_table(ordered)
+table = evaluation.metrics
 st.plotly_chart(plot_metric_comparison(table, metric), width="stretch", theme=None)
 st.caption(f"{metric} per model with bootstrap 95% intervals (1,000 resamples of users). "
            "Bars whose intervals do not overlap differ beyond chance.")
@@ -45,8 +50,9 @@ with c1:
     st.caption("Share of users whose held-out item ranks at or above each position (log scale). "
                "Higher and further left is better; the guides mark the top 10 and 20.")
 with c2:
-    by_len = get_metrics_by_history_length(ordered, metric=metric)
+    by_len = evaluation.by_history[evaluation.by_history["metric"] == metric].drop(columns="metric")
     st.plotly_chart(plot_metric_by_history_length(by_len, metric), width="stretch", theme=None)
     st.caption(f"{metric} by how many events the user had before the test event. Sequence models should gain "
                "most on longer histories.")
 download_table(by_len, "metrics_by_history_length.csv")
+stored.caption(found, f"seen items {'excluded' if exclude_seen else 'included'}")

@@ -1,10 +1,12 @@
 """Recommendations: one user's history, what the model ranks next, and where their real next item landed."""
 import streamlit as st
 
+from seqrec_core.analysis.job import default_user
+from seqrec_core.analysis.kinds_explain import TOP_K_STORED, load_recommendations
 from seqrec_core.errors import InputError
 from seqrec_core.recommend import get_heldout_rank, get_recommendations, get_user_timeline
 from seqrec_core.viz.plot_recommendations import plot_topk_scores, plot_user_timeline
-from ui import compute, state
+from ui import links, state, stored
 from ui.widgets import download_table
 
 st.title("Recommendations")
@@ -14,11 +16,12 @@ ds = state.require_dataset()
 run = state.require_run(ds)
 vocab = ds.sequences.vocab
 
+links.seed("user", st.session_state.get("rec_user") or default_user(ds))
 c1, c2, c3 = st.columns([2, 1, 1])
-default_user = st.session_state.get("rec_user", vocab.user_ids[0])
-user_id = c1.text_input("User id", value=default_user,
-                        help=f"As in the log, e.g. {', '.join(vocab.user_ids[:3])}. {len(vocab.user_ids):,} users.")
-k = c2.slider("Top K", 5, 50, 10, help="How many recommendations to show.")
+user_id = c1.text_input("User id", key="user", bind="query-params",
+                        help=f"As in the log, e.g. {', '.join(vocab.user_ids[:3])}. {len(vocab.user_ids):,} users. "
+                             "Shared with Explain and Compare.")
+k = c2.slider("Top K", 5, TOP_K_STORED, 10, help="How many recommendations to show.")
 exclude_seen = c3.toggle("Exclude seen items", value=True,
                          help="Hide items the user already had (usual for shops; turn off for repeat consumption).")
 if not vocab.has_user(user_id):
@@ -26,11 +29,23 @@ if not vocab.has_user(user_id):
     st.stop()
 st.session_state["rec_user"] = user_id
 
-scorer = run.scorer()
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _stored_recs(folder: str, created: str, user: str, k: int, exclude: bool, _unit, _vocab):  # noqa: ANN001, ANN202
+    return load_recommendations(_unit, _vocab, user, k, exclude)
+
+
+found = stored.lookup(run, ds, "recommendations")
+from_store = (_stored_recs(str(found.unit.folder), found.unit.created, user_id, k, bool(exclude_seen), found.unit,
+                           vocab) if found.fresh else None)
 try:
     timeline = get_user_timeline(ds.sequences, user_id)
-    recs = get_recommendations(scorer, ds.sequences, user_id, k, exclude_seen=exclude_seen, holdout=True)
-    held = get_heldout_rank(scorer, ds.sequences, user_id, exclude_seen=exclude_seen)
+    if from_store is not None:
+        recs, held = from_store
+    else:  # a user outside the stored sample: scored now (one forward pass)
+        scorer = run.scorer()
+        recs = get_recommendations(scorer, ds.sequences, user_id, k, exclude_seen=exclude_seen, holdout=True)
+        held = get_heldout_rank(scorer, ds.sequences, user_id, exclude_seen=exclude_seen)
 except InputError as err:
     st.error(str(err))
     st.stop()
@@ -54,14 +69,21 @@ with c1:
 with c2:
     st.dataframe(recs, width="stretch", hide_index=True)
     download_table(recs, f"recommendations_{user_id}.csv")
+if from_store is not None:
+    stored.caption(found, "top-K of a sample of users")
+links.link_box("Recommendations", {"user": user_id})
 
 st.subheader("Top-K for every user")
-st.caption("From each user's whole history (what they would be shown next), batched over all users.")
-if st.button("Compute top-K for all users"):
-    st.session_state["all_recs_k"] = k
-if "all_recs_k" in st.session_state:
-    all_k = st.session_state["all_recs_k"]
-    frame = compute.all_recommendations(compute.run_key(run), ds.fingerprint, all_k, exclude_seen, run, ds)
+st.caption("From each user's whole history (what they would be shown next), batched over all users as a background "
+           "job and stored with the run.")
+every = stored.lookup(run, ds, "top_all", k=int(k), exclude_seen=bool(exclude_seen))
+if not every.fresh:
+    stored.offer(run, ds, every, f"the top-{k} of every user", key="top_all",
+                 cost=f"{len(vocab.user_ids):,} users, seconds to a minute")
+else:
+    frame = every.unit.table("top")
+    frame.insert(3, "title", [vocab.title(str(i)) for i in frame["item_id"]])
     st.dataframe(frame.head(200), width="stretch", hide_index=True)
-    download_table(frame, f"top{all_k}_all_users.csv",
-                   label=f"Download top-{all_k} for all {frame['user_id'].nunique():,} users (CSV)")
+    download_table(frame, f"top{k}_all_users.csv",
+                   label=f"Download top-{k} for all {frame['user_id'].nunique():,} users (CSV)")
+    stored.caption(every, f"top-{k}, seen items {'excluded' if exclude_seen else 'included'}")

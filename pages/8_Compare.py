@@ -2,8 +2,8 @@
 import streamlit as st
 
 from seqrec_core import compare
+from seqrec_core.analysis.job import default_user
 from seqrec_core.errors import InputError
-from seqrec_core.models.base import uses_time
 from seqrec_core.viz.plot_compare import (
     plot_attribution_side_by_side,
     plot_paired_difference,
@@ -14,7 +14,7 @@ from seqrec_core.viz.plot_evaluation import plot_metric_by_history_length
 from seqrec_core.viz.plot_patterns_model import plot_metrics_by_segment
 from seqrec_core.viz.theme import model_colors
 from ui import compare_cache as cache
-from ui import compute, explain_cache, state
+from ui import compare_jobs, compute, explain_cache, links, state, stored
 from ui.widgets import download_table
 
 TARGETS = {"heldout": "The user's real next item (same target for both runs)",
@@ -41,29 +41,38 @@ c1, c2 = st.columns([1, 3])
 exclude_seen = c1.toggle("Exclude seen items", value=compute.exclude_seen_default(fp, ds),
                          help="On: items the user already had are removed from the ranking (the default for logs "
                               "without repeats). Applies to every run and baseline alike.")
-runs, results, failed = {}, {}, []
+runs, evaluations, failed, missing = {}, {}, [], []
 for meta in metas:
     try:
-        run = cache.load(meta.path)
+        run = state.lazy_run(meta.path)
     except (InputError, OSError) as err:
         failed.append(f"{meta.name}: {err}")
         continue
     runs[meta.name] = run
-    results[meta.name] = cache.run_evaluation(compute.run_key(run), fp, exclude_seen, run, ds)
+    found = stored.lookup(run, ds, "evaluation", exclude_seen=bool(exclude_seen))
+    if found.fresh:
+        evaluations[meta.name] = compute.stored_evaluation(found.unit, meta.name)
+    else:
+        missing.append((run, found))
 if failed:
     st.warning("Left out (cannot be loaded) — " + "; ".join(failed))
-metas = [m for m in metas if m.name in runs]
+if missing:
+    compare_jobs.offer_missing(missing, ds)
+metas = [m for m in metas if m.name in evaluations]
 if not metas:
     st.stop()
-baselines = cache.baseline_evaluations(fp, exclude_seen, ds)
-keys = tuple(compute.run_key(r) for r in runs.values())
+results = {name: ev.results[name] for name, ev in evaluations.items()}
+first = metas[0].name  # the baselines' numbers are the same in every run's evaluation: take the newest run's
+baselines = {b: evaluations[first].results[b] for b in compare.BASELINE_NAMES if b in evaluations[first].results}
+keys = tuple(compute.run_key(runs[m.name]) for m in metas)
 all_results = [*results.values(), *baselines.values()]
-metrics = cache.metrics_table(keys, fp, exclude_seen, all_results)
+metrics = cache.metrics_table(evaluations, first)
 n_users = len(next(iter(results.values())).users)
 c2.markdown(f"**Protocol:** test split (each user's last event), {n_users:,} users, every one of "
             f"{ds.sequences.vocab.n_items:,} items ranked, "
             f"seen items **{'excluded' if exclude_seen else 'included'}**, "
-            f"{len(runs)} run{'s' if len(runs) != 1 else ''} and 3 baselines.")
+            f"{len(results)} run{'s' if len(results) != 1 else ''} and {len(baselines)} baselines, from each run's "
+            "stored evaluation.")
 
 st.subheader("Runs on this dataset")
 table = compare.get_runs_table(metas, metrics)
@@ -92,10 +101,10 @@ st.caption("Each panel is one metric: longer bars are better; when two runs' whi
 download_table(metrics, "metrics_with_ci.csv", label="Download all metrics with intervals (CSV)")
 
 # -------------------------------------------------------------------------------------------- head to head
-names = list(runs)
+names = [m.name for m in metas]
 setups = {m.name: m.setup for m in metas}
 st.subheader("Two runs head to head")
-if len(runs) >= 2:
+if len(names) >= 2:
     in_use = st.session_state.get(state.RUN_KEY)
     first = next((i for i, m in enumerate(metas) if str(m.path) == in_use), 0)
     h1, h2 = st.columns(2)
@@ -127,7 +136,7 @@ else:
 ranked = metrics[metrics["kind"] == "run"].sort_values("NDCG@10", ascending=False, kind="stable")
 best = str(ranked["model"].iloc[0])
 diffs = cache.paired(keys, fp, exclude_seen, best, all_results)
-with st.expander(f"Every run and baseline against the best run by NDCG@10 ({best})", expanded=len(runs) < 2):
+with st.expander(f"Every run and baseline against the best run by NDCG@10 ({best})", expanded=len(names) < 2):
     st.dataframe(compare.paired_differences_for_display(diffs), width="stretch", hide_index=True)
     st.caption("Difference to the best run on the same test users, with a paired bootstrap 95% interval. 'worse' "
                "or 'better' = the interval excludes 0; 'within chance' = the data cannot tell them apart.")
@@ -143,7 +152,7 @@ with_base = b2.toggle("Show the baselines in these charts", value=False,
 chosen = all_results if with_base else list(results.values())
 g1, g2 = st.columns(2)
 with g1:
-    by_len = cache.history_buckets(tuple(r.name for r in chosen) + keys, fp, exclude_seen, metric, chosen)
+    by_len = cache.history_table(evaluations, first, metric, with_base)
     st.plotly_chart(plot_metric_by_history_length(by_len, metric), width="stretch", theme=None)
     st.caption(f"{metric} by how many events the user had before the test event; sequence models should gain "
                "most on long histories. Small buckets have wide whiskers.")
@@ -153,7 +162,9 @@ with g2:
         st.info("The log has no timestamps (only an event order), so users cannot be split into temporal "
                 "segments (periodic, bursty, …).")
     else:
-        by_seg = cache.segment_metrics(tuple(r.name for r in chosen) + keys, fp, exclude_seen, chosen, ds)
+        by_seg = compare_jobs.segments(runs, evaluations, first, ds, bool(exclude_seen), with_base)
+        if by_seg is None:
+            by_seg = cache.segment_metrics(tuple(r.name for r in chosen) + keys, fp, exclude_seen, chosen, ds)
         st.plotly_chart(plot_metrics_by_segment(by_seg, metric), width="stretch", theme=None)
         st.caption(f"{metric} by the user's temporal segment from **Patterns** (periodic rhythm, bursty sessions, "
                    "regular gaps, Poisson-like); does one run suit some kinds of users better?")
@@ -165,10 +176,10 @@ if run_a is None or run_b is None:
 st.subheader("One user, two runs")
 vocab = ds.sequences.vocab
 s3, s4 = st.columns([3, 1])
-default_user = st.session_state.get("rec_user")
-user = s3.text_input("User id", value=default_user if default_user and vocab.has_user(default_user)
-                     else vocab.user_ids[0], help=f"As in the log, e.g. {', '.join(vocab.user_ids[:3])}. Shared with "
-                     "Recommendations and Explain.")
+links.seed("user", st.session_state.get("rec_user") or default_user(ds))
+user = s3.text_input("User id", key="user", bind="query-params",
+                     help=f"As in the log, e.g. {', '.join(vocab.user_ids[:3])}. Shared with Recommendations and "
+                          "Explain.")
 k = s4.slider("Top K", 5, 30, 10)
 if not vocab.has_user(user):
     st.error(f"User '{user}' is not in {ds.name}. Try one of: {', '.join(vocab.user_ids[:5])}.")
@@ -177,14 +188,17 @@ st.session_state["rec_user"] = user
 pair = {run_a: runs[run_a], run_b: runs[run_b]}
 labels = {run_a: "A", run_b: "B"}
 try:
-    recs = cache.topk((compute.run_key(runs[run_a]), compute.run_key(runs[run_b])), fp, user, k, exclude_seen, pair,
-                      ds)
+    recs = compare_jobs.stored_topk(pair, ds, user, k, bool(exclude_seen))
+    if recs is None:  # a user outside the stored samples: both runs rank now
+        recs = cache.topk((compute.run_key(runs[run_a]), compute.run_key(runs[run_b])), fp, user, k, exclude_seen,
+                          pair, ds)
 except InputError as err:
     st.error(str(err))
     st.stop()
+timed = any(bool(runs[n].config["model"].get("time_features")) for n in (run_a, run_b))
 st.markdown(f"**A** = `{run_a}` ({setups[run_a]}) · **B** = `{run_b}` ({setups[run_b]}) · both rank from the "
-            "user's history before their held-out last event" + (" (time-aware runs at that event's time)" if any(
-                uses_time(runs[n].model) for n in (run_a, run_b)) else "") + ".")
+            "user's history before their held-out last event" + (" (time-aware runs at that event's time)" if timed
+                                                                  else "") + ".")
 names_ab = {run_a: f"A: {run_a}", run_b: f"B: {run_b}"}
 colors_ab = {run_a: colors[run_a], run_b: colors[run_b]}
 t1, t2 = st.columns(2)
@@ -208,12 +222,16 @@ target = "heldout" if target_kind == "heldout" else None
 attrs, skipped = {}, []
 for name in (run_a, run_b):
     run = runs[name]
-    if not explain_cache.supports_explain(run):
-        skipped.append(f"{labels[name]} ({run.family}) has no item-embedding layer to attribute to")
-        continue
     try:
-        attrs[name] = explain_cache.attribution(compute.run_key(run), fp, user, target, "ig", 50, run, ds)
+        attrs[name] = compare_jobs.stored_ig(run, ds, user, target_kind)
+        if attrs[name] is None:
+            if not explain_cache.supports_explain(run):
+                skipped.append(f"{labels[name]} ({run.family}) has no item-embedding layer to attribute to")
+                attrs.pop(name)
+                continue
+            attrs[name] = explain_cache.attribution(compute.run_key(run), fp, user, target, "ig", 50, run, ds)
     except InputError as err:
+        attrs.pop(name, None)
         skipped.append(f"{labels[name]}: {err}")
 if skipped:
     st.info("Left out — " + "; ".join(skipped))

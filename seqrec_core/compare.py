@@ -241,13 +241,19 @@ def get_topk_comparison(scorers: Mapping[str, Scorer], data: SequenceData, user:
 
     if not data.vocab.has_user(user):
         raise InputError(f"user '{user}' is not in this log; pick one of e.g. {', '.join(data.vocab.user_ids[:3])}")
+    return combine_topk({name: get_recommendations(scorer, data, user, k, exclude_seen=exclude_seen, holdout=True)
+                         for name, scorer in scorers.items()}, data, user)
+
+
+def combine_topk(recs: Mapping[str, pd.DataFrame], data: SequenceData, user: str) -> pd.DataFrame:
+    """:func:`get_topk_comparison`'s long frame from each run's top-k already at hand (e.g. stored ones)."""
     seq = data.sequences[data.vocab.user_index(user)]
     heldout = data.vocab.item_id(int(seq[-1])) if len(seq) >= 2 else None
     frames = []
-    for name, scorer in scorers.items():
-        recs = get_recommendations(scorer, data, user, k, exclude_seen=exclude_seen, holdout=True)
-        recs.insert(0, "run", name)
-        frames.append(recs)
+    for name, frame in recs.items():
+        frame = frame.copy()
+        frame.insert(0, "run", name)
+        frames.append(frame)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["run", "rank", "item_id", "title", "category", "score"])
     frame["heldout"] = frame["item_id"] == heldout if heldout is not None else False
@@ -332,7 +338,7 @@ def get_attribution_comparison(runs: Mapping[str, object], data: SequenceData, u
     return align_attributions(attrs), get_attribution_targets(attrs)
 
 
-__all__ = ["BASELINE_NAMES", "COMPARE_METRICS", "RunMeta", "align_attributions", "count_parameters",
+__all__ = ["BASELINE_NAMES", "COMPARE_METRICS", "RunMeta", "align_attributions", "combine_topk", "count_parameters",
            "describe_paired_difference", "differing_options", "evaluate_scorers", "get_attribution_comparison",
            "get_attribution_targets", "get_history_length_across", "get_metrics_with_ci", "get_options_table",
            "get_paired_difference", "get_paired_differences", "get_run_meta", "get_runs_table", "get_segments_across",

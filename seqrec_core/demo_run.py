@@ -1,9 +1,12 @@
-"""The pre-trained demo run shipped in ``assets/demo_run``.
+"""The pre-trained demo runs shipped in ``assets/``, with their stored analyses.
 
 The demo's long-range trigger -> response pairs take a SASRec about 100 small-batch epochs to learn (about
-15 minutes on 2 CPU cores), far longer than a first visit should wait. So the repository ships one run trained
+15 minutes on 2 CPU cores), far longer than a first visit should wait. So the repository ships a run trained
 on the built-in demo with the recipe that learns them (``DEMO_RECIPE``; ``bench/make_demo_run.py`` retrains it),
-and loading the demo data installs it into the runs folder, so Explain's planted truth check works at once.
+and a second one with GPT-2's learned positions instead of rotary ones (same recipe), so Compare's head-to-head
+shows on the demo what the position scheme does to long-range pairs. Each ships its stored analysis
+(``analysis/``, made by ``python -m seqrec_core analyze``), so every page's first view after "Load demo data" is
+instant. Loading the demo data installs them into the runs folder.
 
 A shipped run is only valid for the exact demo log it was trained on: its data fingerprint must equal the
 current generator's. A test checks this, so changing the generator without retraining fails CI instead of
@@ -22,8 +25,13 @@ from seqrec_core.runs import is_run_folder
 
 log = logging.getLogger(__name__)
 
-SHIPPED_DEMO_RUN = Path(__file__).resolve().parent.parent / "assets" / "demo_run"
-INSTALLED_NAME = "demo-sasrec-pretrained"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SHIPPED_DEMO_RUN = ASSETS / "demo_run"
+INSTALLED_NAME = "demo-sasrec-pretrained"  # the run put in use with the demo data
+# Installed name -> shipped folder; the first is the one put in use.
+SHIPPED_RUNS: dict[str, Path] = {INSTALLED_NAME: SHIPPED_DEMO_RUN,
+                                 "demo-sasrec-learned-positions": ASSETS / "demo_run_learned"}
+INSTALLED_NAMES = tuple(SHIPPED_RUNS)
 # `python -m seqrec_core train --data demo` options that make SASRec learn the planted pairs. Measured (bench/
 # RESULTS.md): small batches (more updates) and long training matter most, and keeping the best validation epoch
 # (validation events include planted responses) guards against a bad last epoch. The shipped run predates item
@@ -31,6 +39,9 @@ INSTALLED_NAME = "demo-sasrec-pretrained"
 DEMO_RECIPE: dict[str, object] = {"model": "sasrec", "dropout": 0.2, "item_dropout": 0.0, "lr": 2e-3,
                                   "batch_size": 32, "epochs": 100, "patience": 100, "keep": "best",
                                   "weight_average": 0.0, "seed": 42}
+# What the second shipped run changes in the recipe.
+SHIPPED_OPTIONS: dict[str, dict[str, object]] = {INSTALLED_NAME: {}, "demo-sasrec-learned-positions":
+                                                 {"positions": "learned"}}
 
 
 def shipped_fingerprint(path: Path = SHIPPED_DEMO_RUN) -> str | None:
@@ -44,20 +55,36 @@ def shipped_fingerprint(path: Path = SHIPPED_DEMO_RUN) -> str | None:
     return str(fingerprint) if fingerprint else None
 
 
-def install_demo_run(runs_root: Path, demo_fingerprint: str, source: Path = SHIPPED_DEMO_RUN) -> Path | None:
-    """Copy the shipped run to ``runs_root/INSTALLED_NAME`` (once) and return its path.
+def install_demo_runs(runs_root: Path, demo_fingerprint: str) -> list[Path]:
+    """Install every shipped demo run (:func:`install_demo_run`); the paths installed, the one to use first."""
+    paths = []
+    for name, source in SHIPPED_RUNS.items():
+        path = install_demo_run(runs_root, demo_fingerprint, source, name)
+        if path is not None:
+            paths.append(path)
+    return paths
+
+
+def install_demo_run(runs_root: Path, demo_fingerprint: str, source: Path = SHIPPED_DEMO_RUN,
+                     name: str = INSTALLED_NAME) -> Path | None:
+    """Copy the shipped run to ``runs_root/name`` (once) and return its path.
 
     Returns None, and copies nothing, when no run is shipped or it was trained on another demo log than
     ``demo_fingerprint`` (the generator changed: retrain with bench/make_demo_run.py). An installed copy is
-    reused as is. The copy is written to a temporary folder and renamed, so a failed copy leaves nothing."""
-    if shipped_fingerprint(source) != demo_fingerprint:
-        log.warning("the shipped demo run does not match this demo log; retrain it with bench/make_demo_run.py")
+    reused, with any stored analysis it lacks copied from the shipped run (a copy installed before analyses were
+    shipped). Copies are written to a temporary folder and renamed, so a failed copy leaves nothing."""
+    if not is_run_folder(source):
         return None
-    target = Path(runs_root) / INSTALLED_NAME
+    if shipped_fingerprint(source) != demo_fingerprint:
+        log.warning("the shipped demo run %s does not match this demo log; retrain it with bench/make_demo_run.py",
+                    source.name)
+        return None
+    target = Path(runs_root) / name
     if is_run_folder(target):
+        _add_missing_analysis(source, target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{INSTALLED_NAME}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
         shutil.copytree(source, tmp, dirs_exist_ok=True)
         os.replace(tmp, target)
@@ -67,3 +94,25 @@ def install_demo_run(runs_root: Path, demo_fingerprint: str, source: Path = SHIP
             return target
         raise
     return target
+
+
+def _add_missing_analysis(source: Path, target: Path) -> None:
+    """Copy the shipped run's stored analysis units that an installed copy with the same weights lacks."""
+    from seqrec_core.analysis.store import ANALYSIS_DIR, weights_id
+
+    shipped = source / ANALYSIS_DIR
+    if not shipped.is_dir() or weights_id(source) != weights_id(target):
+        return
+    have = target / ANALYSIS_DIR
+    for unit in shipped.iterdir():
+        if unit.name.startswith(".") or not unit.is_dir() or (have / unit.name).exists():
+            continue
+        have.mkdir(exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{unit.name}.copy-", dir=have))
+        try:
+            shutil.copytree(unit, tmp, dirs_exist_ok=True)
+            os.replace(tmp, have / unit.name)
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.warning("could not copy the stored analysis %s into %s: %s", unit.name, target, err)
+

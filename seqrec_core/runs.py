@@ -61,9 +61,9 @@ log = logging.getLogger(__name__)
 __all__ = [  # names defined here, and those re-exported from run_save and run_checks that callers import from here
     "CONFIG_SCHEMA", "FORMAT_VERSION", "MAX_FOLDER_ENTRIES", "MAX_HEADER_BYTES", "MAX_JSON_BYTES", "MAX_TEXT",
     "MAX_UNPACKED_BYTES", "MAX_ZIP_BYTES", "MAX_ZIP_MEMBERS", "PICKLE_SUFFIXES", "REQUIRED_FILES", "RUN_FILES",
-    "STALE_SECONDS", "STOP_REASONS", "Run", "RunInfo", "check_run_folder", "check_safetensors", "clean_stale_temp",
-    "is_pickle_name", "is_run_folder", "list_runs", "load_run", "runs_root", "save_run", "unpack_run_zip",
-    "validate_run_config",
+    "STALE_SECONDS", "STOP_REASONS", "Run", "RunFiles", "RunInfo", "check_run_folder", "check_safetensors",
+    "clean_stale_temp", "is_pickle_name", "is_run_folder", "list_runs", "load_run", "read_run_files", "runs_root",
+    "save_run", "unpack_run_zip", "validate_run_config",
 ]
 
 MAX_ZIP_BYTES = 1 << 30  # an uploaded archive, compressed
@@ -109,14 +109,31 @@ class Run:
         return NeuralScorer(self.model, self.max_len, dev, batch_size=batch_size, name=self.path.name)
 
 
-def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
-    """Load a run folder: JSON + safetensors only, config validated, weights checked against the model first."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+@dataclass(frozen=True)
+class RunFiles:
+    """Everything of a run but its weights: config (validated), vocabulary, recorded metrics and history.
 
-    from seqrec_core.models import model_from_config
-    from seqrec_core.training.config import resolve_device
+    Why apart from :class:`Run`: building the model imports transformers (seconds on a cold start); pages that show
+    stored results need only these JSON files, and load the model when a person asks for something live."""
 
+    path: Path
+    config: dict
+    vocab: Vocab
+    metrics: dict
+    history: list[dict]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def family(self) -> str:
+        return str(self.config["family"])
+
+    @property
+    def max_len(self) -> int:
+        return int(self.config["model"].get("max_len") or self.config.get("train", {}).get("max_len", 50))
+
+
+def read_run_files(path: str | Path) -> RunFiles:
+    """A run folder's JSON files, checked as :func:`load_run` checks them (the weights are not read)."""
     folder = Path(path)
     check_run_folder(folder)
     warnings: list[str] = []
@@ -129,6 +146,22 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     if vocab.n_items != config["model"]["n_items"]:
         raise InputError(f"{folder}: vocab.json has {vocab.n_items} items but the model was built for "
                          f"{config['model']['n_items']}; the run folder is inconsistent")
+    metrics = read_json(folder / "metrics.json", "metrics") if (folder / "metrics.json").is_file() else {}
+    return RunFiles(path=folder, config=config, vocab=vocab, metrics=clean_metrics(metrics, warnings),
+                    history=read_jsonl(folder / "history.jsonl"), warnings=warnings)
+
+
+def load_run(path: str | Path, device: str | torch.device = "cpu", files: RunFiles | None = None) -> Run:
+    """Load a run folder: JSON + safetensors only, config validated, weights checked against the model first.
+    ``files``: its JSON files when already read (:func:`read_run_files`)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from seqrec_core.models import model_from_config
+    from seqrec_core.training.config import resolve_device
+
+    files = files if files is not None else read_run_files(path)
+    folder, config = files.path, files.config
     model = model_from_config({"family": config["family"], **config["model"]})
     weights = folder / "model.safetensors"
     check_safetensors(weights, model.state_dict(), str(config.get("library_version") or "?"))
@@ -145,11 +178,8 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
                          "of this model family: retrain it") from None
     dev = resolve_device(device) if isinstance(device, str) else device
     model.to(dev).eval()
-    metrics = read_json(folder / "metrics.json", "metrics") if (folder / "metrics.json").is_file() else {}
-    return Run(path=folder, config=config, vocab=vocab, model=model, metrics=clean_metrics(metrics, warnings),
-               history=read_jsonl(folder / "history.jsonl"), warnings=warnings)
-
-
+    return Run(path=folder, config=config, vocab=files.vocab, model=model, metrics=files.metrics,
+               history=files.history, warnings=list(files.warnings))
 
 
 @dataclass(frozen=True)

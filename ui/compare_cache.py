@@ -1,10 +1,10 @@
-"""Cached steps of the Compare page, each keyed by run path + weights mtime (``compute.run_key``) and the data
-fingerprint, so adding a run evaluates only that run and returning to the page is instant.
+"""Cached steps of the Compare page: every run's stored evaluation read once, and the cheap statistics on top of
+them (paired bootstrap differences) computed once per set of runs, data and setting.
 
-Why per-run caching rather than one cache for "all runs": the set of runs grows one training at a time; a cache
-keyed on the whole set would re-rank the catalogue for every old run whenever a new one appears. Arguments
-starting with an underscore are not hashed by Streamlit; the string keys before them identify the work. Results
-are ``st.cache_data`` (every session gets its own copy), runs are each session's own copies (``state.session_run``).
+Why per-run stores rather than one cache for "all runs": the set of runs grows one training at a time; each run
+carries its own evaluation (computed once by its analysis job), so adding a run reads one more table and never
+re-ranks the catalogue for the old ones. Arguments starting with an underscore are not hashed by Streamlit; the
+string keys before them identify the work. Results are ``st.cache_data`` (every session gets its own copy).
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import streamlit as st
 from seqrec_core import compare
 from seqrec_core.data.dataset import Dataset
 from seqrec_core.evaluation import EvalResult
-from ui import compute, state
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -40,44 +39,29 @@ def list_metas(root: Path, fingerprint: str) -> list[compare.RunMeta]:
     return metas
 
 
-def load(path: str | Path):  # noqa: ANN201 - seqrec_core.runs.Run
-    """This session's copy of the run at ``path`` (read once per config mtime, shared loader cache)."""
-    return state.session_run(path)
+def metrics_table(stored: dict, baselines_from: str) -> pd.DataFrame:
+    """The runs' stored metrics rows (95% intervals included) and the baselines' rows from one of them, with
+    ``kind`` ("run" / "baseline") as :func:`seqrec_core.compare.get_metrics_with_ci` gives it."""
+    rows = [ev.metrics[ev.metrics["model"] == name] for name, ev in stored.items()]
+    base = stored[baselines_from].metrics
+    rows.append(base[base["model"].isin(compare.BASELINE_NAMES)])
+    table = pd.concat(rows, ignore_index=True)
+    table.insert(1, "kind", ["baseline" if m in compare.BASELINE_NAMES else "run" for m in table["model"]])
+    return table
 
 
-def _bar(text: str):  # noqa: ANN202 - (tick, bar)
-    bar = st.progress(0.0, text=text)
-
-    def tick(name: str, done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{text} {name}: {done:,}/{total:,} users")
-
-    return tick, bar
-
-
-@st.cache_data(show_spinner=False, max_entries=64)  # data, not resource: each caller gets its own copy
-def run_evaluation(run_key: str, fingerprint: str, exclude_seen: bool, _run, _ds: Dataset) -> EvalResult:
-    """One run on the test split (full ranking); named by its folder."""
-    tick, bar = _bar("Ranking the whole catalogue for")
-    result = compare.evaluate_scorers({_run.path.name: _run.scorer()}, _ds.sequences, exclude_seen=exclude_seen,
-                                      progress=tick)[_run.path.name]
-    bar.empty()
-    return result
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def baseline_evaluations(fingerprint: str, exclude_seen: bool, _ds: Dataset) -> dict[str, EvalResult]:
-    """Popularity, Markov and item-kNN under the same protocol (fitted once per dataset, shared with Evaluate)."""
-    tick, bar = _bar("Ranking the whole catalogue for")
-    results = compare.evaluate_scorers(compute.baselines(fingerprint, _ds), _ds.sequences, exclude_seen=exclude_seen,
-                                       progress=tick)
-    bar.empty()
-    return results
-
-
-@st.cache_data(show_spinner="Bootstrapping the 95% intervals…", max_entries=16)
-def metrics_table(keys: tuple[str, ...], fingerprint: str, exclude_seen: bool,
-                  _results: list[EvalResult]) -> pd.DataFrame:
-    return compare.get_metrics_with_ci(_results)
+def history_table(stored: dict, baselines_from: str, metric: str, with_baselines: bool) -> pd.DataFrame:
+    """Metric per history-length bucket for every run (and the baselines), from the stored evaluations."""
+    frames = []
+    for name, ev in stored.items():
+        frames.append(ev.by_history[(ev.by_history["model"] == name) & (ev.by_history["metric"] == metric)])
+    if with_baselines:
+        by = stored[baselines_from].by_history
+        frames.append(by[by["model"].isin(compare.BASELINE_NAMES) & (by["metric"] == metric)])
+    frame = pd.concat(frames, ignore_index=True).drop(columns="metric")
+    order = list(dict.fromkeys(stored[baselines_from].by_history["bucket"].astype(str)))
+    frame["bucket"] = pd.Categorical(frame["bucket"].astype(str), categories=order, ordered=True)
+    return frame
 
 
 @st.cache_data(show_spinner="Bootstrapping the paired differences…", max_entries=16)
@@ -91,12 +75,6 @@ def head_to_head(key_a: str, key_b: str, fingerprint: str, exclude_seen: bool, _
                  _b: EvalResult) -> pd.DataFrame:
     """Run A minus run B on the same test users (NDCG@10, HR@10), paired bootstrap 95% intervals."""
     return compare.get_paired_difference(_a, _b, labels=("A", "B"))
-
-
-@st.cache_data(show_spinner="Splitting by history length…", max_entries=32)
-def history_buckets(keys: tuple[str, ...], fingerprint: str, exclude_seen: bool, metric: str,
-                    _results: list[EvalResult]) -> pd.DataFrame:
-    return compare.get_history_length_across(_results, metric=metric)
 
 
 @st.cache_data(show_spinner="Splitting by user segment…", max_entries=16)

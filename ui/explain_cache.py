@@ -1,17 +1,16 @@
-"""Cached wrappers around the explain library for the Explain page, keyed by run key + data fingerprint + params.
+"""Cached explanations for the Explain and Compare pages: stored ones (computed by the analysis job) read once,
+live ones (any other user, target or number of steps) computed once per run key + data fingerprint + params.
 
-Why: the page reruns top to bottom on every click, and its tabs all render at once; every explanation must
-therefore be computed once and then come from the cache, so moving a slider or switching tabs stays under a
-second. Arguments starting with an underscore are not hashed by Streamlit; the string keys before them
+Why: the page reruns top to bottom on every click; every explanation must therefore come from the store or the
+cache, so moving a slider or switching tabs stays under a second. The heavy, many-user analyses (long-range
+statistics, faithfulness, the planted check) are never computed here: they are stored analyses (ui.stored).
+Arguments starting with an underscore are not hashed by Streamlit; the string keys before them
 (``compute.run_key(run)`` = run path + weights mtime, ``ds.fingerprint``) identify the work. ``st.cache_data``
 hands every caller its own copy, so the page may not mutate what the shared cached model produced anyway.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from seqrec_core.data.dataset import DEMO, Dataset
@@ -22,19 +21,36 @@ def is_demo(ds: Dataset) -> bool:
     return ds.source is not None and ds.source.path == DEMO
 
 
-def supports_explain(run) -> bool:  # noqa: ANN001 - seqrec_core.runs.Run
-    """Attention and embedding-layer attributions need a Transformer run with item embeddings."""
+def supports_explain(run, stored_methods: list[str] | None = None) -> bool:  # noqa: ANN001 - LazyRun
+    """Attention and embedding-layer attributions need a sequence model with item embeddings (every neural
+    family; known without the model when a stored explanation says which methods applied)."""
+    if stored_methods:
+        return True
     model = getattr(run, "model", None)
     return model is not None and hasattr(model, "forward_hidden") and hasattr(model, "item_emb")
 
 
-def _ticker(text: str) -> tuple[Callable[[int, int], None], st.delta_generator.DeltaGenerator]:
-    bar = st.progress(0.0, text=text)
+@st.cache_data(show_spinner=False, max_entries=512)
+def stored_attribution(folder: str, created: str, user: str, target_kind: str, method: str,  # noqa: ANN201
+                       _unit, _vocab):  # noqa: ANN001 - StoredUnit, Vocab
+    """One stored explanation (user, "top"/"heldout", method) read back, or None when not stored."""
+    from seqrec_core.analysis.kinds_explain import load_attribution
 
-    def tick(done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{text} {done:,}/{total:,}")
+    return load_attribution(_unit, _vocab, user, target_kind, method)
 
-    return tick, bar
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def stored_attention(folder: str, created: str, user: str, _unit):  # noqa: ANN001, ANN201 - AttentionMaps | None
+    from seqrec_core.analysis.kinds_explain import load_attention
+
+    return load_attention(_unit, user)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def stored_users(folder: str, created: str, _unit) -> list[str]:  # noqa: ANN001
+    from seqrec_core.analysis.kinds_explain import stored_users as users_of
+
+    return users_of(_unit)
 
 
 @st.cache_data(show_spinner="Regenerating the demo's planted truth…", max_entries=2)  # a copy per caller
@@ -81,53 +97,9 @@ def attention(run_key: str, fingerprint: str, user: str, _run, _ds: Dataset):  #
     return get_attention(_run.model, seq[:-1], _run.max_len, times=times)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def longrange(run_key: str, fingerprint: str, n_users: int, method: str, steps: int, seed: int, _run,
-              _ds: Dataset):  # noqa: ANN001, ANN201 - LongRangeStats
-    from seqrec_core.explain.longrange import get_longrange_stats
-
-    tick, bar = _ticker(f"Explaining {n_users:,} predictions ({method}, {steps} steps)…")
-    stats = get_longrange_stats(_run, _ds.sequences, n_users=n_users, method=method, steps=steps, seed=seed,
-                                progress=tick)
-    bar.empty()
-    return stats
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def truncation(run_key: str, fingerprint: str, exclude_seen: bool, max_users: int | None, _run,
-               _ds: Dataset) -> pd.DataFrame:
-    from seqrec_core.explain.longrange import get_truncation_ablation
-
-    tick, bar = _ticker("Re-evaluating with the last k events only…")
-    frame = get_truncation_ablation(_run, _ds.sequences, exclude_seen=exclude_seen, max_users=max_users,
-                                    progress=tick)
-    bar.empty()
-    return frame
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def faithfulness(run_key: str, fingerprint: str, n_users: int, max_k: int, steps: int, seed: int, _run,
-                 _ds: Dataset):  # noqa: ANN001, ANN201 - Faithfulness
-    from seqrec_core.explain.faithfulness import get_faithfulness
-
-    tick, bar = _ticker(f"Deleting and inserting top events for {n_users:,} predictions…")
-    result = get_faithfulness(_run, _ds.sequences, n_users=n_users, max_k=max_k, steps=steps, seed=seed,
-                              progress=tick)
-    bar.empty()
-    return result
-
-
 @st.cache_data(show_spinner="Re-scoring the edited history…", max_entries=256)
 def counterfactual(run_key: str, fingerprint: str, user: str, edited: tuple[str, ...], target: str | None,
                    k: int, exclude_seen: bool, _run, _ds: Dataset) -> dict:
     from seqrec_core.explain.counterfactual import rescore_edited
 
     return rescore_edited(_run, _ds.sequences, user, list(edited), target, k=k, exclude_seen=exclude_seen)
-
-
-@st.cache_data(show_spinner="Checking the planted trigger → response pairs…", max_entries=4)
-def planted(run_key: str, fingerprint: str, demo_seed: int, steps: int, max_cases: int | None, _run,
-            _ds: Dataset) -> pd.DataFrame:
-    from seqrec_core.explain.planted import get_planted_pair_check
-
-    return get_planted_pair_check(_run, _ds.sequences, demo_truth(demo_seed), steps=steps, max_cases=max_cases)

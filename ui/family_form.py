@@ -1,10 +1,7 @@
 """The Train page's model form: one input per option of the chosen family's config dataclass (type, default and
 help read from the dataclass), so a new family appears in the form without page changes."""
-import argparse
 import typing
 from dataclasses import MISSING, dataclass, fields
-
-import streamlit as st
 
 from seqrec_core.models import MODEL_FAMILIES
 
@@ -115,28 +112,17 @@ def family_fields(name: str) -> tuple[list[OptionSpec], list[OptionSpec]]:
     return basic, advanced
 
 
-@st.cache_data(show_spinner=False)
-def trainer_flags() -> set[str]:
-    """Options the training command line takes (a family option it lacks cannot be set from here yet)."""
-    from seqrec_core.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
-    return {a.dest for a in sub.choices["train"]._actions}  # noqa: SLF001
-
-
-def option_widget(where, family: str, spec: OptionSpec, accepted: set[str],  # noqa: ANN001, ANN201
+def option_widget(where, family: str, spec: OptionSpec,  # noqa: ANN001, ANN201
                   unavailable: dict[str, str] | None = None):
-    """One input for one config field, starting at the family's default; disabled if the trainer cannot take it
-    or the data cannot support it (``unavailable``: option name -> why, shown in the help)."""
+    """One input for one config field, starting at the family's default; disabled where the data cannot support
+    it (``unavailable``: option name -> why, shown in the help). The job spec carries every config field, so
+    every option can be set here."""
     label = FIELD_LABELS.get(spec.name, spec.name.replace("_", " ").capitalize())
     text = f"{spec.help} Default: {spec.default}."
     why = (unavailable or {}).get(spec.name)
-    disabled = spec.name not in accepted or why is not None
+    disabled = why is not None
     if why is not None:
         text += f" Not available here: {why}"
-    elif disabled:
-        text += " The training command does not take this option yet, so it stays at its default."
     kw = dict(help=text, disabled=disabled, key=f"opt_{family}_{spec.name}")
     if spec.kind is None:
         return where.selectbox(label, list(spec.choices), index=list(spec.choices).index(spec.default), **kw)

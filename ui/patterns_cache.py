@@ -71,34 +71,3 @@ def demo_check(fingerprint: str, demo_seed: int, _report: PatternReport) -> dict
     scores = burst_f1(_report.item_bursts, truth.burst_items)
     truth_table = pd.DataFrame([{"item": b["item"], "start": b["start"], "end": b["end"]} for b in truth.burst_items])
     return {"periods": found, "bursts": scores, "truth": truth_table}
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def model_ties(run_key: str, fingerprint: str, exclude_seen: bool, _run, _ds: Dataset,
-               _report: PatternReport) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Metrics per user segment and inside vs outside bursts, for the run and every baseline (same evaluation
-    as the Evaluate page, shared through its cache)."""
-    from seqrec_core.patterns.model_ties import get_burst_split_metrics, get_metrics_by_segment
-    from ui import compute
-
-    results = compute.evaluation(run_key, fingerprint, exclude_seen, _run, _ds)
-    seg = [get_metrics_by_segment(r, _ds.sequences, _report.per_user, n_boot=500) for r in results.values()]
-    burst = [get_burst_split_metrics(r, _ds.sequences, _report.item_bursts, n_boot=500) for r in results.values()]
-    return pd.concat(seg, ignore_index=True), pd.concat(burst, ignore_index=True)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def attribution_time_mass(run_key: str, fingerprint: str, tz: str, n_users: int, method: str, steps: int,
-                          _run, _ds: Dataset, _report: PatternReport) -> pd.DataFrame:
-    from seqrec_core.patterns.model_ties import compute_attribution_time_mass
-
-    text = f"Explaining {n_users:,} predictions ({method}, {steps} steps)…"
-    bar = st.progress(0.0, text=text)
-
-    def tick(done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{text} {done:,}/{total:,}")
-
-    frame = compute_attribution_time_mass(_run, _ds.sequences, _report.item_bursts, n_users=n_users, method=method,
-                                          steps=steps, tz=tz, progress=tick)
-    bar.empty()
-    return frame

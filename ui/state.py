@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -34,6 +35,18 @@ def load_demo(seed: int = 0) -> Dataset:
     ds = _demo_dataset(seed)
     set_dataset(ds)
     return ds
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _opened_source(source_json: str) -> Dataset:
+    return open_dataset(DataSource.from_json(json.loads(source_json)))
+
+
+def open_source(source: DataSource) -> Dataset:
+    """The log a run records, opened once per process (shared: callers put it in use with :func:`set_dataset`)."""
+    if source.path == DEMO:
+        return _demo_dataset(source.demo_seed)
+    return _opened_source(json.dumps(source.to_json(), sort_keys=True))
 
 
 def set_dataset(ds: Dataset) -> None:
@@ -68,12 +81,57 @@ def runs_root() -> Path:
     return _root()
 
 
-@st.cache_resource(show_spinner="Loading the run…", max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=32)
+def read_run_cached(path: str, mtime: float):  # noqa: ANN202 - returns seqrec_core.runs.RunFiles
+    """A run's JSON files (config, vocabulary, metrics, history), read once per config modification time; shared
+    by every session and never changed (pages get a :class:`LazyRun` around it)."""
+    from seqrec_core.runs import read_run_files
+
+    return read_run_files(path)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
 def load_run_cached(path: str, mtime: float):  # noqa: ANN202 - returns seqrec_core.runs.Run
     """The run as read from disk, shared by every session: never hand it to a page, copy it (session_run)."""
     from seqrec_core.runs import load_run
 
-    return load_run(path, device="cpu")
+    return load_run(path, device="cpu", files=read_run_cached(path, mtime))
+
+
+class LazyRun:
+    """The run in use as pages see it: config, vocabulary, metrics and history at once (JSON only), the model
+    only when something live needs it (:attr:`model`, :meth:`scorer`).
+
+    Why: building a model imports transformers, seconds on a fresh server; the pages' first views show stored
+    analyses and need no model at all. The model is this session's own copy (:func:`session_run`)."""
+
+    def __init__(self, files) -> None:  # noqa: ANN001 - seqrec_core.runs.RunFiles
+        self.path = Path(files.path)
+        self.config = copy.deepcopy(files.config)  # this session's own; the vocabulary (large, read-only) is shared
+        self.vocab = files.vocab
+        self.metrics = copy.deepcopy(files.metrics)
+        self.history = copy.deepcopy(files.history)
+        self.warnings = list(files.warnings)
+
+    @property
+    def family(self) -> str:
+        return str(self.config["family"])
+
+    @property
+    def max_len(self) -> int:
+        return int(self.config["model"].get("max_len") or self.config.get("train", {}).get("max_len", 50))
+
+    @property
+    def model(self):  # noqa: ANN201 - torch.nn.Module
+        return session_run(self.path).model
+
+    def scorer(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - seqrec_core.models.base.Scorer
+        return session_run(self.path).scorer(*args, **kwargs)
+
+
+def lazy_run(path: str | Path) -> LazyRun:
+    """The run at ``path`` without its model (read once per config modification time)."""
+    return LazyRun(read_run_cached(str(path), (Path(path) / "config.json").stat().st_mtime))
 
 
 def private_copy(run):  # noqa: ANN001, ANN201 - Run -> Run
@@ -110,8 +168,8 @@ def set_run(path: str | Path | None) -> None:
         st.session_state[RUN_KEY] = str(path)
 
 
-def get_run():  # noqa: ANN201 - seqrec_core.runs.Run | None
-    """The run in use (loaded once per path and modification time), or None."""
+def get_run() -> LazyRun | None:
+    """The run in use (its JSON read once per path and modification time; the model when first needed), or None."""
     path = st.session_state.get(RUN_KEY)
     if not path:
         return None
@@ -120,7 +178,7 @@ def get_run():  # noqa: ANN201 - seqrec_core.runs.Run | None
         st.session_state.pop(RUN_KEY, None)
         return None
     try:
-        return session_run(path)
+        return lazy_run(path)
     except FileNotFoundError:  # removed since the check above
         st.session_state.pop(RUN_KEY, None)
         return None
@@ -131,19 +189,19 @@ def get_run():  # noqa: ANN201 - seqrec_core.runs.Run | None
 
 
 def first_loadable(paths: list[str]) -> str | None:
-    """The first run folder (newest first) that loads; the sidebar's default, so one stale run (saved by an older
-    layout of its family) does not put an error box on every page. Picking it explicitly still shows why."""
+    """The first run folder (newest first) whose files read; the sidebar's default, so one damaged run does not put
+    an error box on every page. Picking it explicitly still shows why."""
     for path in paths:
         config = Path(path) / "config.json"
         try:
-            load_run_cached(path, config.stat().st_mtime)
+            read_run_cached(path, config.stat().st_mtime)
         except (InputError, OSError):
             continue
         return path
     return None
 
 
-def require_run(ds: Dataset):  # noqa: ANN201 - seqrec_core.runs.Run
+def require_run(ds: Dataset) -> LazyRun:
     """The run in use, trained on the dataset in use, or a pointer to the Train page and a stop."""
     run = get_run()
     if run is None:

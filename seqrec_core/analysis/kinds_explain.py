@@ -324,3 +324,36 @@ def _compute_recommendations(ctx: AnalysisContext, params: dict, progress: Progr
 RECOMMENDATIONS = register(Kind(name="recommendations", version=1, defaults={"k": TOP_K_STORED},
                                 compute=_compute_recommendations, per_user=True,
                                 label="top-K lists and held-out ranks for a sample of users"))
+
+
+def load_recommendations(unit: StoredUnit, vocab, user: str, k: int, exclude_seen: bool):  # noqa: ANN001, ANN201
+    """(top-k frame as ``get_recommendations`` returns it, held-out rank dict as ``get_heldout_rank``) for a
+    stored user, or None when the user or ``k`` is beyond what is stored."""
+    top = unit.table("top")
+    rows = top[(top["user"] == user) & (top["exclude_seen"] == exclude_seen)].sort_values("rank")
+    held = unit.table("heldout")
+    held = held[(held["user"] == user) & (held["exclude_seen"] == exclude_seen)]
+    if rows.empty or held.empty or k > int(unit.params.get("k", TOP_K_STORED)):
+        return None
+    rows = rows.head(k)
+    ids = rows["item_id"].astype(str).tolist()
+    recs = pd.DataFrame({"rank": rows["rank"].to_numpy(np.int64), "item_id": ids,
+                         "title": [vocab.title(i) for i in ids], "category": [vocab.category(i) for i in ids],
+                         "score": rows["score"].to_numpy(np.float64)})
+    h = held.iloc[0]
+    item = str(h["item_id"])
+    rank = None if pd.isna(h["rank"]) else int(h["rank"])
+    return recs, {"item_id": item, "title": vocab.title(item), "rank": rank}
+
+
+def _compute_top_all(ctx: AnalysisContext, params: dict, progress: Progress | None) -> Computed:
+    from seqrec_core.recommend import get_all_recommendations
+
+    frame = get_all_recommendations(ctx.run.scorer(device=ctx.device), ctx.data, params["k"],
+                                    exclude_seen=params["exclude_seen"], progress=progress)
+    return {"top": frame.drop(columns=["title"])}, {"users": int(frame["user_id"].nunique())}
+
+
+TOP_ALL = register(Kind(name="top_all", version=1, defaults={"k": 10, "exclude_seen": True},
+                        compute=_compute_top_all, label="the top-K of every user, from their whole history",
+                        allowed={"k": (1, 1000)}))
