@@ -8,15 +8,15 @@ from ui.sidebar import render_sidebar
 st.set_page_config(page_title="SeqRec Lens", page_icon="🔭", layout="wide")
 
 PAGES = [
-    st.Page("pages/0_Home.py", title="Home", default=True),
-    st.Page("pages/1_Data.py", title="Data"),
-    st.Page("pages/2_Patterns.py", title="Patterns"),
-    st.Page("pages/3_Train.py", title="Train"),
-    st.Page("pages/4_Evaluate.py", title="Evaluate"),
-    st.Page("pages/5_Explain.py", title="Explain"),
-    st.Page("pages/6_Embeddings.py", title="Embeddings"),
-    st.Page("pages/7_Recommendations.py", title="Recommendations"),
-    st.Page("pages/8_Compare.py", title="Compare"),
+    st.Page("app_pages/0_Home.py", title="Home", default=True),
+    st.Page("app_pages/1_Data.py", title="Data", url_path="Data"),
+    st.Page("app_pages/2_Patterns.py", title="Patterns", url_path="Patterns"),
+    st.Page("app_pages/3_Train.py", title="Train", url_path="Train"),
+    st.Page("app_pages/4_Evaluate.py", title="Evaluate", url_path="Evaluate"),
+    st.Page("app_pages/5_Explain.py", title="Explain", url_path="Explain"),
+    st.Page("app_pages/6_Embeddings.py", title="Embeddings", url_path="Embeddings"),
+    st.Page("app_pages/7_Recommendations.py", title="Recommendations", url_path="Recommendations"),
+    st.Page("app_pages/8_Compare.py", title="Compare", url_path="Compare"),
 ]
 
 page = st.navigation(PAGES)

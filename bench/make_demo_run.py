@@ -1,12 +1,17 @@
-"""Retrain the demo run shipped in assets/demo_run and measure issue 3's truth bar on it.
+"""Retrain a demo run shipped in assets/ (and store its analysis), and measure issue 3's truth bar on it.
 
-Trains SASRec on the built-in demo with the recipe in ``seqrec_core.demo_run.DEMO_RECIPE`` through the CLI
-(exactly ``python -m seqrec_core train --data demo ...``), runs the planted-pair truth check (IG, 50 steps, and
-occlusion: share of cases whose planted trigger is among the 3 most attributed events), prints one JSON document
-with the machine, and with ``--install`` replaces assets/demo_run. Needed whenever the demo generator changes
-(tests/core/test_demo_run.py fails until then). About 15 minutes on 2 CPU cores.
+Trains SASRec on the built-in demo with the recipe in ``seqrec_core.demo_run.DEMO_RECIPE`` (plus the variant's
+options in ``SHIPPED_OPTIONS``: the second shipped run uses learned positions) through the CLI (exactly
+``python -m seqrec_core train --data demo ...``), runs the planted-pair truth check (IG, 50 steps, and occlusion:
+share of cases whose planted trigger is among the 3 most attributed events), prints one JSON document with the
+machine, and with ``--install`` replaces the shipped folder, analysed (``python -m seqrec_core analyze``) so the
+demo's pages open at once. Needed whenever the demo generator changes (tests/core/test_demo_run.py fails until
+then). About 15-20 minutes per run on 2 CPU cores. ``--analyze-only`` re-stores the shipped runs' analyses (after
+an analysis changed: tests/core/test_analysis_store.py fails until then), about 1.5 minutes per run.
 
     python bench/make_demo_run.py --install
+    python bench/make_demo_run.py --variant demo-sasrec-learned-positions --install
+    python bench/make_demo_run.py --analyze-only
     python bench/make_demo_run.py --seed 1          # another seed, to see how steady the recipe is
 """
 from __future__ import annotations
@@ -28,13 +33,13 @@ import torch  # noqa: E402
 from bench.train_speed import machine_info  # noqa: E402
 from seqrec_core.data.dataset import dataset_from_events  # noqa: E402
 from seqrec_core.data.synthetic import make_demo_events  # noqa: E402
-from seqrec_core.demo_run import DEMO_RECIPE, SHIPPED_DEMO_RUN  # noqa: E402
+from seqrec_core.demo_run import DEMO_RECIPE, INSTALLED_NAME, SHIPPED_OPTIONS, SHIPPED_RUNS  # noqa: E402
 from seqrec_core.explain.planted import get_planted_pair_check  # noqa: E402
 from seqrec_core.runs import load_run  # noqa: E402
 
 
-def recipe_args(seed: int, device: str) -> list[str]:
-    opts = {**DEMO_RECIPE, "seed": seed, "device": device}
+def recipe_args(seed: int, device: str, variant: str = INSTALLED_NAME) -> list[str]:
+    opts = {**DEMO_RECIPE, **SHIPPED_OPTIONS[variant], "seed": seed, "device": device}
     args = []
     for name, value in opts.items():
         args += [f"--{name.replace('_', '-')}", str(value)]
@@ -57,13 +62,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=int(DEMO_RECIPE["seed"]))
     parser.add_argument("--device", default="cpu", help="cpu (the shipped run) or cuda")
-    parser.add_argument("--install", action="store_true", help="replace assets/demo_run with the new run")
+    parser.add_argument("--variant", default=INSTALLED_NAME, choices=list(SHIPPED_RUNS),
+                        help="which shipped run to retrain (default: the rotary SASRec the demo uses)")
+    parser.add_argument("--install", action="store_true", help="replace the shipped run with the new one, analysed")
+    parser.add_argument("--analyze-only", action="store_true",
+                        help="only store the analyses of every shipped run again (no training)")
     args = parser.parse_args()
+    if args.analyze_only:
+        print(json.dumps({name: analyse(folder) for name, folder in SHIPPED_RUNS.items()}, indent=2))
+        return
+    shipped = SHIPPED_RUNS[args.variant]
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "demo-run"
         started = time.perf_counter()
         cmd = [sys.executable, "-m", "seqrec_core", "train", "--data", "demo", "--out", str(run_dir),
-               *recipe_args(args.seed, args.device)]
+               *recipe_args(args.seed, args.device, args.variant)]
         subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         train_s = time.perf_counter() - started
         result = {"command": " ".join(["python -m seqrec_core train --data demo --out DIR", *cmd[8:]]),
@@ -71,10 +84,21 @@ def main() -> None:
                   "test_metrics": json.loads((run_dir / "metrics.json").read_text()).get("test"),
                   "machine": machine_info(torch.device(args.device))}
         if args.install:
-            shutil.rmtree(SHIPPED_DEMO_RUN, ignore_errors=True)
-            shutil.copytree(run_dir, SHIPPED_DEMO_RUN)
-            result["installed"] = str(SHIPPED_DEMO_RUN.relative_to(ROOT))
+            shutil.rmtree(shipped, ignore_errors=True)
+            shutil.copytree(run_dir, shipped, ignore=shutil.ignore_patterns("progress.jsonl"))
+            result["installed"] = str(shipped.relative_to(ROOT))
+            result["analysis"] = analyse(shipped)
     print(json.dumps(result, indent=2))
+
+
+def analyse(folder: Path) -> dict:
+    """Store every analysis of a shipped run again (what "Load demo data" shows at once)."""
+    shutil.rmtree(folder / "analysis", ignore_errors=True)
+    done = subprocess.run([sys.executable, "-m", "seqrec_core", "analyze", "--run", str(folder), "--device", "cpu"],
+                          check=True, cwd=ROOT, capture_output=True, text=True)
+    report = json.loads(done.stdout)
+    (folder / "analysis" / ".lock").unlink(missing_ok=True)
+    return {"seconds": report["seconds"], "parts": report["parts"]}
 
 
 if __name__ == "__main__":

@@ -29,8 +29,13 @@ RUN_FILES = frozenset(REQUIRED_FILES + ("metrics.json", "history.jsonl", "progre
 # Formats whose readers unpickle (torch.load, pickle, joblib, numpy object arrays, ...): refused by name, never opened.
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".bin", ".pt", ".pth", ".ckpt", ".joblib", ".npy", ".npz", ".dill", ".sav",
                    ".pkl.gz", ".pt.gz", ".tar")
-MAX_ZIP_MEMBERS = 32  # a run has 6 files; room for folders and macOS forks, not for a million empty entries
-MAX_FOLDER_ENTRIES = 1000  # files looked at (by name only) when checking a run folder for pickles
+# A run has 6 files, and its stored analyses (analysis/<kind>-<key>/meta.json + Parquet tables) a few hundred at
+# most; room for folders and macOS forks, not for a million empty entries.
+MAX_ZIP_MEMBERS = 2000
+MAX_FOLDER_ENTRIES = 5000  # files looked at (by name only) when checking a run folder for pickles
+# What an archive may hold under analysis/: one folder per stored unit, holding its meta.json and Parquet tables.
+_ANALYSIS_UNIT = re.compile(r"^[a-z][a-z0-9_]{0,39}-[0-9a-f]{10}$")
+_ANALYSIS_FILE = re.compile(r"^(meta\.json|[a-z][a-z0-9_]{0,39}\.parquet)$")
 MAX_JSON_BYTES = {"config": 1 << 20, "vocabulary": 1 << 29, "metrics": 16 << 20, "history": 64 << 20}
 MAX_HEADER_BYTES = 16 << 20  # safetensors header (JSON); its own reader allows 100 MB, a model here needs ~100 KB
 
@@ -258,6 +263,21 @@ def clean_metrics(metrics: object, warnings: list[str]) -> dict:
     return clean
 
 
+def analysis_member(path: PurePosixPath) -> str | None:
+    """"analysis/<unit>/<file>" when an archive member is a stored-analysis file (under an optional top folder),
+    else None."""
+    parts = path.parts[1:] if len(path.parts) == 4 else path.parts
+    if (len(parts) == 3 and parts[0] == "analysis" and _ANALYSIS_UNIT.match(parts[1])
+            and _ANALYSIS_FILE.match(parts[2])):
+        return "/".join(parts)
+    return None
+
+
+def member_path(path: PurePosixPath) -> str:
+    """Where an accepted archive member goes inside the run folder (a run file, or analysis/<unit>/<file>)."""
+    return analysis_member(path) or path.name
+
+
 def check_run_archive(archive: zipfile.ZipFile, max_unpacked_bytes: int) -> tuple[list[zipfile.ZipInfo], str | None]:
     """The archive's run files and its single top folder (if any), after refusing anything unexpected.
 
@@ -283,14 +303,19 @@ def check_run_archive(archive: zipfile.ZipFile, max_unpacked_bytes: int) -> tupl
         if is_pickle_name(path.name):
             raise InputError(f"the archive holds '{path.name}': pickled files are refused; a run holds only "
                              "safetensors and JSON")
+        inner = analysis_member(path)
+        if inner is not None:
+            prefixes.add(path.parts[0] if len(path.parts) == 4 else "")
+            continue
         if path.name not in RUN_FILES or len(path.parts) > 2:
-            raise InputError(f"unexpected file '{raw}' in the archive; a run holds only {', '.join(sorted(RUN_FILES))}")
+            raise InputError(f"unexpected file '{raw}' in the archive; a run holds only {', '.join(sorted(RUN_FILES))} "
+                             "and its stored analyses (analysis/<kind>-<key>/meta.json and .parquet tables)")
         prefixes.add(path.parts[0] if len(path.parts) == 2 else "")
     kept = [i for i in files if not (PurePosixPath(i.filename).name.startswith("._")
                                      or PurePosixPath(i.filename).parts[0] == "__MACOSX")]
     if len(prefixes) > 1:
         raise InputError("the archive holds files from several folders; zip exactly one run folder")
-    names = [PurePosixPath(i.filename).name for i in kept]
+    names = [member_path(PurePosixPath(i.filename)) for i in kept]
     if len(set(names)) != len(names):
         raise InputError("the archive holds the same file twice; zip exactly one run folder")
     missing = [n for n in REQUIRED_FILES if n not in names]

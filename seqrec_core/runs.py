@@ -49,6 +49,7 @@ from seqrec_core.run_checks import (
     check_safetensors,
     clean_metrics,
     is_pickle_name,
+    member_path,
     read_json,
     read_jsonl,
     validate_run_config,
@@ -242,7 +243,8 @@ def unpack_run_zip(data: bytes, dest_root: str | Path) -> Path:
     try:
         written = 0
         for info in members:
-            name = PurePosixPath(info.filename).name
+            name = member_path(PurePosixPath(info.filename))  # a run file, or analysis/<unit>/<file> (checked)
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             try:
                 with archive.open(info) as src, open(tmp / name, "wb") as dst:
                     while chunk := src.read(1 << 20):

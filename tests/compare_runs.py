@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from analysed import analyse  # tests/analysed.py
 
 SECOND_RUN = "tiny-sasrec-learned"
 TIMED_RUN = "tiny-sasrec-timed"
+ANALYSED_PARTS = ("evaluation", "explanations", "patterns_model")  # what the Compare page reads of each run
 
 
 def train_second_run(runs_dir: Path, dataset) -> Path:  # noqa: ANN001 - Dataset
@@ -22,7 +24,7 @@ def train_second_run(runs_dir: Path, dataset) -> Path:  # noqa: ANN001 - Dataset
     cfg = TrainConfig(epochs=1, batch_size=64, max_len=12, device="cpu", seed=1)
     run_training_job(dataset.sequences, "sasrec", {"hidden_size": 16, "num_layers": 1, "num_heads": 1,
                                                    "positions": "learned"}, cfg, out, dataset.info())
-    return out
+    return analyse(out, dataset, parts=ANALYSED_PARTS)
 
 
 def train_timed_run(runs_dir: Path, dataset) -> Path:  # noqa: ANN001 - Dataset
@@ -38,7 +40,7 @@ def train_timed_run(runs_dir: Path, dataset) -> Path:  # noqa: ANN001 - Dataset
     run_training_job(dataset.sequences, "sasrec", {"hidden_size": 16, "num_layers": 1, "num_heads": 1,
                                                    "time_features": True, "loss": "gbce", "num_negatives": 16},
                      cfg, out, dataset.info())
-    return out
+    return analyse(out, dataset, parts=ANALYSED_PARTS)
 
 
 def long_user(dataset) -> str:  # noqa: ANN001

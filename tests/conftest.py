@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from analysed import analyse  # tests/analysed.py
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -38,7 +39,8 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def tiny_run(runs_dir: Path, small_dataset) -> Path:
-    """One tiny SASRec run on the small dataset, trained once per test session (a few seconds)."""
+    """One tiny SASRec run on the small dataset, trained once per test session (a few seconds), with its stored
+    analyses (what the analysis job after training stores), so the pages show them as for a real run."""
     from seqrec_core.jobs import run_training_job
     from seqrec_core.training import TrainConfig
 
@@ -46,4 +48,4 @@ def tiny_run(runs_dir: Path, small_dataset) -> Path:
     cfg = TrainConfig(epochs=2, batch_size=64, max_len=20, device="cpu", seed=0)
     run_training_job(small_dataset.sequences, "sasrec", {"hidden_size": 16, "num_layers": 1, "num_heads": 1},
                      cfg, out, small_dataset.info())
-    return out
+    return analyse(out, small_dataset)

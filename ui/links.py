@@ -87,7 +87,7 @@ def view_link(page: str, params: dict[str, object]) -> str:
 def link_box(page: str, params: dict[str, object]) -> None:
     """A "Copy link to this view" expander: the link in a code box with a copy button."""
     run = st.session_state.get(state.RUN_KEY)
-    with st.popover("🔗 Copy link to this view", help="A link that opens this page with this run, user and view, "
+    with st.popover("Copy link to this view", help="A link that opens this page with this run, user and view, "
                     "e.g. for a review or a ticket. It works for anyone who can open this dashboard."):
         st.code(view_link(page, {RUN_PARAM: Path(run).name if run else None, **params}), language=None,
                 wrap_lines=True)

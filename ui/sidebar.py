@@ -31,7 +31,7 @@ def render_sidebar() -> None:
         st.caption("IN USE")
         if ds is None:
             st.markdown("**Dataset:** none yet")
-            st.page_link("pages/0_Home.py", label="Load the demo on Home")
+            st.page_link("app_pages/0_Home.py", label="Load the demo on Home")
             return
         seqs = ds.sequences
         st.markdown(f"**Dataset:** {ds.name}  \n{seqs.n_users:,} users · {seqs.vocab.n_items:,} items · "
@@ -39,7 +39,7 @@ def render_sidebar() -> None:
         runs = [r for r in list_runs(state.runs_root()) if r.fingerprint == ds.fingerprint]
         if not runs:
             st.markdown("**Model:** none trained on this data yet")
-            st.page_link("pages/3_Train.py", label="Train one")
+            st.page_link("app_pages/3_Train.py", label="Train one")
             return
         names = [r.name for r in runs]
         current = Path(st.session_state.get(state.RUN_KEY) or "").name

@@ -70,7 +70,7 @@ def require_dataset() -> Dataset:
     ds = get_dataset()
     if ds is None:
         st.info("No data loaded yet. Load the demo on **Home** or bring your own log on **Data** first.")
-        st.page_link("pages/1_Data.py", label="Go to Data")
+        st.page_link("app_pages/1_Data.py", label="Go to Data")
         st.stop()
     return ds
 
@@ -178,7 +178,10 @@ def get_run() -> LazyRun | None:
         st.session_state.pop(RUN_KEY, None)
         return None
     try:
-        return lazy_run(path)
+        run = lazy_run(path)
+        if not _proven(path, config.stat().st_mtime):
+            session_run(path)  # nothing shows this model ever loaded: load it now, so a broken one says why here
+        return run
     except FileNotFoundError:  # removed since the check above
         st.session_state.pop(RUN_KEY, None)
         return None
@@ -188,13 +191,22 @@ def get_run() -> LazyRun | None:
         return None
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _proven(path: str, mtime: float) -> bool:
+    from seqrec_core.analysis.store import proven_loadable
+
+    return proven_loadable(path)
+
+
 def first_loadable(paths: list[str]) -> str | None:
-    """The first run folder (newest first) whose files read; the sidebar's default, so one damaged run does not put
-    an error box on every page. Picking it explicitly still shows why."""
+    """The first run folder (newest first) that loads, weights included; the sidebar's default, so one stale run
+    (saved by an older layout of its family) does not put an error box on every page. Picking it explicitly still
+    shows why. Only used when no run is chosen yet (the demo and links choose theirs), so the model load it costs
+    is paid once."""
     for path in paths:
         config = Path(path) / "config.json"
         try:
-            read_run_cached(path, config.stat().st_mtime)
+            load_run_cached(path, config.stat().st_mtime)
         except (InputError, OSError):
             continue
         return path
@@ -206,13 +218,13 @@ def require_run(ds: Dataset) -> LazyRun:
     run = get_run()
     if run is None:
         st.info("No model in use yet. Train one (or load a saved run) on **Train** first.")
-        st.page_link("pages/3_Train.py", label="Go to Train")
+        st.page_link("app_pages/3_Train.py", label="Go to Train")
         st.stop()
     expected = (run.config.get("data") or {}).get("fingerprint")
     if expected and expected != ds.fingerprint:
         st.warning(f"The run in use ({run.path.name}) was trained on other data than **{ds.name}**. "
                    "Pick a run for this dataset on **Train**, or load its data.")
-        st.page_link("pages/3_Train.py", label="Go to Train")
+        st.page_link("app_pages/3_Train.py", label="Go to Train")
         st.stop()
     return run
 

@@ -67,23 +67,38 @@ def unit_folder(run_dir: str | Path, kind: str, params: Mapping[str, object]) ->
 
 
 def weights_id(run_dir: str | Path) -> str:
-    """Which weights a stored analysis belongs to: 16 hex digits of the sha256 of ``model.safetensors``
-    (cached per path, size and modification time, so a page asks for it for free)."""
-    weights = Path(run_dir) / "model.safetensors"
+    """Which model a stored analysis belongs to: 16 hex digits of the sha256 of ``model.safetensors`` and of the
+    model's config (family and options), so other weights or the same weights read as another model both make
+    stored results stale. Cached per path, sizes and modification times, so a page asks for it for free."""
+    folder = Path(run_dir)
+    weights, config = folder / "model.safetensors", folder / "config.json"
     try:
-        stat = weights.stat()
+        w, c = weights.stat(), config.stat()
     except OSError:
         return "none"
-    return _hash_file(str(weights.resolve()), stat.st_size, stat.st_mtime_ns)
+    return _hash_model(str(folder.resolve()), w.st_size, w.st_mtime_ns, c.st_size, c.st_mtime_ns)
 
 
 @lru_cache(maxsize=64)
-def _hash_file(path: str, size: int, mtime_ns: int) -> str:
+def _hash_model(folder: str, *_stamps: int) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open(Path(folder) / "model.safetensors", "rb") as fh:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+        model = {"family": config.get("family"), "model": config.get("model")}
+    except (OSError, ValueError):
+        model = None
+    digest.update(json.dumps(model, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
+
+
+def proven_loadable(run_dir: str | Path) -> bool:
+    """Whether a stored analysis of exactly this model (weights and config) exists: the job that stored it loaded
+    the model, so the model loads. Pages use this to skip loading a model only to check it."""
+    current = weights_id(run_dir)
+    return any(unit.meta.get("weights") == current for unit in list_units(run_dir))
 
 
 @dataclass

@@ -48,20 +48,20 @@ def private_runs(tmp_path, monkeypatch, runs_dir, small_dataset, tiny_run):
 
 
 def test_compare_without_data_points_to_data(runs_dir):
-    at = open_page("pages/8_Compare.py")
+    at = open_page("app_pages/8_Compare.py")
     assert any("No data loaded yet" in i.value for i in at.info)
 
 
 def test_compare_with_no_run_points_to_train(private_runs, small_dataset):
     private_runs(0)
-    at = open_page("pages/8_Compare.py", dataset=small_dataset)
+    at = open_page("app_pages/8_Compare.py", dataset=small_dataset)
     assert any("No model has been trained" in i.value for i in at.info)
     assert not at.dataframe
 
 
 def test_compare_one_run_shows_its_row_and_asks_for_another(private_runs, small_dataset):
     private_runs(1)
-    at = open_page("pages/8_Compare.py", dataset=small_dataset)
+    at = open_page("app_pages/8_Compare.py", dataset=small_dataset)
     assert any("Only one run" in i.value for i in at.info)
     table = at.dataframe[0].value
     assert list(table["run"]) == ["tiny-sasrec"]
@@ -71,7 +71,7 @@ def test_compare_one_run_shows_its_row_and_asks_for_another(private_runs, small_
 
 def test_compare_two_runs_table_charts_and_side_by_side(private_runs, small_dataset):
     private_runs(2)
-    at = open_page("pages/8_Compare.py", dataset=small_dataset)
+    at = open_page("app_pages/8_Compare.py", dataset=small_dataset)
     table = at.dataframe[0].value
     assert len(table) == 2 and set(table["run"]) == {"tiny-sasrec", "tiny-sasrec-learned"}
     assert {"setup", "NDCG@10 (95% CI)", "HR@10 (95% CI)", "MRR (95% CI)", "training time", "parameters", "device",
@@ -104,7 +104,7 @@ def test_compare_time_aware_and_plain_run(private_runs, small_dataset):
     from seqrec_core.runs import load_run
 
     root = private_runs(("tiny-sasrec", TIMED_RUN))
-    at = open_page("pages/8_Compare.py", dataset=small_dataset)
+    at = open_page("app_pages/8_Compare.py", dataset=small_dataset)
     runs_table = at.dataframe[0].value.set_index("run")
     assert "time features" in runs_table.loc[TIMED_RUN, "setup"] and "loss gbce" in runs_table.loc[TIMED_RUN, "setup"]
     assert "time features" not in runs_table.loc["tiny-sasrec", "setup"]
@@ -140,7 +140,7 @@ def test_compare_time_aware_and_plain_run(private_runs, small_dataset):
 def test_train_page_family_selector_shows_the_familys_options(runs_dir, small_dataset):
     from seqrec_core.models import MODEL_FAMILIES
 
-    at = open_page("pages/3_Train.py", dataset=small_dataset)
+    at = open_page("app_pages/3_Train.py", dataset=small_dataset)
     family = next(s for s in at.selectbox if s.label == "Model family")
     assert set(family.options) == set(MODEL_FAMILIES)
     labels = {w.label for kind in ("selectbox", "number_input", "slider", "select_slider") for w in at.get(kind)}
@@ -154,43 +154,50 @@ def test_train_page_family_selector_shows_the_familys_options(runs_dir, small_da
 
 
 def test_train_page_passes_changed_family_options_and_refuses_bad_ones(runs_dir, small_dataset, monkeypatch):
-    from ui import train_jobs
+    from seqrec_core.jobs import runner
 
     calls = []
 
-    def fake_start(ds, root, family, options):  # noqa: ANN001, ANN202 - never train in an AppTest
-        calls.append((family, dict(options)))
-        return train_jobs.Job(name="fake-job", folder=root / ".jobs" / "fake", run_dir=root / "fake", pid=0,
-                              started=0.0, dataset=ds.name, fingerprint=ds.fingerprint)
+    def fake_start(spec, root, **kw):  # noqa: ANN001, ANN003, ANN202 - never train in an AppTest
+        calls.append(spec)
+        return runner.Job(name=kw["name"], folder=kw["folder"], run_dir=root / "fake", pid=0, started=0.0,
+                          dataset=small_dataset.name, fingerprint=small_dataset.fingerprint)
 
-    monkeypatch.setattr(train_jobs, "start_job", fake_start)
-    at = open_page("pages/3_Train.py", dataset=small_dataset)
+    monkeypatch.setattr(runner, "start_job", fake_start)
+    at = open_page("app_pages/3_Train.py", dataset=small_dataset)
     next(w for w in at.select_slider if w.label == "Hidden size").set_value(32)
     next(w for w in at.selectbox if w.label == "Positions").set_value("learned")
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception, at.exception
-    family, options = calls[-1]
-    assert family == "sasrec" and options["hidden_size"] == 32 and options["positions"] == "learned"
+    spec = calls[-1]
+    options = spec.model_options
+    assert spec.family == "sasrec" and options["hidden_size"] == 32 and options["positions"] == "learned"
     assert "num_heads" not in options and "dropout" not in options  # unchanged options keep the config's defaults
-    assert options["max_len"] == 50 and options["time_budget"] == 120 and "tied_output" not in options  # auto
+    assert spec.train.max_len == 50 and spec.train.time_budget == 120 and "tied_output" not in options  # auto
+    assert spec.analyze is not None  # the run is analysed after training unless the person turns it off
+    assert spec.data.fingerprint == small_dataset.fingerprint and Path(spec.data.prepared).is_file()
 
     next(w for w in at.number_input if w.label == "Negatives per positive").set_value(0)
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception and len(calls) == 1  # refused: no job started
     assert any("num_negatives" in e.value for e in at.error)
 
-    fresh = open_page("pages/3_Train.py", dataset=small_dataset)
+    fresh = open_page("app_pages/3_Train.py", dataset=small_dataset)
     next(w for w in fresh.selectbox if w.label == "Output table tied to the inputs").set_value("no")
     next(w for w in fresh.number_input if w.label == "Weight averaging (decay)").set_value(0.99)
+    next(t for t in fresh.toggle if t.label == "Analyse the run when training finishes").set_value(False)
     next(b for b in fresh.button if b.label == "Start training").click().run()
-    assert len(calls) == 2 and calls[-1][1]["tied_output"] is False  # start_job writes `--tied-output no`
-    assert calls[-1][1]["weight_average"] == pytest.approx(0.99)  # -> `--weight-average 0.99`
-    assert calls[-1][1]["weight_decay"] == 0.0  # the trainer's default, passed as set
+    assert len(calls) == 2 and calls[-1].model_options["tied_output"] is False
+    assert calls[-1].train.weight_average == pytest.approx(0.99)
+    assert calls[-1].train.weight_decay == 0.0 and calls[-1].analyze is None
 
 
-def test_start_job_writes_yes_no_for_three_way_flags_and_bare_flags_for_switches(runs_dir, small_dataset, tmp_path,
-                                                                                 monkeypatch):
-    from ui import train_jobs
+def test_start_job_hands_the_spec_over_as_a_file(runs_dir, small_dataset, tmp_path, monkeypatch):
+    """The job process gets the spec file, never options turned into command-line strings; the file reads back
+    as the same spec (three-way and boolean options included)."""
+    from seqrec_core.jobs import runner
+    from seqrec_core.jobs.spec import TrainSpec, load_spec
+    from seqrec_core.training.config import TrainConfig
 
     seen = []
 
@@ -200,11 +207,12 @@ def test_start_job_writes_yes_no_for_three_way_flags_and_bare_flags_for_switches
         def __init__(self, cmd, **_kw):  # noqa: ANN001
             seen.append(cmd)
 
-    monkeypatch.setattr(train_jobs.subprocess, "Popen", FakePopen)
-    options = {"tied_output": False, "time_features": True, "hidden_size": 32}
-    train_jobs.start_job(small_dataset, tmp_path, "sasrec", options)
-    train_jobs.start_job(small_dataset, tmp_path, "sasrec", {"tied_output": True, "time_features": False})
-    first, second = seen
-    assert first[first.index("--tied-output") + 1] == "no" and "--time-features" in first
-    assert first[first.index("--hidden-size") + 1] == "32"
-    assert second[second.index("--tied-output") + 1] == "yes" and "--time-features" not in second
+    monkeypatch.setattr(runner.subprocess, "Popen", FakePopen)
+    name, folder = runner.claim_run_folder(tmp_path, "sasrec")
+    spec = TrainSpec(data=runner.prepare_data(small_dataset, tmp_path), family="sasrec", out=str(tmp_path / name),
+                     model_options={"tied_output": False, "time_features": True, "hidden_size": 32},
+                     train=TrainConfig(epochs=3))
+    job = runner.start_job(spec, tmp_path, name=name, folder=folder)
+    (cmd,) = seen
+    assert cmd[1:5] == ["-m", "seqrec_core", "train", "--spec"] and "--tied-output" not in cmd
+    assert load_spec(cmd[5]) == spec and job.run_dir == tmp_path / name and job.kind == "train"

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
-PAGE = "pages/6_Embeddings.py"
+PAGE = "app_pages/6_Embeddings.py"
 
 
 def open_embeddings(dataset=None, run: Path | None = None, **state) -> AppTest:

@@ -11,15 +11,17 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = str(ROOT / "pages" / "5_Explain.py")
+PAGE = str(ROOT / "app_pages" / "5_Explain.py")
 APP = str(ROOT / "app.py")
 METHODS = ("ig", "occlusion", "gradshap", "attention")
 
 
-def open_explain(dataset, run: Path) -> AppTest:
+def open_explain(dataset, run: Path, tab: str | None = None) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=180)
     at.session_state["dataset"] = dataset
     at.session_state["run_path"] = str(run)
+    if tab is not None:  # only the open tab is drawn; the tab is a URL-bound widget with the key "tab"
+        at.session_state["tab"] = tab
     at.run()
     assert not at.exception, at.exception
     return at
@@ -54,8 +56,10 @@ def test_why_tab_shows_methods_delta_timeline_and_attention(page, small_dataset)
     assert delta != "n/a" and np.isfinite(float(delta))
     titles = chart_titles(page)
     for expected in ("by method", "Do the methods agree?", "History coloured by", "Attention over the history",
-                     "Attention of the prediction point", "How the edit changes the top-K"):
+                     "Attention of the prediction point"):
         assert any(expected in t for t in titles), (expected, titles)
+    assert not any("How the edit changes" in t for t in titles)  # the What-if tab is drawn only when opened
+    assert any("Stored analysis" in c.value for c in page.caption)  # the default user's explanation was stored
     assert [t.label for t in page.tabs][:4] == ["Why this recommendation", "How far back does it look",
                                                 "Can we trust it", "What if"]
     assert "Planted truth check" not in [t.label for t in page.tabs]  # not the demo log
@@ -79,7 +83,8 @@ def test_steps_layer_and_target_controls_rerun_cleanly(small_dataset, tiny_run) 
 
 
 def test_counterfactual_edit_changes_the_scores(small_dataset, tiny_run) -> None:
-    at = open_explain(small_dataset, tiny_run)
+    at = open_explain(small_dataset, tiny_run, tab="What if")
+    assert any("How the edit changes the top-K" in t for t in chart_titles(at))
     unchanged = frame_with(at, "rank_before")
     assert (unchanged["change"].fillna(0) == 0).all()
     assert np.allclose(unchanged["score_before"], unchanged["score_after"], equal_nan=True)
@@ -96,22 +101,32 @@ def test_counterfactual_edit_changes_the_scores(small_dataset, tiny_run) -> None
     assert not at.exception and metric(at, "Events after the edit") == f"{n - min(5, n) + 1:,}"
 
 
-def test_long_range_faithfulness_and_truncation_buttons(small_dataset, tiny_run) -> None:
-    at = open_explain(small_dataset, tiny_run)
-    at.number_input[0].set_value(20)
-    at.slider(key="lr_steps").set_value(5)
-    next(b for b in at.button if b.label == "Compute long-range statistics").click().run()
-    assert not at.exception, at.exception
+def test_long_range_and_faithfulness_tabs_show_the_stored_analysis_and_offer_other_settings(
+        small_dataset, tiny_run, monkeypatch) -> None:
+    """The stored analysis at its default settings is drawn at once; other settings are never computed inside the
+    page: "Compute now" starts one background job for exactly those settings."""
+    from seqrec_core.jobs import runner
+
+    started = []
+    monkeypatch.setattr(runner, "start_job", lambda spec, root, **kw: started.append(spec) or runner.Job(
+        name="fake", folder=root, run_dir=Path(spec.run), pid=0, started=0.0, dataset="", fingerprint="",
+        kind="analyze"))
+    at = open_explain(small_dataset, tiny_run, tab="How far back does it look")
     share = metric(at, "Predictions whose top event is ≥ 20 steps back")
     assert share.endswith("%")
-    next(b for b in at.button if b.label == "Run truncation ablation").click().run()
-    assert not at.exception, at.exception
     titles = chart_titles(at)
     assert any("attribution mass" in t for t in titles) and any("longer context" in t for t in titles)
-    at.number_input(key="faith_users").set_value(10)
-    at.slider(key="faith_k").set_value(3)
-    next(b for b in at.button if b.label == "Compute faithfulness curves").click().run()
+    assert sum("Stored analysis" in c.value for c in at.caption) == 2  # long-range statistics and truncation
+    at.number_input(key="lr_users").set_value(20).run()
+    assert not at.exception and not any("attribution mass" in t for t in chart_titles(at))
+    assert any("not been computed for these settings" in i.value for i in at.info)
+    next(b for b in at.button if b.label == "Compute now").click().run()
     assert not at.exception, at.exception
+    (spec,) = started
+    assert spec.KIND == "analyze" and spec.run == str(tiny_run)
+    assert [u["kind"] for u in spec.request.units] == ["longrange"] and spec.request.units[0]["params"]["n_users"] == 20
+
+    at = open_explain(small_dataset, tiny_run, tab="Can we trust it")
     titles = chart_titles(at)
     assert any(t.startswith("Deletion") for t in titles) and any(t.startswith("Insertion") for t in titles)
     aopc = frame_with(at, "deletion")
@@ -122,9 +137,10 @@ def test_demo_source_adds_the_planted_truth_tab(small_dataset, tiny_run) -> None
     from seqrec_core.data.dataset import DataSource
 
     demo_like = dataclasses.replace(small_dataset, source=DataSource(path="demo", demo_seed=3))
-    at = open_explain(demo_like, tiny_run)
+    at = open_explain(demo_like, tiny_run, tab="Planted truth check")
+    assert not at.exception, at.exception
     assert [t.label for t in at.tabs][-1] == "Planted truth check"
-    assert any(b.label == "Run the planted truth check" for b in at.button)
+    assert any(b.label == "Compute now" for b in at.button)  # this log's planted check was never stored
 
 
 def test_guards_through_the_app(runs_dir) -> None:
@@ -135,13 +151,13 @@ def test_guards_through_the_app(runs_dir) -> None:
 
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/5_Explain.py")
+    at.switch_page("app_pages/5_Explain.py")
     at.run()
     assert not at.exception and any("No data loaded yet" in i.value for i in at.info)
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["dataset"] = dataset_from_events(make_demo_events(n_users=30, seed=9)[0], "Fresh log")
     at.run()
-    at.switch_page("pages/5_Explain.py")
+    at.switch_page("app_pages/5_Explain.py")
     at.run()
     assert not at.exception and any("No model in use yet" in i.value for i in at.info)
 

@@ -43,14 +43,14 @@ def test_home_loads_demo_data(runs_dir):
     assert any("pre-trained SASRec" in s.value for s in at.success)
 
 
-@pytest.mark.parametrize("page", ["pages/3_Train.py", "pages/4_Evaluate.py", "pages/7_Recommendations.py"])
+@pytest.mark.parametrize("page", ["app_pages/3_Train.py", "app_pages/4_Evaluate.py", "app_pages/7_Recommendations.py"])
 def test_pages_without_data_say_what_to_do_first(runs_dir, page):
     at = open_page(page)
     assert any("No data loaded yet" in i.value for i in at.info)
 
 
 def test_data_page_summarises_dataset(runs_dir, small_dataset):
-    at = open_page("pages/1_Data.py", dataset=small_dataset)
+    at = open_page("app_pages/1_Data.py", dataset=small_dataset)
     labels = {m.label: m.value for m in at.metric}
     assert labels["Users"] == f"{small_dataset.sequences.n_users:,}"
     assert labels["Events"] == f"{small_dataset.sequences.n_events:,}"
@@ -62,7 +62,7 @@ def test_data_page_summarises_dataset(runs_dir, small_dataset):
 def test_data_page_upload_csv_and_bad_file(runs_dir):
     rows = ["user,item,timestamp"] + [f"u{u},i{(u * 7 + k) % 13},{1_700_000_000 + 3600 * k}" for u in range(30)
                                       for k in range(6)]
-    at = open_page("pages/1_Data.py")
+    at = open_page("app_pages/1_Data.py")
     at.get("file_uploader")[0].set_value(("clicks.csv", "\n".join(rows).encode(), "text/csv"))
     at.run()
     assert not at.exception
@@ -70,7 +70,7 @@ def test_data_page_upload_csv_and_bad_file(runs_dir):
     assert not at.exception, at.exception
     assert at.session_state["dataset"].sequences.n_users == 30
 
-    at = open_page("pages/1_Data.py")
+    at = open_page("app_pages/1_Data.py")
     at.get("file_uploader")[0].set_value(("junk.csv", b"\x00\x01\x02\xff\xfe binary", "text/csv"))
     at.run()
     assert not at.exception
@@ -78,7 +78,7 @@ def test_data_page_upload_csv_and_bad_file(runs_dir):
 
 
 def test_train_page_lists_runs(runs_dir, small_dataset, tiny_run):
-    at = open_page("pages/3_Train.py", dataset=small_dataset)
+    at = open_page("app_pages/3_Train.py", dataset=small_dataset)
     assert any(b.label == "Start training" for b in at.button)
     table = at.dataframe[0].value
     assert "tiny-sasrec" in set(table["run"])
@@ -87,19 +87,19 @@ def test_train_page_lists_runs(runs_dir, small_dataset, tiny_run):
 def test_train_page_disables_options_the_log_cannot_support(runs_dir, small_dataset, tmp_path):
     from seqrec_core.data.dataset import DataSource, open_dataset
 
-    timed = open_page("pages/3_Train.py", dataset=small_dataset)
+    timed = open_page("app_pages/3_Train.py", dataset=small_dataset)
     assert not next(c for c in timed.checkbox if c.label == "Time features").disabled
     path = tmp_path / "order_only.txt"
     path.write_text("".join(f"{u} " + " ".join(str(1 + (u * 7 + k) % 40) for k in range(12)) + "\n"
                             for u in range(1, 31)))
     order_only = open_dataset(DataSource(path=str(path), format="seqtxt"))
-    at = open_page("pages/3_Train.py", dataset=order_only)
+    at = open_page("app_pages/3_Train.py", dataset=order_only)
     box = next(c for c in at.checkbox if c.label == "Time features")
     assert box.disabled and "no timestamps" in box.help
 
 
 def test_evaluate_page_compares_with_baselines(runs_dir, small_dataset, tiny_run):
-    at = open_page("pages/4_Evaluate.py", dataset=small_dataset, run=tiny_run)
+    at = open_page("app_pages/4_Evaluate.py", dataset=small_dataset, run=tiny_run)
     table = at.dataframe[0].value
     assert {"popularity", "markov", "itemknn"} <= set(table["model"])
     assert table["NDCG@10"].between(0, 1).all()
@@ -110,7 +110,7 @@ def test_evaluate_page_compares_with_baselines(runs_dir, small_dataset, tiny_run
 
 
 def test_recommendations_page_shows_user_and_heldout(runs_dir, small_dataset, tiny_run):
-    at = open_page("pages/7_Recommendations.py", dataset=small_dataset, run=tiny_run)
+    at = open_page("app_pages/7_Recommendations.py", dataset=small_dataset, run=tiny_run)
     labels = {m.label for m in at.metric}
     assert {"Events in history", "Held-out (real next) item", "Its rank"} <= labels
     recs = at.dataframe[0].value
@@ -133,7 +133,7 @@ def test_a_stale_newer_run_is_skipped_by_default_but_explains_itself(tiny_run, s
     cfg["created"] = "2999-01-01T00:00:00+0000"  # the newest run
     (stale / "config.json").write_text(json.dumps(cfg))
     monkeypatch.setenv("SEQREC_RUNS_DIR", str(root))
-    at = open_page("pages/7_Recommendations.py", dataset=small_dataset)
+    at = open_page("app_pages/7_Recommendations.py", dataset=small_dataset)
     assert not at.error and at.session_state["run_path"] == str(good)
     at = open_page(dataset=small_dataset, run=stale)  # picked on purpose: Home says why it cannot be used
     assert any("weights do not match the config" in e.value and "retrain it" in e.value for e in at.error)

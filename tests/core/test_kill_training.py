@@ -178,7 +178,7 @@ def test_stale_means_a_dead_writer_or_an_old_folder(tmp_path: Path) -> None:
 
 def test_the_train_page_says_a_killed_job_saved_nothing(tmp_path: Path) -> None:
     """The dashboard's job panel: a job whose process was killed names the signal instead of a stray log line."""
-    from ui import train_jobs
+    from seqrec_core.jobs import runner as train_jobs
 
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     job = train_jobs.Job(name="j", folder=tmp_path, run_dir=tmp_path / "run", pid=proc.pid, started=time.time(),

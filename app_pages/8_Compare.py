@@ -30,12 +30,12 @@ metas = cache.list_metas(state.runs_root(), fp)
 if not metas:
     st.info(f"No model has been trained on **{ds.name}** yet. Train at least two (e.g. two families) on **Train**, "
             "then compare them here.")
-    st.page_link("pages/3_Train.py", label="Go to Train")
+    st.page_link("app_pages/3_Train.py", label="Go to Train")
     st.stop()
 if len(metas) < 2:
     st.info("Only one run is trained on this data, so there is nothing to compare it with yet: train another "
             "(another family or other settings) on **Train**. Its numbers next to the baselines are below.")
-    st.page_link("pages/3_Train.py", label="Go to Train")
+    st.page_link("app_pages/3_Train.py", label="Go to Train")
 
 c1, c2 = st.columns([1, 3])
 exclude_seen = c1.toggle("Exclude seen items", value=compute.exclude_seen_default(fp, ds),
@@ -62,11 +62,11 @@ metas = [m for m in metas if m.name in evaluations]
 if not metas:
     st.stop()
 results = {name: ev.results[name] for name, ev in evaluations.items()}
-first = metas[0].name  # the baselines' numbers are the same in every run's evaluation: take the newest run's
-baselines = {b: evaluations[first].results[b] for b in compare.BASELINE_NAMES if b in evaluations[first].results}
+newest = metas[0].name  # the baselines' numbers are the same in every run's evaluation: take the newest run's
+baselines = {b: evaluations[newest].results[b] for b in compare.BASELINE_NAMES if b in evaluations[newest].results}
 keys = tuple(compute.run_key(runs[m.name]) for m in metas)
 all_results = [*results.values(), *baselines.values()]
-metrics = cache.metrics_table(evaluations, first)
+metrics = cache.metrics_table(evaluations, newest)
 n_users = len(next(iter(results.values())).users)
 c2.markdown(f"**Protocol:** test split (each user's last event), {n_users:,} users, every one of "
             f"{ds.sequences.vocab.n_items:,} items ranked, "
@@ -152,7 +152,7 @@ with_base = b2.toggle("Show the baselines in these charts", value=False,
 chosen = all_results if with_base else list(results.values())
 g1, g2 = st.columns(2)
 with g1:
-    by_len = cache.history_table(evaluations, first, metric, with_base)
+    by_len = cache.history_table(evaluations, newest, metric, with_base)
     st.plotly_chart(plot_metric_by_history_length(by_len, metric), width="stretch", theme=None)
     st.caption(f"{metric} by how many events the user had before the test event; sequence models should gain "
                "most on long histories. Small buckets have wide whiskers.")
@@ -162,7 +162,7 @@ with g2:
         st.info("The log has no timestamps (only an event order), so users cannot be split into temporal "
                 "segments (periodic, bursty, …).")
     else:
-        by_seg = compare_jobs.segments(runs, evaluations, first, ds, bool(exclude_seen), with_base)
+        by_seg = compare_jobs.segments(runs, evaluations, newest, ds, bool(exclude_seen), with_base)
         if by_seg is None:
             by_seg = cache.segment_metrics(tuple(r.name for r in chosen) + keys, fp, exclude_seen, chosen, ds)
         st.plotly_chart(plot_metrics_by_segment(by_seg, metric), width="stretch", theme=None)

@@ -37,7 +37,7 @@ stored_methods = list(exp.unit.info.get("methods") or []) if exp.fresh else []
 if not cache.supports_explain(run, stored_methods):
     st.info(f"The run in use ({run.path.name}, {run.family}) has no attention or item-embedding layer to explain. "
             "Pick a neural run (sasrec, bert4rec, gru4rec, lstm or lsi) in the sidebar or train one on **Train**.")
-    st.page_link("pages/3_Train.py", label="Go to Train")
+    st.page_link("app_pages/3_Train.py", label="Go to Train")
     st.stop()
 vocab = ds.sequences.vocab
 key, fp = compute.run_key(run), ds.fingerprint

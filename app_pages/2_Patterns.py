@@ -46,7 +46,7 @@ ds = state.require_dataset()
 if not has_timestamps(ds.events):
     st.info(f"**{ds.name}** has only an event order, no timestamps, so there are no time patterns to show. "
             "Load a log with a time column on **Data** (unix seconds/milliseconds or ISO-8601).")
-    st.page_link("pages/1_Data.py", label="Go to Data")
+    st.page_link("app_pages/1_Data.py", label="Go to Data")
     st.stop()
 fp = ds.fingerprint
 zones = timezone_names()
@@ -225,7 +225,7 @@ def model_tab() -> None:
     if run is None or (expected and expected != fp):
         st.info("No model trained on this data is in use. Train one on **Train** to see whether it does better "
                 "for bursty or periodic users, inside bursts, and whether it leans on timely events.")
-        st.page_link("pages/3_Train.py", label="Go to Train")
+        st.page_link("app_pages/3_Train.py", label="Go to Train")
         return
     exclude_seen = compute.exclude_seen_default(fp, ds)
     ties = stored.lookup(run, ds, "model_ties", exclude_seen=bool(exclude_seen))

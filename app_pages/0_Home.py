@@ -30,27 +30,27 @@ with right:
         ensure_demo_run()
         st.success(f"Demo data loaded: {ds.sequences.n_users:,} users, {ds.sequences.n_events:,} events"
                    + (", with a pre-trained SASRec in use." if state.get_run() is not None else "."))
-    st.page_link("pages/1_Data.py", label="…or bring your own log")
+    st.page_link("app_pages/1_Data.py", label="…or bring your own log")
     st.caption("CSV/TSV, Parquet, JSON Lines, MovieLens or sequence text; columns are detected and can be changed.")
 
 st.subheader("Your workflow")
 run = state.get_run()
 steps = [
-    ("pages/1_Data.py", "1 · Data", ds is not None,
+    ("app_pages/1_Data.py", "1 · Data", ds is not None,
      f"{ds.name}: {ds.sequences.n_users:,} users, {ds.sequences.n_events:,} events" if ds else "no log loaded"),
-    ("pages/2_Patterns.py", "2 · Patterns", False,
+    ("app_pages/2_Patterns.py", "2 · Patterns", False,
      "ready: daily/weekly rhythms, bursts, repeat consumption" if ds else "needs a log"),
-    ("pages/3_Train.py", "3 · Train", run is not None,
+    ("app_pages/3_Train.py", "3 · Train", run is not None,
      f"run {run.path.name} ({run.config.get('family')})" if run else "no model in use"),
-    ("pages/4_Evaluate.py", "4 · Evaluate", False,
+    ("app_pages/4_Evaluate.py", "4 · Evaluate", False,
      "ready: model vs baselines with 95% intervals" if run else "needs a model"),
-    ("pages/5_Explain.py", "5 · Explain", False,
+    ("app_pages/5_Explain.py", "5 · Explain", False,
      "ready: which past events drive a recommendation, how far back, can we trust it" if run else "needs a model"),
-    ("pages/6_Embeddings.py", "6 · Embeddings", False,
+    ("app_pages/6_Embeddings.py", "6 · Embeddings", False,
      "ready: maps of the learned item and user spaces" if run else "needs a model"),
-    ("pages/7_Recommendations.py", "7 · Recommendations", False,
+    ("app_pages/7_Recommendations.py", "7 · Recommendations", False,
      "ready: per-user top-K and held-out rank" if run else "needs a model"),
-    ("pages/8_Compare.py", "8 · Compare", False,
+    ("app_pages/8_Compare.py", "8 · Compare", False,
      "ready: every run on this data side by side, with paired differences" if run else "needs two or more runs"),
 ]
 for page, label, done, detail in steps:
