@@ -26,7 +26,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def data_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/1_Data.py")
+    at.switch_page("app_pages/1_Data.py")
     at.run()
     assert not at.exception, at.exception
     return at
