@@ -5,7 +5,6 @@ import streamlit as st
 from seqrec_core.data.loaders import FORMATS
 from seqrec_core.data.prep import PrepOptions
 from seqrec_core.data.schema import ColumnMap
-from seqrec_core.data.summary import get_data_summary
 from seqrec_core.errors import InputError
 from seqrec_core.viz.plot_data import (
     plot_events_over_time,
@@ -96,7 +95,7 @@ if ds is None:
     st.info("No data yet: upload a log above, or press **Load demo data** on Home.")
     st.stop()
 
-summary = get_data_summary(ds.events)
+summary = uploads.summary(ds)
 st.subheader(f"Summary: {ds.name}")
 m = st.columns(6)
 m[0].metric("Users", f"{summary.users:,}")

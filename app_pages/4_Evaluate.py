@@ -8,6 +8,7 @@ from seqrec_core.viz.plot_evaluation import (
     plot_rank_distribution,
 )
 from ui import compute, state, stored
+from ui.review import download_review
 from ui.widgets import download_table
 
 st.title("Evaluate")
@@ -56,3 +57,7 @@ with c2:
                "most on longer histories.")
 download_table(by_len, "metrics_by_history_length.csv")
 stored.caption(found, f"seen items {'excluded' if exclude_seen else 'included'}")
+st.divider()
+download_review(run, ds, key="evaluate")
+st.caption("The review puts these numbers, the model card, how far back the model looks, how faithful its "
+           "explanations are and a few users' explanations in one HTML file to keep or share.")

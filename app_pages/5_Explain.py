@@ -19,6 +19,7 @@ from seqrec_core.viz.plot_explain import (
 from seqrec_core.viz.plot_explain_stats import counterfactual_changes, plot_counterfactual
 from ui import compute, explain_tabs, links, state, stored
 from ui import explain_cache as cache
+from ui.review import REVIEW_KEY, download_review
 from ui.widgets import download_table
 
 TARGETS = {"Top recommendation": None, "Held-out item": "heldout", "Any item": "item"}
@@ -91,17 +92,24 @@ target_label = ig.target_title or f"id {target_id}"
 rank = getattr(ig, "target_rank", None)
 c3.markdown(f"**Explaining:** {target_label}  \n`{target_id}` · score {ig.target_score:.3f}"
             + (f" · rank {rank:,}" if rank else "") + f" · {len(ig.item_index):,} events seen by the model")
-review = st.session_state.setdefault("review_users", [])
-r1, r2 = st.columns([1, 3], vertical_alignment="center")
+review = st.session_state.setdefault(REVIEW_KEY, [])
+r1, r2, r3 = st.columns([1, 1, 2], vertical_alignment="center")
 if user in review:
-    r1.button("✓ In the review", disabled=True, key="review_added", help="Download the review on **Evaluate**.")
+    r1.button("✓ In the review", disabled=True, key="review_added",
+              help=f"{len(review)} user(s) in the review: {', '.join(review[:8])}.")
 elif r1.button("Add this user to the review", key="review_add",
                help="The downloadable review report (HTML) explains the users you add, next to the run's metrics "
                     "and long-range statistics."):
     review.append(user)
+    if user not in explained and exp.fresh:  # store this user's explanations too, so the review can show them
+        stored.start_analysis(run, ds, [exp, stored.lookup(run, ds, "attention"),
+                                        stored.lookup(run, ds, "recommendations")],
+                              f"explaining {user} for the review", users=[user], sample=0)
     st.toast(f"{user} is in the review ({len(review)} user{'s' if len(review) != 1 else ''}).")
     st.rerun()
 with r2:
+    download_review(run, ds, key="explain")
+with r3:
     links.link_box("Explain", {"user": user, "target": target_kind,
                                "item": target_id if target_kind == "Any item" else None,
                                "tab": st.session_state.get("tab")})

@@ -129,6 +129,7 @@ if len(names) >= 2:
         st.caption(compare.describe_paired_difference(pair_table) + f" · {int(pair_table['users'].iloc[0]):,} "
                    "test users.")
         download_table(pair_table, f"head_to_head_{run_a}_vs_{run_b}.csv", label="Download head to head (CSV)")
+    compare_jobs.planted_head_to_head({"A": runs[run_a], "B": runs[run_b]}, ds)
 else:
     run_a = run_b = None
     st.info("Train a second run to compare two runs user by user here and for one user below.")

@@ -69,3 +69,28 @@ def stored_ig(run, ds: Dataset, user: str, target_kind: str):  # noqa: ANN001, A
         return None
     return ecache.stored_attribution(str(found.unit.folder), found.unit.created, user, target_kind, "ig",
                                      found.unit, ds.sequences.vocab)
+
+
+def planted_head_to_head(pair: dict, ds: Dataset) -> None:
+    """On the demo: how often each run's explanation finds the planted trigger 20-40 events back (the Explain
+    page's planted check, stored with each run), the clearest test of whether a run learned long-range pairs."""
+    from seqrec_core.data.dataset import DEMO
+
+    if ds.source is None or ds.source.path != DEMO:
+        return
+    found = {label: stored.lookup(run, ds, "planted", demo_seed=int(ds.source.demo_seed))
+             for label, run in pair.items()}
+    if not all(f.fresh for f in found.values()):
+        return
+    st.markdown("**Long-range pairs planted in the demo** (Explain → Planted truth check): for held-out planted "
+                "responses a run ranks in its top 10, how often is the planted trigger, 20–40 events back, among "
+                "the 3 events its integrated gradients credit most?")
+    cols = st.columns(len(found))
+    for col, (label, f) in zip(cols, found.items(), strict=True):
+        cases = f.unit.table("cases")
+        share = float(cases["hit"].mean()) if len(cases) else None
+        col.metric(f"Run {label}: trigger found", "no cases" if share is None else f"{share:.0%}",
+                   help=f"{len(cases):,} held-out planted responses in the run's top 10 "
+                        f"({pair[label].path.name}, {pair[label].config['model'].get('positions', 'n/a')} positions).")
+        col.caption(f"{len(cases):,} planted responses ranked in the top 10")
+

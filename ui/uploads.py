@@ -65,3 +65,16 @@ def _item_counts(fingerprint: str, _ds: Dataset) -> np.ndarray:
 def item_counts(ds: Dataset) -> np.ndarray:
     """Events per item (index order), for the popularity chart."""
     return _item_counts(ds.fingerprint, ds)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _summary(fingerprint: str, _ds: Dataset):  # noqa: ANN202 - seqrec_core.data.summary.DataSummary
+    from seqrec_core.data.summary import get_data_summary
+
+    return get_data_summary(_ds.events)
+
+
+def summary(ds: Dataset):  # noqa: ANN201 - DataSummary
+    """The Data page's summary of the log, computed once per dataset (returning to the page is instant)."""
+    return _summary(ds.fingerprint, ds)
+

@@ -1,11 +1,19 @@
-"""``analyze``: compute a run's analyses once and store them in the run folder (from flags or ``--spec``)."""
+"""``analyze``: compute a run's analyses once and store them in the run folder (from flags or ``--spec``);
+``report``: the review report of a run's stored analysis, as one self-contained HTML file."""
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
 
-from seqrec_core.cli.common import add_data_options, data_source, install_cancel_handler, user_list
+from seqrec_core.cli.common import (
+    add_data_options,
+    add_run_options,
+    data_source,
+    dataset_for_run,
+    install_cancel_handler,
+    user_list,
+)
 from seqrec_core.errors import InputError
 
 log = logging.getLogger("seqrec_core")
@@ -43,6 +51,24 @@ def cmd_analyze(args: argparse.Namespace) -> dict:
                         on_ready=lambda: logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO))
 
 
+def cmd_report(args: argparse.Namespace) -> dict:
+    """Build the review report (computing what the store lacks first) and write it atomically to --out."""
+    from seqrec_core.report import build_review, check_out_path, write_review
+    from seqrec_core.runs import read_run_files
+
+    out = check_out_path(args.out)  # a bad --out is refused before minutes of work
+    if not Path(args.run).is_dir():
+        raise InputError(f"run folder '{args.run}' does not exist; pick a folder made by `train`")
+    users = user_list(args.users)
+    dataset = dataset_for_run(args, read_run_files(args.run).config)
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    review = build_review(args.run, dataset, users, compute_missing=True, device=args.device)
+    path = write_review(review, out)
+    if review.missing:
+        log.warning("the report leaves out %s (see the notes in it)", ", ".join(review.missing))
+    return {"report": str(path), "bytes": path.stat().st_size, "figures": review.figures, "users": review.users}
+
+
 def add_analysis_parsers(sub: argparse._SubParsersAction) -> None:
     from seqrec_core.analysis.registry import PARTS
 
@@ -60,3 +86,10 @@ def add_analysis_parsers(sub: argparse._SubParsersAction) -> None:
                    help="default auto: a GPU when there is one")
     p.add_argument("--progress", help="also append progress events (JSON lines) to this file")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("report", help="write the review report of a run (self-contained HTML, opens offline)")
+    add_run_options(p, device_default="auto")
+    p.add_argument("--users", metavar="ID,ID", help="users to explain (default: the pages' default user and up to "
+                                                   "4 more the run ranks well)")
+    p.add_argument("--out", required=True, metavar="FILE.html", help="the HTML file to write (replaced atomically)")
+    p.set_defaults(func=cmd_report)

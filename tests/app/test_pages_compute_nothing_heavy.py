@@ -27,8 +27,8 @@ PAGES = {"app_pages/4_Evaluate.py": [{}, {"exclude": True}],
                                                      "Can we trust it")],
          "app_pages/6_Embeddings.py": [{"emb_what": w, "emb_method": m} for w in ("items", "users")
                                    for m in ("UMAP", "PCA")],
-         "app_pages/7_Recommendations.py": [{}], "app_pages/8_Compare.py": [{}], "app_pages/2_Patterns.py": [{"patterns_tab":
-                                                                                                "Model"}]}
+         "app_pages/7_Recommendations.py": [{}], "app_pages/8_Compare.py": [{}],
+         "app_pages/2_Patterns.py": [{"patterns_tab": "Model"}]}
 
 
 @pytest.fixture

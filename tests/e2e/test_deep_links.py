@@ -39,6 +39,10 @@ def demo_user():
     return seqs.vocab.user_ids[u], seqs.vocab.item_id(int(seqs.sequences[u][-1]))
 
 
+def user_box(page):  # noqa: ANN001, ANN202 - the "User id" text box (its help icon has the same label)
+    return page.get_by_label("User id", exact=True).and_(page.get_by_test_id("stTextInputField"))
+
+
 def fresh_page(browser):  # noqa: ANN001, ANN202 - a new context: no cookies, no session, as another person would
     """A page in a new context, and the errors it logs. Streamlit's frontend first probes its server under the
     page's own path (/Explain/_stcore/health and host-config) and falls back to the root: those two 404s are its
@@ -62,7 +66,7 @@ def test_a_link_to_explain_opens_the_same_user_and_target(server, demo_user):
         page.goto(link)
         page.get_by_text("Explaining:").wait_for(timeout=120_000)
         wait_idle(page, timeout_ms=120_000)
-        assert page.get_by_label("User id", exact=True).and_(page.get_by_test_id("stTextInputField")).input_value() == user
+        assert user_box(page).input_value() == user
         assert page.get_by_role("radio", name="Held-out item").is_checked()
         explaining = page.get_by_text("Explaining:").locator("..").inner_text()
         assert heldout in explaining, explaining
@@ -76,7 +80,7 @@ def test_a_link_to_explain_opens_the_same_user_and_target(server, demo_user):
         page.goto(re.sub(r"\s+", "", shown).replace("http://localhost:8501", server))
         page.get_by_text("Explaining:").wait_for(timeout=120_000)
         wait_idle(page, timeout_ms=120_000)
-        assert page.get_by_label("User id", exact=True).and_(page.get_by_test_id("stTextInputField")).input_value() == user
+        assert user_box(page).input_value() == user
         assert heldout in page.get_by_text("Explaining:").locator("..").inner_text()
         context.close()
         browser.close()
