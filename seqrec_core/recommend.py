@@ -14,7 +14,7 @@ last event time plus their median gap between events. Other scorers never see ti
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -166,22 +166,25 @@ def get_user_timeline(data: SequenceData, user_id: str) -> pd.DataFrame:
 
 def get_all_recommendations(scorer: Scorer, data: SequenceData, k: int = 10, *, exclude_seen: bool = True,
                             batch_size: int = 512, progress: Callable[[int, int], None] | None = None,
-                            query_time: int | None = None) -> pd.DataFrame:
-    """Top-k for every user from their full history (what to show them next): user_id, rank, item_id, title,
-    score. Batched, so memory stays at batch_size x items. ``query_time`` (time-aware runs): one request time
-    for everybody; default per user: their last event time plus their median gap."""
+                            query_time: int | None = None, users: Sequence[str] | None = None) -> pd.DataFrame:
+    """Top-k for every user (or for ``users``, original ids, in that order) from their full history (what to
+    show them next): user_id, rank, item_id, title, score. Batched, so memory stays at batch_size x items.
+    ``query_time`` (time-aware runs): one request time for everybody; default per user: their last event time
+    plus their median gap. A user's list is the one :func:`get_recommendations` gives with ``holdout=False``."""
     _check_k(k)
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1 (got {batch_size})")
-    users, ranks, items, scores_out = [], [], [], []
-    n = data.n_users
+    wanted = (np.arange(data.n_users, dtype=np.int64) if users is None
+              else np.array([data.vocab.user_index(user) for user in users], dtype=np.int64))  # (U,) user rows
+    users_out, ranks, items, scores_out = [], [], [], []
+    n = len(wanted)
     use_time = _uses_time(scorer)
     if use_time:
         from seqrec_core.models.time_features import require_time, with_query
 
         require_time(data, f"model '{getattr(scorer, 'name', 'model')}' (trained with time features)")
     for start in range(0, n, batch_size):
-        rows = np.arange(start, min(start + batch_size, n))
+        rows = wanted[start:start + batch_size]
         hists = [data.sequences[u] for u in rows]
         if use_time:
             scores = scorer.score_histories(hists, times=[with_query(data.times[u], query_time) for u in rows])
@@ -189,13 +192,13 @@ def get_all_recommendations(scorer: Scorer, data: SequenceData, k: int = 10, *, 
             scores = scorer.score_histories(hists)
         idx, vals = _batch_top_k(scores, hists, k, exclude_seen)  # (B, k)
         ok = vals > -np.inf
-        users.append(np.repeat(rows, ok.sum(axis=1)))
+        users_out.append(np.repeat(rows, ok.sum(axis=1)))
         ranks.append(np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)[ok])
         items.append(idx[ok])
         scores_out.append(vals[ok])
         if progress is not None:
-            progress(int(rows[-1]) + 1, n)
-    user_rows = np.concatenate(users) if users else np.zeros(0, dtype=np.int64)
+            progress(start + len(rows), n)
+    user_rows = np.concatenate(users_out) if users_out else np.zeros(0, dtype=np.int64)
     item_idx = np.concatenate(items) if items else np.zeros(0, dtype=np.int64)
     user_ids = np.asarray(data.vocab.user_ids, dtype=object)[user_rows]
     item_ids = np.asarray(data.vocab.item_ids, dtype=object)[item_idx - 1]

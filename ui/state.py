@@ -112,14 +112,8 @@ class LazyRun:
         self.metrics = copy.deepcopy(files.metrics)
         self.history = copy.deepcopy(files.history)
         self.warnings = list(files.warnings)
-
-    @property
-    def family(self) -> str:
-        return str(self.config["family"])
-
-    @property
-    def max_len(self) -> int:
-        return int(self.config["model"].get("max_len") or self.config.get("train", {}).get("max_len", 50))
+        self.family = files.family
+        self.max_len = files.max_len
 
     @property
     def model(self):  # noqa: ANN201 - torch.nn.Module

@@ -27,9 +27,9 @@ def _shared_unit(folder: str, created: str) -> StoredUnit | None:
     once per process (``StoredUnit.table`` hands out copies)."""
     from pathlib import Path
 
-    from seqrec_core.analysis.store import _read_meta
+    from seqrec_core.analysis.store import read_meta
 
-    meta = _read_meta(Path(folder))
+    meta = read_meta(Path(folder))
     if meta is None:
         return None
     return StoredUnit(folder=Path(folder), kind=str(meta.get("kind")), params=meta["params"], meta=meta)

@@ -107,14 +107,43 @@ KINDS: dict[str, Kind] = {}
 # The CLI's part names (DESIGN.md, `analyze --parts`) and the kinds each stands for, in the order they run:
 # evaluation first (its ranks choose the users the per-user parts explain).
 PARTS: dict[str, tuple[str, ...]] = {
-    "evaluation": ("evaluation",),
+    "evaluation": ("evaluation", "histories"),
     "longrange": ("longrange", "truncation"),
     "faithfulness": ("faithfulness",),
     "attention": ("attention",),
     "embeddings": ("embedding", "item_space"),
     "explanations": ("explanations", "recommendations"),
-    "patterns_model": ("model_ties", "time_mass"),
+    "patterns_model": ("patterns", "model_ties", "time_mass"),
     "planted": ("planted",),
+}
+
+
+# The columns each stored table must have for the pages and the report to read it. A stored unit that lacks one
+# (written by another version, or damaged on its way: runs travel as zips) reads as stale, never as a crash.
+TABLE_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
+    "evaluation": {"ranks": ("model", "user", "rank", "history_len"), "metrics": ("model", "NDCG@10", "HR@10"),
+                   "by_history": ("model", "bucket", "users", "value", "lo", "hi", "metric")},
+    "longrange": {"by_lag": ("bucket", "share_of_abs_attribution", "events", "share_of_events"),
+                  "by_time_gap": ("bucket", "share_of_abs_attribution", "events", "share_of_events"),
+                  "attention_distance": ("layer", "head", "mean_distance")},
+    "truncation": {"ablation": ("k", "NDCG@10", "HR@10", "users", "mean_events_seen")},
+    "faithfulness": {"curves": ("method", "kind", "k", "score", "prob"), "aopc": ("method", "kind", "aopc")},
+    "planted": {"cases": ("user", "response", "trigger", "trigger_attr_rank", "hit")},
+    "explanations": {"events": ("user", "target_kind", "method", "item_index", "lag", "timestamp", "seconds_before",
+                                "attribution"),
+                     "targets": ("user", "target_kind", "method", "target_index", "target_score", "error")},
+    "attention": {"weights": ("user", "layer", "head", "row", "weights"),
+                  "items": ("user", "position", "item_index", "appended")},
+    "recommendations": {"top": ("user", "exclude_seen", "rank", "item_id", "score"),
+                        "heldout": ("user", "exclude_seen", "item_id", "rank")},
+    "embedding": {"points": ("id", "x", "y", "title", "category", "popularity", "cluster")},
+    "item_space": {"vectors": ("item_id", "vector")},
+    "model_ties": {"by_segment": ("model", "segment", "users"), "by_burst": ("model", "where", "users")},
+    "time_mass": {"mass": ("aspect", "share_of_abs_attribution", "share_of_events", "predictions")},
+    "top_all": {"top": ("user_id", "rank", "item_id", "score")},
+    "patterns": {"periods": ("period_hours", "strength", "significant", "false_alarm"),
+                 "per_user": ("user", "events", "segment"), "item_bursts": ("item", "start", "end", "level"),
+                 "hour_weekday": ("weekday",), "daily": ("date", "events"), "segments": ("segment", "users")},
 }
 
 

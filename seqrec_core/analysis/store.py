@@ -155,7 +155,7 @@ class StoredUnit:
         return f"computed {when} UTC in {self.seconds:.1f} s" + (f" on {device}" if device else "")
 
 
-def _read_meta(folder: Path) -> dict | None:
+def read_meta(folder: Path) -> dict | None:
     path = folder / META_FILE
     try:
         if path.stat().st_size > MAX_META_BYTES:
@@ -173,7 +173,7 @@ def _read_meta(folder: Path) -> dict | None:
 def read_unit(run_dir: str | Path, kind: str, params: Mapping[str, object]) -> StoredUnit | None:
     """The stored unit of ``kind`` at exactly ``params``, or None (never computed, or unreadable)."""
     folder = unit_folder(run_dir, kind, params)
-    meta = _read_meta(folder)
+    meta = read_meta(folder)
     if meta is None or meta.get("kind") != kind or meta.get("params") != canonical_params(params):
         return None
     return StoredUnit(folder=folder, kind=kind, params=meta["params"], meta=meta)
@@ -189,7 +189,7 @@ def list_units(run_dir: str | Path, kind: str | None = None) -> list[StoredUnit]
         match = _FOLDER.match(folder.name)
         if match is None or (kind is not None and match["kind"] != kind) or not folder.is_dir():
             continue
-        meta = _read_meta(folder)
+        meta = read_meta(folder)
         if meta is None or meta.get("kind") != match["kind"]:
             continue
         units.append(StoredUnit(folder=folder, kind=match["kind"], params=meta["params"], meta=meta))

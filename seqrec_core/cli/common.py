@@ -1,17 +1,23 @@
 """What every command shares: the argument parser that reports usage errors as one line, the data options, the
-options of commands on a saved run, opening a run with the data it was trained on, and the cancel handler."""
+options of commands on a saved run, opening a run with the data it was trained on (from the histories the run
+stored when it has them, else from its log), writing an output table atomically, and the cancel handler."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import signal
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from seqrec_core.data.dataset import Dataset, DataSource, open_dataset
 from seqrec_core.data.loaders import FORMATS
 from seqrec_core.data.prep import PrepOptions
-from seqrec_core.data.schema import ColumnMap
+from seqrec_core.data.schema import ColumnMap, short
+from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
 
 log = logging.getLogger("seqrec_core")
@@ -63,24 +69,61 @@ def dataset_for_run(args: argparse.Namespace, run_config: dict) -> Dataset:
     return open_dataset(DataSource.from_json(source))
 
 
-def open_run_and_data(args: argparse.Namespace):  # noqa: ANN201 - (seqrec_core.runs.Run, Dataset)
-    """The run (--run) and the data it is used on, refusing data other than what it was trained on."""
+@dataclass
+class StoredData:
+    """The part of a :class:`Dataset` commands on a run use (``sequences``, ``fingerprint``, ``name``, ``source``),
+    rebuilt from the histories the run stored instead of from its log: no events table, no cleaning report."""
+
+    name: str
+    sequences: SequenceData
+    source: DataSource | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return self.sequences.fingerprint
+
+
+def stored_data(run) -> StoredData | None:  # noqa: ANN001 - seqrec_core.runs.Run
+    """The run's data from its stored histories (see :mod:`seqrec_core.analysis.kinds_serving`), or None when
+    they are not stored or stale: serving a run then needs neither its log nor the seconds spent cleaning it."""
+    from seqrec_core.analysis.kinds_serving import load_sequences
+
+    data_info = run.config.get("data") or {}
+    sequences = load_sequences(run.path, run.vocab, data_info.get("fingerprint"))
+    if sequences is None:
+        return None
+    source = None
+    if data_info.get("source"):
+        try:
+            source = DataSource.from_json(data_info["source"])
+        except InputError:
+            source = None  # only a label here; the histories do not need it
+    name = str(data_info.get("name") or (source.name if source else run.path.name))
+    log.info("using the event histories stored in %s (not re-reading the log)", run.path)
+    return StoredData(name=name, sequences=sequences, source=source)
+
+
+def open_run_and_data(args: argparse.Namespace):  # noqa: ANN201 - (seqrec_core.runs.Run, Dataset | StoredData)
+    """The run (--run) and the data it is used on, refusing data other than what it was trained on. Without
+    --data, the histories the run stored stand in for its log when they are fresh (same data fingerprint)."""
     from seqrec_core.runs import load_run
 
     run = load_run(args.run, device=args.device)
-    ds = dataset_for_run(args, run.config)
+    ds = None if getattr(args, "data", None) else stored_data(run)
+    if ds is None:
+        ds = dataset_for_run(args, run.config)
     check_same_data(ds, run.config)
     return run, ds
 
 
-def check_same_data(dataset: Dataset, run_config: dict) -> None:
+def check_same_data(dataset: Dataset | StoredData, run_config: dict) -> None:
     expected = (run_config.get("data") or {}).get("fingerprint")
     if expected and expected != dataset.fingerprint:
         raise InputError(f"the data ({dataset.name}, fingerprint {dataset.fingerprint}) is not the data this run was "
                          f"trained on (fingerprint {expected}); pass the same log and filtering options")
 
 
-def exclude_seen(args: argparse.Namespace, ds: Dataset) -> bool:
+def exclude_seen(args: argparse.Namespace, ds: Dataset | StoredData) -> bool:
     """--exclude-seen on|off, or auto: on when users (almost) never repeat an item in this log."""
     from seqrec_core.evaluation import default_exclude_seen
 
@@ -123,3 +166,49 @@ def user_list(text: str | None, what: str = "--users") -> list[str] | None:
     if not users:
         raise InputError(f"{what} names no user; give ids separated by commas")
     return users
+
+
+def output_format(path: str, allowed: tuple[str, ...], flag: str = "--out") -> str:
+    """The format an output file is written in, by its suffix ("csv", "parquet", "json"); checked before any work,
+    with the folder it goes to, so a refusal costs nothing and writes nothing."""
+    target = Path(path)
+    suffix = target.suffix.lower().lstrip(".")
+    if suffix not in allowed:
+        raise InputError(f"{flag} '{short(path, 120)}' must end in {' or '.join('.' + a for a in allowed)} (the "
+                         "suffix picks the format)")
+    if target.is_dir():
+        raise InputError(f"{flag} '{short(path, 120)}' is a folder; give a file name")
+    if not target.resolve().parent.is_dir():
+        raise InputError(f"{flag} '{short(path, 120)}': its folder does not exist; create it first")
+    return suffix
+
+
+def write_output(data: object, path: str, fmt: str) -> None:
+    """Write a table (csv/parquet) or JSON document to ``path`` atomically: a temp file in the same folder, synced,
+    then renamed over the target, so a reader (or a crash) never sees half a file and a failure leaves none."""
+    import pandas as pd
+
+    target = Path(path).resolve()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        if fmt == "json":
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=1, default=str)
+                fh.write("\n")
+        else:
+            os.close(fd)
+            frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+            if fmt == "csv":
+                frame.to_csv(tmp, index=False)
+            else:
+                frame.to_parquet(tmp, index=False)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is for the temp file; the result is like any file we write
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -170,3 +170,12 @@ def test_the_shipped_demo_runs_carry_a_fresh_analysis() -> None:
                                            "time_mass", "planted"}, name
         for unit in units:
             assert unit.is_fresh(fingerprint, weights_id(folder), KINDS[unit.kind].version), (name, unit.folder.name)
+
+
+def test_a_damaged_stored_table_reads_as_stale_not_as_a_crash(run_copy: Path, small_dataset) -> None:
+    unit = read_unit(run_copy, "truncation", {"exclude_seen": False})
+    pd.DataFrame({"k": ["all"], "surprise": [1]}).to_parquet(unit.folder / "ablation.parquet", index=False)
+    (unit.folder / "meta.json").write_text((unit.folder / "meta.json").read_text().replace(
+        unit.created, "2030-01-01T00:00:00"))  # another write time: nothing cached about it
+    found = find(run_copy, "truncation", {"exclude_seen": False}, small_dataset.fingerprint)
+    assert found.status == "stale" and "lacks NDCG@10" in found.why
