@@ -63,3 +63,18 @@ def go(page, title: str) -> None:  # noqa: ANN001 - playwright Page
     """Open a page from the sidebar navigation."""
     page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click()
     page.wait_for_timeout(300)
+
+
+def stop_jobs(runs_root: Path) -> None:
+    """Cancel every background job the dashboard started under ``runs_root`` (a train job goes on analysing its
+    run after the page that started it is gone) and wait for them, so no test leaves work behind."""
+    from seqrec_core.jobs import runner
+
+    jobs = runner.list_jobs(Path(runs_root))
+    for job in jobs:
+        runner.cancel(job)
+    deadline = time.time() + 60
+    for job in jobs:
+        while runner.is_alive(job) and time.time() < deadline:
+            time.sleep(0.2)
+

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from app_server import ARTIFACTS, CHROMIUM, ERROR_BOXES, FLAGS, go, start_app, stop_app, wait_idle
+from app_server import ARTIFACTS, CHROMIUM, ERROR_BOXES, FLAGS, go, start_app, stop_app, stop_jobs, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -19,12 +19,14 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    env = {**os.environ, "SEQREC_RUNS_DIR": str(tmp_path_factory.mktemp("e2e_runs"))}
+    runs = tmp_path_factory.mktemp("e2e_runs")
+    env = {**os.environ, "SEQREC_RUNS_DIR": str(runs)}
     env.pop("SEQREC_AUTOLOAD_DEMO", None)
     log = open(tmp_path_factory.mktemp("e2e_log") / "streamlit.log", "wb")
     proc, url = start_app(env, log)
     yield url
     stop_app(proc)
+    stop_jobs(runs)
     log.close()
 
 
@@ -63,8 +65,10 @@ def test_demo_train_recommend_flow(server):
         shoot(page, "3_train")
         assert page.locator(ERROR_BOXES).count() == 0
 
+        # The run is analysed right after training (the Train page's default): Evaluate shows the job, then
+        # the stored evaluation when the job has written it.
         go(page, "Evaluate")
-        page.get_by_text("Protocol:").wait_for(timeout=120_000)
+        page.get_by_text("Protocol:").wait_for(timeout=300_000)
         wait_idle(page, 120_000)
         shoot(page, "4_evaluate")
         assert page.locator(ERROR_BOXES).count() == 0
