@@ -4,6 +4,7 @@ import streamlit as st
 from ui import links, state
 from ui.demo import ensure_demo_run
 from ui.sidebar import render_sidebar
+from ui.warmup import warm
 
 st.set_page_config(page_title="SeqRec Lens", page_icon="🔭", layout="wide")
 
@@ -19,6 +20,7 @@ PAGES = [
     st.Page("app_pages/8_Compare.py", title="Compare", url_path="Compare"),
 ]
 
+warm("pages")  # once per server process, in the background
 page = st.navigation(PAGES)
 links.restore_from_link()  # a link naming a run opens its data and run in a fresh session
 state.get_dataset()  # autoloads the demo under `make demo`

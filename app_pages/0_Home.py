@@ -1,7 +1,8 @@
 """Home: what the dashboard answers, the demo button, and the workflow with the state of each step."""
 import streamlit as st
 
-from ui import state
+from seqrec_core.viz.plot_data import plot_events_over_time, plot_sequence_lengths
+from ui import state, uploads
 from ui.demo import ensure_demo_run
 
 st.title("SeqRec Lens")
@@ -29,9 +30,17 @@ with right:
         ds = state.load_demo()
         ensure_demo_run()
         st.success(f"Demo data loaded: {ds.sequences.n_users:,} users, {ds.sequences.n_events:,} events"
-                   + (", with a pre-trained SASRec in use." if state.get_run() is not None else "."))
+                   + (", with two pre-trained SASRecs and their stored analyses: every page opens at once."
+                      if state.get_run() is not None else "."))
     st.page_link("app_pages/1_Data.py", label="…or bring your own log")
     st.caption("CSV/TSV, Parquet, JSON Lines, MovieLens or sequence text; columns are detected and can be changed.")
+    if ds is not None:  # the log at a glance (and the browser loads its chart library here, not on the next page)
+        summary = uploads.summary(ds)
+        figure = (plot_events_over_time(summary.events_per_day) if summary.events_per_day is not None
+                  else plot_sequence_lengths(summary.seq_lengths))
+        figure.update_layout(height=260, title_subtitle_text="")  # the narrow column would cut the subtitle
+        st.plotly_chart(figure, width="stretch", theme=None)
+        st.caption("Your log at a glance; **Data** and **Patterns** show it in full.")
 
 st.subheader("Your workflow")
 run = state.get_run()

@@ -24,7 +24,8 @@ from ui.widgets import download_table
 
 TARGETS = {"Top recommendation": None, "Held-out item": "heldout", "Any item": "item"}
 STORED_TARGETS = {None: "top", "heldout": "heldout"}  # target -> the kind stored explanations use
-TABS = ["Why this recommendation", "How far back does it look", "Can we trust it", "What if", "Planted truth check"]
+TABS = ["Why this recommendation", "Attention", "How far back does it look", "Can we trust it", "What if",
+        "Planted truth check"]
 STORED_STEPS = 50
 
 st.title("Explain")
@@ -176,8 +177,7 @@ def why_tab() -> None:
         stored.caption(exp, f"{len(explained):,} users explained by every method")
 
 
-def attention_section(history) -> None:  # noqa: ANN001 - the explained history (Attribution.to_frame())
-    st.subheader("Attention")
+def attention_tab(history) -> None:  # noqa: ANN001 - the explained history (Attribution.to_frame())
     if "attention" not in available:
         st.info(f"The run's family ({run.family}) has no attention maps to show.")
         return
@@ -270,20 +270,10 @@ def whatif_tab() -> None:
     download_table(changes, f"counterfactual_{user}.csv")
 
 
-# Only the open tab runs (tabs rerun on change), so the first view draws one tab, not five.
-if tabs[0].open:
-    with tabs[0]:
-        why_tab()
-        attention_section(ig.to_frame())
-if tabs[1].open:
-    with tabs[1]:
-        explain_tabs.far_tab(run, ds, available)
-if tabs[2].open:
-    with tabs[2]:
-        explain_tabs.trust_tab(run, ds)
-if tabs[3].open:
-    with tabs[3]:
-        whatif_tab()
-if demo and tabs[4].open:
-    with tabs[4]:
-        explain_tabs.planted_tab(run, ds, vocab)
+# Only the open tab runs (tabs rerun on change), so the first view draws one tab, not six.
+renderers = [why_tab, lambda: attention_tab(ig.to_frame()), lambda: explain_tabs.far_tab(run, ds, available),
+             lambda: explain_tabs.trust_tab(run, ds), whatif_tab, lambda: explain_tabs.planted_tab(run, ds, vocab)]
+for tab, render in zip(tabs, renderers, strict=False):
+    if tab.open:
+        with tab:
+            render()

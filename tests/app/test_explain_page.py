@@ -46,7 +46,7 @@ def page(small_dataset, tiny_run) -> AppTest:
     return open_explain(small_dataset, tiny_run)
 
 
-def test_why_tab_shows_methods_delta_timeline_and_attention(page, small_dataset) -> None:
+def test_why_tab_shows_methods_delta_and_timeline(page, small_dataset) -> None:
     assert not page.error
     assert page.session_state["rec_user"] == small_dataset.sequences.vocab.user_ids[0]
     table = frame_with(page, "ig rank")
@@ -55,12 +55,11 @@ def test_why_tab_shows_methods_delta_timeline_and_attention(page, small_dataset)
     delta = metric(page, "IG convergence delta")
     assert delta != "n/a" and np.isfinite(float(delta))
     titles = chart_titles(page)
-    for expected in ("by method", "Do the methods agree?", "History coloured by", "Attention over the history",
-                     "Attention of the prediction point"):
+    for expected in ("by method", "Do the methods agree?", "History coloured by"):
         assert any(expected in t for t in titles), (expected, titles)
-    assert not any("How the edit changes" in t for t in titles)  # the What-if tab is drawn only when opened
+    assert not any("How the edit changes" in t or "Attention" in t for t in titles)  # other tabs: drawn when open
     assert any("Stored analysis" in c.value for c in page.caption)  # the default user's explanation was stored
-    assert [t.label for t in page.tabs][:4] == ["Why this recommendation", "How far back does it look",
+    assert [t.label for t in page.tabs][:5] == ["Why this recommendation", "Attention", "How far back does it look",
                                                 "Can we trust it", "What if"]
     assert "Planted truth check" not in [t.label for t in page.tabs]  # not the demo log
 
@@ -70,6 +69,10 @@ def test_steps_layer_and_target_controls_rerun_cleanly(small_dataset, tiny_run) 
     before = metric(at, "IG convergence delta")
     at.slider(key="explain_steps").set_value(20).run()
     assert not at.exception and metric(at, "IG convergence delta") not in ("n/a", "")
+    at = open_explain(small_dataset, tiny_run, tab="Attention")
+    titles = chart_titles(at)
+    assert any("Attention over the history" in t for t in titles)
+    assert any("Attention of the prediction point" in t for t in titles)
     at.radio[1].set_value("One layer").run()
     assert not at.exception and any("layer 1" in t for t in chart_titles(at))
     at.toggle[0].set_value(True).run()
@@ -177,3 +180,8 @@ def test_other_families_explain_without_errors(small_dataset, tmp_path, family) 
     assert any(o.startswith("Attention") for o in methods.options) == (family == "bert4rec")
     assert not at.error and metric(at, "IG convergence delta")
     assert "Which events drive the recommendation, by method" in chart_titles(at)
+    at = open_explain(small_dataset, out, tab="Attention")
+    if family == "gru4rec":
+        assert any("no attention maps" in i.value for i in at.info)
+    else:
+        assert any("Attention over the history" in t for t in chart_titles(at))
