@@ -173,6 +173,8 @@ def run_analysis(spec, dataset=None, progress_path: str | Path | None = None,  #
                 continue
             emit({"event": "analysis_unit", "kind": k.name, "label": k.label, "index": index, "total": len(units),
                   "params": params})
+            log.info("analysis %d/%d: %s%s", index, len(units), k.label,
+                     f" ({', '.join(f'{key} {value}' for key, value in params.items())})" if params else "")
 
             def tick(done: int, total: int, k: Kind = k, index: int = index) -> None:
                 if should_stop is not None and should_stop():
@@ -195,6 +197,7 @@ def run_analysis(spec, dataset=None, progress_path: str | Path | None = None,  #
             agg["rows"] += rows
             emit({"event": "analysis_unit_done", "kind": k.name, "status": status, "seconds": round(seconds, 3),
                   "rows": rows})
+            log.info("analysis %d/%d %s in %.1f s (%s rows)", index, len(units), status, seconds, f"{rows:,}")
         report["seconds"] = round(time.perf_counter() - started, 3)
         report["users"] = list(ctx.users)
         emit({"event": "analysis_done", "seconds": report["seconds"], "parts": report["parts"]})
