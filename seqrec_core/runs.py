@@ -76,8 +76,22 @@ def runs_root() -> Path:
     return Path(os.environ.get("SEQREC_RUNS_DIR") or "runs")
 
 
+class _ConfigFacts:
+    """What :class:`Run` and :class:`RunFiles` both read off a run's config."""
+
+    config: dict
+
+    @property
+    def family(self) -> str:
+        return str(self.config["family"])
+
+    @property
+    def max_len(self) -> int:
+        return int(self.config["model"].get("max_len") or self.config.get("train", {}).get("max_len", 50))
+
+
 @dataclass
-class Run:
+class Run(_ConfigFacts):
     """A loaded run: its config, vocabulary, model (eval mode) and recorded results.
 
     ``warnings`` lists what loading ignored (unknown config keys), each with its reason."""
@@ -89,14 +103,6 @@ class Run:
     metrics: dict
     history: list[dict]
     warnings: list[str] = field(default_factory=list)
-
-    @property
-    def family(self) -> str:
-        return str(self.config["family"])
-
-    @property
-    def max_len(self) -> int:
-        return int(self.config["model"].get("max_len") or self.config.get("train", {}).get("max_len", 50))
 
     def scorer(self, device: str | torch.device = "cpu", batch_size: int = 256) -> Scorer:
         """The model as a :class:`Scorer` (numpy float32 scores) on ``device`` ("auto" picks a GPU if any)."""
@@ -111,7 +117,7 @@ class Run:
 
 
 @dataclass(frozen=True)
-class RunFiles:
+class RunFiles(_ConfigFacts):
     """Everything of a run but its weights: config (validated), vocabulary, recorded metrics and history.
 
     Why apart from :class:`Run`: building the model imports transformers (seconds on a cold start); pages that show
@@ -123,14 +129,6 @@ class RunFiles:
     metrics: dict
     history: list[dict]
     warnings: list[str] = field(default_factory=list)
-
-    @property
-    def family(self) -> str:
-        return str(self.config["family"])
-
-    @property
-    def max_len(self) -> int:
-        return int(self.config["model"].get("max_len") or self.config.get("train", {}).get("max_len", 50))
 
 
 def read_run_files(path: str | Path) -> RunFiles:
