@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from seqrec_core import compare
+from seqrec_core.analysis.kinds_eval import load_model_ties
 from seqrec_core.data.dataset import Dataset
 from ui import explain_cache as ecache
 from ui import stored
@@ -39,8 +40,7 @@ def segments(runs: dict, evaluations: dict, first: str, ds: Dataset, exclude_see
         found = stored.lookup(run, ds, "model_ties", exclude_seen=exclude_seen)
         if not found.fresh:
             return None
-        table = found.unit.table("by_segment")
-        table["model"] = table["model"].astype(str).replace({"<run>": name})
+        table, _ = load_model_ties(found.unit, name)
         keep = table["model"] == name
         if with_baselines and name == first:
             keep |= table["model"].isin(compare.BASELINE_NAMES)

@@ -22,26 +22,17 @@ JOBS_KEY = "analysis_jobs"  # names of the analysis jobs this session started
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
-def _shared_unit(folder: str, created: str) -> StoredUnit | None:
-    """One StoredUnit object per folder and write time, shared by every session, so each table is read from disk
-    once per process (``StoredUnit.table`` hands out copies)."""
-    from pathlib import Path
-
-    from seqrec_core.analysis.store import read_meta
-
-    meta = read_meta(Path(folder))
-    if meta is None:
-        return None
-    return StoredUnit(folder=Path(folder), kind=str(meta.get("kind")), params=meta["params"], meta=meta)
+def _shared_unit(folder: str, created: str, _unit: StoredUnit) -> StoredUnit:
+    """The first StoredUnit read for a folder and write time, kept and shared by every session, so each table is
+    read from disk once per process (``StoredUnit.table`` hands out copies)."""
+    return _unit
 
 
 def lookup(run, ds: Dataset, kind: str, **overrides: object) -> Found:  # noqa: ANN001 - LazyRun
     """The stored ``kind`` for these settings (defaults + ``overrides``) and whether it is fresh for this run."""
     found = find(run.path, kind, overrides, ds.fingerprint)
     if found.unit is not None:
-        shared = _shared_unit(str(found.unit.folder), found.unit.created)
-        if shared is not None:
-            found.unit = shared
+        found.unit = _shared_unit(str(found.unit.folder), found.unit.created, found.unit)
     return found
 
 

@@ -104,7 +104,7 @@ def load_evaluation(unit: StoredUnit, run_name: str) -> StoredEvaluation:
 
 
 # ------------------------------------------------------------------------------------ patterns and the model
-def _needs_time(ctx: AnalysisContext) -> str | None:
+def needs_time(ctx: AnalysisContext) -> str | None:
     return None if ctx.data.has_time else "the log has no timestamps (only an event order)"
 
 
@@ -128,7 +128,7 @@ def _compute_model_ties(ctx: AnalysisContext, params: dict, progress: Progress |
 
 MODEL_TIES = register(Kind(
     name="model_ties", version=1, defaults={"exclude_seen": False}, compute=_compute_model_ties,
-    label="metrics per user segment and inside vs outside bursts", skip=_needs_time,
+    label="metrics per user segment and inside vs outside bursts", skip=needs_time,
     variants=lambda ctx: [{"exclude_seen": default_exclude_seen(ctx.data)}]))
 
 
@@ -139,7 +139,7 @@ def load_model_ties(unit: StoredUnit, run_name: str) -> tuple[pd.DataFrame, pd.D
 def _explainable(ctx: AnalysisContext) -> str | None:
     from seqrec_core.analysis.kinds_explain import not_explainable
 
-    return _needs_time(ctx) or not_explainable(ctx)
+    return needs_time(ctx) or not_explainable(ctx)
 
 
 def _compute_time_mass(ctx: AnalysisContext, params: dict, progress: Progress | None) -> Computed:

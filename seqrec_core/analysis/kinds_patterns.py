@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from seqrec_core.analysis.kinds_eval import needs_time, pattern_report
 from seqrec_core.analysis.registry import AnalysisContext, Computed, Kind, Progress, register
 from seqrec_core.analysis.store import StoredUnit
 
@@ -15,8 +16,6 @@ FRAMES = ("per_user", "per_item", "item_bursts", "user_bursts", "daily", "iet_hi
 
 
 def _compute_patterns(ctx: AnalysisContext, params: dict, progress: Progress | None) -> Computed:
-    from seqrec_core.analysis.kinds_eval import pattern_report
-
     report = pattern_report(ctx)
     tables = {name: getattr(report, name) for name in FRAMES}
     tables["periods"] = report.periods_frame()
@@ -30,12 +29,8 @@ def _compute_patterns(ctx: AnalysisContext, params: dict, progress: Progress | N
     return tables, info
 
 
-def _needs_time(ctx: AnalysisContext) -> str | None:
-    return None if ctx.data.has_time else "the log has no timestamps (only an event order)"
-
-
 PATTERNS = register(Kind(name="patterns", version=1, defaults={"tz": "UTC"}, compute=_compute_patterns,
-                         label="the log's rhythms, bursts and repeats", skip=_needs_time, allowed={"tz": ("UTC",)}))
+                         label="the log's rhythms, bursts and repeats", skip=needs_time, allowed={"tz": ("UTC",)}))
 
 
 def load_patterns(unit: StoredUnit):  # noqa: ANN201 - PatternReport
