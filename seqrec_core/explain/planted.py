@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from seqrec_core.data.planted_log import PlantedTruth
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.data.synthetic import DemoTruth
 from seqrec_core.errors import InputError
@@ -26,9 +27,10 @@ log = logging.getLogger(__name__)
 COLUMNS = ["user", "response", "trigger", "response_rank", "trigger_lag", "trigger_attr_rank", "hit"]
 
 
-def planted_cases(run, data: SequenceData, truth: DemoTruth, top_k: int = 10) -> pd.DataFrame:
+def planted_cases(run, data: SequenceData, truth: DemoTruth | PlantedTruth, top_k: int | None = 10) -> pd.DataFrame:
     """Users whose held-out item is a planted response ranked in the model's top_k (full catalogue, no
-    exclusion: a response never occurs earlier in a history), with the trigger inside the model's window."""
+    exclusion: a response never occurs earlier in a history), with the trigger inside the model's window.
+    ``top_k=None`` keeps every such user whatever the rank (what :func:`get_planted_recall` counts)."""
     check_same_catalogue(run.vocab, data)
     vocab = data.vocab
     pairs = {}
@@ -51,7 +53,7 @@ def planted_cases(run, data: SequenceData, truth: DemoTruth, top_k: int = 10) ->
     ranks = 1 + (scores > scores[np.arange(len(rows)), tgt][:, None]).sum(axis=1)  # (C,)
     out = []
     for j, r in enumerate(rows):
-        if ranks[j] > top_k:
+        if top_k is not None and ranks[j] > top_k:
             continue
         seen = hists[j][-max_len:]
         where = np.flatnonzero(seen == pairs[int(tgt[j])])
@@ -63,7 +65,8 @@ def planted_cases(run, data: SequenceData, truth: DemoTruth, top_k: int = 10) ->
     return pd.DataFrame(out, columns=COLUMNS[:5] + ["history_row"])
 
 
-def get_planted_pair_check(run, data: SequenceData, truth: DemoTruth, *, top_k: int = 10, top_attr: int = 3,
+def get_planted_pair_check(run, data: SequenceData, truth: DemoTruth | PlantedTruth, *, top_k: int = 10,
+                           top_attr: int = 3,
                            method: str = "ig", steps: int = 50, max_cases: int | None = None,
                            progress: Callable[[int, int], None] | None = None, baseline: str = "mean") -> pd.DataFrame:
     """One row per case: user, response, trigger, response_rank, trigger_lag (of its latest occurrence in the
@@ -95,3 +98,20 @@ def get_planted_pair_check(run, data: SequenceData, truth: DemoTruth, *, top_k: 
     log.info("planted-pair check: %d cases, hit share %.3f (%s, %.1f s)", len(out), out["hit"].mean(), method,
              time.perf_counter() - started)
     return out.reset_index(drop=True)[COLUMNS]
+
+
+def get_planted_recall(run, data: SequenceData, truth: DemoTruth | PlantedTruth, *, top_k: int = 10,
+                       top_attr: int = 3, method: str = "ig", steps: int = 50) -> dict:
+    """Issue 15's bar on one run: of the held-out planted responses whose trigger is in the model's window, the
+    share ranked in the top ``top_k`` (``recall``), and of those, the share whose trigger is among the
+    ``top_attr`` most attributed events (``trigger_found``). Counts and the median rank come along."""
+    every = planted_cases(run, data, truth, top_k=None)
+    if every.empty:
+        return {"cases": 0, "in_top_k": 0, "recall": None, "trigger_found": None, "median_rank": None}
+    in_top = int((every["response_rank"] <= top_k).sum())
+    found = None
+    if in_top:
+        check = get_planted_pair_check(run, data, truth, top_k=top_k, top_attr=top_attr, method=method, steps=steps)
+        found = round(float(check["hit"].mean()), 3)
+    return {"cases": int(len(every)), "in_top_k": in_top, "recall": round(in_top / len(every), 3),
+            "trigger_found": found, "median_rank": float(every["response_rank"].median())}
