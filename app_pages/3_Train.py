@@ -10,10 +10,11 @@ from seqrec_core.jobs.spec import AnalysisRequest, TrainSpec
 from seqrec_core.models import MODEL_FAMILIES, build_config
 from seqrec_core.runs import list_runs, unpack_run_zip
 from seqrec_core.training.config import TrainConfig
+from seqrec_core.training.from_log import model_options_from_log
 from seqrec_core.viz.plot_training import plot_live_loss, plot_training_curves
 from ui import state
-from ui.family_form import family_blurb, family_fields, option_widget, unavailable_options
-from ui.widgets import download_table
+from ui.family_form import family_blurb, family_fields, option_widget, unavailable_options, with_log_defaults
+from ui.widgets import context_reach_box, download_table
 
 st.title("Train")
 st.caption("Train a sequence model (Transformer, recurrent or long/short-term interest) on the data in use. Training "
@@ -22,6 +23,12 @@ ds = state.require_dataset()
 root = state.runs_root()
 JOBS_KEY = "train_jobs"  # names of the jobs this session started
 TRAIN_DEFAULTS = TrainConfig()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def log_defaults(family: str, fingerprint: str) -> dict:
+    """The model options this log decides when left unset (seqrec_core.training.from_log), per data fingerprint."""
+    return model_options_from_log(family, state.get_dataset().sequences, {})
 
 
 def _cuda_available() -> bool:
@@ -38,6 +45,9 @@ family = f1.selectbox("Model family", families, index=families.index("sasrec") i
                            "**Compare**. The options below are the chosen family's own.")
 f2.markdown(f"**{family}**: {family_blurb(family)}")
 basic, advanced = family_fields(family)
+derived = log_defaults(family, ds.fingerprint)
+basic, advanced = (with_log_defaults(specs, derived, "Set from this log: dense logs (many events per item) learn "
+                                     "far-back dependencies better with less dropout.") for specs in (basic, advanced))
 unavailable = unavailable_options(ds.sequences)
 with st.form("train_form"):
     model_values = {}
@@ -53,8 +63,10 @@ with st.form("train_form"):
     with st.expander("More options"):
         e1, e2, e3, e4 = st.columns(4)
         lr = e1.number_input("Learning rate", 1e-5, 1e-1, TRAIN_DEFAULTS.lr, format="%.5f", help="AdamW step size.")
-        batch = e2.select_slider("Batch size", [32, 64, 128, 256, 512], TRAIN_DEFAULTS.batch_size,
-                                 help="Sequences per step; larger is faster on a GPU.")
+        batch = e2.select_slider("Batch size", ["auto", 32, 64, 128, 256, 512], "auto",
+                                 help="Sequences per step; larger is faster on a GPU. auto: from the history "
+                                      "lengths, about 1,000 predicted events a step (128 for short histories, "
+                                      "32 for long ones).")
         patience = e3.number_input("Patience (epochs)", 1, 1000, TRAIN_DEFAULTS.patience,
                                    help="Stop after this many validations without an NDCG@10 gain.")
         seed = e4.number_input("Seed", 0, 2**31 - 1, TRAIN_DEFAULTS.seed, help="Same seed, same data: same model.")
@@ -91,8 +103,9 @@ if submitted:
     try:
         build_config(family, ds.sequences.vocab.n_items, max_len=int(max_len), **changed)
         train = TrainConfig(max_len=int(max_len), time_budget=float(time_budget), epochs=int(epochs), lr=float(lr),
-                            batch_size=int(batch), patience=int(patience), seed=int(seed), device=device, keep=keep,
-                            weight_average=float(average), weight_decay=float(weight_decay))
+                            batch_size=None if batch == "auto" else int(batch), patience=int(patience),
+                            seed=int(seed), device=device, keep=keep, weight_average=float(average),
+                            weight_decay=float(weight_decay))
     except InputError as err:
         st.error(f"{family}: {err}")
     else:
@@ -146,7 +159,8 @@ def job_panel(job: runner.Job) -> None:
                               help="The run is saved; the parts analysed so far stay stored, the rest can be "
                                    "computed later from each page."):
                 runner.cancel(job)
-        elif any(e.get("event") == "analysis_done" for e in events):
+        elif analysed := next((e for e in reversed(events) if e.get("event") == "analysis_done"), None):
+            context_reach_box(analysed.get("context_reach"))
             st.caption("Analysed: Evaluate, Explain, Embeddings, Compare and the Patterns model tab open at once.")
         if st.session_state.get(state.RUN_KEY) != str(job.run_dir) and head[1].button("Use this run",
                                                                                     key=f"use_{job.name}"):

@@ -1,7 +1,7 @@
 """The Train page's model form: one input per option of the chosen family's config dataclass (type, default and
 help read from the dataclass), so a new family appears in the form without page changes."""
 import typing
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 
 from seqrec_core.models import MODEL_FAMILIES
 
@@ -123,7 +123,8 @@ def option_widget(where, family: str, spec: OptionSpec,  # noqa: ANN001, ANN201
     disabled = why is not None
     if why is not None:
         text += f" Not available here: {why}"
-    kw = dict(help=text, disabled=disabled, key=f"opt_{family}_{spec.name}")
+    # The default is part of the key: a log with other derived defaults starts the input again from them.
+    kw = dict(help=text, disabled=disabled, key=f"opt_{family}_{spec.name}_{spec.default}")
     if spec.kind is None:
         return where.selectbox(label, list(spec.choices), index=list(spec.choices).index(spec.default), **kw)
     if spec.kind is bool and spec.default is None:  # unset = the model decides: a three-way choice, as in the CLI
@@ -144,3 +145,9 @@ def option_widget(where, family: str, spec: OptionSpec,  # noqa: ANN001, ANN201
     if spec.default is None:  # an optional text (e.g. the text encoder): empty means "none"
         return where.text_input(label, value="", **kw).strip() or None
     return where.text_input(label, value=str(spec.default), **kw)
+
+
+def with_log_defaults(specs: list[OptionSpec], derived: dict, why: str) -> list[OptionSpec]:
+    """The specs with the defaults that depend on this log (seqrec_core.training.from_log) instead of the
+    class's, each with a note of why, so the form shows what an untouched option will train with."""
+    return [replace(s, default=derived[s.name], help=f"{s.help} {why}") if s.name in derived else s for s in specs]

@@ -37,7 +37,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="maximum epochs (default 200; early stopping usually ends sooner)")
     p.add_argument("--max-len", type=int, help="most recent events the model sees (default 50)")
     p.add_argument("--time-budget", type=float, help="stop after this many seconds, keep the best checkpoint")
-    p.add_argument("--batch-size", type=int, help="sequences per step (default 128)")
+    p.add_argument("--batch-size", type=int,
+                   help="sequences per step (default: from the history lengths, about 1,000 predicted events a "
+                        "step: 128 for short histories, down to 32 for long ones)")
     p.add_argument("--lr", type=float, help="learning rate, AdamW (default 1e-3)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
     p.add_argument("--patience", type=int, help="validations without NDCG@10 gain before stopping (default 10)")

@@ -33,12 +33,14 @@ def job_options(model_options: dict, train_cfg: TrainConfig) -> dict:
 
 def build_job_model(data: SequenceData, family: str, model_options: dict, train_cfg: TrainConfig,
                     text_progress: Callable[[int, int], None] | None = None) -> torch.nn.Module:
-    """The untrained model a train job trains, the same on every DDP rank: seeded first, every option checked
+    """The untrained model a train job trains, the same on every DDP rank: seeded first, the options the person
+    left unset that depend on the log filled in (:mod:`seqrec_core.training.from_log`), every option checked
     before a (slow) item-text encoding, text vectors set."""
     from seqrec_core.models import build_config, build_model
     from seqrec_core.models.text_features import with_item_text
+    from seqrec_core.training.from_log import model_options_from_log
 
-    options = job_options(model_options, train_cfg)
+    options = model_options_from_log(family, data, job_options(model_options, train_cfg))
     seed_everything(train_cfg.seed)
     build_config(family, data.vocab.n_items, **options)
     options, text_matrix = with_item_text(options, data.vocab, device=train_cfg.device, progress=text_progress)
@@ -89,7 +91,7 @@ def run_training_job(data: SequenceData, family: str, model_options: dict, train
         metrics = {part: evaluate(scorer, data, part, exclude_seen=exclude_seen, batch_size=batch).metrics
                    for part in ("val", "test")}
         metrics["exclude_seen"] = exclude_seen
-        config = {"family": family, "model": model.config.to_dict(), "train": train_cfg.to_dict(),
+        config = {"family": family, "model": model.config.to_dict(), "train": (result.config or train_cfg).to_dict(),
                   "data": data_info, "device": result.device, "train_seconds": round(result.train_seconds, 3),
                   "stopped_reason": result.stopped_reason, "best_epoch": result.best_epoch,
                   "epochs_trained": max((row["epoch"] for row in result.history), default=0),
@@ -138,6 +140,11 @@ def run_train_spec(spec, progress_path: str | Path | None = None,  # noqa: ANN00
                                on_event=on_event)
     if spec.analyze is not None:
         summary["analysis"] = _analyse_after_training(spec, ds, progress_path, should_stop, on_event)
+        summary["context_reach"] = summary["analysis"].get("context_reach")
+    elif spec.family not in ("popularity", "markov", "itemknn"):
+        log.info("how far back the model looks (and whether it uses context beyond the last 20 events) is measured "
+                 "by `train --analyze`, or later by `python -m seqrec_core analyze --run %s --parts longrange`",
+                 spec.out)
     return summary
 
 

@@ -52,6 +52,9 @@ class SASRecConfig:
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 2
+    # dropout and item_dropout: these class defaults are the sparse-log settings; a train job that leaves them unset
+    # takes them from the log's density (training.from_log: 0.4 / 0.2 on Beauty-like logs, 0.1 / 0 on dense
+    # ones, where these settings stop far-back pairs from being learned).
     dropout: float = 0.4  # measured best of 0.2-0.5 on Beauty (bench/RESULTS.md)
     # Training only: the share of input events whose item vector is blanked (the event keeps its position and
     # time), so the model cannot lean on any single past item (neural.item_dropout). 0.2 measured on Beauty:

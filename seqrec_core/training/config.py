@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import ClassVar
 
 import numpy as np
@@ -22,7 +22,8 @@ class TrainConfig:
     """How to train (not what to train: that is the family's config)."""
 
     epochs: int = 200
-    batch_size: int = 128
+    # Windows per step; None = from the log (auto_batch_size): about AUTO_BATCH_TARGETS trained targets a step.
+    batch_size: int | None = None
     lr: float = 1e-3
     weight_decay: float = 0.0
     max_len: int = 50
@@ -49,6 +50,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name, low in (("epochs", 1), ("batch_size", 1), ("max_len", 1), ("patience", 1), ("eval_every", 1)):
             value = getattr(self, name)
+            if name == "batch_size" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InputError(f"training option {name}={value!r} is invalid; use a whole number >= {low}")
         if self.val_users is not None and (isinstance(self.val_users, bool) or not isinstance(self.val_users, int)
@@ -86,6 +89,32 @@ class TrainConfig:
             raise InputError(f"{where}: unknown training option(s) {', '.join(map(str, unknown[:5]))}; "
                              f"known: {', '.join(sorted(known))}")
         return cls(**values)
+
+
+# A step of the batch size measured best on Beauty (128 windows) trains ~900 targets: its histories are short
+# (mean 8.9 events). On logs with long histories 128 windows are 10-15x as many targets a step, so an epoch has
+# that many times fewer optimiser steps, and structure that needs many small steps to find (trigger -> response
+# pairs 20-40 events apart) is not learned in the same time (issue 15; bench/RESULTS.md). Auto keeps the
+# targets per step near Beauty's instead, within 32-128 windows.
+AUTO_BATCH_TARGETS = 1024
+AUTO_BATCH_RANGE = (32, 128)
+
+
+def auto_batch_size(targets_per_window: float) -> int:
+    """Windows per step so that a step trains about AUTO_BATCH_TARGETS targets: a power of two in
+    AUTO_BATCH_RANGE (Beauty, ~7 targets a window: 128; the demo, ~40: 32)."""
+    low, high = AUTO_BATCH_RANGE
+    if not targets_per_window > 0:
+        return high
+    size = 2 ** round(math.log2(AUTO_BATCH_TARGETS / targets_per_window))
+    return int(min(high, max(low, size)))
+
+
+def resolve_batch_size(cfg: TrainConfig, n_windows: int, n_targets: int) -> TrainConfig:
+    """``cfg`` with an unset batch size chosen from the training windows (:func:`auto_batch_size`)."""
+    if cfg.batch_size is not None:
+        return cfg
+    return replace(cfg, batch_size=auto_batch_size(n_targets / max(n_windows, 1)))
 
 
 class TrainingCancelled(Exception):

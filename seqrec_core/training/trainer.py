@@ -32,6 +32,7 @@ from seqrec_core.training.config import (
     TrainConfig,
     TrainingCancelled,
     eval_batch_size,
+    resolve_batch_size,
     resolve_device,
     seed_everything,
 )
@@ -55,6 +56,7 @@ class TrainResult:
     device: str
     stopped_reason: StopReason
     best_val_metrics: dict = field(default_factory=dict)
+    config: TrainConfig | None = None  # what trained it, with the options chosen from the log filled in
 
 
 def _autocast(device: torch.device, amp: bool) -> tuple[Callable[[], contextlib.AbstractContextManager], bool]:
@@ -140,6 +142,7 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     if len(source) == 0:
         raise InputError("no user has 2 or more training events, so there is nothing to learn from; "
                          "load a log with longer histories (each user needs at least 4 events)")
+    cfg = resolve_batch_size(cfg, len(source), source.n_targets)
     counts = source.items.bincount(minlength=data.vocab.n_items + 1)  # (n_items + 1,) training events per item
     if hasattr(model, "set_item_counts"):
         model.set_item_counts(torch.as_tensor(counts[1:], dtype=torch.float32))
@@ -166,13 +169,13 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     start_event = {"event": "start", "device": str(device), "n_params": int(n_params), "epochs": cfg.epochs,
                    "steps_per_epoch": steps_per_epoch, "train_windows": int(len(source)),
-                   "train_targets": source.n_targets, "time_budget": cfg.time_budget}
+                   "train_targets": source.n_targets, "time_budget": cfg.time_budget, "batch_size": cfg.batch_size}
     if ctx is not None:
         start_event["world_size"] = ctx.world_size
     emit(start_event)
     if main:
-        log.info("training on %s: %d parameters, %d windows, %d steps/epoch", device, n_params, len(source),
-                 steps_per_epoch)
+        log.info("training on %s: %d parameters, %d windows, batch %d, %d steps/epoch", device, n_params,
+                 len(source), cfg.batch_size, steps_per_epoch)
 
     eval_batch = eval_batch_size(device)
     scorer = NeuralScorer(model, max_len, device, batch_size=eval_batch, output="torch")
@@ -307,4 +310,4 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
                  best["epoch"], best["val"])
     return TrainResult(model=model, history=history, best_epoch=int(best["epoch"]), best_val=float(best["val"]),
                        train_seconds=seconds, device=str(device), stopped_reason=reason,
-                       best_val_metrics=best["metrics"])
+                       best_val_metrics=best["metrics"], config=cfg)
