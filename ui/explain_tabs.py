@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from seqrec_core.analysis.kinds_explain import FAITHFULNESS, LONGRANGE, load_faithfulness, load_longrange
+from seqrec_core.analysis.reach import get_context_reach
 from seqrec_core.viz.plot_explain import method_name
 from seqrec_core.viz.plot_explain_stats import (
     plot_attention_distance,
@@ -15,7 +16,7 @@ from seqrec_core.viz.plot_explain_stats import (
     plot_truncation_ablation,
 )
 from ui import stored
-from ui.widgets import download_table
+from ui.widgets import context_reach_box, download_table
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -31,6 +32,10 @@ def _faithfulness(folder: str, created: str, _unit):  # noqa: ANN001, ANN202 - F
 def far_tab(run, ds, available: list[str]) -> None:  # noqa: ANN001 - LazyRun, Dataset
     st.markdown("Many users' predictions explained at once: does the attribution sit on the last few events, or "
                 "20+ steps back? Then the history cut to its last *k* events: what does the model lose?")
+    reach = get_context_reach(run.path, ds.sequences, ds.fingerprint, run.max_len,
+                              (run.config.get("model") or {}).get("positions"))
+    if reach.verdict != "not_measured":
+        context_reach_box(reach.to_dict())
     n_test = len(ds.sequences.split("test").users)
     defaults = LONGRANGE.defaults
     l1, l2, l3 = st.columns(3)

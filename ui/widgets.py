@@ -15,3 +15,15 @@ def download_table(frame: pd.DataFrame, file_name: str, label: str = "Download t
 
     st.download_button(label, as_csv, file_name=file_name, mime="text/csv", key=f"download_{file_name}",
                        on_click="ignore")
+
+
+def context_reach_box(reach: dict | None) -> None:
+    """How far back the model looks (seqrec_core.analysis.reach): a warning, with what to try, when it uses only
+    recent events although the histories are long; otherwise a plain note."""
+    if not reach:
+        return
+    text = f"**How far back the model looks.** {reach['message']}"
+    if reach.get("verdict") == "recent_only":
+        st.warning(text + (f"  \n{reach['advice']}" if reach.get("advice") else ""))
+    else:
+        st.info(text + (f"  \n{reach['advice']}" if reach.get("advice") else ""))

@@ -198,7 +198,10 @@ def run_analysis(spec, dataset=None, progress_path: str | Path | None = None,  #
             log.info("analysis %d/%d %s in %.1f s (%s rows)", index, len(units), status, seconds, f"{rows:,}")
         report["seconds"] = round(time.perf_counter() - started, 3)
         report["users"] = list(ctx.users)
-        emit({"event": "analysis_done", "seconds": report["seconds"], "parts": report["parts"]})
+        reach = _context_reach(ctx, run_dir)
+        report["context_reach"] = reach
+        emit({"event": "analysis_done", "seconds": report["seconds"], "parts": report["parts"],
+              "context_reach": reach})
         if final_events:
             emit({"event": "done", **{k: report[k] for k in ("run_dir", "seconds", "parts")}})
         return report
@@ -215,6 +218,22 @@ def run_analysis(spec, dataset=None, progress_path: str | Path | None = None,  #
         raise
     finally:
         progress.close()
+
+
+def _context_reach(ctx: AnalysisContext, run_dir: Path) -> dict | None:
+    """How far back the model looks (:mod:`seqrec_core.analysis.reach`), said on stderr too; None for a model
+    that cannot be explained (baselines) or when the truncation analysis is not stored."""
+    from seqrec_core.analysis.kinds_explain import not_explainable
+    from seqrec_core.analysis.reach import get_context_reach
+
+    if not_explainable(ctx) is not None:
+        return None
+    model_config = ctx.run.config.get("model") or {}
+    reach = get_context_reach(run_dir, ctx.data, ctx.fingerprint, ctx.run.max_len, model_config.get("positions"))
+    if reach.verdict == "not_measured":
+        return None
+    log.info("how far back: %s%s", reach.message, f" {reach.advice}" if reach.advice else "")
+    return reach.to_dict()
 
 
 def _open_data(spec, run_config: dict):  # noqa: ANN001, ANN202 - AnalyzeSpec -> Dataset

@@ -18,6 +18,7 @@ TOP_EVENTS_SHOWN = 5
 
 def longrange_section(content: ReviewContent, canvas: Canvas) -> Section:
     from seqrec_core.analysis.kinds_explain import load_longrange
+    from seqrec_core.analysis.reach import get_context_reach
     from seqrec_core.viz.plot_explain_stats import (
         plot_attention_distance,
         plot_attribution_mass,
@@ -28,6 +29,10 @@ def longrange_section(content: ReviewContent, canvas: Canvas) -> Section:
     section = Section("longrange", "How far back the model looks",
                       "Many users' predictions explained at once: does the attribution sit on the last few events "
                       "or 20+ steps back? And what does the model lose when it may see only its last k events?")
+    reach = get_context_reach(content.run_dir, content.dataset.sequences, content.dataset.fingerprint,
+                              content.files.max_len, (content.files.config.get("model") or {}).get("positions"))
+    if reach.verdict != "not_measured":
+        section.add(para(reach.message + (f" {reach.advice}" if reach.advice else ""), "finding"))
     part = content.parts["longrange"]
     if part.unit is None:
         section.add(gap(part, content))
