@@ -4,6 +4,8 @@ import time
 import pandas as pd
 import streamlit as st
 
+from seqrec_core.data.dataset import DEMO
+from seqrec_core.demo_run import DEFAULTS_GAP
 from seqrec_core.errors import InputError
 from seqrec_core.jobs import runner
 from seqrec_core.jobs.spec import AnalysisRequest, TrainSpec
@@ -44,6 +46,8 @@ family = f1.selectbox("Model family", families, index=families.index("sasrec") i
                       help="Every family is trained by the same trainer and evaluated the same way; compare them on "
                            "**Compare**. The options below are the chosen family's own.")
 f2.markdown(f"**{family}**: {family_blurb(family)}")
+if ds.source is not None and ds.source.path == DEMO:
+    st.caption(DEFAULTS_GAP)
 basic, advanced = family_fields(family)
 derived = log_defaults(family, ds.fingerprint)
 basic, advanced = (with_log_defaults(specs, derived, "Set from this log: dense logs (many events per item) learn "

@@ -7,6 +7,7 @@ import streamlit as st
 
 from seqrec_core.analysis.kinds_explain import FAITHFULNESS, LONGRANGE, load_faithfulness, load_longrange
 from seqrec_core.analysis.reach import get_context_reach
+from seqrec_core.demo_run import DEFAULTS_GAP, INSTALLED_NAMES
 from seqrec_core.viz.plot_explain import method_name
 from seqrec_core.viz.plot_explain_stats import (
     plot_attention_distance,
@@ -32,8 +33,7 @@ def _faithfulness(folder: str, created: str, _unit):  # noqa: ANN001, ANN202 - F
 def far_tab(run, ds, available: list[str]) -> None:  # noqa: ANN001 - LazyRun, Dataset
     st.markdown("Many users' predictions explained at once: does the attribution sit on the last few events, or "
                 "20+ steps back? Then the history cut to its last *k* events: what does the model lose?")
-    reach = get_context_reach(run.path, ds.sequences, ds.fingerprint, run.max_len,
-                              (run.config.get("model") or {}).get("positions"))
+    reach = get_context_reach(run.path, ds.sequences, ds.fingerprint, run.max_len, run.config.get("model"))
     if reach.verdict != "not_measured":
         context_reach_box(reach.to_dict())
     n_test = len(ds.sequences.split("test").users)
@@ -137,9 +137,11 @@ def planted_tab(run, ds, vocab) -> None:  # noqa: ANN001 - LazyRun, Dataset, Voc
     if not len(cases):
         st.info("No cases: the model ranks no planted response in its top 10 for the users whose held-out item is "
                 "one, so it has not learned the long-range pairs. Pick the pre-trained **demo-sasrec-pretrained** "
-                "run in the sidebar, or train longer (small batches, many epochs) on **Train**.")
+                "run in the sidebar. " + DEFAULTS_GAP)
         return
     share = float(cases["hit"].mean())
+    if run.path.name in INSTALLED_NAMES:
+        st.caption(DEFAULTS_GAP)
     p1, p2 = st.columns([1, 3])
     p1.metric("Trigger in the IG top 3", f"{share:.0%}", delta="most cases" if share >= 0.8 else "too few cases",
               delta_color="normal" if share >= 0.8 else "inverse",

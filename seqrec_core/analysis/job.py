@@ -228,8 +228,7 @@ def _context_reach(ctx: AnalysisContext, run_dir: Path) -> dict | None:
 
     if not_explainable(ctx) is not None:
         return None
-    model_config = ctx.run.config.get("model") or {}
-    reach = get_context_reach(run_dir, ctx.data, ctx.fingerprint, ctx.run.max_len, model_config.get("positions"))
+    reach = get_context_reach(run_dir, ctx.data, ctx.fingerprint, ctx.run.max_len, ctx.run.config.get("model"))
     if reach.verdict == "not_measured":
         return None
     log.info("how far back: %s%s", reach.message, f" {reach.advice}" if reach.advice else "")

@@ -53,9 +53,11 @@ def long_history_share(data, max_len: int) -> float:  # noqa: ANN001 - SequenceD
 
 
 def describe_reach(truncation: pd.DataFrame | None, attribution_beyond: float | None, long_share: float | None,
-                   max_len: int, positions: str | None = None) -> ContextReach:
+                   max_len: int, model: dict | None = None) -> ContextReach:
     """The verdict from the truncation table (columns k, NDCG@10; k "all" and str(FAR) used), the attribution
-    share beyond FAR and the share of users with long windows."""
+    share beyond FAR and the share of users with long windows; ``model`` (the run's model config) tailors the
+    advice (positions, dropout)."""
+    model = model or {}
     rows = truncation.set_index("k")["NDCG@10"] if truncation is not None and len(truncation) else pd.Series()
     far = str(FAR)
     ndcg_all = float(rows["all"]) if "all" in rows else None
@@ -85,17 +87,22 @@ def describe_reach(truncation: pd.DataFrame | None, attribution_beyond: float | 
         return ContextReach("uses_far", f"The model looks back further than {FAR} events: {change} "
                             f"({gain:+.0%}){attr_text}.", None, **numbers)
     users = f"{long_share:.0%} of the users" if long_share is not None else "many users"
-    advice = ("If this log has dependencies further back (a purchase that predicts a need weeks later), try a "
-              "longer training (a larger --time-budget, or a GPU)"
-              + ("; rotary positions (--positions rotary) learn lags better than learned ones" if
-                 positions == "learned" else "")
-              + ". If it has none, this is the right answer: recent events are what predicts here.")
+    tries = ["a longer training (a larger --time-budget, or a GPU)"]
+    if float(model.get("dropout") or 0) > 0.1 or float(model.get("item_dropout") or 0) > 0:
+        tries.append(f"less regularisation (this run: dropout {model.get('dropout')}, item dropout "
+                     f"{model.get('item_dropout', 0)}; --dropout 0.1 --item-dropout 0 learned planted pairs 20-40 "
+                     "events apart that 0.4 / 0.2 never did)")
+    if model.get("positions") == "learned":
+        tries.append("rotary positions (--positions rotary), which learn lags better than learned ones")
+    advice = ("If this log has dependencies further back (a purchase that predicts a need weeks later), try "
+              + "; ".join(tries) + ". If it has none, this is the right answer: recent events are what predicts "
+              "here.")
     return ContextReach("recent_only", f"The model relies on the last {FAR} events: {change} ({gain:+.0%}), "
                         f"although {users} have longer histories in its window{attr_text}.", advice, **numbers)
 
 
 def get_context_reach(run_dir: str | Path, data, fingerprint: str, max_len: int,  # noqa: ANN001 - SequenceData
-                      positions: str | None = None) -> ContextReach:
+                      model: dict | None = None) -> ContextReach:
     """The reach of the run in ``run_dir`` from its stored (fresh) truncation and long-range units at their
     defaults; ``not_measured`` when the truncation unit is missing or stale."""
     from seqrec_core.analysis.lookup import find
@@ -105,4 +112,4 @@ def get_context_reach(run_dir: str | Path, data, fingerprint: str, max_len: int,
     table = truncation.unit.table("ablation") if truncation.fresh else None
     beyond = longrange.unit.info.get("share_mass_ge20") if longrange.fresh else None
     return describe_reach(table, None if beyond is None else float(beyond), long_history_share(data, max_len),
-                          max_len, positions)
+                          max_len, model)

@@ -30,7 +30,7 @@ def longrange_section(content: ReviewContent, canvas: Canvas) -> Section:
                       "Many users' predictions explained at once: does the attribution sit on the last few events "
                       "or 20+ steps back? And what does the model lose when it may see only its last k events?")
     reach = get_context_reach(content.run_dir, content.dataset.sequences, content.dataset.fingerprint,
-                              content.files.max_len, (content.files.config.get("model") or {}).get("positions"))
+                              content.files.max_len, content.files.config.get("model"))
     if reach.verdict != "not_measured":
         section.add(para(reach.message + (f" {reach.advice}" if reach.advice else ""), "finding"))
     part = content.parts["longrange"]

@@ -98,6 +98,39 @@ def test_train_page_disables_options_the_log_cannot_support(runs_dir, small_data
     assert box.disabled and "no timestamps" in box.help
 
 
+def test_train_page_says_how_far_back_a_finished_run_looks(runs_dir, small_dataset):
+    """A finished train job whose analysis found long histories unused: the job panel warns and says what to try
+    (issue 15), next to the finished metrics."""
+    import json
+
+    import pandas as pd
+
+    from seqrec_core.analysis.reach import describe_reach
+
+    truncation = pd.DataFrame({"k": ["20", "all"], "NDCG@10": [0.2005, 0.207]})
+    reach = describe_reach(truncation, 0.53, 0.9, 50, {"positions": "learned", "dropout": 0.4, "item_dropout": 0.2})
+    folder = runs_dir / ".jobs" / "sasrec-reach"
+    folder.mkdir(parents=True)
+    job = {"name": "sasrec-reach", "folder": str(folder), "run_dir": str(runs_dir / "sasrec-reach"), "pid": 2**22 + 7,
+           "started": 1.0, "dataset": "small", "fingerprint": small_dataset.fingerprint, "kind": "train",
+           "analyze_after": True}
+    (folder / "job.json").write_text(json.dumps(job))
+    events = [{"event": "start", "device": "cpu", "n_params": 1000},
+              {"event": "done", "stopped_reason": "converged", "metrics": {"test": {"NDCG@10": 0.2, "HR@10": 0.3}}},
+              {"event": "analysis_done", "seconds": 3.0, "parts": {}, "context_reach": reach.to_dict()}]
+    (folder / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["dataset"] = small_dataset
+    at.session_state["train_jobs"] = ["sasrec-reach"]
+    at.run()
+    at.switch_page("app_pages/3_Train.py")
+    at.run()
+    assert not at.exception, at.exception
+    warning = next(w.value for w in at.warning if "How far back the model looks" in w.value)
+    assert "relies on the last 20 events" in warning and "--positions rotary" in warning
+    assert any("Finished" in s.value for s in at.success)
+
+
 def test_evaluate_page_compares_with_baselines(runs_dir, small_dataset, tiny_run):
     at = open_page("app_pages/4_Evaluate.py", dataset=small_dataset, run=tiny_run)
     table = at.dataframe[0].value

@@ -75,12 +75,14 @@ def test_reach_says_the_model_looks_far_back_when_old_events_lift_the_ranking() 
 
 
 def test_reach_warns_when_long_histories_go_unused_and_says_what_to_try() -> None:
-    reach = describe_reach(ablation(0.207, 0.2005), 0.53, 0.9, 50, positions="learned")
+    learned = {"positions": "learned", "dropout": 0.2, "item_dropout": 0.0}
+    reach = describe_reach(ablation(0.207, 0.2005), 0.53, 0.9, 50, learned)
     assert reach.verdict == "recent_only"
     assert "90% of the users" in reach.message and "53%" in reach.message
     assert "--time-budget" in reach.advice and "--positions rotary" in reach.advice
-    rotary = describe_reach(ablation(0.207, 0.2005), 0.53, 0.9, 50, positions="rotary")
-    assert "--positions" not in rotary.advice
+    assert "--dropout 0.1" in reach.advice  # this run's 0.2 is more than learned the planted pairs
+    rotary = describe_reach(ablation(0.207, 0.2005), 0.53, 0.9, 50, {"positions": "rotary", "dropout": 0.1})
+    assert "--positions" not in rotary.advice and "--dropout" not in rotary.advice
 
 
 def test_reach_on_short_histories_or_a_short_window_gives_no_false_alarm() -> None:
@@ -109,12 +111,16 @@ def test_regularisation_follows_the_logs_density() -> None:
 
 
 def test_only_options_left_unset_are_derived(planted) -> None:
-    from seqrec_core.training.from_log import DENSE, model_options_from_log
+    from seqrec_core.training.from_log import events_per_item, model_options_from_log, regularisation_for
 
-    data = build_sequences(planted[0])  # ~250 events per item: dense
-    assert model_options_from_log("sasrec", data, {}) == DENSE
-    assert model_options_from_log("sasrec", data, {"dropout": 0.3}) == {**DENSE, "dropout": 0.3}
-    assert model_options_from_log("sasrec", data, {"item_dropout": None}) == DENSE  # None = unset
+    data = build_sequences(planted[0])
+    density = events_per_item(data)
+    assert density == pytest.approx(sum(len(data.train_sequence(u)) for u in range(data.n_users)) / data.vocab.n_items)
+    derived = regularisation_for(density)  # ~90 events per item: between the sparse and the dense settings
+    assert derived["dropout"] < 0.4 and derived["item_dropout"] < 0.2
+    assert model_options_from_log("sasrec", data, {}) == derived
+    assert model_options_from_log("sasrec", data, {"dropout": 0.3}) == {**derived, "dropout": 0.3}
+    assert model_options_from_log("sasrec", data, {"item_dropout": None}) == derived  # None = unset
     assert model_options_from_log("gru4rec", data, {"hidden_size": 32}) == {"hidden_size": 32}
 
 
