@@ -32,7 +32,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num-heads", type=int, help="attention heads (default 2)")
     g.add_argument("--dropout", type=float,
                    help="dropout rate (sasrec default: from the log, 0.4 on sparse logs such as Amazon Beauty down to "
-                        "0.1 on dense ones with 128+ events per item, which then learn far-back dependencies)")
+                        "0.1 on dense ones with 100+ training events per item, which then learn far-back dependencies)")
     g.add_argument("--item-dropout", type=float, metavar="P",
                    help="sasrec, gru4rec, lstm, lsi: in training, blank the item of a share P of the input events "
                         "(default 0; sasrec: from the log, 0.2 on sparse logs down to 0 on dense ones)")
