@@ -120,6 +120,8 @@ def test_long_range_and_faithfulness_tabs_show_the_stored_analysis_and_offer_oth
     titles = chart_titles(at)
     assert any("attribution mass" in t for t in titles) and any("longer context" in t for t in titles)
     assert sum("Stored analysis" in c.value for c in at.caption) == 2  # long-range statistics and truncation
+    verdict = [b.value for b in list(at.info) + list(at.warning) if "How far back the model looks" in b.value]
+    assert len(verdict) == 1 and "20" in verdict[0]  # the verdict from the stored units (issue 15)
     at.number_input(key="lr_users").set_value(20).run()
     assert not at.exception and not any("attribution mass" in t for t in chart_titles(at))
     assert any("not been computed for these settings" in i.value for i in at.info)
