@@ -88,10 +88,11 @@ def describe_reach(truncation: pd.DataFrame | None, attribution_beyond: float | 
                             f"({gain:+.0%}){attr_text}.", None, **numbers)
     users = f"{long_share:.0%} of the users" if long_share is not None else "many users"
     tries = ["a longer training (a larger --time-budget, or a GPU)"]
-    if float(model.get("dropout") or 0) > 0.1 or float(model.get("item_dropout") or 0) > 0:
+    if model.get("family", "sasrec") == "sasrec" and (float(model.get("dropout") or 0) > 0.1
+                                                      or float(model.get("item_dropout") or 0) > 0):
         tries.append(f"less regularisation (this run: dropout {model.get('dropout')}, item dropout "
-                     f"{model.get('item_dropout', 0)}; --dropout 0.1 --item-dropout 0 learned planted pairs 20-40 "
-                     "events apart that 0.4 / 0.2 never did)")
+                     f"{model.get('item_dropout', 0)}; with --dropout 0.1 --item-dropout 0 SASRec learned planted "
+                     "pairs 20-40 events apart that 0.4 / 0.2 did not)")
     if model.get("positions") == "learned":
         tries.append("rotary positions (--positions rotary), which learn lags better than learned ones")
     advice = ("If this log has dependencies further back (a purchase that predicts a need weeks later), try "
