@@ -18,6 +18,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from seqrec_core.data.sequences import MIN_EVAL_EVENTS
+
 FAR = 20  # "far back" = more than this many events before the prediction point
 USES_FAR_GAIN = 0.05  # relative NDCG@10 gain from events beyond the last FAR that counts as using them
 LONG_HISTORY_SHARE = 0.2  # below this share of users with > FAR events in the window, histories count as short
@@ -44,9 +46,11 @@ class ContextReach:
 
 
 def long_history_share(data, max_len: int) -> float:  # noqa: ANN001 - SequenceData
-    """Share of users whose test prediction has more than FAR events inside a window of ``max_len``."""
-    split = data.split("test")
-    lengths = np.fromiter((len(h) for h in split.histories), dtype=np.int64, count=len(split.histories))
+    """Share of users whose test prediction has more than FAR events inside a window of ``max_len``. Computed from
+    the sequence lengths (a test history is a user's events but the last), not by slicing every history: the
+    Explain page asks on each rerun."""
+    lengths = data.lengths()
+    lengths = lengths[lengths >= MIN_EVAL_EVENTS] - 1  # (U_test,) as data.split("test") cuts them
     if len(lengths) == 0:
         return 0.0
     return float((np.minimum(lengths, max_len) > FAR).mean())

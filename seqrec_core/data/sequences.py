@@ -103,6 +103,10 @@ class SequenceData:
     def n_events(self) -> int:
         return int(sum(len(s) for s in self.sequences))
 
+    def lengths(self) -> np.ndarray:
+        """(U,) int64 events per user row, without slicing any sequence."""
+        return np.fromiter((len(s) for s in self.sequences), dtype=np.int64, count=len(self.sequences))
+
     def train_sequence(self, u: int) -> np.ndarray:
         """Events a model may train on: all but the last two for evaluable users, everything otherwise."""
         seq = self.sequences[u]

@@ -30,7 +30,7 @@ FAMILIES = ("sasrec",)  # the families whose defaults were chosen on Beauty and 
 
 def events_per_item(data: SequenceData) -> float:
     """Training events (each user's events before the validation and test ones) per catalogue item."""
-    lengths = np.fromiter((len(s) for s in data.sequences), dtype=np.int64, count=data.n_users)
+    lengths = data.lengths()
     n_train = int(np.where(lengths >= MIN_EVAL_EVENTS, lengths - 2, lengths).sum())  # as data.train_sequence
     return n_train / max(data.vocab.n_items, 1)
 
