@@ -67,10 +67,11 @@ with st.form("train_form"):
     with st.expander("More options"):
         e1, e2, e3, e4 = st.columns(4)
         lr = e1.number_input("Learning rate", 1e-5, 1e-1, TRAIN_DEFAULTS.lr, format="%.5f", help="AdamW step size.")
-        batch = e2.select_slider("Batch size", ["auto", 32, 64, 128, 256, 512], "auto",
+        batch = e2.select_slider("Batch size", ["auto", 8, 16, 32, 64, 128, 256, 512], "auto",
                                  help="Sequences per step; larger is faster on a GPU. auto: from the history "
                                       "lengths, about 1,000 predicted events a step (128 for short histories, "
-                                      "32 for long ones).")
+                                      "32 for long ones), and for SASRec down to 8 on dense logs (100+ events "
+                                      "per item), where far-back patterns need many small steps to be found.")
         patience = e3.number_input("Patience (epochs)", 1, 1000, TRAIN_DEFAULTS.patience,
                                    help="Stop after this many validations without an NDCG@10 gain.")
         seed = e4.number_input("Seed", 0, 2**31 - 1, TRAIN_DEFAULTS.seed, help="Same seed, same data: same model.")

@@ -4,7 +4,9 @@ For every setting x seed: make a planted log (``seqrec_core.data.planted_log``; 
 train SASRec on it through the CLI exactly as a person would (``python -m seqrec_core train --data LOG.csv
 --model sasrec --max-len 128 --time-budget B`` plus the setting's flags), then measure on the held-out planted
 responses: the share ranked in the top 10 (full catalogue) and, of those, the share whose trigger is among IG's
-3 most attributed events (50 steps). Prints one JSON document and, on stderr, a markdown table.
+3 most attributed events (50 steps), and the median rank of the responses with and without their trigger in
+the history (equal = the pair was not learned: the response ranks by its popularity). Prints one JSON document
+and, on stderr, a markdown table.
 
     python bench/longrange_defaults.py --budget 600 --seeds 0 1 2                  # the bar (quiet!)
     python bench/longrange_defaults.py --budget 200 --parallel 2 \\
@@ -113,21 +115,22 @@ def main() -> None:
             futures = [pool.submit(train_and_check, name, flags, seed, logs[seed], args.budget, args.max_len,
                                    workdir, pinned[k % len(pinned)]) for k, (name, flags, seed) in enumerate(jobs)]
             rows = [f.result() for f in futures]
-    print("| setting | seeds | held-out responses in top 10 (mean, per seed) | trigger in IG top 3 | test NDCG@10 "
-          "| epochs |", file=sys.stderr)
-    print("| --- | --- | --- | --- | --- | --- |", file=sys.stderr)
+    print("| setting | seeds | held-out responses in top 10 (mean, per seed) | trigger in IG top 3 | median rank "
+          "(without the trigger) | test NDCG@10 | epochs |", file=sys.stderr)
+    print("| --- | --- | --- | --- | --- | --- | --- |", file=sys.stderr)
     for name, _flags in settings:
         mine = [r for r in rows if r["setting"] == name and "error" not in r and r.get("recall") is not None]
         if not mine:
-            print(f"| {name} | failed | | | | |", file=sys.stderr)
+            print(f"| {name} | failed | | | | | |", file=sys.stderr)
             continue
         recall = [r["recall"] for r in mine]
         found = [r["trigger_found"] for r in mine if r["trigger_found"] is not None]
+        found_text = (f"{statistics.mean(found):.2f} ({', '.join(f'{x:.2f}' for x in found)})" if found
+                      else "none in top 10")
+        ranks = ", ".join(f"{r['median_rank']:g} ({r['median_rank_without_trigger']:g})" for r in mine)
         print(f"| {name} | {len(mine)} | {statistics.mean(recall):.2f} ({', '.join(f'{x:.2f}' for x in recall)}) | "
-              f"{statistics.mean(found):.2f} ({', '.join(f'{x:.2f}' for x in found)}) | "
-              f"{statistics.mean(r['test_NDCG@10'] for r in mine):.3f} | "
-              f"{', '.join(str(r['epochs']) for r in mine)} |" if found else
-              f"| {name} | {len(mine)} | {statistics.mean(recall):.2f} | none in top 10 | | |", file=sys.stderr)
+              f"{found_text} | {ranks} | {statistics.mean(r['test_NDCG@10'] for r in mine):.3f} | "
+              f"{', '.join(str(r['epochs']) for r in mine)} |", file=sys.stderr)
     print(json.dumps({"machine": host_info(), "budget": args.budget, "max_len": args.max_len, "log": log_options,
                       "parallel": args.parallel, "rows": rows}, indent=1, default=str))
 

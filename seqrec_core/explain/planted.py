@@ -104,14 +104,35 @@ def get_planted_recall(run, data: SequenceData, truth: DemoTruth | PlantedTruth,
                        top_attr: int = 3, method: str = "ig", steps: int = 50) -> dict:
     """Issue 15's bar on one run: of the held-out planted responses whose trigger is in the model's window, the
     share ranked in the top ``top_k`` (``recall``), and of those, the share whose trigger is among the
-    ``top_attr`` most attributed events (``trigger_found``). Counts and the median rank come along."""
+    ``top_attr`` most attributed events (``trigger_found``). Counts and the median rank come along, and the
+    median rank with the trigger taken out of each history (``median_rank_without_trigger``): a model that has not
+    learned a pair ranks its response by popularity either way, which a median rank alone does not tell apart."""
     every = planted_cases(run, data, truth, top_k=None)
     if every.empty:
-        return {"cases": 0, "in_top_k": 0, "recall": None, "trigger_found": None, "median_rank": None}
+        return {"cases": 0, "in_top_k": 0, "recall": None, "trigger_found": None, "median_rank": None,
+                "median_rank_without_trigger": None}
     in_top = int((every["response_rank"] <= top_k).sum())
     found = None
     if in_top:
         check = get_planted_pair_check(run, data, truth, top_k=top_k, top_attr=top_attr, method=method, steps=steps)
         found = round(float(check["hit"].mean()), 3)
     return {"cases": int(len(every)), "in_top_k": in_top, "recall": round(in_top / len(every), 3),
-            "trigger_found": found, "median_rank": float(every["response_rank"].median())}
+            "trigger_found": found, "median_rank": float(every["response_rank"].median()),
+            "median_rank_without_trigger": float(np.median(ranks_without_trigger(run, data, every)))}
+
+
+def ranks_without_trigger(run, data: SequenceData, cases: pd.DataFrame) -> np.ndarray:
+    """(C,) the rank of each case's response when every occurrence of its trigger in the window is replaced by
+    the event before it (the first event, when the trigger opens the window): the same history, minus the pair."""
+    split = data.split("test")
+    rows = cases["history_row"].to_numpy()
+    targets = np.array([data.vocab.item_index(i) for i in cases["response"]], dtype=np.int64)  # (C,)
+    hists = []
+    for r, trig in zip(rows, cases["trigger"], strict=True):
+        h = split.histories[r].copy()
+        for j in np.flatnonzero(h == data.vocab.item_index(trig)):
+            h[j] = h[j - 1] if j > 0 else h[min(1, len(h) - 1)]
+        hists.append(h)
+    scorer = NeuralScorer(run.model, run.max_len, next(run.model.parameters()).device, batch_size=256)
+    scores = scorer.score_histories(hists, times=heldout_times(run, data, split, rows))  # (C, V + 1)
+    return 1 + (scores > scores[np.arange(len(rows)), targets][:, None]).sum(axis=1)

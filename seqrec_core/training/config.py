@@ -22,7 +22,8 @@ class TrainConfig:
     """How to train (not what to train: that is the family's config)."""
 
     epochs: int = 200
-    # Windows per step; None = from the log (auto_batch_size): about AUTO_BATCH_TARGETS trained targets a step.
+    # Windows per step; None = from the log (auto_batch_size): about AUTO_BATCH_TARGETS trained targets a step,
+    # and fewer windows on dense logs for SASRec (training.from_log.batch_cap_for: 8 on the demo).
     batch_size: int | None = None
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -110,11 +111,13 @@ def auto_batch_size(targets_per_window: float) -> int:
     return int(min(high, max(low, size)))
 
 
-def resolve_batch_size(cfg: TrainConfig, n_windows: int, n_targets: int) -> TrainConfig:
-    """``cfg`` with an unset batch size chosen from the training windows (:func:`auto_batch_size`)."""
+def resolve_batch_size(cfg: TrainConfig, n_windows: int, n_targets: int, cap: int | None = None) -> TrainConfig:
+    """``cfg`` with an unset batch size chosen from the training windows (:func:`auto_batch_size`), at most
+    ``cap`` windows (the log's density decides it for some families: ``training.from_log.batch_cap_from_log``)."""
     if cfg.batch_size is not None:
         return cfg
-    return replace(cfg, batch_size=auto_batch_size(n_targets / max(n_windows, 1)))
+    size = auto_batch_size(n_targets / max(n_windows, 1))
+    return replace(cfg, batch_size=size if cap is None else min(size, int(cap)))
 
 
 class TrainingCancelled(Exception):

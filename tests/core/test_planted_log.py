@@ -133,3 +133,18 @@ def test_auto_batch_keeps_about_a_thousand_targets_a_step() -> None:
     assert resolve_batch_size(TrainConfig(), n_windows=1000, n_targets=40_000).batch_size == 32
     assert resolve_batch_size(TrainConfig(batch_size=256), 1000, 40_000).batch_size == 256  # set = kept
     assert TrainConfig.from_dict({"batch_size": None}).batch_size is None
+    assert resolve_batch_size(TrainConfig(), 1000, 40_000, cap=8).batch_size == 8  # a dense log's cap
+    assert resolve_batch_size(TrainConfig(), 1000, 5_000, cap=64).batch_size == 64
+    assert resolve_batch_size(TrainConfig(batch_size=256), 1000, 40_000, cap=8).batch_size == 256  # set = kept
+
+
+def test_dense_logs_cap_the_automatic_batch(planted) -> None:
+    from seqrec_core.training.from_log import batch_cap_for, batch_cap_from_log, events_per_item
+
+    assert batch_cap_for(12.7) == batch_cap_for(10.2) == 128  # Beauty, ml-latest-small: no cap below 128
+    assert batch_cap_for(120) == batch_cap_for(430) == 8  # the demo, the planted logs: many small steps
+    caps = [batch_cap_for(d) for d in (16, 25, 40, 60, 100)]
+    assert caps == sorted(caps, reverse=True) and all(c & (c - 1) == 0 for c in caps)  # powers of two, falling
+    data = build_sequences(planted[0])
+    assert batch_cap_from_log("sasrec", data) == batch_cap_for(events_per_item(data))
+    assert batch_cap_from_log("gru4rec", data) is None  # only families whose defaults follow the log
