@@ -42,9 +42,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
     args = ap.parse_args()
     log_options = json.loads(args.log)
-    for key in ("lag_range", "history_range"):
-        if key in log_options:
-            log_options[key] = tuple(log_options[key])
     events, truth = make_planted_events(PlantedLogConfig(**log_options))
     data = build_sequences(events)
     if args.threads:

@@ -100,10 +100,6 @@ def main() -> None:
             raise SystemExit(f"--setting {text!r}: write NAME=FLAGS, e.g. 'b64=--batch-size 64'")
         settings.append((name, shlex.split(flags)))
     log_options = json.loads(args.log)
-    if "lag_range" in log_options:
-        log_options["lag_range"] = tuple(log_options["lag_range"])
-    if "history_range" in log_options:
-        log_options["history_range"] = tuple(log_options["history_range"])
     jobs = [(name, flags, seed) for seed in args.seeds for name, flags in settings]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)

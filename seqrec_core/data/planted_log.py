@@ -53,6 +53,8 @@ class PlantedLogConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("lag_range", "history_range"):  # JSON (a bench's --log) gives lists: keep the config hashable
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         lo, hi = self.lag_range
         if not 1 <= lo <= hi:
             raise InputError(f"lag_range {self.lag_range} must be 1 <= low <= high")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from seqrec_core.data.planted_log import PlantedTruth
-from seqrec_core.data.sequences import SequenceData
+from seqrec_core.data.sequences import SequenceData, Split
 from seqrec_core.data.synthetic import DemoTruth
 from seqrec_core.errors import InputError
 from seqrec_core.explain.attribution import attribute_batch, check_same_catalogue
@@ -46,11 +46,8 @@ def planted_cases(run, data: SequenceData, truth: DemoTruth | PlantedTruth, top_
         return pd.DataFrame(columns=COLUMNS[:5] + ["history_row"])
     max_len = run.max_len
     hists = [split.histories[r] for r in rows]
-    scorer = NeuralScorer(run.model, max_len, next(run.model.parameters()).device, batch_size=256)
-    times = heldout_times(run, data, split, rows)  # None unless the model is time-aware
-    scores = scorer.score_histories(hists, times=times)  # (C, V + 1)
     tgt = split.targets[rows]
-    ranks = 1 + (scores > scores[np.arange(len(rows)), tgt][:, None]).sum(axis=1)  # (C,)
+    ranks = _ranks(run, data, split, rows, hists, tgt)  # (C,)
     out = []
     for j, r in enumerate(rows):
         if top_k is not None and ranks[j] > top_k:
@@ -133,6 +130,14 @@ def ranks_without_trigger(run, data: SequenceData, cases: pd.DataFrame) -> np.nd
         for j in np.flatnonzero(h == data.vocab.item_index(trig)):
             h[j] = h[j - 1] if j > 0 else h[min(1, len(h) - 1)]
         hists.append(h)
+    return _ranks(run, data, split, rows, hists, targets)
+
+
+def _ranks(run, data: SequenceData, split: Split, rows: np.ndarray, hists: list[np.ndarray],
+           targets: np.ndarray) -> np.ndarray:
+    """(C,) full-catalogue rank (1 = best) of ``targets`` after ``hists``, the histories of ``split``'s ``rows``
+    (times from the held-out events, for a time-aware model)."""
     scorer = NeuralScorer(run.model, run.max_len, next(run.model.parameters()).device, batch_size=256)
-    scores = scorer.score_histories(hists, times=heldout_times(run, data, split, rows))  # (C, V + 1)
+    times = heldout_times(run, data, split, rows)  # None unless the model is time-aware
+    scores = scorer.score_histories(hists, times=times)  # (C, V + 1)
     return 1 + (scores > scores[np.arange(len(rows)), targets][:, None]).sum(axis=1)
