@@ -5,14 +5,14 @@ import pandas as pd
 import streamlit as st
 
 from seqrec_core.data.dataset import DEMO
-from seqrec_core.demo_run import DEFAULTS_GAP
+from seqrec_core.demo_run import DEMO_TRAINING_NOTE
 from seqrec_core.errors import InputError
 from seqrec_core.jobs import runner
 from seqrec_core.jobs.spec import AnalysisRequest, TrainSpec
 from seqrec_core.models import MODEL_FAMILIES, build_config
 from seqrec_core.runs import list_runs, unpack_run_zip
 from seqrec_core.training.config import TrainConfig
-from seqrec_core.training.from_log import model_options_from_log
+from seqrec_core.training.from_log import model_options_from_log, patience_from_log
 from seqrec_core.viz.plot_training import plot_live_loss, plot_training_curves
 from ui import state
 from ui.family_form import family_blurb, family_fields, option_widget, unavailable_options, with_log_defaults
@@ -33,6 +33,12 @@ def log_defaults(family: str, fingerprint: str) -> dict:
     return model_options_from_log(family, state.get_dataset().sequences, {})
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def log_patience(family: str, fingerprint: str) -> int:
+    """Early stopping's patience this log decides when left unset (seqrec_core.training.from_log)."""
+    return patience_from_log(family, state.get_dataset().sequences)
+
+
 def _cuda_available() -> bool:
     import torch
 
@@ -47,7 +53,7 @@ family = f1.selectbox("Model family", families, index=families.index("sasrec") i
                            "**Compare**. The options below are the chosen family's own.")
 f2.markdown(f"**{family}**: {family_blurb(family)}")
 if ds.source is not None and ds.source.path == DEMO:
-    st.caption(DEFAULTS_GAP)
+    st.caption(DEMO_TRAINING_NOTE)
 basic, advanced = family_fields(family)
 derived = log_defaults(family, ds.fingerprint)
 basic, advanced = (with_log_defaults(specs, derived, "Set from this log: dense logs (many events per item) learn "
@@ -72,8 +78,10 @@ with st.form("train_form"):
                                       "lengths, about 1,000 predicted events a step (128 for short histories, "
                                       "32 for long ones), and for SASRec down to 8 on dense logs (100+ events "
                                       "per item), where far-back patterns need many small steps to be found.")
-        patience = e3.number_input("Patience (epochs)", 1, 1000, TRAIN_DEFAULTS.patience,
-                                   help="Stop after this many validations without an NDCG@10 gain.")
+        patience = e3.number_input("Patience (epochs)", 1, 1000, log_patience(family, ds.fingerprint),
+                                   help="Stop after this many validations without an NDCG@10 gain. Set from this "
+                                        "log: 10 on sparse logs, up to 40 for SASRec on dense ones, where slow "
+                                        "structure (such as far-back pairs) improves validation for many epochs.")
         seed = e4.number_input("Seed", 0, 2**31 - 1, TRAIN_DEFAULTS.seed, help="Same seed, same data: same model.")
         devices = ["auto", "cpu"] + (["cuda"] if _cuda_available() else [])
         device = e1.selectbox("Device", devices, help="'auto' uses a GPU (CUDA or Apple MPS) when there is one.")

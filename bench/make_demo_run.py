@@ -1,18 +1,19 @@
 """Retrain a demo run shipped in assets/ (and store its analysis), and measure issue 3's truth bar on it.
 
-Trains SASRec on the built-in demo with the recipe in ``seqrec_core.demo_run.DEMO_RECIPE`` (plus the variant's
-options in ``SHIPPED_OPTIONS``: the second shipped run uses learned positions) through the CLI (exactly
-``python -m seqrec_core train --data demo ...``), runs the planted-pair truth check (IG, 50 steps, and occlusion:
-share of cases whose planted trigger is among the 3 most attributed events), prints one JSON document with the
-machine, and with ``--install`` replaces the shipped folder, analysed (``python -m seqrec_core analyze``) so the
-demo's pages open at once. Needed whenever the demo generator changes (tests/core/test_demo_run.py fails until
-then). About 15-20 minutes per run on 2 CPU cores. ``--analyze-only`` re-stores the shipped runs' analyses (after
-an analysis changed: tests/core/test_analysis_store.py fails until then), about 1.5 minutes per run.
+Trains SASRec on the built-in demo with the options in ``seqrec_core.demo_run.DEMO_RECIPE`` (the defaults and a
+seed, plus the variant's options in ``SHIPPED_OPTIONS``: the second shipped run uses learned positions) through
+the CLI (exactly ``python -m seqrec_core train --data demo ...``), runs the planted-pair truth check (IG, 50
+steps, and occlusion: share of cases whose planted trigger is among the 3 most attributed events), prints one
+JSON document with the machine, and with ``--install`` replaces the shipped folder, analysed (``python -m
+seqrec_core analyze``) so the demo's pages open at once. Needed whenever the demo generator changes
+(tests/core/test_demo_run.py fails until then). About 27 minutes of training (200 epochs) and 1.5 of analysis
+per run on one CPU core. ``--analyze-only`` re-stores the shipped runs' analyses (after an analysis changed:
+tests/core/test_analysis_store.py fails until then), about 1.5 minutes per run.
 
     python bench/make_demo_run.py --install
     python bench/make_demo_run.py --variant demo-sasrec-learned-positions --install
     python bench/make_demo_run.py --analyze-only
-    python bench/make_demo_run.py --seed 1          # another seed, to see how steady the recipe is
+    python bench/make_demo_run.py --seed 1          # another seed, to see how steady the result is
 """
 from __future__ import annotations
 

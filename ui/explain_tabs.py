@@ -7,7 +7,7 @@ import streamlit as st
 
 from seqrec_core.analysis.kinds_explain import FAITHFULNESS, LONGRANGE, load_faithfulness, load_longrange
 from seqrec_core.analysis.reach import get_context_reach
-from seqrec_core.demo_run import DEFAULTS_GAP, INSTALLED_NAMES
+from seqrec_core.demo_run import DEMO_TRAINING_NOTE, INSTALLED_NAMES
 from seqrec_core.viz.plot_explain import method_name
 from seqrec_core.viz.plot_explain_stats import (
     plot_attention_distance,
@@ -137,11 +137,11 @@ def planted_tab(run, ds, vocab) -> None:  # noqa: ANN001 - LazyRun, Dataset, Voc
     if not len(cases):
         st.info("No cases: the model ranks no planted response in its top 10 for the users whose held-out item is "
                 "one, so it has not learned the long-range pairs. Pick the pre-trained **demo-sasrec-pretrained** "
-                "run in the sidebar. " + DEFAULTS_GAP)
+                "run in the sidebar. " + DEMO_TRAINING_NOTE)
         return
     share = float(cases["hit"].mean())
     if run.path.name in INSTALLED_NAMES:
-        st.caption(DEFAULTS_GAP)
+        st.caption(DEMO_TRAINING_NOTE)
     p1, p2 = st.columns([1, 3])
     p1.metric("Trigger in the IG top 3", f"{share:.0%}", delta="most cases" if share >= 0.8 else "too few cases",
               delta_color="normal" if share >= 0.8 else "inverse",

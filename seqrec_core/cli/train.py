@@ -39,10 +39,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-budget", type=float, help="stop after this many seconds, keep the best checkpoint")
     p.add_argument("--batch-size", type=int,
                    help="sequences per step (default: from the history lengths, about 1,000 predicted events a "
-                        "step: 128 for short histories, down to 32 for long ones)")
+                        "step: 128 for short histories, down to 32 for long ones; for SASRec down to 8 on dense logs)")
     p.add_argument("--lr", type=float, help="learning rate, AdamW (default 1e-3)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
-    p.add_argument("--patience", type=int, help="validations without NDCG@10 gain before stopping (default 10)")
+    p.add_argument("--patience", type=int,
+                   help="validations without NDCG@10 gain before stopping (default: from the log, 10 on sparse logs "
+                        "such as Beauty, up to 40 for SASRec on dense ones, where slow structure keeps improving)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto: CUDA, then MPS, then CPU")
     p.add_argument("--seed", type=int, help="random seed (default 42)")
     p.add_argument("--keep", choices=("best", "last"),

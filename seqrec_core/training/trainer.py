@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -36,7 +36,7 @@ from seqrec_core.training.config import (
     resolve_device,
     seed_everything,
 )
-from seqrec_core.training.from_log import batch_cap_from_log
+from seqrec_core.training.from_log import batch_cap_from_log, patience_from_log
 from seqrec_core.training.weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,8 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
                          "load a log with longer histories (each user needs at least 4 events)")
     family = str(getattr(getattr(model, "config", None), "family", ""))
     cfg = resolve_batch_size(cfg, len(source), source.n_targets, cap=batch_cap_from_log(family, data))
+    if cfg.patience is None:
+        cfg = replace(cfg, patience=patience_from_log(family, data))
     counts = source.items.bincount(minlength=data.vocab.n_items + 1)  # (n_items + 1,) training events per item
     if hasattr(model, "set_item_counts"):
         model.set_item_counts(torch.as_tensor(counts[1:], dtype=torch.float32))

@@ -104,10 +104,14 @@ def test_regularisation_follows_the_logs_density() -> None:
 
     assert regularisation_for(16.4) == SPARSE  # Amazon Beauty keeps the settings measured best on it
     assert regularisation_for(5) == SPARSE
-    assert regularisation_for(125) == DENSE == regularisation_for(600)  # the demo, planted logs
+    assert regularisation_for(250) == DENSE == regularisation_for(600)  # the planted logs (220-430 events per item)
+    # The demo (120): no item dropout yet, but dropout 0.2, with which it finds its pairs (0.1 does not; issue 15).
+    assert regularisation_for(120) == {"dropout": 0.2, "item_dropout": 0.0}
     middle = regularisation_for(45)
     assert DENSE["dropout"] < middle["dropout"] < SPARSE["dropout"]
     assert all(round(v / 0.05) * 0.05 == pytest.approx(v) for v in middle.values())
+    dropouts = [regularisation_for(d)["dropout"] for d in (16, 30, 60, 120, 180, 250)]
+    assert dropouts == sorted(dropouts, reverse=True)  # less dropout the more evidence per item
 
 
 def test_only_options_left_unset_are_derived(planted) -> None:
@@ -148,3 +152,19 @@ def test_dense_logs_cap_the_automatic_batch(planted) -> None:
     data = build_sequences(planted[0])
     assert batch_cap_from_log("sasrec", data) == batch_cap_for(events_per_item(data))
     assert batch_cap_from_log("gru4rec", data) is None  # only families whose defaults follow the log
+
+
+def test_dense_logs_wait_longer_before_stopping(planted) -> None:
+    from seqrec_core.training.config import TrainConfig
+    from seqrec_core.training.from_log import events_per_item, patience_for, patience_from_log
+
+    assert patience_for(12.7) == patience_for(10.2) == 10  # Beauty, ml-latest-small: as measured on Beauty
+    assert patience_for(120) == patience_for(430) == 40  # the demo, the planted logs: slow structure keeps coming
+    steps = [patience_for(d) for d in (16, 25, 40, 60, 100)]
+    assert steps == sorted(steps) and all(p % 5 == 0 for p in steps)
+    data = build_sequences(planted[0])
+    assert patience_from_log("sasrec", data) == patience_for(events_per_item(data))
+    assert patience_from_log("gru4rec", data) == 10  # families whose defaults do not follow the log
+    assert TrainConfig().patience is None and TrainConfig(patience=3).patience == 3
+    with pytest.raises(InputError, match="patience"):
+        TrainConfig(patience=0)

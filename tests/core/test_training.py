@@ -99,6 +99,14 @@ def test_patience_stops_a_model_that_cannot_improve(data) -> None:
     assert result.stopped_reason == "converged" and len(result.history) < 200
 
 
+def test_unset_patience_comes_from_the_log_and_is_stored(data) -> None:
+    from seqrec_core.training.from_log import patience_from_log
+
+    result = train_model(fresh_model(data), data, cfg(epochs=200, lr=1e-9))  # patience left unset
+    assert result.config.patience == patience_from_log("sasrec", data)  # the run stores what stopped it
+    assert result.stopped_reason == "converged" and len(result.history) == result.config.patience + 1
+
+
 def test_same_seed_same_history(data) -> None:
     a = train_model(fresh_model(data), data, cfg(epochs=2))
     b = train_model(fresh_model(data), data, cfg(epochs=2))
