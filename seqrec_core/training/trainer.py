@@ -111,7 +111,8 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     Stops on: patience validations without improvement ("converged"), ``cfg.epochs`` ("max_epochs"), the time
     budget ("time_budget"; the last validation is fitted inside the budget) or ``should_stop()`` turning true
     between steps ("cancelled"). The best validated weights are loaded into the model before returning. A
-    cancel before the first validation raises :class:`TrainingCancelled`. With ``cfg.weight_average`` (the
+    cancel before the first validation raises :class:`TrainingCancelled`; an epoch whose mean loss is not finite
+    (diverged: NaN or inf weights) raises InputError, so no such model is ever saved. With ``cfg.weight_average`` (the
     default) what is validated, kept and returned is the moving average of the weights, not the last step's.
 
     Under torchrun (WORLD_SIZE set) every rank calls this with the same data and config: the model is wrapped in
@@ -287,8 +288,10 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
         else:  # mean over every rank's steps
             total, n_steps = distributed.sum_over_ranks(ctx, [float(loss_sum.cpu()), n_steps])
             train_loss, n_steps = total / max(n_steps, 1), int(n_steps)
-        if main and not math.isfinite(train_loss):
-            log.warning("training loss is not finite at epoch %d; lower the learning rate", epoch)
+        if not math.isfinite(train_loss):  # diverged: its weights are NaN or inf and would rank nothing (every rank)
+            raise InputError(f"training diverged at epoch {epoch}: the mean loss is {train_loss} instead of a "
+                             f"finite number, so no model is kept; lower the learning rate (now {cfg.lr:g}; the "
+                             "default is 0.001)")
         if stopped:
             if n_steps:
                 pending = (epoch, train_loss)

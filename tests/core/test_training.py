@@ -132,3 +132,22 @@ def test_devices_resolve() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA"):
             resolve_device("cuda")
+
+
+def test_a_diverging_training_is_refused_and_keeps_no_model(data) -> None:
+    with pytest.raises(InputError, match=r"diverged at epoch 1: the mean loss is nan.*lower the learning rate"):
+        train_model(fresh_model(data), data, cfg(epochs=3, lr=1e308))
+
+
+def test_cli_train_that_diverges_exits_2_with_one_line_and_no_run(tmp_path, capsys) -> None:
+    from seqrec_core.cli import main
+
+    rows = [(f"u{u}", f"i{(u + t) % 24:02d}", t) for u in range(60) for t in range(10)]
+    log = tmp_path / "walk.csv"
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(log, index=False)
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(log), "--model", "sasrec", "--lr", "1e308", "--epochs", "2", "--max-len", "10",
+                 "--device", "cpu", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: training diverged"), err
+    assert not out.exists()  # nothing half-written: the NaN model is not saved
