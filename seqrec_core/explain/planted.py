@@ -68,12 +68,20 @@ def get_planted_pair_check(run, data: SequenceData, truth: DemoTruth | PlantedTr
                            progress: Callable[[int, int], None] | None = None, baseline: str = "mean") -> pd.DataFrame:
     """One row per case: user, response, trigger, response_rank, trigger_lag (of its latest occurrence in the
     window), trigger_attr_rank (best rank of any trigger occurrence by attribution, 1 = highest), hit."""
-    started = time.perf_counter()
     cases = planted_cases(run, data, truth, top_k)
     if max_cases is not None:
         cases = cases.iloc[:max(0, int(max_cases))]
+    return _attribute_cases(run, data, cases, top_attr=top_attr, method=method, steps=steps, progress=progress,
+                            baseline=baseline)
+
+
+def _attribute_cases(run, data: SequenceData, cases: pd.DataFrame, *, top_attr: int, method: str, steps: int,
+                     progress: Callable[[int, int], None] | None = None, baseline: str = "mean") -> pd.DataFrame:
+    """:func:`get_planted_pair_check`'s rows for ``cases`` (rows of :func:`planted_cases`): where each case's
+    trigger ranks among the window's events by ``method``'s attribution, and whether that is in the top_attr."""
     if cases.empty:
         return pd.DataFrame(columns=COLUMNS)
+    started = time.perf_counter()
     split = data.split("test")
     max_len = run.max_len
     hists = [split.histories[r][-max_len:] for r in cases["history_row"]]
@@ -110,8 +118,9 @@ def get_planted_recall(run, data: SequenceData, truth: DemoTruth | PlantedTruth,
                 "median_rank_without_trigger": None}
     in_top = int((every["response_rank"] <= top_k).sum())
     found = None
-    if in_top:
-        check = get_planted_pair_check(run, data, truth, top_k=top_k, top_attr=top_attr, method=method, steps=steps)
+    if in_top:  # the ranked cases are already here: attribute those instead of scoring every history again
+        check = _attribute_cases(run, data, every[every["response_rank"] <= top_k], top_attr=top_attr, method=method,
+                                 steps=steps)
         found = round(float(check["hit"].mean()), 3)
     return {"cases": int(len(every)), "in_top_k": in_top, "recall": round(in_top / len(every), 3),
             "trigger_found": found, "median_rank": float(every["response_rank"].median()),
