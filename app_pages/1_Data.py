@@ -2,6 +2,7 @@
 import numpy as np
 import streamlit as st
 
+from seqrec_core.data.columns import sequence_guess
 from seqrec_core.data.loaders import FORMATS
 from seqrec_core.data.prep import PrepOptions
 from seqrec_core.data.schema import ColumnMap
@@ -53,16 +54,32 @@ with st.expander("Bring your own log", expanded=state.get_dataset() is None):
             index = columns.index(guess) if guess in columns else 0
             return st.selectbox(label, columns, index=index, help=help_text, key=f"col_{label}")
 
+        guess = sequence_guess(raw, detected)
         c1, c2, c3, c4 = st.columns(4)
         with c1:
-            user_col = pick("User column", detected.user, "Who acted. Detected from names and content.")
+            user_col = pick("User column", guess.user, "Who acted. Detected from names and content. Rows without "
+                            "a user id are kept as their session (below) or dropped, never read as a user 'NA'.")
         with c2:
             item_col = pick("Item column", detected.item, "What they acted on.")
         with c3:
-            time_col = pick("Time column", detected.time, "Unix seconds / milliseconds or ISO-8601 text. "
-                            "Empty = file order.")
+            time_col = pick("Time column", detected.time, "Unix seconds / milliseconds, ISO-8601 or dates "
+                            "(one day/month order per column). Empty = file order.")
         with c4:
             rating_col = pick("Rating column", detected.rating, "Optional; used by the rating threshold below.")
+        s1, s2, s3 = st.columns(3)
+        with s1:
+            session_col = pick("Session column", detected.session, "Optional: a visit or session id. It stands in "
+                               "for a missing user id, or makes each session one sequence (right).")
+        with s2:
+            per_session = st.radio("One sequence per", ("user", "session"), index=int(guess.per_session),
+                                   horizontal=True, disabled=session_col is None, key="sequence_per",
+                                   help="Clickstreams of anonymous visitors have no user to follow: each session "
+                                        "is then one sequence.") == "session" and session_col is not None
+        with s3:
+            detail_col = pick("Finer time column", detected.time_detail, "Optional: a time of day or an offset "
+                              "(seconds; milliseconds when named so or past a day) added to a date-only time column.")
+        if guess.note:
+            st.info(guess.note)
         o1, o2, o3 = st.columns(3)
         with o1:
             k_core = st.number_input("k-core", 0, 100, 0, help="Repeatedly drop users and items with fewer than k "
@@ -74,7 +91,8 @@ with st.expander("Bring your own log", expanded=state.get_dataset() is None):
             drop_dupes = st.checkbox("Drop duplicate events", help="Repeated (user, item, time) rows.")
         if st.button("Use this data", type="primary"):
             # "" = the person chose "no such column" (None would mean "detect it" to the loader).
-            cols = ColumnMap(user=user_col, item=item_col, time=time_col or "", rating=rating_col or "")
+            cols = ColumnMap(user=session_col if per_session else user_col, item=item_col, time=time_col or "",
+                             rating=rating_col or "", session=session_col or "", time_detail=detail_col or "")
             prep = PrepOptions(min_rating=min_rating or None, drop_duplicates=drop_dupes, k_core=int(k_core))
             extra = {titles_file.name: titles_file.getvalue()} if titles_file is not None else None
             try:

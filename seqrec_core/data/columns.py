@@ -10,12 +10,23 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
-from seqrec_core.data.roles import HOW_TO_SET, REQUIRED, ROLES, UNIX_SECONDS, ColumnMap, norm_name, short
+from seqrec_core.data.roles import (
+    DATE_ONLY,
+    HOW_TO_SET,
+    REQUIRED,
+    ROLES,
+    TIME_OF_DAY,
+    UNIX_SECONDS,
+    ColumnMap,
+    missing_mask,
+    norm_name,
+    short,
+)
 from seqrec_core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -23,8 +34,7 @@ log = logging.getLogger(__name__)
 # Names compared after lower-casing and dropping everything but letters and digits; earlier = preferred.
 _ALIASES: dict[str, tuple[str, ...]] = {
     "user": ("user", "userid", "users", "uid", "visitorid", "visitor", "customerid", "customer", "clientid",
-             "client", "memberid", "member", "reviewerid", "accountid", "account", "personid", "buyerid",
-             "sessionid", "session"),
+             "client", "memberid", "member", "reviewerid", "accountid", "account", "personid", "buyerid"),
     "item": ("item", "itemid", "items", "iid", "movieid", "movie", "productid", "product", "asin", "sku",
              "articleid", "article", "trackid", "track", "songid", "song", "contentid", "videoid", "bookid",
              "isbn", "poiid", "venueid", "objectid", "offerid"),
@@ -36,7 +46,12 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "category": ("category", "itemcategory", "categories", "categoryid", "genre", "genres", "department", "cat"),
     "event_type": ("eventtype", "event", "action", "type", "behavior", "behaviour", "interaction",
                    "interactiontype", "eventname"),
+    "session": ("sessionid", "session", "visitid", "visit", "sessionkey"),
+    "time_detail": (),  # only looked for beside a date-only time column (``_find_time_detail``)
 }
+# A column that refines a date: named like a time, an offset or a clock (Diginetica's ``timeframe``).
+_DETAIL_STEMS = ("time", "frame", "offset", "clock", "msec", "millis")
+SESSION_SHARE = 0.5  # a user column missing on at least this share of rows gives way to the session column
 # Stems for a second, looser pass (``customer_number``, ``product_sku``, ``order_date``).
 _STEMS = {"user": ("user", "visitor", "customer", "client", "member", "reviewer"),
           "item": ("item", "product", "movie", "article", "track", "song", "sku"),
@@ -133,7 +148,9 @@ def detect_columns(raw: pd.DataFrame, overrides: ColumnMap | None = None, source
         elif value == "":
             found[role] = None  # explicitly "no such column"
     used = {c for c in found.values() if c}
-    dupes = [c for c in used if list(found.values()).count(c) > 1]
+    # the session column may also be the sequence key (user): that is how a person asks for one sequence per session
+    keyed = [c for r, c in found.items() if c and not (r == "session" and c == found.get("user"))]
+    dupes = [c for c in used if keyed.count(c) > 1]
     if dupes:
         roles = [r for r, c in found.items() if c == dupes[0]]
         raise InputError(f"column '{short(dupes[0])}' of {source} is given for both {roles[0]} and {roles[1]}; "
@@ -161,6 +178,10 @@ def detect_columns(raw: pd.DataFrame, overrides: ColumnMap | None = None, source
             found["time"] = hits[-1]
             free.remove(hits[-1])
             log.info("%s: using column '%s' as the time (detected from its values)", source, hits[-1])
+    if "time_detail" not in found and found.get("time"):
+        _find_time_detail(raw, found, free, source)
+    if "user" not in overrides_given(overrides) and found.get("session"):
+        _sessions_as_sequences(raw, found, source)
     for role in ("user", "item"):  # content: the first id-like columns, in file order
         if role not in found:
             hit = next((c for c in free if _looks_like_id(raw[c])), None)
@@ -184,6 +205,69 @@ def detect_columns(raw: pd.DataFrame, overrides: ColumnMap | None = None, source
     return ColumnMap(**{f.name: found.get(f.name) for f in fields(ColumnMap)})
 
 
+def overrides_given(overrides: ColumnMap) -> set[str]:
+    return {role for role in ROLES if getattr(overrides, role) is not None}
+
+
+def missing_share(values: pd.Series) -> float:
+    return float(missing_mask(values).mean()) if len(values) else 0.0
+
+
+def _sessions_as_sequences(raw: pd.DataFrame, found: dict[str, str | None], source: str) -> None:
+    """No user column, or one missing on most rows (anonymous visitors): each session is one sequence."""
+    user, session = found.get("user"), found["session"]
+    if user is None or missing_share(raw[user]) >= SESSION_SHARE:
+        found["user"] = session
+        log.info("%s: sequences are sessions (column '%s')", source, session)
+
+
+def _text_sample(values: pd.Series, n: int = 500) -> pd.Series:
+    return _sample(values, n).astype(str)
+
+
+def is_date_only(values: pd.Series) -> bool:
+    """Dates without a time of day: ``2016-05-09`` text, or datetimes that all fall on midnight."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        ts = values.dropna()
+        return len(ts) > 0 and bool((ts == ts.dt.normalize()).all())
+    sample = _text_sample(values)
+    return len(sample) > 0 and bool(sample.str.fullmatch(DATE_ONLY).all())
+
+
+def is_time_of_day(values: pd.Series) -> bool:
+    """Times of day without a date (``14:05``, ``14:05:09``, Parquet time32 values)."""
+    sample = _text_sample(values)
+    return len(sample) > 0 and bool(sample.str.fullmatch(TIME_OF_DAY).all())
+
+
+def _is_offset(values: pd.Series) -> bool:
+    num = _looks_numeric(_sample(values, 500))
+    return num is not None and bool((num >= 0).all())
+
+
+def _find_time_detail(raw: pd.DataFrame, found: dict[str, str | None], free: list[str], source: str) -> None:
+    """A date-only time column plus a finer column (time of day, or an offset) make one timestamp. A time-of-day
+    column picked as the time by its name ("time") while a date column sits beside it: the date is the time and
+    the clock its detail."""
+    time = found["time"]
+    assert time is not None
+    if is_time_of_day(raw[time]):
+        date = next((c for c in free if is_date_only(raw[c])), None)
+        if date is not None:
+            found["time"], found["time_detail"] = date, time
+            free.remove(date)
+            log.info("%s: time = date column '%s' + time of day '%s'", source, date, time)
+        return
+    if not is_date_only(raw[time]):
+        return
+    for col in free:
+        if any(stem in norm_name(col) for stem in _DETAIL_STEMS) and (is_time_of_day(raw[col]) or _is_offset(raw[col])):
+            found["time_detail"] = col
+            free.remove(col)
+            log.info("%s: time = date column '%s' + finer column '%s'", source, time, col)
+            return
+
+
 def _unsplit_lines(raw: pd.DataFrame) -> bool:
     """One column whose cells hold spaces: whitespace-separated lines that no delimiter split (sequence text
     read as CSV, or a table that uses spaces unevenly), not a log that merely lacks an item column."""
@@ -194,5 +278,32 @@ def _unsplit_lines(raw: pd.DataFrame) -> bool:
 
 
 def _named_for_something_else(normed: str) -> bool:
-    """A small-number column called ``price_id`` or ``quantity`` is not a rating, whatever its values."""
-    return any(s in normed for s in ("id", "price", "count", "qty", "quantity", "age", "year"))
+    """A small-number column called ``price_id``, ``quantity`` or ``time`` is not a rating, whatever its values."""
+    return normed in ALL_ALIASES or any(s in normed for s in ("id", "price", "count", "qty", "quantity", "age",
+                                                                "year", "time", "date", "duration", "hour"))
+
+
+@dataclass(frozen=True)
+class SequenceGuess:
+    """What the Data page proposes as the sequence key: the user column to show, whether sequences are sessions,
+    and why (a sentence for the page, or "")."""
+
+    user: str | None
+    per_session: bool
+    note: str
+
+
+def sequence_guess(raw: pd.DataFrame, detected: ColumnMap) -> SequenceGuess:
+    """Sessions are the sequences when detection made the session column the key (no user column, or one missing
+    on most rows); the real user column is still proposed so a person can switch back to one sequence per user."""
+    per_session = detected.session is not None and detected.user == detected.session
+    if not per_session:
+        return SequenceGuess(detected.user, False, "")
+    user = find_by_name([str(c) for c in raw.columns], "user")
+    if user is None:
+        why = "the log has no user column"
+    else:
+        why = f"'{short(user)}' has no user id on {missing_share(raw[user]):.0%} of rows"
+    return SequenceGuess(user, True, f"Sequences are sessions: {why}, so each session ('{short(detected.session)}') "
+                                     "is one sequence. Choose one sequence per user to follow people across "
+                                     "sessions; rows without a user id then keep their session as their sequence.")

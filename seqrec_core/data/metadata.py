@@ -77,7 +77,9 @@ def attach_item_metadata(events: pd.DataFrame, meta_name: str, meta_data: bytes,
         raise InputError(f"none of the item ids in {source} (e.g. '{events['item_id'].iloc[0]}') appear in "
                          f"{meta_name} (e.g. '{meta['item_id'].iloc[0]}'); is it the titles file for this log?")
     log.info("%s: titles/categories from %s", source, meta_name)
-    return events.merge(meta[["item_id", *add]], on="item_id", how="left", sort=False)
+    merged = events.merge(meta[["item_id", *add]], on="item_id", how="left", sort=False)
+    merged.attrs = dict(events.attrs)  # what loading noted (canonical.LOAD_NOTES) still reaches the report
+    return merged
 
 
 def titles_file_beside(path: Path) -> tuple[str, bytes] | None:

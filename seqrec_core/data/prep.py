@@ -21,6 +21,7 @@ from seqrec_core.data.arrow_ingest import (
     filter_rows,
     sort_canonical,
 )
+from seqrec_core.data.canonical import LOAD_DROPS, LOAD_NOTES
 from seqrec_core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -168,13 +169,14 @@ def prepare_events_coded(events: pd.DataFrame, options: PrepOptions = PrepOption
     """:func:`prepare_events` plus the id codes of the cleaned table in its row order (None if pandas had to
     sort it), which ``build_sequences(cleaned, codes=...)`` reuses instead of factorizing ten million ids again."""
     _validate(events, options, source)
-    rows_in = len(events)
-    if rows_in == 0:
+    if len(events) == 0:
         raise InputError(f"{source} has no events; check the file")
-    steps: list[DropStep] = []
+    # what loading already dropped or noticed (canonical.to_canonical) opens the report
+    steps = [DropStep(**drop) for drop in events.attrs.get(LOAD_DROPS, [])]
+    rows_in = len(events) + sum(step.rows_dropped for step in steps)
     ev = events.reset_index(drop=True)
     codes = event_codes(ev)  # ids factorized once; every step below works on these integers
-    warns = _warnings(ev, codes, options, source)
+    warns = [*events.attrs.get(LOAD_NOTES, []), *_warnings(ev, codes, options, source)]
     if options.min_rating is not None:
         ev, codes = _apply(ev, codes, ev["weight"] >= options.min_rating, f"rating >= {options.min_rating:g}",
                            f"implicit feedback: events rated below {options.min_rating:g} (or unrated) removed",
