@@ -13,10 +13,11 @@ from seqrec_core.models import MODEL_FAMILIES, build_config
 from seqrec_core.runs import list_runs, unpack_run_zip
 from seqrec_core.training.config import TrainConfig
 from seqrec_core.training.from_log import model_options_from_log, patience_from_log
+from seqrec_core.training.verdict import TrainingVerdict
 from seqrec_core.viz.plot_training import plot_live_loss, plot_training_curves
 from ui import state
 from ui.family_form import family_blurb, family_fields, option_widget, unavailable_options, with_log_defaults
-from ui.widgets import context_reach_box, download_table
+from ui.widgets import context_reach_box, download_table, verdict_box
 
 st.title("Train")
 st.caption("Train a sequence model (Transformer, recurrent or long/short-term interest) on the data in use. Training "
@@ -160,9 +161,14 @@ def job_panel(job: runner.Job) -> None:
     elif status in ("done", "analysing"):
         done = next((e for e in reversed(events) if e.get("event") == "done"), {})
         test = (done.get("metrics") or {}).get("test", {})
-        st.success(f"Finished ({done.get('stopped_reason', 'done')}): "
-                   f"test NDCG@10 {test.get('NDCG@10', float('nan')):.4f}, "
-                   f"HR@10 {test.get('HR@10', float('nan')):.4f}.")
+        finished = (f"Finished ({done.get('stopped_reason', 'done')}): test NDCG@10 "
+                    f"{test.get('NDCG@10', float('nan')):.4f}, HR@10 {test.get('HR@10', float('nan')):.4f}.")
+        verdict = TrainingVerdict.from_json(done.get("verdict"))
+        if verdict is None:  # a job from before verdicts: no judgement to show
+            st.success(finished)
+        else:
+            st.markdown(finished)
+            verdict_box(verdict)
         if status == "analysing":
             where = runner.analysis_progress(events)
             st.progress(where["share"],

@@ -2,6 +2,8 @@
 import streamlit as st
 
 from seqrec_core.evaluation import METRICS, get_rank_distribution
+from seqrec_core.training.verdict import METRIC as VERDICT_METRIC
+from seqrec_core.training.verdict import verdict_from_run
 from seqrec_core.viz.plot_evaluation import (
     plot_metric_by_history_length,
     plot_metric_comparison,
@@ -9,7 +11,7 @@ from seqrec_core.viz.plot_evaluation import (
 )
 from ui import compute, state, stored
 from ui.review import download_review
-from ui.widgets import download_table
+from ui.widgets import download_table, verdict_box
 
 st.title("Evaluate")
 st.caption("How well does the model predict each user's last event? Leave-one-out in time, every item in the "
@@ -35,6 +37,11 @@ evaluation = compute.stored_evaluation(found.unit, run.path.name)
 ordered = list(evaluation.results.values())
 st.markdown(f"**Protocol:** test split, {len(ordered[0].users):,} users, full ranking over "
             f"{ds.sequences.vocab.n_items:,} items, seen items **{'excluded' if exclude_seen else 'included'}**.")
+
+model_result = evaluation.results.get(run.path.name)
+if model_result is not None:  # how training went, judged on this page's numbers (this seen-items setting)
+    baselines = {name: r.metrics[VERDICT_METRIC] for name, r in evaluation.results.items() if name != run.path.name}
+    verdict_box(verdict_from_run(run.config, model_result.metrics[VERDICT_METRIC], baselines))
 
 table = evaluation.metrics
 st.plotly_chart(plot_metric_comparison(table, metric), width="stretch", theme=None)

@@ -27,3 +27,12 @@ def context_reach_box(reach: dict | None) -> None:
         st.warning(text + (f"  \n{reach['advice']}" if reach.get("advice") else ""))
     else:
         st.info(text + (f"  \n{reach['advice']}" if reach.get("advice") else ""))
+
+
+def verdict_box(verdict) -> None:  # noqa: ANN001 - seqrec_core.training.verdict.TrainingVerdict | None
+    """A finished training's verdict: green only when it converged and beats the baselines; otherwise a warning
+    that says what held it back and what would help."""
+    if verdict is None:
+        return
+    text = f"**Training verdict: {verdict.headline}.** {verdict.detail}"
+    (st.success if verdict.ok else st.warning)(text)
