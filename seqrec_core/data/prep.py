@@ -22,6 +22,7 @@ from seqrec_core.data.arrow_ingest import (
     sort_canonical,
 )
 from seqrec_core.data.canonical import LOAD_DROPS, LOAD_NOTES
+from seqrec_core.data.roles import HOW_TO_SET
 from seqrec_core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def _warnings(events: pd.DataFrame, codes: EventCodes, options: PrepOptions, sou
     same_user = codes.users[1:] == codes.users[:-1]
     if not pd.api.types.is_datetime64_any_dtype(ts):
         out.append(f"{source} has an event order but no timestamps: time-of-day, periodicity and burst views are "
-                   f"unavailable (if the file does have a time column, name it with --time-col)")
+                   f"unavailable (if the file does have a time column, set {HOW_TO_SET['time']})")
     else:
         t = (ts.dt.tz_convert(None) if ts.dt.tz is not None else ts).to_numpy()  # datetime64, UTC
         ties = same_user & (t[1:] == t[:-1])

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqrec_core.data.roles import HOW_TO_SET
 from seqrec_core.errors import InputError
 
 # Upper edges of the gap buckets, in seconds: <1 min, <5 min, <30 min, <2 h, <12 h, <1 d, <3 d, <1 w, <30 d, longer.
@@ -151,4 +152,5 @@ def require_time(data, what: str = "time_features") -> None:  # noqa: ANN001 - S
     """InputError unless the log has real timestamps (an order-only log has nothing to embed)."""
     if not getattr(data, "has_time", False):
         raise InputError(f"{what} needs real timestamps but this log has only an event order; load a log with a "
-                         "time column (--time-col) or train without --time-features")
+                         f"time column ({HOW_TO_SET['time']}) or train without time features (leave out "
+                         "--time-features)")
