@@ -131,8 +131,40 @@ def test_train_page_says_how_far_back_a_finished_run_looks(runs_dir, small_datas
     assert any("Finished" in s.value for s in at.success)
 
 
+def test_train_page_judges_a_finished_run_instead_of_a_green_finished(runs_dir, small_dataset):
+    """A job whose model is below the best baseline is not reported in green: the verdict says so and what helps."""
+    import json
+
+    from seqrec_core.training.verdict import get_training_verdict
+
+    verdict = get_training_verdict(stopped_reason="time_budget", epochs_trained=1, best_epoch=1, patience=10,
+                                   model_score=0.01, baseline_scores={"popularity": 0.03}, on_gpu=False)
+    folder = runs_dir / ".jobs" / "sasrec-verdict"
+    folder.mkdir(parents=True)
+    job = {"name": "sasrec-verdict", "folder": str(folder), "run_dir": str(runs_dir / "sasrec-verdict"),
+           "pid": 2**22 + 9, "started": 1.0, "dataset": "small", "fingerprint": small_dataset.fingerprint,
+           "kind": "train", "analyze_after": False}
+    (folder / "job.json").write_text(json.dumps(job))
+    events = [{"event": "start", "device": "cpu", "n_params": 1000},
+              {"event": "done", "stopped_reason": "time_budget", "verdict": verdict.to_json(),
+               "metrics": {"test": {"NDCG@10": 0.01, "HR@10": 0.02}}}]
+    (folder / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["dataset"] = small_dataset
+    at.session_state["train_jobs"] = ["sasrec-verdict"]
+    at.run()
+    at.switch_page("app_pages/3_Train.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert not any("Finished" in s.value for s in at.success)
+    warning = next(w.value for w in at.warning if "Training verdict" in w.value)
+    assert "below the best baseline" in warning and "popularity" in warning and "first epoch" in warning
+
+
 def test_evaluate_page_compares_with_baselines(runs_dir, small_dataset, tiny_run):
     at = open_page("app_pages/4_Evaluate.py", dataset=small_dataset, run=tiny_run)
+    verdicts = [b.value for b in [*at.warning, *at.success] if "Training verdict" in b.value]
+    assert len(verdicts) == 1 and "epoch" in verdicts[0]  # 2 epochs: a limit or a baseline held it back, said so
     table = at.dataframe[0].value
     assert {"popularity", "markov", "itemknn"} <= set(table["model"])
     assert table["NDCG@10"].between(0, 1).all()
