@@ -3,8 +3,8 @@
 Why a module of its own: the write path (temp folder beside the target, fsync, one rename, an old run set aside
 and restored if the new one never arrives) is the part of the run format that must survive crashes and cancels,
 and it has its own small protocol for naming temp folders (writer pid and host) that :mod:`seqrec_core.runs`
-also uses when it unpacks an uploaded run. Loading and listing runs stay in ``runs``, which re-exports
-everything public here.
+also uses when it unpacks an uploaded run, and :mod:`seqrec_core.jobs.claim` when a train job claims its run
+folder before training. Loading and listing runs stay in ``runs``, which re-exports everything public here.
 """
 from __future__ import annotations
 
@@ -119,14 +119,19 @@ def swap_into_place(tmp: Path, out: Path) -> None:
     A kill between the two renames leaves the old run set aside as ``.<name>.old-<pid>-...``; the next
     :func:`clean_stale_temp` puts it back, so the previous run is never lost."""
     old = None
-    if out.is_dir():
-        if any(out.iterdir()):
-            old = out.with_name(f".{out.name}.old-{writer_id()}-{time.time_ns()}")
-            os.rename(out, old)
-        else:
-            out.rmdir()
+    if out.is_dir() and any(out.iterdir()):
+        old = out.with_name(f".{out.name}.old-{writer_id()}-{time.time_ns()}")
+        os.rename(out, old)
     try:
-        os.rename(tmp, out)
+        try:
+            # Onto an empty folder (the one claim_run_dir made) in one step: removing it first would leave a
+            # moment in which another job could claim the name and then have its claim replaced by this run.
+            os.rename(tmp, out)
+        except OSError:
+            if old is not None or not out.is_dir() or any(out.iterdir()):
+                raise
+            out.rmdir()  # where a rename cannot replace a folder (Windows)
+            os.rename(tmp, out)
     except BaseException:
         if old is not None:
             os.rename(old, out)
@@ -203,3 +208,20 @@ def _library_version() -> str:
     from seqrec_core import __version__
 
     return __version__
+
+
+# What a save adds to the run folder's name for the folders it writes beside it: ".<name>.old-<pid>-<host>-<ns>"
+# (pid up to 7 digits, Linux's pid_max being at most 2**22; time_ns 19 digits); the temp folder
+# ".<name>.tmp-<pid>-<host>-<8 random>" is shorter. A name the file system takes but these do not would fail
+# only when the trained model is saved (seqrec_core.jobs.claim refuses it before training).
+SAVE_NAME_OVERHEAD = len(".") + len(".old-") + 7 + 1 + 8 + 1 + 19
+
+
+def max_run_name_bytes(folder: Path) -> int:
+    """The longest run folder name (in bytes) whose save's temp and set-aside folders still fit the file system
+    of ``folder`` (the folder the run goes in)."""
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    return int(name_max) - SAVE_NAME_OVERHEAD

@@ -3,8 +3,10 @@
 A job is a folder ``<runs root>/.jobs/<name>/`` holding ``spec.json`` (what to do: a :mod:`seqrec_core.jobs.spec`
 spec), ``job.json`` (who started it and when), ``progress.jsonl`` (events the job appends) and the process's
 stdout/stderr. The process is ``python -m seqrec_core <kind> --spec spec.json --progress progress.jsonl``: the
-dashboard hands the spec over as it is, never as command-line strings. A trained run appears in the runs folder
-only when training finished (written atomically); stored analyses appear unit by unit inside their run.
+dashboard hands the spec over as it is, never as command-line strings. The job claims its run folder when it
+starts (an empty folder, locked while it runs: :mod:`seqrec_core.jobs.claim`) and the trained run fills it only
+when training finished (written atomically); a job that saves nothing removes it. Stored analyses appear unit by
+unit inside their run.
 """
 from __future__ import annotations
 
@@ -87,7 +89,7 @@ def _claim_job_folder(runs_root: Path, prefix: str, runs_too: bool) -> tuple[str
 
 
 def claim_run_folder(runs_root: Path, family: str) -> tuple[str, Path]:
-    """A new run name for a train job and its job folder (the run folder itself appears when training ends)."""
+    """A new run name for a train job and its job folder (the job claims the run folder itself when it starts)."""
     return _claim_job_folder(runs_root, family, runs_too=True)
 
 

@@ -14,6 +14,7 @@ import torch
 
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
+from seqrec_core.jobs.claim import claim_run_dir
 from seqrec_core.jobs.progress import ProgressFile
 from seqrec_core.training import TrainConfig, TrainingCancelled, eval_batch_size, seed_everything, train_model
 
@@ -58,17 +59,24 @@ def run_training_job(data: SequenceData, family: str, model_options: dict, train
 
     Progress events go to ``progress_path`` (and ``on_event``), ending with ``done`` (run saved),
     ``cancelled`` (cancel before any validation: nothing saved, :class:`TrainingCancelled` raised) or
-    ``error`` (the exception is re-raised). A cancel after a validation saves the best checkpoint and
-    reports ``stopped_reason: "cancelled"``.
+    ``error`` (the exception is re-raised; a time budget that ran out before the first validation is an
+    :class:`InputError`). A cancel after a validation saves the best checkpoint and reports
+    ``stopped_reason: "cancelled"``. ``out_dir`` is claimed first (:func:`~seqrec_core.jobs.claim.claim_run_dir`;
+    an existing run there is replaced when the new one is saved), and left as it was found if nothing is saved.
     """
+    job_options(model_options, train_cfg)  # refused before anything is claimed or a progress file exists
+    with claim_run_dir(out_dir, replace_run=True) as out:
+        return _train_evaluate_save(data, family, model_options, train_cfg, out, data_info, progress_path,
+                                    should_stop, exclude_seen, on_event)
+
+
+def _train_evaluate_save(data: SequenceData, family: str, model_options: dict, train_cfg: TrainConfig, out: Path,
+                         data_info: dict, progress_path: str | Path | None, should_stop: Callable[[], bool] | None,
+                         exclude_seen: bool, on_event: Callable[[dict], None] | None) -> dict:
     from seqrec_core.evaluation import evaluate
     from seqrec_core.models.neural import NeuralScorer
-    from seqrec_core.runs import is_run_folder, save_run
+    from seqrec_core.runs import save_run
 
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_run_folder(out))):
-        raise InputError(f"output '{out}' exists and is not an empty folder or a run; choose a new folder")
-    job_options(model_options, train_cfg)  # refused before a progress file exists
     progress = ProgressFile(Path(progress_path) if progress_path is not None else None)
 
     def emit(event: dict) -> None:
@@ -106,6 +114,14 @@ def run_training_job(data: SequenceData, family: str, model_options: dict, train
         emit({"event": "done", **summary})
         return summary
     except TrainingCancelled as err:
+        if train_cfg.time_budget is not None and not (should_stop is not None and should_stop()):
+            # Nobody cancelled: the budget ran out before one epoch and its validation; that needs a bigger
+            # budget, not a retry, and is bad input rather than a cancel (which the CLI reports as exit 130).
+            message = (f"the time budget of {train_cfg.time_budget:g} s ran out before the first validation, so "
+                       "there is no model to keep; give a larger time budget (--time-budget), enough for one "
+                       "epoch and one validation, or none")
+            emit({"event": "error", "message": message})
+            raise InputError(message) from None
         emit({"event": "cancelled", "message": str(err)})
         raise
     except BaseException as err:
@@ -127,17 +143,24 @@ def run_train_spec(spec, progress_path: str | Path | None = None,  # noqa: ANN00
     what happened, and the pages offer to compute what is missing."""
     from seqrec_core.evaluation import default_exclude_seen
 
-    ds = spec.data.open()
     model_options = dict(spec.model_options)
-    if on_valid_input is not None:
-        on_valid_input()
-    if not main_rank:
+    if not main_rank:  # rank 0 claims the run folder and saves the run
+        ds = spec.data.open()
+        if on_valid_input is not None:
+            on_valid_input()
         train_worker(ds.sequences, spec.family, model_options, spec.train, should_stop=should_stop)
         return None
-    exclude = default_exclude_seen(ds.sequences) if spec.exclude_seen == "auto" else spec.exclude_seen == "on"
-    summary = run_training_job(ds.sequences, spec.family, model_options, spec.train, spec.out, ds.info(),
-                               progress_path=progress_path, should_stop=should_stop, exclude_seen=exclude,
-                               on_event=on_event)
+    job_options(model_options, spec.train)
+    # Claimed before the data is read: a folder that cannot take the run (or that another job is writing) is
+    # refused now, not after training. A job asked for a new run never replaces an existing one.
+    with claim_run_dir(spec.out, replace_run=False):
+        ds = spec.data.open()
+        if on_valid_input is not None:
+            on_valid_input()
+        exclude = default_exclude_seen(ds.sequences) if spec.exclude_seen == "auto" else spec.exclude_seen == "on"
+        summary = run_training_job(ds.sequences, spec.family, model_options, spec.train, spec.out, ds.info(),
+                                   progress_path=progress_path, should_stop=should_stop, exclude_seen=exclude,
+                                   on_event=on_event)
     if spec.analyze is not None:
         summary["analysis"] = _analyse_after_training(spec, ds, progress_path, should_stop, on_event)
         summary["context_reach"] = summary["analysis"].get("context_reach")
