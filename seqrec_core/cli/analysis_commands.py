@@ -7,11 +7,13 @@ import logging
 from pathlib import Path
 
 from seqrec_core.cli.common import (
+    COUNT,
     add_data_options,
     add_run_options,
     data_source,
     dataset_for_run,
     install_cancel_handler,
+    progress_file,
     user_list,
 )
 from seqrec_core.errors import InputError
@@ -46,8 +48,9 @@ def cmd_analyze(args: argparse.Namespace) -> dict:
         raise InputError(f"run folder '{spec.run}' does not exist; pick a folder made by `train`")
     if not spec.request.units:
         resolve_parts(spec.request.parts)  # an unknown part is refused before the run is loaded
+    progress = progress_file(args.progress)
     should_stop = install_cancel_handler()
-    return run_analysis(spec, progress_path=Path(args.progress) if args.progress else None, should_stop=should_stop,
+    return run_analysis(spec, progress_path=progress, should_stop=should_stop,
                         on_ready=lambda: logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO))
 
 
@@ -79,7 +82,7 @@ def add_analysis_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parts", default="all",
                    help=f"comma-separated: all (default) or some of {', '.join(PARTS)}")
     p.add_argument("--users", metavar="ID,ID", help="also explain these users (explanations, attention, top-K)")
-    p.add_argument("--sample", type=int, help="explain this many more users, chosen by the data (default 24; "
+    p.add_argument("--sample", type=COUNT, help="explain this many more users, chosen by the data (default 24; "
                                               "0 = only the default user and --users)")
     p.add_argument("--force", action="store_true", help="recompute what is already stored and still fresh")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),

@@ -1,11 +1,13 @@
-"""What every command shares: the argument parser that reports usage errors as one line, the data options, the
-options of commands on a saved run, opening a run with the data it was trained on (from the histories the run
-stored when it has them, else from its log), writing an output table atomically, and the cancel handler."""
+"""What every command shares: the argument parser that reports usage errors as one line, one argparse type per
+kind of number (and the request time), the data options, the options of commands on a saved run, opening a run
+with the data it was trained on (from the histories the run stored when it has them, else from its log), checking
+and writing output files atomically, and the cancel handler."""
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import tempfile
@@ -36,6 +38,90 @@ class ArgumentParser(argparse.ArgumentParser):
         raise InputError(f"{message}; see `python -m seqrec_core {self.prog.split()[-1]} --help`")
 
 
+# ----------------------------------------------------------------------------------- numbers, checked at parse time
+# Every numeric flag takes one of these as its argparse ``type``, so a value no command could use (a negative seed,
+# nan, inf, a count beyond what numpy and torch index with) is refused as one usage line before anything is read.
+# Ranges that depend on the model or the data stay with the config that owns them (TrainConfig, a family's config).
+INT_LIMIT = 2**31 - 1  # counts beyond this are typos, and overflow the C integers numpy and torch index with
+SEED_LIMIT = 2**32 - 1  # numpy's seed range (torch and Python take it too)
+# unix seconds pandas can hold (until 2262-04-11): request times beyond it overflow the time features
+LATEST_TIME = 9_223_372_036
+
+
+def whole_number(low: int, high: int = INT_LIMIT, what: str = "a whole number") -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{short(text, 40)}' is not {what}; use one from {low:,} to {high:,}") \
+                from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{short(value, 40)} is out of range; use {what} from {low:,} to "
+                                             f"{high:,}")
+        return value
+
+    return parse
+
+
+def real_number(low: float | None = None, *, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number, at least ``low`` (greater than ``low`` when ``above``)."""
+    bound = "" if low is None else f" {'>' if above else '>='} {low:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{short(text, 40)}' is not a number; use a finite number{bound}") \
+                from None
+        if not math.isfinite(value) or (low is not None and (value <= low if above else value < low)):
+            raise argparse.ArgumentTypeError(f"{short(text, 40)} is out of range; use a finite number{bound}")
+        return value
+
+    return parse
+
+
+POSITIVE_INT = whole_number(1)
+COUNT = whole_number(0)
+SEED = whole_number(0, SEED_LIMIT, "a seed (a whole number)")
+POSITIVE_REAL = real_number(0.0, above=True)
+NONNEGATIVE_REAL = real_number(0.0)
+FINITE_REAL = real_number()
+
+
+def request_time(text: str) -> int:
+    """Unix seconds (UTC) from ISO-8601 or a number of seconds, from 1970 to 2262; a one-line InputError
+    otherwise."""
+    import pandas as pd
+
+    try:
+        if text.strip().lstrip("-").isdigit():
+            seconds = int(text)
+        else:
+            stamp = pd.Timestamp(text)
+            if stamp is pd.NaT:
+                raise ValueError("not a time")
+            if stamp.tzinfo is None:
+                stamp = stamp.tz_localize("UTC")
+            seconds = int(stamp.timestamp())
+    except (ValueError, OverflowError, TypeError) as err:
+        raise InputError(f"'{short(text, 60)}' is not a time; use ISO-8601 such as 2024-03-01T09:00Z or unix "
+                         "seconds") from err
+    if not 0 <= seconds <= LATEST_TIME:
+        raise InputError(f"'{short(text, 60)}' is out of range; give a time from 1970-01-01 to 2262-04-11 "
+                         f"(unix seconds 0 to {LATEST_TIME:,})")
+    return seconds
+
+
+def request_time_arg(text: str) -> int:
+    """:func:`request_time` as an argparse type (argparse reads a ValueError as 'invalid value')."""
+    try:
+        return request_time(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def add_data_options(p: argparse.ArgumentParser, required: bool) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", required=required,
@@ -45,18 +131,26 @@ def add_data_options(p: argparse.ArgumentParser, required: bool) -> None:
     g.add_argument("--item-col", help="column with item ids (default: detect)")
     g.add_argument("--time-col", help="column with timestamps: unix s/ms or ISO-8601 (default: detect)")
     g.add_argument("--rating-col", help="column with ratings/weights (default: detect)")
-    g.add_argument("--min-rating", type=float, help="keep only events with rating >= this (implicit feedback)")
-    g.add_argument("--k-core", type=int, default=0, help="repeatedly drop users and items with fewer events (0 = off)")
+    g.add_argument("--min-rating", type=FINITE_REAL, help="keep only events with rating >= this (implicit feedback)")
+    g.add_argument("--k-core", type=COUNT, default=0,
+                   help="repeatedly drop users and items with fewer events (0 = off)")
     g.add_argument("--drop-duplicates", action="store_true", help="drop repeated (user, item, time) events")
 
 
 def data_source(args: argparse.Namespace) -> DataSource:
     columns = ColumnMap(user=args.user_col, item=args.item_col, time=args.time_col, rating=args.rating_col)
-    if args.k_core < 0:
-        raise InputError("--k-core must be >= 0")
     prep = PrepOptions(min_rating=args.min_rating, drop_duplicates=args.drop_duplicates, k_core=args.k_core)
-    path = args.data if args.data == "demo" else str(Path(args.data).resolve())
+    path = args.data if args.data == "demo" else _resolved(args.data)
     return DataSource(path=path, format=args.format, columns=columns, prep=prep)
+
+
+def _resolved(path: str) -> str:
+    """The absolute path a run records for --data; a link that leads nowhere is refused here."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop (Python < 3.13)
+        what = "a symbolic link loop" if "loop" in str(err).lower() else f"unreadable ({type(err).__name__})"
+        raise InputError(f"--data '{short(path, 120)}' is {what}; give the log file itself") from None
 
 
 def dataset_for_run(args: argparse.Namespace, run_config: dict) -> Dataset:
@@ -181,6 +275,30 @@ def output_format(path: str, allowed: tuple[str, ...], flag: str = "--out") -> s
     if not target.resolve().parent.is_dir():
         raise InputError(f"{flag} '{short(path, 120)}': its folder does not exist; create it first")
     return suffix
+
+
+def progress_file(path: str | None, run_dir: str | None = None) -> Path | None:
+    """--progress checked before any work: a file (not a folder) in a folder that exists, writable, and not inside
+    the run folder (written as a whole when training ends, so a file inside it would be in the way)."""
+    if path is None:
+        return None
+    target = Path(path)
+    shown = short(path, 120)
+    if target.is_dir():
+        raise InputError(f"--progress '{shown}' is a folder; give a file name such as progress.jsonl")
+    if target.is_symlink() and not target.is_file():
+        raise InputError(f"--progress '{shown}' is a symbolic link to a missing place (or a loop); give a file path")
+    folder = Path(os.path.abspath(target)).parent
+    if not folder.is_dir():
+        raise InputError(f"--progress '{shown}': its folder does not exist; create it first")
+    if not os.access(target if target.exists() else folder, os.W_OK):
+        raise InputError(f"--progress '{shown}' cannot be written (permission denied); choose a file you can write")
+    if run_dir is not None:
+        run = Path(os.path.abspath(run_dir))
+        if Path(os.path.abspath(target)).is_relative_to(run):
+            raise InputError(f"--progress '{shown}' is inside the run folder, which is written as a whole when "
+                             "training ends; put it beside the run folder")
+    return target
 
 
 def write_output(data: object, path: str, fmt: str) -> None:

@@ -10,11 +10,15 @@ import logging
 import time
 
 from seqrec_core.cli.common import (
+    POSITIVE_INT,
+    SEED,
     add_exclude_seen,
     add_run_options,
     exclude_seen,
     open_run_and_data,
     output_format,
+    request_time,  # noqa: F401 - re-exported: callers parse request times from here
+    request_time_arg,
     user_list,
     write_output,
 )
@@ -71,7 +75,7 @@ def batch_users(text: str, vocab) -> list[str]:  # noqa: ANN001 - seqrec_core.da
 
 
 def _query_time(args: argparse.Namespace, scorer, run) -> int | None:  # noqa: ANN001 - Scorer, Run
-    query_time = request_time(args.at) if args.at is not None else None
+    query_time = args.at  # unix seconds, parsed and range-checked with the other flags (request_time_arg)
     if query_time is not None and not getattr(scorer, "uses_time", False):
         raise InputError(f"--at sets the request time of a time-aware run, but '{run.path.name}' was trained without "
                          "--time-features; leave --at out")
@@ -84,8 +88,6 @@ def cmd_recommend(args: argparse.Namespace) -> dict:
     from seqrec_core.recommend import get_recommendations
 
     started = time.perf_counter()
-    if args.k < 1:
-        raise InputError("--k must be at least 1")
     fmt = check_batch_args(args, TABLE_FORMATS)
     run, ds = open_run_and_data(args)
     scorer = run.scorer(device=args.device)
@@ -124,28 +126,10 @@ def recommend_batch(args: argparse.Namespace, fmt: str, scorer, data, query_time
     return out | {"seconds": round(time.perf_counter() - started, 3)}
 
 
-def request_time(text: str) -> int:
-    """Unix seconds (UTC) from ISO-8601 or a number of seconds; a one-line InputError otherwise."""
-    import pandas as pd
-
-    try:
-        if text.strip().lstrip("-").isdigit():
-            return int(text)
-        stamp = pd.Timestamp(text)
-    except (ValueError, OverflowError) as err:
-        raise InputError(f"--at '{text[:60]}' is not a time; use ISO-8601 such as 2024-03-01T09:00Z or unix "
-                         "seconds") from err
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return int(stamp.timestamp())
-
-
 def cmd_explain(args: argparse.Namespace) -> dict:
     from seqrec_core.explain import attribute
 
     started = time.perf_counter()
-    if args.steps < 1:
-        raise InputError("--steps must be at least 1 (50 is a good default for IG)")
     fmt = check_batch_args(args, EXPLAIN_FORMATS)
     run, ds = open_run_and_data(args)
     if fmt is not None:
@@ -210,11 +194,12 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:
                                          "history")
     add_run_options(p)
     add_user_options(p, TABLE_FORMATS)
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--k", type=POSITIVE_INT, default=10, help="how many items (default 10)")
     p.add_argument("--include-seen", action="store_true", help="allow items the user already has")
-    p.add_argument("--at", help="request time for a time-aware run: ISO-8601 (e.g. 2024-03-01T09:00Z) or unix "
-                                "seconds (default: the user's last event plus their median gap); with --users, "
-                                "the same time for every user")
+    p.add_argument("--at", type=request_time_arg,
+                   help="request time for a time-aware run: ISO-8601 (e.g. 2024-03-01T09:00Z) or unix seconds "
+                        "(default: the user's last event plus their median gap); with --users, the same time for "
+                        "every user")
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("explain", help="which past events drive one recommendation (attribution per event)")
@@ -224,7 +209,8 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="ig", choices=("ig", "occlusion", "gradshap", "attention"),
                    help="ig = Captum integrated gradients on the item embeddings (default), occlusion = drop each "
                         "event and re-score, gradshap = GradientShap, attention = attention rollout")
-    p.add_argument("--steps", type=int, default=50, help="integration steps for ig / samples for gradshap")
+    p.add_argument("--steps", type=POSITIVE_INT, default=50,
+                   help="integration steps for ig / samples for gradshap (default 50)")
     p.add_argument("--holdout", action="store_true", help="explain from the history before the held-out test event")
     p.set_defaults(func=cmd_explain)
 
@@ -233,7 +219,7 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--what", default="items", choices=("items", "users"))
     p.add_argument("--method", default="umap", choices=("umap", "pca"),
                    help="umap (default; slower the first time while numba compiles) or pca (instant)")
-    p.add_argument("--seed", type=int, default=0, help="UMAP random seed")
+    p.add_argument("--seed", type=SEED, default=0, help="UMAP random seed, 0 to 4294967295 (default 0)")
     p.set_defaults(func=cmd_embed)
 
 

@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from seqrec_core.cli.common import (
+    FINITE_REAL,
+    NONNEGATIVE_REAL,
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    SEED,
     Cancelled,
     add_data_options,
     add_exclude_seen,
     data_source,
     install_cancel_handler,
+    progress_file,
     user_list,
 )
 from seqrec_core.cli.model_options import MODEL_OPTION_NAMES, add_model_options, model_options_from_args
@@ -32,24 +37,28 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model",
                    help="model family: sasrec (causal Transformer), bert4rec (masked-item Transformer), gru4rec, "
                         "lstm, lsi (long/short-term interest)")
-    p.add_argument("--out", help="run folder to create (must not exist or be empty)")
+    p.add_argument("--out", help="run folder to create (must not exist or be empty); claimed before the data is read, "
+                                 "so a second job on the same folder is refused")
     # Unset training flags keep TrainConfig's defaults (one source of truth for the CLI and the dashboard).
-    p.add_argument("--epochs", type=int, help="maximum epochs (default 200; early stopping usually ends sooner)")
-    p.add_argument("--max-len", type=int, help="most recent events the model sees (default 50)")
-    p.add_argument("--time-budget", type=float, help="stop after this many seconds, keep the best checkpoint")
-    p.add_argument("--batch-size", type=int,
+    p.add_argument("--epochs", type=POSITIVE_INT,
+                   help="maximum epochs (default 200; early stopping usually ends sooner)")
+    p.add_argument("--max-len", type=POSITIVE_INT, help="most recent events the model sees (default 50)")
+    p.add_argument("--time-budget", type=POSITIVE_REAL,
+                   help="stop after this many seconds, keep the best checkpoint (enough for at least one epoch and "
+                        "its validation)")
+    p.add_argument("--batch-size", type=POSITIVE_INT,
                    help="sequences per step (default: from the history lengths, about 1,000 predicted events a "
                         "step: 128 for short histories, down to 32 for long ones; for SASRec down to 8 on dense logs)")
-    p.add_argument("--lr", type=float, help="learning rate, AdamW (default 1e-3)")
-    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
-    p.add_argument("--patience", type=int,
+    p.add_argument("--lr", type=POSITIVE_REAL, help="learning rate, AdamW (default 1e-3)")
+    p.add_argument("--weight-decay", type=NONNEGATIVE_REAL, help="AdamW weight decay (default 0)")
+    p.add_argument("--patience", type=POSITIVE_INT,
                    help="validations without NDCG@10 gain before stopping (default: from the log, 10 on sparse logs "
                         "such as Beauty, up to 40 for SASRec on dense ones, where slow structure keeps improving)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto: CUDA, then MPS, then CPU")
-    p.add_argument("--seed", type=int, help="random seed (default 42)")
+    p.add_argument("--seed", type=SEED, help="random seed, 0 to 4294967295 (default 42)")
     p.add_argument("--keep", choices=("best", "last"),
                    help="weights to save: best validation NDCG@10 (default) or the last validated epoch")
-    p.add_argument("--weight-average", type=float, metavar="DECAY",
+    p.add_argument("--weight-average", type=FINITE_REAL, metavar="DECAY",
                    help="validate and save a moving average of the weights, decay per step "
                         "(default 0.999; 0 = off: the last step's weights)")
     add_exclude_seen(p)
@@ -97,14 +106,11 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
     from seqrec_core.training import TrainingCancelled, distributed
 
     spec = spec_from_args(args)
-    out = Path(spec.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"output folder '{out}' exists and is not empty; choose a new --out folder")
+    progress = progress_file(args.progress, spec.out)
     main_rank = distributed.env_rank() == 0
     should_stop = install_cancel_handler()
-    try:
-        return run_train_spec(spec, progress_path=Path(args.progress) if args.progress else None,
-                              should_stop=should_stop, main_rank=main_rank,
+    try:  # the run folder (--out) is claimed inside, on rank 0, before the data is read
+        return run_train_spec(spec, progress_path=progress, should_stop=should_stop, main_rank=main_rank,
                               on_valid_input=lambda: _show_progress(args, main_rank))
     except TrainingCancelled:
         raise Cancelled from None
