@@ -129,7 +129,11 @@ def add_data_options(p: argparse.ArgumentParser, required: bool) -> None:
     g.add_argument("--format", default="auto", choices=FORMATS, help="file format (default: detect)")
     g.add_argument("--user-col", help="column with user ids (default: detect)")
     g.add_argument("--item-col", help="column with item ids (default: detect)")
-    g.add_argument("--time-col", help="column with timestamps: unix s/ms or ISO-8601 (default: detect)")
+    g.add_argument("--time-col", help="column with timestamps: unix s/ms, ISO-8601 or dates (default: detect)")
+    g.add_argument("--time-detail-col", help="finer time added to a date-only --time-col: a time of day or an offset "
+                                             "in s/ms (default: detect by name, e.g. 'timeframe')")
+    g.add_argument("--session-col", help="session id column: fills missing user ids, or with --user-col set to it "
+                                         "makes each session one sequence (default: detect)")
     g.add_argument("--rating-col", help="column with ratings/weights (default: detect)")
     g.add_argument("--min-rating", type=FINITE_REAL, help="keep only events with rating >= this (implicit feedback)")
     g.add_argument("--k-core", type=COUNT, default=0,
@@ -138,7 +142,8 @@ def add_data_options(p: argparse.ArgumentParser, required: bool) -> None:
 
 
 def data_source(args: argparse.Namespace) -> DataSource:
-    columns = ColumnMap(user=args.user_col, item=args.item_col, time=args.time_col, rating=args.rating_col)
+    columns = ColumnMap(user=args.user_col, item=args.item_col, time=args.time_col, rating=args.rating_col,
+                        session=args.session_col, time_detail=args.time_detail_col)
     prep = PrepOptions(min_rating=args.min_rating, drop_duplicates=args.drop_duplicates, k_core=args.k_core)
     path = args.data if args.data == "demo" else _resolved(args.data)
     return DataSource(path=path, format=args.format, columns=columns, prep=prep)

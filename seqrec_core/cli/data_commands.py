@@ -12,7 +12,9 @@ log = logging.getLogger("seqrec_core")
 
 
 def cmd_validate(args: argparse.Namespace) -> dict:
+    """Whether the log can be used: read, cleaned, and holding something a model can learn from."""
     ds = open_dataset(data_source(args))
+    ds.sequences.check_trainable()
     times = ds.events["timestamp"]
     span = None
     if ds.sequences.has_time:

@@ -127,6 +127,14 @@ class SequenceData:
         """The full history of a user: what a deployed model would see to recommend the next item."""
         return self.sequences[u]
 
+    def check_trainable(self) -> None:
+        """Refuse a log no model can learn from: one input -> target pair before the validation and test events
+        needs a user with 4 events (users with 3 are evaluated but teach nothing)."""
+        if not any(len(self.train_sequence(u)) >= 2 for u in range(self.n_users)):
+            raise InputError(f"no user has 2 or more training events, so there is nothing to learn from; load a log "
+                             f"with longer histories (training needs users with at least {MIN_EVAL_EVENTS + 1} "
+                             f"events; this log's longest has {int(self.lengths().max(initial=0))})")
+
 
 def fingerprint_events(events: pd.DataFrame) -> str:
     """A short content hash of the canonical event table: runs record it so results are tied to their data."""

@@ -17,6 +17,8 @@ from seqrec_core.errors import InputError
 from seqrec_core.jobs.claim import claim_run_dir
 from seqrec_core.jobs.progress import ProgressFile
 from seqrec_core.training import TrainConfig, TrainingCancelled, eval_batch_size, seed_everything, train_model
+from seqrec_core.training.verdict import METRIC as VERDICT_METRIC
+from seqrec_core.training.verdict import TrainingVerdict, get_training_verdict
 
 log = logging.getLogger(__name__)
 
@@ -99,18 +101,21 @@ def _train_evaluate_save(data: SequenceData, family: str, model_options: dict, t
         metrics = {part: evaluate(scorer, data, part, exclude_seen=exclude_seen, batch_size=batch).metrics
                    for part in ("val", "test")}
         metrics["exclude_seen"] = exclude_seen
+        epochs_trained = max((row["epoch"] for row in result.history), default=0)
+        emit({"event": "evaluating", "parts": ["baselines"]})
+        verdict = _verdict(data, result, epochs_trained, metrics["test"], exclude_seen)
         config = {"family": family, "model": model.config.to_dict(), "train": (result.config or train_cfg).to_dict(),
                   "data": data_info, "device": result.device, "train_seconds": round(result.train_seconds, 3),
                   "stopped_reason": result.stopped_reason, "best_epoch": result.best_epoch,
-                  "epochs_trained": max((row["epoch"] for row in result.history), default=0),
+                  "epochs_trained": epochs_trained, "verdict": verdict.to_json(),
                   "exclude_seen": exclude_seen, "versions": _versions()}
         model.to("cpu")
         save_run(out, model=model, config=config, vocab=data.vocab, metrics=metrics, history=result.history,
                  progress_path=progress_path)
         summary = {"run_dir": str(out), "model": family, "epochs": config["epochs_trained"],
                    "best_epoch": result.best_epoch, "train_seconds": config["train_seconds"],
-                   "device": result.device, "stopped_reason": result.stopped_reason, "exclude_seen": exclude_seen,
-                   "metrics": {"val": metrics["val"], "test": metrics["test"]}}
+                   "device": result.device, "stopped_reason": result.stopped_reason, "verdict": verdict.to_json(),
+                   "exclude_seen": exclude_seen, "metrics": {"val": metrics["val"], "test": metrics["test"]}}
         emit({"event": "done", **summary})
         return summary
     except TrainingCancelled as err:
@@ -129,6 +134,21 @@ def _train_evaluate_save(data: SequenceData, family: str, model_options: dict, t
         raise
     finally:
         progress.close()
+
+
+def _verdict(data: SequenceData, result, epochs_trained: int, test: dict,  # noqa: ANN001 - TrainResult
+             exclude_seen: bool) -> TrainingVerdict:
+    """How the training went, against the baselines' test scores under the same protocol (seconds: they are
+    count tables, ~5 s on Beauty's 22,000 users)."""
+    from seqrec_core.evaluation import evaluate
+    from seqrec_core.models.baselines import fit_baselines
+
+    baselines = {name: evaluate(scorer, data, "test", exclude_seen=exclude_seen).metrics[VERDICT_METRIC]
+                 for name, scorer in fit_baselines(data).items()}
+    return get_training_verdict(stopped_reason=result.stopped_reason, epochs_trained=epochs_trained,
+                                best_epoch=result.best_epoch, patience=int(result.config.patience),  # set by training
+                                model_score=float(test[VERDICT_METRIC]), baseline_scores=baselines,
+                                on_gpu=str(result.device).startswith("cuda"))
 
 
 def run_train_spec(spec, progress_path: str | Path | None = None,  # noqa: ANN001 - TrainSpec

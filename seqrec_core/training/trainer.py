@@ -135,15 +135,13 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     max_len = int(getattr(getattr(model, "config", None), "max_len", cfg.max_len))
     if max_len != cfg.max_len:
         log.warning("model max_len %d differs from training max_len %d; using the model's", max_len, cfg.max_len)
+    data.check_trainable()
     train_seqs = [data.train_sequence(u) for u in range(data.n_users)]
     uses_time = getattr(model, "uses_time", False)
     if uses_time:  # train_sequence is a prefix of the user's events: the source reads the same prefix of times
         require_time(data)
     source = build_window_source(train_seqs, max_len, times=data.times if uses_time else None)
     lengths = source.lengths
-    if len(source) == 0:
-        raise InputError("no user has 2 or more training events, so there is nothing to learn from; "
-                         "load a log with longer histories (each user needs at least 4 events)")
     family = str(getattr(getattr(model, "config", None), "family", ""))
     cfg = resolve_batch_size(cfg, len(source), source.n_targets, cap=batch_cap_from_log(family, data))
     if cfg.patience is None:

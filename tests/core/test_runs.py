@@ -17,6 +17,7 @@ from seqrec_core.jobs import run_training_job
 from seqrec_core.models import NeuralScorer, build_model
 from seqrec_core.runs import list_runs, load_run, runs_root, save_run, unpack_run_zip
 from seqrec_core.training import TrainConfig, TrainingCancelled
+from seqrec_core.training.verdict import VERDICTS
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +169,9 @@ def test_train_job_saves_a_run_and_logs_progress(tmp_path: Path, data) -> None:
     out = run_training_job(data, "sasrec", {"hidden_size": 16, "num_layers": 1, "num_heads": 1}, cfg,
                            tmp_path / "run", {"fingerprint": data.fingerprint, "name": "walk"},
                            progress_path=progress)
-    assert {"run_dir", "model", "epochs", "train_seconds", "device", "stopped_reason", "metrics"} <= set(out)
+    assert {"run_dir", "model", "epochs", "train_seconds", "device", "stopped_reason", "verdict", "metrics"} <= set(out)
+    verdict = out["verdict"]
+    assert verdict["verdict"] in VERDICTS and verdict["best_baseline"] in ("popularity", "markov", "itemknn")
     assert set(out["metrics"]) == {"val", "test"} and "NDCG@10" in out["metrics"]["test"]
     events = [json.loads(line) for line in progress.read_text().splitlines()]
     assert events[0]["event"] == "start" and events[-1]["event"] == "done"

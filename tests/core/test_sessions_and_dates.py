@@ -171,3 +171,33 @@ def test_a_column_called_time_is_not_the_rating() -> None:
     log = "user,item,timestamp,time\n" + "".join(f"u{k % 2},i{k},{1_700_000_000 + k},{k % 5}\n" for k in range(10))
     cols = detect_columns(read_raw_table("log.csv", log.encode()), source="log.csv")
     assert cols.time == "timestamp" and cols.rating is None
+
+
+# ------------------------------------------------------------------------------------------------ the CLI
+
+def test_cli_validate_reads_sessions_and_names_the_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from seqrec_core.cli import main
+
+    data, true_order = diginetica_like()
+    path = tmp_path / "train-item-views.csv"
+    path.write_bytes(data)
+    assert main(["validate", "--data", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["users"] == len(true_order) and any("each sequence is one session" in w for w in out["warnings"])
+    assert main(["validate", "--data", str(path), "--user-col", "user_id", "--session-col", "session_id",
+                 "--time-detail-col", "timeframe"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["users"] > len(KNOWN_USERS) and any("have no user id ('user_id')" in w for w in out["warnings"])
+
+
+def test_cli_validate_refuses_a_log_no_model_can_learn_from(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from seqrec_core.cli import main
+
+    path = tmp_path / "three.csv"
+    path.write_text("user,item,timestamp\n" + "".join(f"u{u},i{(u + k) % 9},{1_700_000_000 + 10 * u + k}\n"
+                                                     for u in range(30) for k in range(3)))
+    assert main(["validate", "--data", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "at least 4 events" in captured.err and "longest has 3" in captured.err
