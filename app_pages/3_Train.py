@@ -186,8 +186,9 @@ def job_panel(job: runner.Job) -> None:
             state.set_run(job.run_dir)
             st.rerun()
     elif status == "cancelled":
-        st.warning("Cancelled before a checkpoint was worth keeping; nothing was saved."
-                   if not job.run_dir.exists() else "Cancelled; the best checkpoint was saved as a run.")
+        saved = (job.run_dir / "config.json").is_file()  # the claimed folder exists, empty, while a job runs
+        st.warning("Cancelled; the best checkpoint was saved as a run." if saved
+                   else "Cancelled before a checkpoint was worth keeping; nothing was saved.")
     else:
         st.error(f"Training failed: {runner.error_message(job, events)}")
     if history:
