@@ -4,6 +4,10 @@ their file line, and the file line of every data row.
 Split from ``loaders`` because this is the one reader that several formats share (CSV/TSV, MovieLens
 ``ratings.dat``/``u.data``/``ratings.csv``, and titles files through ``metadata``); it knows nothing about what the
 columns mean. ``read_delimited`` stays importable from ``seqrec_core.data.loaders``.
+
+Memory: the text is read in place, never copied whole. ``io.StringIO(text)`` would hold four bytes per
+character (a 1 GB log became 4 GB, twice: once for the scan, once for pandas), so the scan walks the text in
+blocks of lines and pandas reads it through :class:`_TextSource`, a file-like view that hands out slices.
 """
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import csv
 import io
 import re
 import warnings
+from array import array
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -20,6 +26,36 @@ from seqrec_core.errors import InputError
 
 # (\d+(\.\d*)? and not \d+\.?\d*: the latter backtracks quadratically, 35 s on a 20,000-digit cell)
 _VALUE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^\d{4}-\d{2}-\d{2}|^\d{1,2}[/.]\d{1,2}[/.]\d{2,4}")
+
+
+_BLOCK_CHARS = 1 << 20  # text walked a block of lines at a time: memory per block, C speed within it
+
+
+def iter_lines(text: str) -> Iterator[str]:
+    """The lines of ``text``, each with its ``\\n``, split on ``\\n`` only (as ``io.StringIO(text)`` splits them),
+    without a second copy of the whole text."""
+    start, n = 0, len(text)
+    while start < n:
+        end = text.find("\n", min(start + _BLOCK_CHARS, n))
+        end = n if end < 0 else end + 1
+        yield from io.StringIO(text[start:end])
+        start = end
+
+
+class _TextSource:
+    """A read-only file-like view of a str for ``pd.read_csv``: slices on demand instead of a StringIO copy."""
+
+    def __init__(self, text: str) -> None:
+        self._text, self._pos = text, 0
+
+    def read(self, size: int | None = -1) -> str:
+        end = len(self._text) if size is None or size < 0 else self._pos + size
+        out = self._text[self._pos:end]
+        self._pos += len(out)
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter_lines(self._text[self._pos:])
 
 
 def _sniff_delimiter(lines: list[str]) -> str:
@@ -57,10 +93,10 @@ def _has_header(rows: list[list[str]]) -> bool:
 def _scan(name: str, text: str, delim: str) -> tuple[list[list[str]], np.ndarray, int]:
     """One pass over the records: the file line of each, ragged rows refused. Returns the first rows, the
     line numbers of all non-blank records and the field count."""
-    reader = (ln.split() for ln in text.split("\n")) if delim == " " else \
-        csv.reader(io.StringIO(text), delimiter=delim, skipinitialspace=True)
+    reader = (ln.split() for ln in iter_lines(text)) if delim == " " else \
+        csv.reader(iter_lines(text), delimiter=delim, skipinitialspace=True)
     head: list[list[str]] = []
-    lines: list[int] = []
+    lines = array("q")  # 8 bytes a row (a list of ints takes ~36)
     ncols = 0
     prev = 0
     try:
@@ -83,7 +119,7 @@ def _scan(name: str, text: str, delim: str) -> tuple[list[list[str]], np.ndarray
             lines.append(start)
     except csv.Error as err:
         raise InputError(f"{name} line {prev + 1}: cannot read this as a table ({err}); fix the row") from None
-    return head, np.asarray(lines, dtype=np.int64), ncols
+    return head, np.frombuffer(lines, dtype=np.int64) if lines else np.zeros(0, dtype=np.int64), ncols
 
 
 def _unique_names(cells: list[str]) -> list[str]:
@@ -120,7 +156,7 @@ def read_delimited(name: str, text: str, fmt: str = "csv", *, header: bool | Non
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            frame = pd.read_csv(io.StringIO(text), sep=r"\s+" if delim == " " else delim,
+            frame = pd.read_csv(_TextSource(text), sep=r"\s+" if delim == " " else delim,
                                 header=0 if has_header else None, names=cols, dtype=str, keep_default_na=False,
                                 na_filter=False, index_col=False, skipinitialspace=True, engine="c")
     except (pd.errors.ParserError, ValueError) as err:
