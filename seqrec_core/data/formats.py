@@ -1,12 +1,15 @@
 """Which format a log file is in, from its name and first few KB: the ``--format auto`` guess.
 
 Split from ``loaders`` so the guess can be read (and tested) on its own: it decides between look-alikes (a
-space-separated event table and sequence text; MovieLens ``::`` files and CSV) and nothing else. The names here
-stay importable from ``seqrec_core.data.loaders``.
+space-separated event table and sequence text; MovieLens ``::`` files and CSV; sequence text and prose) and
+what the first bytes say about encoding and binary data, nothing else. The names here stay importable from
+``seqrec_core.data.loaders``.
 """
 from __future__ import annotations
 
+import codecs
 import re
+from collections import Counter
 from pathlib import Path
 
 from seqrec_core.data.schema import ALL_ALIASES, norm_name
@@ -14,6 +17,9 @@ from seqrec_core.errors import InputError
 
 FORMATS = ("auto", "csv", "tsv", "parquet", "jsonl", "movielens", "seqtxt")
 HEAD_BYTES = 8192  # how much of a file detect_format needs
+GZIP_MAGIC, ZIP_MAGIC, OFFICE_MAGIC, PARQUET_MAGIC = b"\x1f\x8b", b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"PAR1"
+_UTF32 = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)  # before UTF-16: FF FE 00 00 starts with FF FE too
+_UTF16 = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _INT_LINE = re.compile(r"^\d+(?:[ \t]+\d+)*[ \t]*$")
 # characters that never separate the tokens of sequence text: a line holding one is a table row (or junk)
 _TABLE_CHARS = re.compile(r"[,;|\t\"]")
@@ -24,10 +30,7 @@ def detect_format(name: str, head: bytes) -> str:
     base = Path(name).name.lower()
     if base.endswith(".gz"):
         base = base[:-3]
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    lines = [ln for ln in text.split("\n") if ln.strip()]
-    if len(head) >= HEAD_BYTES and len(lines) > 1:
-        lines = lines[:-1]  # the last line may be cut off
+    lines = _head_lines(head)
     first = lines[0] if lines else ""
     if head[:4] == b"PAR1" or base.endswith((".parquet", ".pq")):
         return "parquet"
@@ -52,7 +55,7 @@ def detect_format(name: str, head: bytes) -> str:
         if len(counts) > 1 or counts == {2} or len(lines) == 1 \
                 or (len(int_lines) == len(lines) and _same_length_sequences(lines)):
             return "seqtxt"
-    if _word_sequences(lines):
+    if _word_sequences(lines) and _not_a_log(lines) is None:
         return "seqtxt"
     return "tsv" if "\t" in first else "csv"
 
@@ -71,12 +74,22 @@ def _same_length_sequences(lines: list[str]) -> bool:
     return min(max(d) for d in digits) + 2 > max(min(d) for d in digits)
 
 
+def _head_lines(head: bytes) -> list[str]:
+    """The non-blank lines of a file's first bytes (decoded by its byte-order mark, CR-only breaks read as
+    breaks); the last is dropped when the head cuts it off."""
+    text = head.decode(text_encoding(head) or "utf-8", errors="replace").lstrip("\ufeff")
+    if "\n" not in text:
+        text = text.replace("\r", "\n")
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    if len(head) >= HEAD_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut off
+    return lines
+
+
 def integer_lines(head: bytes) -> bool:
     """Whether most lines of ``head`` are integers only (``1 10 11 12``): sequence text in the SASRec style, where
     a stray text token is more likely damage than an id (see ``loaders._read_seqtxt``)."""
-    lines = [ln for ln in head.decode("utf-8", errors="replace").lstrip("\ufeff").split("\n") if ln.strip()]
-    if len(head) >= HEAD_BYTES and len(lines) > 1:
-        lines = lines[:-1]
+    lines = _head_lines(head)
     return bool(lines) and sum(bool(_INT_LINE.match(ln)) for ln in lines) >= 0.5 * len(lines)
 
 
@@ -96,3 +109,97 @@ def _word_sequences(lines: list[str]) -> bool:
     if any(len(r) < 2 for r in rows) or any(norm_name(t) in ALL_ALIASES for t in rows[0]):
         return False
     return len({len(r) for r in rows}) > 1 or _same_length_sequences(lines)
+
+
+# ------------------------------------------------------------------------------------ prose is not a log
+
+# Words that make up a third or more of any English text and are never item ids in a log.
+_COMMON_WORDS = frozenset("""a an the and or but if of to in on at by for with from into about as is are was were be
+been am it its this that these those i you he she we they me him her us them my your his our their not no do does
+did have has had will would can could should may might there here what which who when where why how all some so
+than then just also very""".split())
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
+_MIN_LINES_WITHOUT_REPEATS = 20  # under this many lines, a log must show an item twice
+
+
+def _not_a_log(lines: list[str]) -> str | None:
+    """Why lines shaped like text-id sequence text (``u1 itemA itemB``) read as prose instead, or None.
+
+    What tells them apart: prose is made of common words (a third of English text is 'the', 'is', 'of', ...),
+    which ids never are, and its lines end sentences; a log's items recur across users (a popular item is
+    bought by many), while the words of a short note mostly appear once. Integer sequence text (the SASRec
+    files) never comes here."""
+    rows = [ln.split() for ln in lines]
+    words = [t.strip(".,!?;:'\"()[]").lower() for r in rows for t in r]
+    common = [w for w in words if w in _COMMON_WORDS]
+    if words and len(common) >= 0.15 * len(words):
+        shown = ", ".join(f"'{w}'" for w, _ in Counter(common).most_common(3))
+        return f"{len(common) / len(words):.0%} of its words are common English words ({shown})"
+    ends = sum(bool(_SENTENCE_END.search(r[-1])) for r in rows if r)
+    if rows and ends >= 0.3 * len(rows):
+        return f"{ends} of its {len(rows)} lines end a sentence"
+    lines_of: dict[str, set[int]] = {}
+    for k, row in enumerate(rows):
+        for item in row[1:]:
+            lines_of.setdefault(item, set()).add(k)
+    repeats = any(len(s) > 1 for s in lines_of.values()) or any(len(set(r[1:])) < len(r) - 1 for r in rows)
+    if 1 < len(rows) < _MIN_LINES_WITHOUT_REPEATS and not repeats:
+        return f"none of the words after the first on its {len(rows)} lines appears twice, as items in a log do"
+    return None
+
+
+def refuse_prose(name: str, head: bytes) -> None:
+    """Refuse (for ``--format auto``) a file that has the shape of text-id sequence text but reads as prose: a
+    two-line note must not be taken for a log of two users. ``--format seqtxt`` skips this check."""
+    lines = _head_lines(head)
+    if not _word_sequences(lines):
+        return
+    reason = _not_a_log(lines)
+    if reason is not None:
+        raise InputError(f"{name} reads like prose, not a behaviour log ({reason}); a log has one event per line "
+                         f"(user, item, time) or one 'user item item ...' sequence per line; if this file is "
+                         f"sequence text, pass --format seqtxt")
+
+
+# ------------------------------------------------------------------------------- encodings and binary data
+
+def text_encoding(head: bytes) -> str | None:
+    """The encoding a byte-order mark names (UTF-32/16/8), None without one."""
+    if head.startswith(_UTF32):
+        return "utf-32"
+    if head.startswith(_UTF16):
+        return "utf-16"
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    return None
+
+
+def _nul_pattern(head: bytes) -> str | None:
+    """UTF-16/32 without a byte-order mark shows as NUL bytes in fixed places of every code unit (ASCII text)."""
+    sample = head[: len(head) - len(head) % 4]
+    if len(sample) < 8:
+        return None
+    for width, enc in ((4, "UTF-32"), (2, "UTF-16")):
+        zeros = [sample[k::width].count(0) / (len(sample) // width) for k in range(width)]
+        for text_at, order in ((width - 1, "BE"), (0, "LE")):  # where the ASCII byte of each code unit sits
+            if zeros[text_at] < 0.05 and all(z > 0.95 for k, z in enumerate(zeros) if k != text_at):
+                return f"{enc}-{order}"
+    return None
+
+
+def refuse_binary(name: str, data: bytes) -> None:
+    """NUL bytes in a text file mean binary data (zeros, an image, a database), or UTF-16/32 without a mark
+    (told apart by the first 64 KB)."""
+    if text_encoding(data[:4]) in ("utf-32", "utf-16"):
+        return
+    nul = data.find(b"\x00")
+    if nul < 0:
+        return
+    head = data[:1 << 16]
+    pattern = _nul_pattern(head)
+    if pattern:
+        raise InputError(f"{name} looks like {pattern} text without a byte-order mark, which reads as binary data "
+                         f"here; save it as UTF-8 (or as {pattern[:6]} with a byte-order mark)")
+    line = data.count(b"\n", 0, nul) + 1
+    raise InputError(f"{name} line {line}: NUL bytes, so this is binary data, not a text log; export it as "
+                     f"UTF-8 CSV/TSV/JSON Lines or Parquet, or pick the right --format")

@@ -5,8 +5,12 @@ Each format only has to produce a raw table plus the file line of every row; col
 validation are shared (``schema.to_canonical``), so a bad value is reported the same way in every format:
 file, line, column and the fix, as an :class:`InputError`. The format guess lives in ``formats``, the CSV/TSV
 reader in ``delimited``; gzip and zip containers are opened transparently (a MovieLens zip as GroupLens ships it
-works as one upload) by ``containers``; titles and genres files are read by ``metadata``; files opened by path
-are size-checked by ``limits`` before they are read. Their public names stay importable from here.
+works as one upload) by ``containers``, which also reads files by path in bounded chunks; titles and genres
+files are read by ``metadata``; the size, line-length and memory bounds are ``limits``. Their public names stay
+importable from here.
+
+Memory: a log's bytes are handed to the reader in an :class:`Opened` that the reader empties, so the bytes die
+once decoded instead of living on in the caller's frame beside the text and the table.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import io
 import json
 import logging
 import re
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,14 +30,14 @@ from seqrec_core.data import metadata
 from seqrec_core.data.arrow_ingest import decode_dictionaries
 from seqrec_core.data.containers import MAX_UNPACKED_MB as MAX_UNPACKED_MB
 from seqrec_core.data.containers import MAX_ZIP_MEMBERS as MAX_ZIP_MEMBERS
-from seqrec_core.data.containers import ML_EVENT_FILES, _unwrap, decode_text
+from seqrec_core.data.containers import ML_EVENT_FILES, Opened, decode_text, open_log_file, unwrap
 from seqrec_core.data.containers import is_metadata_name as is_metadata_name
 from seqrec_core.data.containers import max_unpacked_bytes as max_unpacked_bytes
-from seqrec_core.data.delimited import read_delimited
+from seqrec_core.data.delimited import iter_lines, read_delimited
 from seqrec_core.data.formats import FORMATS as FORMATS
-from seqrec_core.data.formats import HEAD_BYTES, check_format, integer_lines
+from seqrec_core.data.formats import HEAD_BYTES, check_format, integer_lines, refuse_prose
 from seqrec_core.data.formats import detect_format as detect_format
-from seqrec_core.data.limits import check_file_size
+from seqrec_core.data.limits import check_parse_memory
 from seqrec_core.data.schema import ColumnMap, RowRef, detect_columns, short, to_canonical, with_columns
 from seqrec_core.errors import InputError
 
@@ -67,7 +72,7 @@ def _read_jsonl(name: str, text: str) -> _Raw:
         unit = "record"
     else:
         unit = "line"
-        for ln, line in enumerate(text.split("\n"), 1):
+        for ln, line in enumerate(iter_lines(text), 1):
             line = line.strip()
             if not line:
                 continue
@@ -114,20 +119,23 @@ def _read_seqtxt(name: str, text: str, integer_ids: bool = False) -> _Raw:
                          f"sequence text; fix that line, or pass --format seqtxt to read every id as text")
     users: list[str] = []
     items: list[str] = []
-    lines: list[int] = []
-    for ln, line in enumerate(text.split("\n"), 1):
+    line_no, per_line = array("q"), array("q")  # a line's number and its item count: 16 bytes a line, not a row
+    for ln, line in enumerate(iter_lines(text), 1):
         tokens = line.split()
         if len(tokens) >= 2:
             users.extend([tokens[0]] * (len(tokens) - 1))
             items.extend(tokens[1:])
-            lines.extend([ln] * (len(tokens) - 1))
+            line_no.append(ln)
+            per_line.append(len(tokens) - 1)
     if not items:
         raise InputError(f"{name} has no 'user item item ...' lines with at least one item; check the file")
+    lines = np.repeat(np.frombuffer(line_no, dtype=np.int64), np.frombuffer(per_line, dtype=np.int64))
     frame = pd.DataFrame({"user_id": pd.array(users, dtype="str"), "item_id": pd.array(items, dtype="str")})
+    del users, items  # the Python strings are copied into Arrow columns
     frame["timestamp"] = frame.groupby("user_id", sort=False).cumcount().astype(np.int64)
     fixed = ColumnMap(user="user_id", item="item_id", time="timestamp", rating="", title="", category="",
                       event_type="")
-    return _Raw(frame, RowRef(name, np.asarray(lines, dtype=np.int64)), fixed)
+    return _Raw(frame, RowRef(name, lines), fixed)
 
 
 def _read_movielens(name: str, text: str) -> _Raw:
@@ -143,7 +151,18 @@ def _read_movielens(name: str, text: str) -> _Raw:
     return _Raw(frame, ref)
 
 
+def _parquet_shape(name: str, data: bytes) -> tuple[int, int]:
+    """Rows and uncompressed column bytes from the footer: what the memory estimate needs, read before the data."""
+    try:
+        meta = pq.ParquetFile(io.BytesIO(data)).metadata
+        return meta.num_rows, sum(meta.row_group(k).total_byte_size for k in range(meta.num_row_groups))
+    except Exception:  # a damaged footer: read_table below says so in its own words
+        return 0, 0
+
+
 def _read_parquet(name: str, data: bytes) -> _Raw:
+    rows, unpacked = _parquet_shape(name, data)
+    check_parse_memory(name, "parquet", max(unpacked, len(data)), rows)
     try:
         table = pq.read_table(io.BytesIO(data))
         table.validate(full=True)  # damaged files can decode to invalid UTF-8 that fails much later otherwise
@@ -180,22 +199,28 @@ def attach_item_metadata(events: pd.DataFrame, meta_name: str, meta_data: bytes,
 
 # ------------------------------------------------------------------------------------------------ entry points
 
-def _read(name: str, data: bytes, fmt: str, extra: dict[str, bytes]) -> tuple[_Raw, dict[str, bytes]]:
-    check_format(fmt)
+def _read(opened: Opened, fmt: str) -> tuple[_Raw, dict[str, bytes]]:
+    """The raw table of an opened log. Takes the bytes out of ``opened``: from here on this frame holds the only
+    reference, dropped as soon as the text is decoded (bytes, text and table are never all alive at once)."""
+    name, extra = opened.name, opened.extra
+    data, opened.data = opened.data, b""
     if not data or data.isspace():
         raise InputError(f"{name} is empty; choose a file with events (user, item, time)")
-    name, data, extra = _unwrap(name, data, extra)
-    resolved = detect_format(name, data[:HEAD_BYTES]) if fmt == "auto" else fmt
+    head = data[:HEAD_BYTES]
+    resolved = detect_format(name, head) if fmt == "auto" else fmt
     if resolved == "parquet":
         raw = _read_parquet(name, data)
     else:
         text = decode_text(name, data)
+        del data  # the text is what the readers use from here
         if not text.strip():
             raise InputError(f"{name} is empty; choose a file with events (user, item, time)")
+        if fmt == "auto" and resolved != "seqtxt":
+            refuse_prose(name, head)
         if resolved == "jsonl":
             raw = _read_jsonl(name, text)
         elif resolved == "seqtxt":
-            raw = _read_seqtxt(name, text, integer_ids=fmt == "auto" and integer_lines(data[:HEAD_BYTES]))
+            raw = _read_seqtxt(name, text, integer_ids=fmt == "auto" and integer_lines(head))
         elif resolved == "movielens":
             raw = _read_movielens(name, text)
         else:
@@ -204,6 +229,13 @@ def _read(name: str, data: bytes, fmt: str, extra: dict[str, bytes]) -> tuple[_R
         raise InputError(f"{name} has {raw.frame.shape[1]:,} columns; an event log needs a user, an item and a time "
                          f"column (at most {MAX_COLUMNS:,} are read): keep only the columns you need")
     return raw, extra
+
+
+def _open_upload(name: str, data: bytes, fmt: str, extra: dict[str, bytes]) -> Opened:
+    check_format(fmt)
+    if not data or data.isspace():
+        raise InputError(f"{name} is empty; choose a file with events (user, item, time)")
+    return unwrap(name, data, fmt, extra)
 
 
 def _in_upload(name: str, err: InputError) -> InputError:
@@ -216,10 +248,25 @@ def read_raw_table(name: str, data: bytes, fmt: str = "auto") -> pd.DataFrame:
     """The file's columns as read (text for text formats), for previews and column mapping; formats with fixed
     columns (sequence text, MovieLens .dat/u.data) come back with canonical names."""
     try:
-        raw, _ = _read(name, data, fmt, {})
+        raw, _ = _read(_open_upload(name, data, fmt, {}), fmt)
     except InputError as err:
         raise _in_upload(name, err) from None
     return raw.frame
+
+
+def _load(source: str, opened: Opened, fmt: str, columns: ColumnMap | None) -> pd.DataFrame:
+    raw, extra = _read(opened, fmt)
+    if raw.fixed is not None:
+        cols = with_columns(columns, **{k: getattr(raw.fixed, k) for k in ColumnMap.__dataclass_fields__})
+        cols = detect_columns(raw.frame, cols, source=raw.ref.source)
+    else:
+        cols = detect_columns(raw.frame, columns, source=raw.ref.source)
+    log.info("%s: columns %s", raw.ref.source, cols)
+    events = to_canonical(raw.frame, cols, raw.ref)
+    del raw  # the raw table is not needed once the canonical one exists
+    for meta_name, meta_data in extra.items():
+        events = attach_item_metadata(events, meta_name, meta_data, source)
+    return events
 
 
 def load_events_bytes(name: str, data: bytes, fmt: str = "auto", columns: ColumnMap | None = None, *,
@@ -227,24 +274,16 @@ def load_events_bytes(name: str, data: bytes, fmt: str = "auto", columns: Column
     """Canonical events from an upload; ``extra_files`` may hold item titles/categories (e.g. MovieLens
     ``movies.csv``, ``movies.dat``, ``u.item``, or any table with an item column and a title/category column)."""
     try:
-        raw, extra = _read(name, data, fmt, dict(extra_files or {}))
-        if raw.fixed is not None:
-            cols = with_columns(columns, **{k: getattr(raw.fixed, k) for k in ColumnMap.__dataclass_fields__})
-            cols = detect_columns(raw.frame, cols, source=raw.ref.source)
-        else:
-            cols = detect_columns(raw.frame, columns, source=raw.ref.source)
-        log.info("%s: columns %s", raw.ref.source, cols)
-        events = to_canonical(raw.frame, cols, raw.ref)
-        for meta_name, meta_data in extra.items():
-            events = attach_item_metadata(events, meta_name, meta_data, raw.ref.source)
+        opened = _open_upload(name, data, fmt, dict(extra_files or {}))
+        return _load(opened.name, opened, fmt, columns)
     except InputError as err:
         raise _in_upload(name, err) from None
-    return events
 
 
 def load_events(path: str | Path, fmt: str = "auto", columns: ColumnMap | None = None) -> pd.DataFrame:
     """Canonical events from a file; a MovieLens ratings file picks up the titles file beside it, and a folder
-    holding a MovieLens ratings file is accepted for that file."""
+    holding a MovieLens ratings file is accepted for that file. Never blocks on a FIFO or a device, and reads
+    in bounded chunks (see ``containers.open_log_file``)."""
     check_format(fmt)
     path = Path(path)
     try:  # a name too long for the file system makes even is_dir() raise
@@ -253,16 +292,17 @@ def load_events(path: str | Path, fmt: str = "auto", columns: ColumnMap | None =
             if found is None:
                 raise InputError(f"'{path}' is a folder; pass the log file inside it")
             path = found
-        if not path.is_file():
-            raise InputError(f"data file '{str(path)[:200]}' does not exist; check the path")
-        check_file_size(path)  # before reading: a file larger than memory must be a sentence, not an OOM kill
-        data = path.read_bytes()
+        opened = open_log_file(path, fmt)
     except OSError as err:
         raise InputError(f"cannot read '{str(path)[:200]}' ({err.strerror}); check the path and permissions") from None
-    extra: dict[str, bytes] = {}
-    if fmt in ("auto", "movielens") and data[:2] != b"\x1f\x8b" and data[:4] != b"PK\x03\x04" \
-            and (fmt == "movielens" or detect_format(path.name, data[:HEAD_BYTES]) == "movielens"):
+    except InputError as err:
+        raise _in_upload(path.name, err) from None
+    if not opened.container and fmt in ("auto", "movielens") \
+            and (fmt == "movielens" or detect_format(path.name, opened.data[:HEAD_BYTES]) == "movielens"):
         side = metadata.titles_file_beside(path)
         if side is not None:
-            extra[side[0]] = side[1]
-    return load_events_bytes(path.name, data, fmt, columns, extra_files=extra)
+            opened.extra[side[0]] = side[1]
+    try:
+        return _load(opened.name, opened, fmt, columns)
+    except InputError as err:
+        raise _in_upload(path.name, err) from None
