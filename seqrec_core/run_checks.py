@@ -8,6 +8,7 @@ listing so the whole trust boundary can be read (and reviewed) in one place; it 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -16,10 +17,12 @@ import re
 import zipfile
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import torch
 
 from seqrec_core.errors import InputError
 from seqrec_core.models import build_config, family_of
+from seqrec_core.models.size_limits import SAFETENSORS_BYTES, check_model_size
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,11 @@ _ANALYSIS_UNIT = re.compile(r"^[a-z][a-z0-9_]{0,39}-[0-9a-f]{10}$")
 _ANALYSIS_FILE = re.compile(r"^(meta\.json|[a-z][a-z0-9_]{0,39}\.parquet)$")
 MAX_JSON_BYTES = {"config": 1 << 20, "vocabulary": 1 << 29, "metrics": 16 << 20, "history": 64 << 20}
 MAX_HEADER_BYTES = 16 << 20  # safetensors header (JSON); its own reader allows 100 MB, a model here needs ~100 KB
+# Deepest nesting of arrays/objects a run's JSON may have: runs need 4; json.loads recurses once per level and a
+# few thousand levels end in RecursionError (or, on a thread's small stack, worse), so deeper text is refused unread.
+MAX_JSON_DEPTH = 64
+_JSON_ESCAPE = re.compile(r"\\.", re.S)
+_JSON_STRING = re.compile(r'"[^"]*"')  # once escapes are gone a string ends at the next quote: one linear pass
 
 
 def read_bounded(path: Path, what: str) -> str:
@@ -52,25 +60,50 @@ def read_bounded(path: Path, what: str) -> str:
         raise InputError(f"{path}: cannot read the run's {what} ({err}); the run folder is damaged") from None
 
 
-def read_json(path: Path, what: str) -> object:
-    """A run's JSON file (size-bounded); malformed or too deeply nested JSON is one InputError line."""
-    text = read_bounded(path, what)
+def nests_deeper_than(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the arrays and objects of JSON ``text`` nest more than ``limit`` levels (brackets inside strings do
+    not count), found without recursing: strings are cut out, then the running depth is summed in 1 MiB chunks."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # cannot nest deeper than it opens: every ordinary run file ends here
+    syntax = _JSON_STRING.sub("", _JSON_ESCAPE.sub("", text))
+    depth = 0
+    for start in range(0, len(syntax), 1 << 20):
+        raw = np.frombuffer(syntax[start:start + (1 << 20)].encode("utf-8", "ignore"), dtype=np.uint8)
+        step = ((raw == ord("[")) | (raw == ord("{"))).astype(np.int64) - ((raw == ord("]")) | (raw == ord("}")))
+        running = depth + np.cumsum(step)  # (chunk,) depth after each byte
+        if running.size and int(running.max()) > limit:
+            return True
+        depth = int(running[-1]) if running.size else depth
+    return False
+
+
+def loads_bounded(text: str, where: Path, what: str) -> object:
+    """``json.loads`` of a run's ``what`` (its file is ``where``), refusing malformed JSON and JSON nested deeper
+    than :data:`MAX_JSON_DEPTH` (checked before parsing) with one InputError line."""
+    if nests_deeper_than(text):
+        raise InputError(f"{where}: cannot read the run's {what} (nested deeper than {MAX_JSON_DEPTH} levels); "
+                         "the run folder is damaged or not a run")
     try:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError) as err:
-        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
-        raise InputError(f"{path}: cannot read the run's {what} ({reason}); the run folder is damaged") from None
+        raise InputError(f"{where}: cannot read the run's {what} ({err}); the run folder is damaged") from None
+
+
+def read_json(path: Path, what: str) -> object:
+    """A run's JSON file (size- and depth-bounded); malformed or too deeply nested JSON is one InputError line."""
+    return loads_bounded(read_bounded(path, what), path, what)
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """history.jsonl as a list of objects (size-bounded); unreadable lines are skipped, a missing file is []."""
+    """history.jsonl as a list of objects (size- and depth-bounded); unreadable lines are skipped, a missing file
+    is []."""
     if not path.is_file():
         return []
     rows = []
     for line in read_bounded(path, "history").splitlines():
         try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
+            row = loads_bounded(line, path, "history")
+        except InputError:
             continue
         if isinstance(row, dict):
             rows.append(row)
@@ -138,11 +171,67 @@ def _check_fields(config: dict, where: Path, warnings: list[str]) -> dict:
     if kept.get("stopped_reason") is not None and kept["stopped_reason"] not in STOP_REASONS:
         raise InputError(f"{where}: 'stopped_reason' {kept['stopped_reason'][:40]!r} is not one of "
                          f"{', '.join(STOP_REASONS)}")
-    data = kept.get("data") or {}
-    for key in ("fingerprint", "name"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise InputError(f"{where}: 'data.{key}' must be a string")
+    _check_data(kept.get("data") or {}, where)
     return kept
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
+def _check_data(data: dict, where: Path) -> None:
+    """The ``data`` record: what the run was trained on and how to reopen it (commands on the run reopen the
+    source when no --data is given, so a wrong type there would surface as a traceback deep in data loading)."""
+    for key in ("fingerprint", "name"):
+        if data.get(key) is not None and not (isinstance(data[key], str) and len(data[key]) <= MAX_TEXT):
+            raise InputError(f"{where}: 'data.{key}' must be a string of at most {MAX_TEXT:,} characters")
+    for key in ("users", "items", "events"):
+        if data.get(key) is not None and not _is_int(data[key], 0, 10**12):
+            raise InputError(f"{where}: 'data.{key}' is {type(data[key]).__name__} {str(data[key])[:40]!r}; it must "
+                             "be a whole number >= 0")
+    source = data.get("source")
+    if source is None:
+        return
+    if not isinstance(source, dict):
+        raise InputError(f"{where}: 'data.source' must be an object (path, format, columns, prep, demo_seed) or null")
+    _check_source(source, where)
+
+
+def _check_source(source: dict, where: Path) -> None:
+    """The source record as :meth:`DataSource.from_json` reads it, then each field by type and range."""
+    from seqrec_core.data.dataset import DataSource
+    from seqrec_core.data.formats import FORMATS
+
+    try:
+        parsed = DataSource.from_json(source)
+    except (InputError, OverflowError) as err:  # OverflowError: int() of an infinite demo_seed
+        raise InputError(f"{where}: 'data.source' is malformed ({str(err)[:120]})") from None
+    prep, rating = parsed.prep, parsed.prep.min_rating
+    rules = [("path", isinstance(source.get("path"), str) and 0 < len(parsed.path) <= MAX_TEXT,
+              "the log's path (a non-empty string)"),
+             ("format", parsed.format in FORMATS, f"one of {', '.join(FORMATS)}"),
+             ("demo_seed", _is_int(parsed.demo_seed, 0, 2**63 - 1), "a whole number >= 0"),
+             ("prep.k_core", _is_int(prep.k_core, 0, 10**9), "a whole number from 0 to 1000000000"),
+             ("prep.min_user_events", _is_int(prep.min_user_events, 1, 10**9), "a whole number from 1 to 1000000000"),
+             ("prep.drop_duplicates", isinstance(prep.drop_duplicates, bool), "true or false"),
+             ("prep.min_rating", rating is None or (not isinstance(rating, bool) and isinstance(rating, (int, float))
+                                                    and math.isfinite(rating)), "a finite number or null")]
+    rules += [(f"columns.{key}", value is None or (isinstance(value, str) and len(value) <= MAX_TEXT),
+               "a column name (a string) or null") for key, value in dataclasses.asdict(parsed.columns).items()]
+    for key, ok, want in rules:
+        if not ok:
+            value = source.get(key) if "." not in key else source[key.split(".")[0]].get(key.split(".")[1])
+            raise InputError(f"{where}: 'data.source.{key}' is {type(value).__name__} {str(value)[:40]!r}; it must "
+                             f"be {want}")
+
+
+def stored_model_config(family: str, model: dict) -> object:
+    """The family's config dataclass that a run's stored ``model`` record describes, read as the loader builds it:
+    fields the run predates take the family's ``STORED_DEFAULTS`` (what they meant when it was saved). The size
+    check and the model the loader builds both come from this one object, so they cannot disagree."""
+    config_cls = family_of(family).config_cls
+    options = {k: v for k, v in model.items() if k not in ("n_items", "family")}
+    return build_config(family, model["n_items"], **{**getattr(config_cls, "STORED_DEFAULTS", {}), **options})
 
 
 def validate_run_config(config: object, where: Path, warnings: list[str] | None = None) -> dict:
@@ -166,11 +255,11 @@ def validate_run_config(config: object, where: Path, warnings: list[str] | None 
     if model.get("family", family) != family:
         raise InputError(f"{where}: config.json family '{family}' disagrees with its model config")
     config = _check_fields(config, where, notes)
-    options = {k: v for k, v in model.items() if k not in ("n_items", "family")}
     try:
-        build_config(family, model["n_items"], **options)
+        model_config = stored_model_config(family, model)
     except InputError as err:
         raise InputError(f"{where}: {err}") from None
+    check_model_size(model_config, str(where))  # before anything builds it: a few bytes may ask for tens of GB
     train = config.get("train")
     if train is not None:
         try:
@@ -188,18 +277,18 @@ def validate_run_config(config: object, where: Path, warnings: list[str] | None 
     return config
 
 
-# safetensors dtype names and their sizes in bytes
+# safetensors dtype names of the dtypes models here hold
 _ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
               torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
               torch.bool: "BOOL"}
-_ST_SIZES = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "F16": 2, "BF16": 2, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
 
-def check_safetensors(path: Path, expected: dict[str, torch.Tensor], saved_by: str = "?") -> None:
-    """Read only the header of a safetensors file and check it against the model before any weight is loaded.
+def read_safetensors_header(path: Path) -> tuple[dict, int]:
+    """A safetensors file's tensor entries (its JSON header without ``__metadata__``) and the byte length of the
+    data after the header; nothing past the header is read.
 
-    Refuses a header over :data:`MAX_HEADER_BYTES` (a hostile file could ask for gigabytes), tensors the model
-    does not have or lacks, other shapes or dtypes, and byte ranges that overlap the file's end."""
+    Refuses a header over :data:`MAX_HEADER_BYTES` (a hostile file could ask for gigabytes) or nested past
+    :data:`MAX_JSON_DEPTH`, and anything that is not a header of objects."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
@@ -209,28 +298,44 @@ def check_safetensors(path: Path, expected: dict[str, torch.Tensor], saved_by: s
                 raise InputError(f"{path}: unreadable weights (safetensors header of {n} bytes in a {size}-byte "
                                  f"file; at most {MAX_HEADER_BYTES >> 20} MiB allowed); "
                                  "the file is damaged or not safetensors")
-            header = json.loads(fh.read(n).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+            text = fh.read(n).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: unreadable weights (bad safetensors header: {type(err).__name__}); "
                          "the file is damaged or not safetensors") from None
+    try:
+        header = loads_bounded(text, path, "weights header")
+    except InputError:
+        raise InputError(f"{path}: unreadable weights (bad safetensors header); the file is damaged or not "
+                         "safetensors") from None
     if not isinstance(header, dict):
         raise InputError(f"{path}: unreadable weights (the safetensors header is not an object)")
     header.pop("__metadata__", None)
+    for name, entry in header.items():
+        if not isinstance(entry, dict):
+            raise InputError(f"{path}: unreadable weights (header entry '{name[:60]}' is not an object)")
+    return header, size - 8 - n
+
+
+def check_safetensors(path: Path, expected: dict[str, torch.Tensor], saved_by: str = "?",
+                      header: tuple[dict, int] | None = None) -> None:
+    """Check a safetensors file's header (read now, or ``header`` as :func:`read_safetensors_header` gave it)
+    against the model's state dict before any weight is loaded.
+
+    Refuses tensors the model does not have or lacks, other shapes or dtypes, and byte ranges that overlap the
+    file's end."""
+    entries, body = header if header is not None else read_safetensors_header(path)
 
     def mismatch(detail: str) -> InputError:
         return InputError(f"{path}: weights do not match the config ({detail}); the run was saved by seqrec_core "
                           f"{saved_by} with another layout of this model family: retrain it")
 
-    missing, unexpected = sorted(set(expected) - set(header)), sorted(set(header) - set(expected))
+    missing, unexpected = sorted(set(expected) - set(entries)), sorted(set(entries) - set(expected))
     if missing or unexpected:
         parts = ([f"missing {', '.join(missing[:3])}"] if missing else []) + \
                 ([f"unexpected {', '.join(unexpected[:3])}"] if unexpected else [])
         raise mismatch("; ".join(parts))
-    body = size - 8 - n
-    for name, entry in header.items():
+    for name, entry in entries.items():
         want = expected[name]
-        if not isinstance(entry, dict):
-            raise InputError(f"{path}: unreadable weights (header entry '{name[:60]}' is not an object)")
         shape, dtype, offsets = entry.get("shape"), entry.get("dtype"), entry.get("data_offsets")
         if shape != list(want.shape):
             raise mismatch(f"{name} has shape {str(shape)[:40]}, the model needs {list(want.shape)}")
@@ -238,7 +343,7 @@ def check_safetensors(path: Path, expected: dict[str, torch.Tensor], saved_by: s
             raise mismatch(f"{name} has dtype {str(dtype)[:10]}, the model needs {_ST_DTYPES.get(want.dtype)}")
         if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
                 or not 0 <= offsets[0] <= offsets[1] <= body
-                or offsets[1] - offsets[0] != want.numel() * _ST_SIZES[dtype]):
+                or offsets[1] - offsets[0] != want.numel() * SAFETENSORS_BYTES[dtype]):
             raise InputError(f"{path}: unreadable weights (byte range {str(offsets)[:40]} of '{name}' does not fit "
                              "the file); the file is damaged")
 
@@ -254,13 +359,18 @@ def clean_metrics(metrics: object, warnings: list[str]) -> dict:
         if part == "exclude_seen" and isinstance(values, bool):
             clean[part] = values
         elif isinstance(values, dict):
-            clean[part] = {str(k): v for k, v in values.items()
-                           if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            clean[part] = {str(k): v for k, v in values.items() if _is_number(v)}
             if len(clean[part]) < len(values):
                 warnings.append(f"metrics.json '{str(part)[:40]}' holds non-numbers; those were ignored")
         else:
             warnings.append(f"metrics.json key '{str(part)[:40]}' is not a metrics table; ignored")
     return clean
+
+
+def _is_number(value: object) -> bool:
+    """A metric a page can format: a float, or an int a float can hold (json reads 1e400-digit ints)."""
+    return isinstance(value, float) or (not isinstance(value, bool) and isinstance(value, int)
+                                        and abs(value) < 2**1023)
 
 
 def analysis_member(path: PurePosixPath) -> str | None:
