@@ -201,12 +201,18 @@ def test_a_huge_safetensors_header_is_refused_without_reading_it(run_dir: Path) 
 
 
 @pytest.mark.parametrize("edit, word", [
-    (lambda h: h.update({"evil.weight": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}), "unexpected evil"),
-    (lambda h: h.pop("item_emb.weight"), "missing item_emb.weight"),
-    (lambda h: h["item_emb.weight"].update(shape=[999, 8]), "shape"),
-    (lambda h: h["item_emb.weight"].update(dtype="F64"), "dtype"),
+    # the same bytes in all, so the tensor-by-tensor check against the built model is what refuses
+    (lambda h: h.update({"evil.weight": h.pop("item_emb.weight")}), "missing item_emb.weight; unexpected evil"),
+    (lambda h: h["item_emb.weight"].update(shape=h["item_emb.weight"]["shape"][::-1]), "shape"),
+    (lambda h: h["item_emb.weight"].update(dtype="I32"), "dtype"),
     (lambda h: h["item_emb.weight"].update(data_offsets=[0, 10**12]), "byte range"),
     (lambda h: h["item_emb.weight"].update(data_offsets="0-4"), "byte range"),
+    # other sizes than the config implies: refused from the header's sizes alone, before the model is built
+    (lambda h: h.update({"evil.weight": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}), "belong together"),
+    (lambda h: h.pop("item_emb.weight"), "belong together"),
+    (lambda h: h["item_emb.weight"].update(shape=[999, 8]), "belong together"),
+    (lambda h: h["item_emb.weight"].update(dtype="F64"), "belong together"),
+    (lambda h: h["item_emb.weight"].update(shape=[13, "8"]), "lacks a shape"),
 ])
 def test_tensor_names_shapes_and_offsets_are_checked_before_loading(run_dir: Path, edit, word: str,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
@@ -326,3 +332,245 @@ def test_randomly_damaged_archives_unpack_or_are_refused(run_dir: Path, tmp_path
             unpack_run_zip(corrupt(archive, rng), dest)
         except InputError:
             assert not dest.exists() or list(dest.iterdir()) == []  # nothing half-unpacked is left
+
+
+# ------------------------------------------------------------------------------------- model size, before building
+def test_the_size_a_config_implies_is_what_every_family_stores() -> None:
+    """The count the loader trusts before building is exact: it equals the built model's state dict, for every
+    family and every option that changes a tensor's shape (a family that gains a tensor fails here first)."""
+    from seqrec_core.models.size_limits import model_bytes
+
+    cases = [("sasrec", {"positions": p, "loss": loss, "tied_output": tied, "time_features": tf, "num_heads": 2})
+             for p in ("rotary", "learned") for loss in ("full", "gbce") for tied in (None, True, False)
+             for tf in (False, True)]
+    cases += [("sasrec", {"text_encoder": "enc", "text_dim": 5, "tied_output": False, "loss": "bce", "num_heads": 2}),
+              ("bert4rec", {"num_heads": 2}), ("bert4rec", {"text_encoder": "enc", "text_dim": 3, "num_heads": 4}),
+              ("gru4rec", {}), ("lstm", {"text_encoder": "enc", "text_dim": 3}), ("lsi", {"short_window": 3}),
+              ("lsi", {"short_window": 100, "text_encoder": "enc", "text_dim": 3})]
+    for family, options in cases:
+        model = build_model(family, 17, hidden_size=12, num_layers=2, max_len=7, **options)
+        stored = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        assert model_bytes(model.config) == stored, (family, options)
+
+
+def test_the_train_path_and_the_loader_share_one_size_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`train --hidden-size 4096 --num-layers 48` asks for the same model the crafted run does: one function
+    refuses both, from the config alone (48 GB of weights here: building it would exhaust the machine)."""
+    from seqrec_core.models import build_config
+    from seqrec_core.models.size_limits import MAX_MODEL_ENV, check_model_size, max_model_mb
+
+    big = build_config("sasrec", 1000, hidden_size=4096, num_layers=48, num_heads=2)
+    with pytest.raises(InputError, match=r"sasrec \(48 layers x hidden 4096, 1,000 items\) is 48.0 GB, over the "
+                                         r"model-size limit of 4,096 MB; .*SEQREC_MAX_MODEL_MB=49171 \(0 = no limit\)"):
+        check_model_size(big)
+    check_model_size(build_config("sasrec", 1000, hidden_size=64, num_layers=2))  # an ordinary model passes
+    monkeypatch.setenv(MAX_MODEL_ENV, "0")
+    check_model_size(big)  # 0 = no limit
+    monkeypatch.setenv(MAX_MODEL_ENV, "lots")
+    with pytest.raises(InputError, match="SEQREC_MAX_MODEL_MB='lots' is not a number"):
+        max_model_mb()
+
+
+def big_config(run_dir: Path) -> None:
+    rewrite(run_dir, lambda c: c["model"].update(hidden_size=4096, num_layers=48, num_heads=2))
+
+
+def test_a_run_asking_for_a_huge_model_is_refused_before_it_is_built(run_dir: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from seqrec_core.models import sasrec
+
+    def not_built(*_a, **_k):
+        raise AssertionError("the model was built before its size was checked")
+
+    monkeypatch.setattr(sasrec.SASRec, "__init__", not_built)
+    big_config(run_dir)
+    with pytest.raises(InputError, match=r"config.json: the model sasrec \(48 layers x hidden 4096.* model-size limit"):
+        load_run(run_dir)
+    with pytest.raises(InputError, match="model-size limit"):
+        unpack_run_zip(zip_of(run_files(run_dir)), tmp_path / "up")
+    assert list((tmp_path / "up").iterdir()) == []
+    # under the limit but not what the weights hold: refused from the header, still nothing built
+    rewrite(run_dir, lambda c: c["model"].update(hidden_size=64, num_layers=2))
+    with pytest.raises(InputError, match="hold 4,640 bytes of tensors but config.json describes the model sasrec "
+                                         r"\(2 layers x hidden 64, 12 items\) with 529,152; the two files do not"):
+        load_run(run_dir)
+
+
+def test_a_weights_file_longer_or_shorter_than_its_header_is_refused(run_dir: Path) -> None:
+    header, body = real_header(run_dir)
+    for damaged in (body + b"\0" * 16, body[:-4]):
+        (run_dir / "model.safetensors").write_bytes(header_file(header, damaged))
+        with pytest.raises(InputError, match="after its header but the header lists 4,640"):
+            load_run(run_dir)
+
+
+CRAFTED_PROBE = """
+import json, resource, sys, time
+from pathlib import Path
+from seqrec_core.errors import InputError
+from seqrec_core.runs import unpack_run_zip
+archive, dest = Path(sys.argv[1]).read_bytes(), sys.argv[2]
+start = time.perf_counter()
+try:
+    unpack_run_zip(archive, dest)
+    outcome = "loaded"
+except InputError as err:
+    outcome = str(err)
+seconds = time.perf_counter() - start
+print(json.dumps({"outcome": outcome, "seconds": seconds,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def test_the_crafted_48_layer_archive_is_refused_fast_and_small(run_dir: Path, tmp_path: Path) -> None:
+    """The reviewer's probe: a ~half-MB run archive whose config asks for 48 layers x hidden 4096 (each field in
+    range) made the loader allocate 11 GB. Now: refused in one line within 2 s, peak memory of the whole process
+    (imports included) far under 1.5 GB, nothing unpacked."""
+    import subprocess
+    import sys
+
+    big_config(run_dir)
+    archive = tmp_path / "crafted.zip"
+    archive.write_bytes(zip_of(run_files(run_dir) | {"run/history.jsonl": b'{"epoch": 1}\n' * 40_000}))
+    proc = subprocess.run([sys.executable, "-c", CRAFTED_PROBE, str(archive), str(tmp_path / "up")],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    probe = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "model-size limit" in probe["outcome"] and "\n" not in probe["outcome"]
+    assert probe["seconds"] <= 2.0, probe
+    assert probe["peak_mb"] < 1000, probe
+    assert list((tmp_path / "up").iterdir()) == []
+
+
+def test_the_cli_refuses_the_crafted_run_in_one_line(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from seqrec_core.cli import main
+
+    big_config(run_dir)
+    code = main(["evaluate", "--run", str(run_dir), "--data", "demo"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "model-size limit" in lines[0] and "Traceback" not in captured.err
+
+
+# ------------------------------------------------------------------------------------------- JSON nesting depth
+@pytest.mark.parametrize("name, what", [("config.json", "config"), ("metrics.json", "metrics"),
+                                        ("vocab.json", "vocabulary")])
+def test_json_nested_past_the_bound_is_refused_before_parsing(run_dir: Path, name: str, what: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    deep, parse = '{"a": ' * 65 + "1" + "}" * 65, json.loads
+
+    def loads(text, *args, **kwargs):  # noqa: ANN001, ANN202 - json.loads's signature
+        assert text != deep, "json.loads ran on text nested past the bound"
+        return parse(text, *args, **kwargs)
+
+    (run_dir / name).write_text(deep)
+    monkeypatch.setattr(json, "loads", loads)
+    with pytest.raises(InputError, match=rf"{name}: cannot read the run's {what} \(nested deeper than 64 levels\)"):
+        load_run(run_dir)
+
+
+def test_depth_counts_brackets_of_the_json_not_of_its_strings() -> None:
+    from seqrec_core.run_checks import nests_deeper_than
+
+    assert not nests_deeper_than(json.dumps({"ids": ["[" * 500, "{" * 500, 'a"[[[' * 100, "\\" + "[" * 99]}))
+    assert not nests_deeper_than("[" * 64 + "]" * 64)
+    assert nests_deeper_than("[" * 65 + "]" * 65)
+    assert nests_deeper_than('{"x": "]]]]", "y": ' + "[" * 70)  # brackets in a string do not close anything
+    assert nests_deeper_than("[]" * 3_000_000 + "[" * 65)  # past the first 1 MiB chunk
+
+
+def test_a_listed_run_that_cannot_be_read_is_skipped_not_raised(run_dir: Path, tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """One deeply nested config.json or metrics.json in the runs folder raised RecursionError on every page that
+    lists runs (Home, Train, Compare)."""
+    import logging
+    import shutil
+
+    for name, file in (("deep-config", "config.json"), ("deep-metrics", "metrics.json"), ("junk", "config.json")):
+        shutil.copytree(run_dir, tmp_path / name)
+        (tmp_path / name / file).write_text("[" * 100_000 if name.startswith("deep") else '{"family": 7}')
+    (tmp_path / "shown").mkdir()
+    shutil.copytree(run_dir, tmp_path / "shown" / "ok")
+    (tmp_path / "shown" / "ok" / "metrics.json").write_text(json.dumps({"test": {"NDCG@10": 0.1, "HR@10": 10**400}}))
+    with caplog.at_level(logging.WARNING):
+        listed = runs.list_runs(tmp_path)
+    assert [info.name for info in listed] == ["run"]
+    assert sorted(r.getMessage().split()[3] for r in caplog.records) == ["deep-config:", "deep-metrics:", "junk:"]
+    assert runs.list_runs(tmp_path / "shown")[0].metrics == {"NDCG@10": 0.1}  # a page formats every number shown
+
+
+# ------------------------------------------------------------------------------------- which data a run may score
+def test_a_run_without_a_fingerprint_is_used_only_on_data_its_vocabulary_maps(run_dir: Path, data) -> None:
+    """`"data": null` passes the schema; such a run was evaluated against any log given (IndexError for another
+    catalogue size, wrong item names and plausible metrics with exit 0 for a same-size one)."""
+    rewrite(run_dir, lambda c: c.update(data=None))
+    run = runs.read_run_files(run_dir)
+    runs.check_run_data(run, data, "the same log")  # its own data: same items at the same indices
+
+    def log_of(item) -> object:  # noqa: ANN001 - item id per (user, step)
+        rows = [(f"u{u}", item(u, t), t) for u in range(20) for t in range(6)]
+        return build_sequences(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+
+    for other, detail in ((log_of(lambda u, t: f"i{(u + t) % 13}"), "the run knows 12 items, the data has 13"),
+                          (log_of(lambda u, t: f"i{(u + t) % 11}"), "the run knows 12 items, the data has 11"),
+                          (log_of(lambda u, t: f"x{(u + t) % 12}"), "item 'x0' of the data is not in the run's")):
+        with pytest.raises(InputError, match=f"records no data fingerprint.*other.log is not such data.*{detail}"):
+            runs.check_run_data(run, other, "other.log")
+    vocab = json.loads((run_dir / "vocab.json").read_text())
+    vocab["item_ids"] = vocab["item_ids"][::-1]  # the same items at other indices (a vocabulary in another order)
+    (run_dir / "vocab.json").write_text(json.dumps(vocab))
+    with pytest.raises(InputError, match="item 'i0' is item 1 of the data but item 12 of the run"):
+        runs.check_run_data(runs.read_run_files(run_dir), data, "the same log")
+    rewrite(run_dir, lambda c: c.update(data={"fingerprint": "0" * 16}))
+    with pytest.raises(InputError, match="is not the data this run was trained on"):
+        runs.check_run_data(runs.read_run_files(run_dir), data, "the same log")
+
+
+# ------------------------------------------------------------------------------------- a load racing a replacement
+def test_loads_racing_a_save_that_replaces_the_run_retry_or_refuse_in_one_line(tmp_path: Path, data) -> None:
+    """4 of 3,390 loads beside a save loop raised an uncaught safetensors RuntimeError (the weights file vanished
+    between two reads), and a load could read one run's files beside the next run's weights. A thread swaps two
+    runs in turn with save_run's two renames (fast, so the loads race it often); every load must return one whole
+    run, or say in one line that the folder kept changing."""
+    import os
+    import threading
+    import time
+
+    torch.manual_seed(1)
+    models = [build_model("sasrec", data.vocab.n_items, hidden_size=8, num_layers=1, num_heads=1, max_len=6)
+              for _ in range(2)]
+    for turn, model in enumerate(models):  # the metrics say which model's weights belong with them
+        save_run(tmp_path / f"ready{turn}", model=model, config={"data": {"fingerprint": data.fingerprint}},
+                 vocab=data.vocab, metrics={"test": {"NDCG@10": float(turn)}}, history=[])
+    target, stop = tmp_path / "run", threading.Event()
+    os.rename(tmp_path / "ready0", target)
+
+    def replace_in_a_loop() -> None:  # as run_save.swap_into_place: old run set aside, new one renamed in
+        ready = tmp_path / "ready1"
+        while not stop.is_set():
+            aside = tmp_path / f".run.old-{runs.writer_id()}-{time.time_ns()}"
+            os.rename(target, aside)
+            os.rename(ready, target)
+            os.rename(aside, ready)
+            time.sleep(0.02)
+
+    writer = threading.Thread(target=replace_in_a_loop, daemon=True)
+    writer.start()
+    outcomes = {"loaded": 0, "refused": 0}
+    try:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                run = load_run(target)
+            except InputError as err:
+                assert "was replaced while it was read" in str(err) and "\n" not in str(err), err
+                outcomes["refused"] += 1
+                continue
+            expected = models[int(run.metrics["test"]["NDCG@10"])].state_dict()["item_emb.weight"]
+            assert torch.equal(run.model.state_dict()["item_emb.weight"], expected), "files of two runs mixed"
+            outcomes["loaded"] += 1
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+    assert outcomes["loaded"] >= 10 and outcomes["refused"] <= outcomes["loaded"], outcomes
