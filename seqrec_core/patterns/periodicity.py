@@ -5,32 +5,11 @@ pose as a drop in rate), remove the mean and linear trend, apply a Hann window (
 leak into neighbouring frequencies and pose as its own period), and take the periodogram by FFT. Power is
 normalised to the share of variance a sinusoid at that frequency explains, so ``strength`` is comparable.
 
-The null, and why it is the right one. "No rhythm" cannot mean white noise: real logs drift, grow, end (users
-with a fixed number of events stop one by one) and burst, all smooth extra power at low frequencies. The null
-is "the spectrum S(f) is smooth: no line". Under it ordinates are S(f) x Exp(1), nearly independent INDEP_BINS
-Fourier bins apart under the Hann window (power correlation 1/36; 4/9 one bin apart). S(f) is estimated from
-the K such ordinates in a window centred on the frequency, top quarter censored (lines), as T_r / r with T_r
-the r lowest summed plus (K - r) x the r-th ("total time on test"). By Renyi's representation of exponential
-order statistics T_r / S(f) is exactly Gamma(r), so the single-frequency p-value of z = P / (T_r / r) is
-exactly (1 + z / r)^-r. What the old test got wrong (measured: 7% of Poisson-user logs, most constant-rate
-logs "significant" at 0.01), and what fixes each:
- - it used exp(-z), as if S(f) were known: with the ~25 ordinates a local median rests on, the tail at the z a
-   search over hundreds of frequencies needs is ~30 times heavier (an empirical trial count hid part of it);
- - its window was clipped at zero frequency, so near the longest periods it measured the background *above*
-   the tested frequency, and the red power of a drifting rate read as lines 3-7 cycles per log long (the
-   100-130 h "periods" of Poisson users with fixed event counts). Windows are now centred, shrinking near the
-   band's ends (r falls, and the test is honestly weaker there). Ordinates within EDGE_BINS of zero
-   (suppressed by the detrending) and of Nyquist (chi-square, 1 degree of freedom) are neither tested nor used;
- - a log without randomness (one event per second) has constant counts up to deterministic ripples (the partly
-   observed last bin, the event lattice aliased against the bin grid), so its estimated background was ~0 and
-   any ripple "significant" (87.5 h). A second p-value must be small too: exp(-P / floor), the floor being the
-   level the counting noise of a random process at the same rate has (Poisson: variance = mean count per bin;
-   presence of independent users: sum of p(1 - p)). A rhythm must beat both.
-Max over periods: G frequencies are tested, TESTED_PER_BIN per Fourier bin of the band (a line between two
-loses at most 8% of its power), and FAP = min(1, G p): Bonferroni, valid however neighbours correlate (so
-conservative: 0.2-0.3% of 600 Poisson logs fall below 0.01). Peaks are located on the zero-padded spectrum and
-carry the FAP of the tested frequencies within half a Fourier bin. bench/periodicity_null.py measures the
-false-alarm rate on Poisson-user and constant-rate logs and one user with 1M events.
+The null (a smooth spectrum, no line), its exact law, the counting-noise floor and the Bonferroni count of the
+max-over-periods search live in spectral_null.py, with why each is needed. Peaks are located on the
+zero-padded spectrum and carry the FAP of the tested frequencies within half a Fourier bin.
+bench/periodicity_null.py measures the false-alarm rate on Poisson-user and constant-rate logs and one user with
+1M events.
 
 Series: the global series counts events per hour, or active users per hour when ``users`` is given (then a
 binge of 300 ratings in ten minutes counts once; on ml-latest-small that lifts the daily and weekly rhythms
@@ -57,6 +36,15 @@ from scipy import ndimage, signal, stats
 
 from seqrec_core.errors import InputError
 from seqrec_core.patterns.common import group_times
+from seqrec_core.patterns.spectral_null import (
+    EDGE_BINS,
+    TESTED_PER_BIN,
+    beats_null,
+    false_alarm_probability,
+    hann_power_spectrum,
+    local_background,
+    white_noise_level,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +56,6 @@ MAX_BINS = 1 << 22  # global series longer than this use coarser bins
 BLOCK_CELLS = 1 << 23  # per-entity batch size (rows x bins), ~32 MB of float32
 MIN_ACTIVE_BINS = 10  # distinct active hours needed before a period is looked for
 SUB_REL = 0.05  # a sub-harmonic fundamental needs at least this share of its harmonic's power
-INDEP_BINS = 2  # Fourier bins between the ordinates a background estimate uses (Hann: nearly independent)
-EDGE_BINS = 2  # Fourier bins next to zero and Nyquist frequency: neither tested nor used for the background
-TESTED_PER_BIN = 2  # frequencies tested per Fourier bin: the Bonferroni count of the max-over-periods search
 
 
 @dataclass(frozen=True)
@@ -79,84 +64,6 @@ class Period:
     strength: float  # in [0, 1]: share of variance explained by the period and its folded harmonics
     significant: bool  # false_alarm < alpha
     false_alarm: float  # search-corrected FAP of the detected peak (local background and counting-noise floor)
-
-
-def _background(power: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Background level of ``power`` (N, F) and r (F,), the Gamma shape of its estimate (module docstring):
-    T_r / r at ~48 log-spaced anchors (windows of half-width max(25 bins, 25%), centred, ``step`` padded bins
-    per Fourier bin), interpolated in log space; between two anchors r is the smaller (conservative: the
-    geometric mean of two estimates varies less than either)."""
-    n, f = power.shape
-    stride = max(1, int(np.ceil(INDEP_BINS * step)))
-    lo_edge, hi_edge = int(np.ceil(EDGE_BINS * step)), int(np.floor(f - 1 - EDGE_BINS * step))
-    anchors = np.unique(np.round(np.geomspace(max(lo_edge, 1), max(hi_edge, lo_edge, 1), 48)).astype(np.int64))
-    lev = np.empty((n, len(anchors)), dtype=np.float64)
-    r_at = np.empty(len(anchors), dtype=np.int64)
-    for i, a in enumerate(anchors):
-        half = max(0, int(min(step * max(25.0, 0.25 * a / step), a - lo_edge, hi_edge - a))) // stride * stride
-        sample = power[:, a - half:a + half + 1:stride]  # a +- m * stride: K = 2m + 1, centred on a
-        k = sample.shape[1]
-        r = k - k // 4
-        low = np.partition(sample, r - 1, axis=1)[:, :r].astype(np.float64)  # the r lowest, the r-th last
-        lev[:, i] = (low.sum(axis=1) + (k - r) * low.max(axis=1)) / r
-        r_at[i] = r
-    log_lev = np.log(np.maximum(lev, 1e-300)).astype(power.dtype)  # float32 blocks stay float32
-    if len(anchors) == 1:
-        return np.exp(np.repeat(log_lev, f, axis=1)), np.full(f, r_at[0])
-    cols = np.arange(f)
-    right = np.clip(np.searchsorted(anchors, cols), 1, len(anchors) - 1)
-    left = right - 1
-    w = np.clip((cols - anchors[left]) / np.maximum(anchors[right] - anchors[left], 1), 0.0, 1.0).astype(power.dtype)
-    return np.exp(log_lev[:, left] * (1 - w) + log_lev[:, right] * w), np.minimum(r_at[left], r_at[right])
-
-
-def _fap(power: np.ndarray, level: np.ndarray, r: np.ndarray, floor: np.ndarray, tested: np.ndarray) -> np.ndarray:
-    """FAP of ordinates ``power`` after a search over ``tested`` frequencies (Bonferroni) from the larger of the
-    two p-values: (1 + z / r)^-r against ``level``, exp(-power / floor) against ``floor`` (0 where it is 0)."""
-    power = np.asarray(power, dtype=np.float64)
-    r = np.asarray(r, dtype=np.float64)
-    p_est = np.exp(-r * np.log1p(power / (r * np.maximum(level, 1e-300))))
-    floor = np.asarray(floor, dtype=np.float64)
-    p_floor = np.exp(-power / np.where(floor > 0, floor, 1.0)) * (floor > 0)
-    return np.minimum(1.0, np.asarray(tested, dtype=np.float64) * np.maximum(p_est, p_floor))
-
-
-def _significant(power: np.ndarray, level: np.ndarray, r: np.ndarray, floor: np.ndarray, tested: np.ndarray,
-                 alpha: float) -> np.ndarray:
-    """``_fap(...) < alpha`` without the float64 (N, F) temporaries: the power each p-value needs."""
-    log_m = np.log(np.asarray(tested, dtype=np.float64) / alpha)
-    need = (np.asarray(r) * np.expm1(log_m / np.asarray(r))).astype(level.dtype)  # (1 + z / r)^-r = alpha/tested
-    need *= level
-    return (power > need) & (power > np.asarray(floor) * log_m)
-
-
-def _white_level(noise_var: np.ndarray | float, lengths: np.ndarray | float, var: np.ndarray | float) -> np.ndarray:
-    """Mean normalised power (as :func:`_spectrum` scales it) of white noise of variance ``noise_var``:
-    E|X|^2 = noise_var * sum(w^2), and a Hann window over L points has sum(w^2) = 3 (L - 1) / 8."""
-    last = np.maximum(np.asarray(lengths, dtype=np.float64) - 1, 1.0)
-    return 3.0 * np.asarray(noise_var, dtype=np.float64) / (last * np.maximum(var, 1e-30))
-
-
-def _spectrum(x: np.ndarray, lengths: np.ndarray, n_fft: int, var: np.ndarray) -> np.ndarray:
-    """Variance share (N, n_fft//2+1) that a sinusoid at each frequency explains in each row of ``x``.
-
-    Rows of ``x`` are zero-mean over their first ``lengths`` bins; ``var`` is each row's variance there.
-    ``x`` is Hann-windowed in place (so bins past a row's length are zeroed whatever they held). With window
-    w a sinusoid's amplitude is 2|X_w(f)| / sum(w), so A^2/2 over ``var`` is its share: 1 for a pure sinusoid.
-    """
-    last = np.maximum(lengths - 1, 1)
-    phase = np.minimum(np.arange(x.shape[1], dtype=x.dtype)[None, :], last[:, None].astype(x.dtype))  # (N, T)
-    phase *= (2 * np.pi / last).astype(x.dtype)[:, None]  # t >= L-1 sits at 2 pi, where the window is 0
-    np.cos(phase, out=phase)
-    phase *= -0.5
-    phase += 0.5  # Hann window, built in place
-    x *= phase
-    wsum = 0.5 * (lengths - 1)  # sum of a Hann window over L points (periodic endpoints: both zero)
-    spec = sfft.rfft(x, n=n_fft, axis=1, workers=2)  # (N, F) complex
-    ri = spec.view(x.real.dtype if spec.dtype == np.complex64 else np.float64).reshape(*spec.shape, 2)
-    power = np.einsum("nfc,nfc->nf", ri, ri)  # |X|^2 without sqrt or temporaries
-    power *= (2.0 / (np.maximum(wsum, 1.0) ** 2 * np.maximum(var, 1e-30)))[:, None].astype(power.dtype)
-    return power
 
 
 def _peak_power(power: np.ndarray, pos: float, tol: float) -> float:
@@ -259,7 +166,7 @@ def get_periods(times_s: np.ndarray, *, min_hours: float = 2.0, max_hours: float
     if np.ptp(counts) == 0 or var <= 0:
         return []  # a constant series: no variation, so no rhythm to test
     n_fft = sfft.next_fast_len(n_bins * OVERSAMPLE, real=True)
-    power = _spectrum(x[None, :].copy(), np.array([n_bins]), n_fft, np.array([var]))[0]  # (F,)
+    power = hann_power_spectrum(x[None, :].copy(), np.array([n_bins]), n_fft, np.array([var]))[0]  # (F,)
     step = n_fft / n_bins  # padded bins per Fourier bin
     per_bin_h = n_fft * bin_s / HOUR  # period (h) = per_bin_h / bin index
     edge = int(np.ceil(EDGE_BINS * step))
@@ -267,12 +174,12 @@ def get_periods(times_s: np.ndarray, *, min_hours: float = 2.0, max_hours: float
     hi_j = min(len(power) - 1 - edge, int(np.floor(per_bin_h / min_h)))
     if hi_j <= lo_j + 2:
         return []
-    level, r = _background(power[None, :], step)
-    floor = float(_white_level(noise_var, n_bins, var))
+    level, r = local_background(power[None, :], step)
+    floor = float(white_noise_level(noise_var, n_bins, var))
     z = power / np.maximum(level[0], floor)
     tested = np.unique(np.round(np.arange(lo_j, hi_j + 1, step / TESTED_PER_BIN)).astype(np.int64))
     fap = np.ones(len(power))
-    fap[tested] = _fap(power[tested], level[0, tested], r[tested], floor, len(tested))
+    fap[tested] = false_alarm_probability(power[tested], level[0, tested], r[tested], floor, len(tested))
     # a peak on the padded spectrum carries the evidence of the tested frequencies within half a Fourier bin
     fap = ndimage.minimum_filter1d(fap, size=2 * int(step // 2) + 1, mode="nearest")
 
@@ -403,12 +310,12 @@ def _entity_periods(x: np.ndarray, lengths: np.ndarray, var: np.ndarray, noise: 
     """Dominant period per row: among significant bins, the one whose 6-harmonic comb holds most power.
     Same null as the global test; each row's Bonferroni count is the number of bins it searches (the padded
     grid holds 1-2 bins per Fourier bin, as n_fft is the power of two at or above the row's length)."""
-    power = _spectrum(x, lengths, n_fft, var)  # (N, F)
+    power = hann_power_spectrum(x, lengths, n_fft, var)  # (N, F)
     n, f = power.shape
     steps = n_fft / lengths  # (N,) padded bins per Fourier bin
     # strides and edges in the coarsest row's Fourier bins hold for every row of the block
-    level, r = _background(power, float(steps.max()))
-    floor = _white_level(noise, lengths, var)[:, None]  # (N, 1)
+    level, r = local_background(power, float(steps.max()))
+    floor = white_noise_level(noise, lengths, var)[:, None]  # (N, 1)
     level = np.maximum(level.astype(power.dtype), np.finfo(power.dtype).tiny)
     z = power / np.maximum(level, floor.astype(power.dtype))  # (N, F)
     j = np.arange(f)
@@ -421,7 +328,7 @@ def _entity_periods(x: np.ndarray, lengths: np.ndarray, var: np.ndarray, noise: 
     for k in range(1, COMB + 1):
         n_h = (f - 1) // k + 1
         comb[:, :n_h] += power[:, ::k][:, :n_h]
-    sig = in_band & _significant(power, level, r[None, :], floor, tested, alpha)
+    sig = in_band & beats_null(power, level, r[None, :], floor, tested, alpha)
     best_any = np.argmax(np.where(in_band, z, -np.inf), axis=1)
     best_sig = np.argmax(np.where(sig, comb, -np.inf), axis=1)
     has = sig.any(axis=1)
@@ -439,5 +346,5 @@ def _entity_periods(x: np.ndarray, lengths: np.ndarray, var: np.ndarray, noise: 
             "best_period_hours": np.where(valid, period, np.nan),
             "strength": np.where(valid, np.minimum(1.0, power[rows, pick]), 0.0),
             "significant": has & valid,
-            "false_alarm": np.where(valid, _fap(power[rows, detected], level[rows, detected], r[detected],
-                                                floor[:, 0], tested[:, 0]), 1.0)}
+            "false_alarm": np.where(valid, false_alarm_probability(power[rows, detected], level[rows, detected],
+                                                                  r[detected], floor[:, 0], tested[:, 0]), 1.0)}
