@@ -3,8 +3,10 @@ one InputError line naming the file, never another exception.
 
 Strategies: random bytes under every format; valid-ish tables (CSV/TSV, JSON Lines, Parquet, MovieLens u.data /
 ratings.dat / ratings.csv, sequence text) with junk cells mixed in; truncations, byte flips and insertions of
-valid files (plain, gzip, zip); zips with hostile member names. Deterministic (``derandomize=True``, no example
-database) so CI sees the same examples every run. ``SEQREC_FUZZ_SCALE=10`` runs ten times the examples and
+valid files (plain, gzip, zip); zips with hostile member names; mutated logs inside gzip, zip and nested
+containers (gzip in zip, zip in gzip, gzip in gzip, zip in zip), with the container itself damaged too, also
+under bounds lowered to a few hundred bytes. Deterministic (``derandomize=True``, no example database) so CI
+sees the same examples every run. ``SEQREC_FUZZ_SCALE=10`` runs ten times the examples and
 ``SEQREC_FUZZ_RANDOM=1`` draws fresh ones, when hunting for new crashes by hand.
 """
 from __future__ import annotations
@@ -319,6 +321,37 @@ def zips(draw: st.DrawFn) -> tuple[str, bytes]:
     return "upload.zip", zip_bytes(members)
 
 
+def _gzip(data: bytes, draw: st.DrawFn) -> bytes:
+    """A gzip of ``data``: one member, two concatenated members, or with bytes after the end."""
+    shape = draw(st.sampled_from(["one", "one", "members", "trailing"]))
+    if shape == "members" and len(data) > 1:
+        cut = draw(st.integers(1, len(data) - 1))
+        return gzip.compress(data[:cut]) + gzip.compress(data[cut:])
+    packed = gzip.compress(data, compresslevel=draw(st.integers(1, 9)))
+    return packed + draw(st.binary(min_size=1, max_size=8)) if shape == "trailing" else packed
+
+
+@st.composite
+def compressed(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A log with junk in it (any text format), packed in one or two containers, the outer one maybe damaged."""
+    name, data = draw(st.one_of(delimited(), jsonl(), seqtxt(), movielens(), st.sampled_from(VALID)))
+    for layer in draw(st.lists(st.sampled_from(["gzip", "zip", "gzip_member"]), min_size=1, max_size=2)):
+        if layer == "gzip":
+            name, data = name + ".gz", _gzip(data, draw)
+        elif layer == "zip":
+            name, data = "upload.zip", zip_bytes({Path(name).name: data})
+        else:  # a gzipped log inside a zip, as some exports ship it
+            name, data = "upload.zip", zip_bytes({Path(name).name + ".gz": _gzip(data, draw)})
+    action = draw(st.sampled_from(["none", "none", "truncate", "flip"]))
+    if action == "truncate":
+        data = data[:draw(st.integers(0, len(data)))]
+    elif action == "flip" and data:
+        buf = bytearray(data)
+        buf[draw(st.integers(0, len(buf) - 1))] ^= draw(st.integers(1, 255))
+        data = bytes(buf)
+    return name, data
+
+
 # ------------------------------------------------------------------------------------------------------- tests
 
 @fuzz(150)
@@ -380,6 +413,31 @@ def test_zips_with_hostile_members(file: tuple[str, bytes]) -> None:
     if events is not None:  # accepted only when no member name is absolute or climbs out with '..'
         assert not any(m.startswith(("/", "\\")) or ".." in m.replace("\\", "/").split("/") or m[1:2] == ":"
                        for m in names), names
+
+
+@fuzz(200)
+@given(compressed())
+def test_compressed_and_nested_logs_with_junk(file: tuple[str, bytes]) -> None:
+    """Every container path (streamed twice, measured, unpacked) ends in a table or one InputError line."""
+    check_loader(*file)
+
+
+@fuzz(60)
+@given(compressed(), st.sampled_from(["0.0005", "0.002", "0.01"]), st.sampled_from(["SEQREC_MAX_LINE_MB",
+                                                                                    "SEQREC_MEMORY_BUDGET_MB",
+                                                                                    "SEQREC_MAX_UNPACKED_MB"]))
+def test_compressed_logs_under_tiny_limits(file: tuple[str, bytes], limit: str, env: str) -> None:
+    """With a bound lowered to a few hundred bytes, the refusals come from the streaming checks at any point of
+    any container: still a table or one InputError line, never another exception."""
+    old = os.environ.get(env)
+    os.environ[env] = limit if env != "SEQREC_MEMORY_BUDGET_MB" else str(float(limit) + 64)  # 64 MB: the constant
+    try:
+        check_loader(*file)
+    finally:
+        if old is None:
+            del os.environ[env]
+        else:
+            os.environ[env] = old
 
 
 def test_every_valid_file_loads() -> None:
