@@ -423,9 +423,9 @@ print(json.dumps({"outcome": outcome, "seconds": seconds,
 
 
 def test_the_crafted_48_layer_archive_is_refused_fast_and_small(run_dir: Path, tmp_path: Path) -> None:
-    """The reviewer's probe: a ~half-MB run archive whose config asks for 48 layers x hidden 4096 (each field in
-    range) made the loader allocate 11 GB. Now: refused in one line within 2 s, peak memory of the whole process
-    (imports included) far under 1.5 GB, nothing unpacked."""
+    """The reviewer's probe: a small run archive (theirs 538 KB, this one 7 KB zipped, 0.5 MB unpacked) whose
+    config asks for 48 layers x hidden 4096 (each field in range) made the loader allocate 11 GB. Now: refused in
+    one line within 2 s, peak memory of the whole process (imports included) under 1 GB, nothing unpacked."""
     import subprocess
     import sys
 
