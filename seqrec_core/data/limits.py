@@ -57,10 +57,10 @@ def refuse_if_larger(name: str, size: int, limit_mb: float, *, limit_name: str, 
         raise InputError(f"{name} is {size_text(size)}, over {limit_name} of {limit_mb:,g} MB; {fix}")
 
 
-def _env_mb(env: str, default: float | None, example: float) -> float | None:
-    """An MB limit from the environment: ``default`` when unset, infinity for 0 or less. A value that is not a
-    number is refused rather than silently ignored: a typo must not quietly switch a deployment's limit back
-    to the default."""
+def _env_mb(env: str, default: float | None, example: float, unit: str = "MB") -> float | None:
+    """A limit from the environment (in ``unit``): ``default`` when unset, infinity for 0 or less. A value that is
+    not a number is refused rather than silently ignored: a typo must not quietly switch a deployment's limit
+    back to the default."""
     value = os.environ.get(env, "").strip()
     if not value:
         return default
@@ -69,7 +69,7 @@ def _env_mb(env: str, default: float | None, example: float) -> float | None:
     except ValueError:
         limit = math.nan
     if math.isnan(limit):
-        raise InputError(f"{env}='{value[:40]}' is not a number of MB; set it to e.g. {example:g} (0 = no limit) "
+        raise InputError(f"{env}='{value[:40]}' is not a number of {unit}; set it to e.g. {example:g} (0 = no limit) "
                          f"or unset it")
     return limit if limit > 0 else math.inf
 
@@ -123,7 +123,7 @@ class ParseCost:
     per_byte: float
     per_line: float
     per_field: float = 0.0
-    fixed: int = 64 * 2**20
+    fixed: int = 16 * 2**20  # pandas and Arrow buffers that any parse allocates
 
     def need(self, n_bytes: int, n_lines: int, n_fields: int = 0) -> int:
         return int(self.fixed + self.per_byte * n_bytes + self.per_line * n_lines + self.per_field * n_fields)
@@ -254,11 +254,7 @@ def max_unpacked_bytes() -> int:
 
 def max_inflate_ratio() -> float:
     """Most a compressed log may unpack to per compressed byte (``SEQREC_MAX_INFLATE_RATIO``, 0 = no check)."""
-    try:
-        ratio = float(os.environ.get("SEQREC_MAX_INFLATE_RATIO", MAX_INFLATE_RATIO))
-    except ValueError:
-        return MAX_INFLATE_RATIO
-    return ratio if ratio > 0 and not math.isnan(ratio) else math.inf
+    return _env_mb("SEQREC_MAX_INFLATE_RATIO", MAX_INFLATE_RATIO, MAX_INFLATE_RATIO, unit="times")
 
 
 def too_big(name: str, limit: int) -> InputError:

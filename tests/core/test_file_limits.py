@@ -1,5 +1,7 @@
 """The size cap on files opened by path (``SEQREC_MAX_FILE_MB``): checked before the file is read, refused with
-one line that names the file, its size, the cap and how to raise it; the CLI exits 2 without a traceback."""
+one line that names the file, its size, the cap and how to raise it; the CLI exits 2 without a traceback. Also
+the values of the bounds checked while a file streams (line length, inflate ratio, memory budget) and how their
+refusals read; ``test_bounded_memory.py`` checks when they come."""
 from __future__ import annotations
 
 import json
@@ -15,9 +17,16 @@ from seqrec_core.cli import main
 from seqrec_core.data.dataset import DataSource, open_dataset
 from seqrec_core.data.limits import (
     DEFAULT_MAX_FILE_MB,
+    DEFAULT_MAX_LINE_MB,
     MAX_FILE_ENV,
+    MAX_INFLATE_RATIO,
+    MAX_LINE_ENV,
+    MEMORY_ENV,
     check_file_size,
+    check_parse_memory,
     max_file_mb,
+    max_inflate_ratio,
+    max_line_bytes,
     refuse_if_larger,
     size_text,
 )
@@ -132,3 +141,57 @@ def test_a_titles_file_beside_a_ratings_file_is_capped_too(tmp_path: Path, monke
     monkeypatch.setenv(MAX_FILE_ENV, "0.001")
     with pytest.raises(InputError, match=r"movies\.csv' is .* KB, over the data-file size limit"):
         titles_file_beside(ratings)
+
+
+# ------------------------------------------------------------------- the bounds checked while the bytes stream
+
+def test_the_cap_is_checked_before_the_file_is_even_opened(log_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bounded reader opens files itself (not through Path.read_bytes): the cap still comes first."""
+    from seqrec_core.data import containers
+
+    monkeypatch.setenv(MAX_FILE_ENV, "0.001")
+    monkeypatch.setattr(containers.os, "open", lambda *a, **k: (_ for _ in ()).throw(AssertionError("opened")))
+    with pytest.raises(InputError, match="over the data-file size limit"):
+        load_events(log_file)
+
+
+@pytest.mark.parametrize(("env", "read", "default"), [
+    (MAX_LINE_ENV, max_line_bytes, DEFAULT_MAX_LINE_MB * 2**20),
+    ("SEQREC_MAX_INFLATE_RATIO", max_inflate_ratio, MAX_INFLATE_RATIO),
+])
+def test_stream_limit_values(env: str, read, default: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(env, raising=False)
+    assert read() == default
+    monkeypatch.setenv(env, "0")
+    assert read() == math.inf  # 0 switches the check off
+    monkeypatch.setenv(env, "many")
+    with pytest.raises(InputError, match=f"{env}='many' is not a number"):  # a typo is not the default
+        read()
+
+
+def test_cli_memory_budget_refusal_is_one_line_naming_the_budget(log_file: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The estimate has a 16 MB constant, so a budget of 16 MB refuses even a 1 KB log: before parsing, one line
+    with the size, the estimate, the budget and the variable to raise."""
+    monkeypatch.setenv(MEMORY_ENV, "16")
+    assert main(["validate", "--data", str(log_file)]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1 and "Traceback" not in err, err
+    for needle in (f"{log_file.name} is {size_text(log_file.stat().st_size)} (61 lines)",
+                   "reading it as csv needs about", f"the memory budget {MEMORY_ENV}=16 (16.0 MB)", "0 = no check"):
+        assert needle in lines[0], (needle, lines[0])
+    monkeypatch.setenv(MEMORY_ENV, "0")
+    assert main(["validate", "--data", str(log_file)]) == 0
+
+
+def test_machine_budget_refusal_names_the_available_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seqrec_core.data import limits
+
+    monkeypatch.delenv(MEMORY_ENV, raising=False)
+    monkeypatch.setattr(limits, "available_memory", lambda: 80 * 2**20)  # a machine with 80 MB free: 60 MB budget
+    with pytest.raises(InputError) as info:
+        check_parse_memory("log.csv", "csv", 10 * 2**20, 400_000)
+    msg = str(info.value)
+    assert "log.csv is 10.0 MB (400,000 lines)" in msg and "3/4 of the 80.0 MB this machine has available" in msg
+    check_parse_memory("log.csv", "csv", 1000, 10)  # a small log fits
