@@ -1,7 +1,7 @@
 """Size and memory limits on input files, checked before (or while) their bytes are read.
 
 Why here: a log is read whole into memory and parsed into a table, so a file the machine cannot hold would
-otherwise end in a MemoryError or the OOM killer, with no sentence for the person who picked it. Three bounds:
+otherwise end in a MemoryError or the OOM killer, with no sentence for the person who picked it. The bounds:
 
 - the file size: uploads are capped per dashboard (``SEQREC_MAX_UPLOAD_MB``, checked in ``ui/uploads``); files
   opened by path (the CLI, ``open_dataset``, a run's recorded data source) by ``SEQREC_MAX_FILE_MB``. Both
@@ -12,13 +12,17 @@ otherwise end in a MemoryError or the OOM killer, with no sentence for the perso
   judged while it streams, before it is held, so a small gzip that unpacks to gigabytes is a sentence too.
 - the line length (``SEQREC_MAX_LINE_MB``): a log line is never megabytes, so a text file without a line break
   in its first megabytes is refused while streaming instead of being split and parsed as one giant row.
+- for compressed files, the unpacked size (``SEQREC_MAX_UNPACKED_MB``) and the inflate ratio
+  (``SEQREC_MAX_INFLATE_RATIO``), and for every file binary junk (NUL bytes in the first 64 KB).
+
+:class:`StreamMeter` checks them all on the bytes as they stream (``containers`` feeds it), so a refusal costs
+the chunks read so far, never the file.
 """
 from __future__ import annotations
 
 import math
 import os
 import re
-import resource
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,6 +181,10 @@ def available_memory() -> int | None:
         limit, usage = _read_number(limit_file), _read_number(usage_file)
         if limit is not None and limit < _NO_LIMIT and usage is not None:
             found.append(max(limit - usage, 0))
+    try:
+        import resource  # Unix only
+    except ImportError:
+        return min(found) if found else None
     soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY:
         try:
