@@ -76,13 +76,6 @@ def get_item_vectors(run: Run) -> np.ndarray:
     return weight[1:].detach().float().cpu().numpy()
 
 
-def _check_same_data(run: Run, data: SequenceData) -> None:
-    expected = (run.config.get("data") or {}).get("fingerprint")
-    if (expected and expected != data.fingerprint) or data.vocab.n_items != run.vocab.n_items:
-        raise InputError(f"run '{run.path.name}' was trained on other data than the log given "
-                         f"({run.vocab.n_items} vs {data.vocab.n_items} items); pass the log the run was trained on")
-
-
 @torch.no_grad()
 def get_user_vectors(run: Run, data: SequenceData, batch_size: int = 512) -> np.ndarray:
     """Each user's representation (n_users, D) float32: the model's last hidden state after the whole history.
@@ -91,7 +84,9 @@ def get_user_vectors(run: Run, data: SequenceData, batch_size: int = 512) -> np.
     in length order (little padding) on the model's device. A time-aware model gets the events' times and, as
     the request time, the last event's time plus the user's median gap (``with_query``'s serving default).
     """
-    _check_same_data(run, data)
+    from seqrec_core.runs import check_run_data
+
+    check_run_data(run, data, "the log given")
     model = run.model
     if not hasattr(model, "forward_hidden"):
         raise InputError(f"run '{run.path}' ({run.family}) exposes no user representation; use a neural run")
@@ -193,7 +188,9 @@ def get_embedding_points(run: Run, data: SequenceData | None = None, what: What 
         raise InputError(f"'what' must be one of {list(WHATS)}, got {what!r}")
     check_projection_args(method, n_neighbors, min_dist, metric)
     if data is not None:
-        _check_same_data(run, data)
+        from seqrec_core.runs import check_run_data
+
+        check_run_data(run, data, "the log given")
     if what == "items":
         vectors = get_item_vectors(run)
         frame = _item_frame(run, data)

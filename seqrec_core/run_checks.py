@@ -142,7 +142,7 @@ CONFIG_SCHEMA: dict[str, tuple[type, ...]] = {
     "family": (str,), "model": (dict,), "train": (dict, _NONE), "data": (dict, _NONE), "device": (str, _NONE),
     "train_seconds": (int, float, _NONE), "stopped_reason": (str, _NONE), "best_epoch": (int, _NONE),
     "epochs_trained": (int, _NONE), "exclude_seen": (bool, _NONE), "versions": (dict, _NONE),
-    "format_version": (int,), "library_version": (str, _NONE), "created": (str, _NONE),
+    "format_version": (int,), "library_version": (str, _NONE), "created": (str, _NONE), "verdict": (dict, _NONE),
 }
 STOP_REASONS = ("converged", "max_epochs", "time_budget", "cancelled")
 MAX_TEXT = 10_000  # longest string a config field may hold

@@ -129,7 +129,7 @@ def run_analysis(spec, dataset=None, progress_path: str | Path | None = None,  #
     the run's recorded source and checked against the run's fingerprint. ``final_events``: end the progress file
     with ``done``/``cancelled``/``error`` (a standalone job); a train job already ended its own with ``done``.
     ``on_ready`` is called once the run, the data, the units and the users asked for are accepted."""
-    from seqrec_core.runs import load_run
+    from seqrec_core.runs import check_run_data, load_run
     from seqrec_core.training.config import resolve_device
 
     started = time.perf_counter()
@@ -137,6 +137,7 @@ def run_analysis(spec, dataset=None, progress_path: str | Path | None = None,  #
     device = resolve_device(spec.device)
     run = load_run(run_dir, device=device)
     ds = dataset if dataset is not None else _open_data(spec, run.config)
+    check_run_data(run, ds.sequences, ds.name)
     ctx = AnalysisContext(run=run, dataset=ds, weights=weights_id(run_dir), device=str(device))
     units = _units(spec.request, ctx)
     for user in spec.request.users:
@@ -245,10 +246,6 @@ def _open_data(spec, run_config: dict):  # noqa: ANN001, ANN202 - AnalyzeSpec ->
         if not source:
             raise InputError("this run does not record where its data came from; pass the log with --data")
         ds = open_dataset(DataSource.from_json(source))
-    expected = (run_config.get("data") or {}).get("fingerprint")
-    if expected and expected != ds.fingerprint:
-        raise InputError(f"the data ({ds.name}, fingerprint {ds.fingerprint}) is not the data this run was trained "
-                         f"on (fingerprint {expected}); pass the same log and filtering options")
     return ds
 
 

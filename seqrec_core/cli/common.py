@@ -43,7 +43,7 @@ class ArgumentParser(argparse.ArgumentParser):
 # nan, inf, a count beyond what numpy and torch index with) is refused as one usage line before anything is read.
 # Ranges that depend on the model or the data stay with the config that owns them (TrainConfig, a family's config).
 INT_LIMIT = 2**31 - 1  # counts beyond this are typos, and overflow the C integers numpy and torch index with
-SEED_LIMIT = 2**32 - 1  # numpy's seed range (torch and Python take it too)
+SEED_LIMIT = 2**32 - 1  # = training.config.MAX_SEED, not imported: that module imports torch (slow refusals)
 # unix seconds pandas can hold (until 2262-04-11): request times beyond it overflow the time features
 LATEST_TIME = 9_223_372_036
 
@@ -205,21 +205,14 @@ def stored_data(run) -> StoredData | None:  # noqa: ANN001 - seqrec_core.runs.Ru
 def open_run_and_data(args: argparse.Namespace):  # noqa: ANN201 - (seqrec_core.runs.Run, Dataset | StoredData)
     """The run (--run) and the data it is used on, refusing data other than what it was trained on. Without
     --data, the histories the run stored stand in for its log when they are fresh (same data fingerprint)."""
-    from seqrec_core.runs import load_run
+    from seqrec_core.runs import check_run_data, load_run
 
     run = load_run(args.run, device=args.device)
     ds = None if getattr(args, "data", None) else stored_data(run)
     if ds is None:
         ds = dataset_for_run(args, run.config)
-    check_same_data(ds, run.config)
+    check_run_data(run, ds.sequences, ds.name)
     return run, ds
-
-
-def check_same_data(dataset: Dataset | StoredData, run_config: dict) -> None:
-    expected = (run_config.get("data") or {}).get("fingerprint")
-    if expected and expected != dataset.fingerprint:
-        raise InputError(f"the data ({dataset.name}, fingerprint {dataset.fingerprint}) is not the data this run was "
-                         f"trained on (fingerprint {expected}); pass the same log and filtering options")
 
 
 def exclude_seen(args: argparse.Namespace, ds: Dataset | StoredData) -> bool:

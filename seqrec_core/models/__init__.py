@@ -18,6 +18,7 @@ from seqrec_core.models.lsi import LSIConfig, LSIRec
 from seqrec_core.models.neural import NeuralScorer, pad_left
 from seqrec_core.models.rnn import GRU4RecConfig, LSTMConfig, RNNRec
 from seqrec_core.models.sasrec import HiddenOutput, SASRec, SASRecConfig
+from seqrec_core.models.size_limits import check_model_size
 
 
 class ModelFamily(NamedTuple):
@@ -50,9 +51,11 @@ def build_config(family: str, n_items: int, **options: Any) -> Any:
         raise InputError(f"unknown option(s) {unknown} for model '{family}'; valid options are {sorted(known)}")
     options = {k: v for k, v in options.items() if v is not None}
     try:
-        return config_cls(n_items=n_items, **options)
+        config = config_cls(n_items=n_items, **options)
     except TypeError as err:  # a wrong type that the dataclass itself rejects
         raise InputError(f"bad option for model '{family}': {err}") from None
+    check_model_size(config)  # before any weight exists: a config may ask for tens of GB
+    return config
 
 
 def build_model(family: str, n_items: int, **options: Any) -> nn.Module:

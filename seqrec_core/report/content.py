@@ -120,14 +120,6 @@ def _static_skip(kind: str, family: str, dataset, methods: list[str] | None) -> 
     return None
 
 
-def check_same_data(dataset, config: dict) -> None:  # noqa: ANN001 - Dataset
-    """A report explains a run on the data it was trained on; other data would mix two logs' numbers."""
-    expected = (config.get("data") or {}).get("fingerprint")
-    if expected and expected != dataset.fingerprint:
-        raise InputError(f"the data ({dataset.name}, fingerprint {dataset.fingerprint}) is not the data this run was "
-                         f"trained on (fingerprint {expected}); pass the same log and filtering options")
-
-
 def _lookup(run_dir: Path, kind: str, fingerprint: str, exclude_seen: bool) -> Found:
     overrides = {"exclude_seen": exclude_seen} if kind == "evaluation" else None
     return find(run_dir, kind, overrides, fingerprint)
@@ -210,7 +202,7 @@ def gather_review(run_dir: str | Path, dataset: Dataset, users: list[str] | None
     """Read (and with ``compute_missing`` first compute) everything the report shows; see :func:`build_review`."""
     from seqrec_core.analysis.kinds_eval import load_evaluation
     from seqrec_core.evaluation import default_exclude_seen
-    from seqrec_core.runs import read_run_files
+    from seqrec_core.runs import check_run_data, read_run_files
 
     def say(text: str, share: float) -> None:
         log.info("report: %s", text)
@@ -221,7 +213,7 @@ def gather_review(run_dir: str | Path, dataset: Dataset, users: list[str] | None
     if not folder.is_dir():
         raise InputError(f"run folder '{run_dir}' does not exist; pick a folder made by `train`")
     files = read_run_files(folder)
-    check_same_data(dataset, files.config)
+    check_run_data(files, dataset.sequences, dataset.name)  # a report on other data would mix two logs' numbers
     asked = check_users(dataset, users)
     fp, family = dataset.fingerprint, files.family
     exclude = default_exclude_seen(dataset.sequences)

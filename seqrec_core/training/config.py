@@ -16,6 +16,8 @@ import torch
 
 from seqrec_core.errors import InputError
 
+MAX_SEED = 2**32 - 1  # numpy's seed range (torch and Python take it too); a job spec's seed is checked against it
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -66,8 +68,11 @@ class TrainConfig:
         if self.lr <= 0:
             raise InputError(f"learning rate {self.lr} must be > 0, e.g. 1e-3")
         if self.time_budget is not None and (isinstance(self.time_budget, bool) or not
-                                             isinstance(self.time_budget, (int, float)) or not self.time_budget > 0):
-            raise InputError(f"time budget {self.time_budget!r} must be a positive number of seconds")
+                                             isinstance(self.time_budget, (int, float)) or not self.time_budget > 0
+                                             or not math.isfinite(self.time_budget)):
+            raise InputError(f"time budget {self.time_budget!r} must be a positive number of seconds (none = no limit)")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"seed={self.seed!r} is invalid; use a whole number from 0 to {MAX_SEED:,}")
         if (isinstance(self.weight_average, bool) or not isinstance(self.weight_average, (int, float))
                 or not 0 <= self.weight_average < 1):
             raise InputError(f"weight_average={self.weight_average!r} is invalid; use a decay in [0, 1), e.g. 0.999, "

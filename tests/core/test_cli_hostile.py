@@ -106,6 +106,8 @@ OPTION_PROBES: dict[str, tuple[list[str], list[str]]] = {
     "weight_average_inf": ([*TRAIN, "--out", "{out}", "--weight-average", "inf"], ["--weight-average"]),
     "batch_size_huge": ([*TRAIN, "--out", "{out}", "--batch-size", "1" + "0" * 30], ["--batch-size", "out of range"]),
     "patience_float": ([*TRAIN, "--out", "{out}", "--patience", "2.5"], ["--patience", "'2.5'"]),
+    "model_too_big": ([*TRAIN, "--out", "{out}", "--hidden-size", "4096", "--num-layers", "48"],
+                      ["48 layers x hidden 4096", "48.0 GB", "model-size limit", "SEQREC_MAX_MODEL_MB"]),
     "k_core_negative": ([*TRAIN, "--out", "{out}", "--k-core", "-1"], ["--k-core"]),
     "min_rating_nan": ([*TRAIN, "--out", "{out}", "--min-rating", "nan"], ["--min-rating", "finite"]),
     "embed_seed_negative": (["embed", "--run", "{out}", "--method", "pca", "--seed", "-1"], ["--seed"]),

@@ -188,7 +188,7 @@ def test_embedding_points_refuse_bad_requests(planted, small_dataset):
         E.get_embedding_points(run, None, what="users", method="pca")
     with pytest.raises(InputError):
         E.get_embedding_points(run, ds.sequences, what="songs", method="pca")
-    with pytest.raises(InputError, match="other data"):
+    with pytest.raises(InputError, match="not the data this run was trained on"):
         E.get_embedding_points(run, small_dataset.sequences, what="users", method="pca")
 
 

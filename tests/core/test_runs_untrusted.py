@@ -359,13 +359,16 @@ def test_the_train_path_and_the_loader_share_one_size_check(monkeypatch: pytest.
     from seqrec_core.models import build_config
     from seqrec_core.models.size_limits import MAX_MODEL_ENV, check_model_size, max_model_mb
 
+    refusal = (r"sasrec \(48 layers x hidden 4096, 1,000 items\) is 48.0 GB, over the model-size limit of 4,096 MB; "
+               r".*SEQREC_MAX_MODEL_MB=49171 \(0 = no limit\)")
+    with pytest.raises(InputError, match=refusal):  # the train path: building the config refuses it
+        build_config("sasrec", 1000, hidden_size=4096, num_layers=48, num_heads=2)
+    monkeypatch.setenv(MAX_MODEL_ENV, "0")  # 0 = no limit
     big = build_config("sasrec", 1000, hidden_size=4096, num_layers=48, num_heads=2)
-    with pytest.raises(InputError, match=r"sasrec \(48 layers x hidden 4096, 1,000 items\) is 48.0 GB, over the "
-                                         r"model-size limit of 4,096 MB; .*SEQREC_MAX_MODEL_MB=49171 \(0 = no limit\)"):
+    monkeypatch.delenv(MAX_MODEL_ENV)
+    with pytest.raises(InputError, match=refusal):  # the loader's check on the same config
         check_model_size(big)
     check_model_size(build_config("sasrec", 1000, hidden_size=64, num_layers=2))  # an ordinary model passes
-    monkeypatch.setenv(MAX_MODEL_ENV, "0")
-    check_model_size(big)  # 0 = no limit
     monkeypatch.setenv(MAX_MODEL_ENV, "lots")
     with pytest.raises(InputError, match="SEQREC_MAX_MODEL_MB='lots' is not a number"):
         max_model_mb()
@@ -525,6 +528,23 @@ def test_a_run_without_a_fingerprint_is_used_only_on_data_its_vocabulary_maps(ru
     rewrite(run_dir, lambda c: c.update(data={"fingerprint": "0" * 16}))
     with pytest.raises(InputError, match="is not the data this run was trained on"):
         runs.check_run_data(runs.read_run_files(run_dir), data, "the same log")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "recommend"])
+def test_cli_refuses_a_fingerprintless_run_on_another_log(run_dir: Path, tmp_path: Path, command: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The probe as the reviewer ran it: before, an IndexError traceback (another catalogue size)."""
+    from seqrec_core.cli import main
+
+    rewrite(run_dir, lambda c: c.update(data=None))
+    other = tmp_path / "other.csv"
+    other.write_text("user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u + t) % 13},{1_700_000_000 + 60 * t}\n"
+                                                           for u in range(20) for t in range(6)))
+    extra = ["--user", "u1"] if command == "recommend" else []
+    assert main([command, "--run", str(run_dir), "--data", str(other), *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
+    assert "records no data fingerprint" in captured.err and "the run knows 12 items, the data has 13" in captured.err
 
 
 # ------------------------------------------------------------------------------------- a load racing a replacement

@@ -151,3 +151,18 @@ def test_cli_train_that_diverges_exits_2_with_one_line_and_no_run(tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: training diverged"), err
     assert not out.exists()  # nothing half-written: the NaN model is not saved
+
+
+def test_a_job_specs_seed_and_budget_are_checked_like_the_flags() -> None:
+    """`train --spec` goes through TrainConfig, not the CLI's argparse types: the same ranges, one line each."""
+    from seqrec_core.cli.common import SEED_LIMIT
+    from seqrec_core.errors import InputError
+    from seqrec_core.training.config import MAX_SEED, TrainConfig
+
+    assert SEED_LIMIT == MAX_SEED
+    for bad in ({"seed": -1}, {"seed": MAX_SEED + 1}, {"seed": 1.5}, {"time_budget": float("inf")},
+                {"time_budget": float("nan")}):
+        with pytest.raises(InputError) as info:
+            TrainConfig(**bad)
+        assert "\n" not in str(info.value)
+    assert TrainConfig(seed=MAX_SEED, time_budget=1e-3).seed == MAX_SEED

@@ -60,3 +60,4 @@ def test_round_trip_and_runs_without_a_training_record() -> None:
     assert from_run is not None and from_run.verdict == "budget_stopped" and "GPU" not in from_run.detail
     assert verdict_from_run({"family": "sasrec"}, 0.08, BASELINES) is None
     assert verdict_from_run({**config, "train": {"patience": "ten"}}, 0.08, BASELINES) is None
+
