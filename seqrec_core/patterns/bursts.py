@@ -11,7 +11,8 @@ Users: the *continuous* automaton on each user's inter-event gaps (state ``i`` =
 Its bursts are Kleinberg's hierarchy: a level-k burst lies inside a burst of every lower level.
 
 Both Viterbi passes are vectorised across streams: the only Python loop runs over time bins (items) or over the
-gap position ``j`` (users; arrays over every user with more than ``j`` gaps), never over items or users.
+gap position ``j`` within a block of a user's gaps (arrays over every block longer than ``j``; a long user's
+blocks are joined by min-plus products, see :func:`_continuous_levels`), never over items or users.
 Climbing a level costs ``gamma * ln(n)`` (``n`` = bins, or a user's gaps); going down is free.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ ITEM_BURST_COLUMNS = ["item", "start", "end", "level", "events", "share"]
 USER_BURST_COLUMNS = ["user", "start", "end", "level", "events", "minutes"]
 _P_CAP = 1.0 - 1e-9  # a state's emission probability must stay below 1 (ln(1 - p) is finite)
 _CHUNK_CELLS = 1 << 24  # streams x bins x levels handled at once: bounds the back-pointer memory (~16 MB)
+_BLOCK_GAPS = 4096  # a user with more gaps is cut into blocks of this many (see _continuous_levels)
 
 
 @dataclass(frozen=True)
@@ -266,41 +268,129 @@ def _empty_user_bursts() -> pd.DataFrame:
         "level": np.zeros(0, np.int64), "events": np.zeros(0, np.int64), "minutes": np.zeros(0, np.float64)})
 
 
+def _gap_viterbi(gaps: np.ndarray, first: np.ndarray, length: np.ndarray, rates: np.ndarray, climb: np.ndarray,
+                 entry: np.ndarray, back: np.ndarray) -> np.ndarray:
+    """Forward Viterbi pass over R runs of consecutive gaps, ``gaps[first[r]:first[r] + length[r]]``, rows sorted
+    by decreasing length (the rows still running at position j are a prefix). Row r starts from state
+    ``entry[r]`` at cost 0, emits with ``rates[r]`` (L,) and climbs at ``climb[r]`` a level. Returns the (R, L)
+    cost of ending each row in each state and writes back pointers to ``back`` (indexed like gaps)."""
+    cost = np.full(rates.shape, np.inf)  # (R, L)
+    cost[np.arange(len(entry)), entry] = 0.0
+    neg_ln_rate = -np.log(rates)
+    active = np.searchsorted(-length, -np.arange(int(length.max(initial=0))), side="left")  # rows longer than j
+    for j, na in enumerate(active.tolist()):
+        k = first[:na] + j  # (na,) flat gap index
+        step, back[k] = _climb(cost[:na], climb[:na])
+        cost[:na] = step + rates[:na] * gaps[k][:, None] + neg_ln_rate[:na]  # -ln exponential density
+    return cost
+
+
+def _transfer_costs(gaps: np.ndarray, first: np.ndarray, length: np.ndarray, rates: np.ndarray,
+                    climb: np.ndarray) -> np.ndarray:
+    """(B, L, L) cheapest cost through each block (rows as in :func:`_gap_viterbi`) from each entry state (axis
+    1) to each exit state (axis 2): a cost-only pass from every entry state at once, the same floats as
+    :func:`_climb`. Levels lead the layout: a Python loop over L row-wise minima is ~4x faster than numpy's
+    accumulate along a short last axis, and this pass is L times the work of the others."""
+    n_lev = rates.shape[1]
+    rows = len(first) * n_lev  # row b * L + e: block b entered from state e
+    cost = np.full((n_lev, rows), np.inf)
+    cost[np.tile(np.arange(n_lev), len(first)), np.arange(rows)] = 0.0
+    rate = np.repeat(rates, n_lev, axis=0).T  # (L, rows)
+    neg_ln_rate = -np.log(rate)
+    climb, start = np.repeat(climb, n_lev), np.repeat(first, n_lev)
+    active = np.searchsorted(-length, -np.arange(int(length.max(initial=0))), side="left") * n_lev
+    for j, na in enumerate(active.tolist()):
+        now = cost[:, :na]
+        best = now.copy()
+        for lev in range(n_lev - 2, -1, -1):  # stay or go down: the min over the states at or above
+            np.minimum(best[lev], best[lev + 1], out=best[lev])
+        up = now[0].copy()  # min over i < lev of cost_i - climb * i: climb from below
+        for lev in range(1, n_lev):
+            np.minimum(best[lev], up + climb[:na] * lev, out=best[lev])
+            np.minimum(up, now[lev] - climb[:na] * lev, out=up)
+        cost[:, :na] = best + rate[:, :na] * gaps[start[:na] + j][None, :] + neg_ln_rate[:, :na]
+    return cost.T.reshape(len(first), n_lev, n_lev)
+
+
 def _continuous_levels(times: np.ndarray, offsets: np.ndarray, n_gaps: np.ndarray, s: float, gamma: float,
-                       levels: int) -> np.ndarray:
+                       levels: int, block_gaps: int | None = None) -> np.ndarray:
     """Level of every gap ``times[k+1] - times[k]`` (indexed by k) for the users given by offsets / gap counts.
 
-    Users are processed in order of decreasing gap count, so the users with more than ``j`` gaps are a prefix.
+    Viterbi is sequential in time, so some Python loop over gap positions is unavoidable; a loop over all of a
+    user's positions made one user with 1M events take 70 s (~70 us a step). So users are cut into blocks of
+    ``block_gaps`` gaps (default _BLOCK_GAPS; more, the square root of the longest user's gaps, for users so
+    long that the loop over blocks would dominate) and the loops run over positions within a block, each step
+    vectorised over every block of every user. The state at each block boundary comes from min-plus products
+    of the blocks' L x L transfer costs (:func:`_transfer_costs`); given its entry and exit states, a block's
+    own Viterbi pass with back pointers retraces the optimal path's piece, so the levels are those of one pass
+    over the whole user (up to exact ties). A user with at most ``block_gaps`` gaps is one block: one plain pass.
     """
     gaps = np.diff(times).astype(np.float64)  # gap k lies between events k and k + 1
     level = np.zeros(len(times), dtype=np.int8)
     if len(n_gaps) == 0:
         return level
-    order = np.argsort(-n_gaps, kind="stable")
-    off, ng = offsets[order], n_gaps[order]  # (U,)
-    alpha = ng / np.maximum(times[off + ng] - times[off], 1).astype(np.float64)  # (U,) mean events per second
+    ng = np.asarray(n_gaps, dtype=np.int64)
+    alpha = ng / np.maximum(times[offsets + ng] - times[offsets], 1).astype(np.float64)  # (U,) events per second
     rates = alpha[:, None] * s ** np.arange(levels)[None, :]  # (U, L)
-    neg_ln_rate = -np.log(rates)  # (U, L)
     climb = gamma * np.log(np.maximum(ng, 2)).astype(np.float64)  # (U,) cost of one level up
+    block = max(block_gaps or _BLOCK_GAPS, int(np.ceil(np.sqrt(ng.max()))))  # bounds the loop over blocks too
+    n_blocks = -(-ng // block)  # (U,)
+    user = np.repeat(np.arange(len(ng)), n_blocks)  # (B,) each block's user, blocks in (user, position) order
+    pos = np.arange(len(user)) - np.repeat(np.cumsum(n_blocks) - n_blocks, n_blocks)  # (B,) block of its user
+    first = offsets[user] + pos * block  # (B,) flat index of the block's first gap
+    length = np.minimum(block, ng[user] - pos * block)  # (B,)
+    entry = np.zeros(len(user), dtype=np.int64)  # state before the block (a user's automaton starts at 0)
+    exit_state = np.full(len(user), -1, dtype=np.int64)  # state of its last gap; -1: its own pass's argmin
+    if (n_blocks > 1).any():
+        entry, exit_state = _block_boundaries(gaps, first, length, user, n_blocks, rates, climb, levels)
+    order = np.argsort(-length, kind="stable")  # rows still running at position j are a prefix
+    first, length, entry, exit_state = first[order], length[order], entry[order], exit_state[order]
     back = np.zeros((len(times), levels), dtype=np.int8)  # (E, L) indexed like gaps
-    active = np.searchsorted(-ng, -np.arange(int(ng[0])), side="left")  # (G,) users with more than j gaps
-    cost = np.full((len(ng), levels), np.inf)  # (U, L)
-    cost[:, 0] = 0.0
-    final = np.zeros(len(ng), dtype=np.int64)
-    for j in range(int(ng[0])):
+    cost = _gap_viterbi(gaps, first, length, rates[user[order]], climb[user[order]], entry, back)
+    state = np.where(exit_state >= 0, exit_state, np.argmin(cost, axis=1))
+    active = np.searchsorted(-length, -np.arange(int(length[0])), side="left")
+    for j in range(int(length[0]) - 1, -1, -1):
         na = int(active[j])
-        k = off[:na] + j  # (na,) flat gap index
-        step, back[k] = _climb(cost[:na], climb[:na])
-        cost[:na] = step + rates[:na] * gaps[k][:, None] + neg_ln_rate[:na]  # -ln exponential density
-        done = 0 if j + 1 >= len(active) else int(active[j + 1])  # users [done, na) have their last gap at j
-        final[done:na] = np.argmin(cost[done:na], axis=1)
-    state = final
-    for j in range(int(ng[0]) - 1, -1, -1):
-        na = int(active[j])
-        k = off[:na] + j
+        k = first[:na] + j
         level[k] = state[:na]
         state[:na] = back[k, state[:na]]
     return level
+
+
+def _block_boundaries(gaps: np.ndarray, first: np.ndarray, length: np.ndarray, user: np.ndarray,
+                      n_blocks: np.ndarray, rates: np.ndarray, climb: np.ndarray,
+                      levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Entry and exit state of every block on its user's optimal path (blocks of one-block users: 0 and -1)."""
+    entry = np.zeros(len(user), dtype=np.int64)
+    exit_state = np.full(len(user), -1, dtype=np.int64)
+    multi = np.flatnonzero(n_blocks[user] > 1)  # blocks of users with several
+    order = np.argsort(-length[multi], kind="stable")
+    transfer = np.empty((len(multi), levels, levels))  # (M, entry, exit)
+    at = multi[order]
+    transfer[order] = _transfer_costs(gaps, first[at], length[at], rates[user[at]], climb[user[at]])
+    users = np.unique(user[multi])
+    users = users[np.argsort(-n_blocks[users], kind="stable")]  # users with more than p blocks are a prefix
+    start = np.searchsorted(multi, np.searchsorted(user, users))  # (Um,) row in ``multi`` of each first block
+    cost = transfer[start, 0]  # (Um, L): the first block enters from the base state
+    best_entry = np.zeros((len(multi), levels), dtype=np.int64)  # per block and exit state: the best entry
+    final = np.zeros(len(users), dtype=np.int64)
+    alive = np.searchsorted(-n_blocks[users], -np.arange(int(n_blocks[users[0]]) + 1), side="left")
+    for p in range(1, int(n_blocks[users[0]])):
+        na = int(alive[p])
+        cand = cost[:na, :, None] + transfer[start[:na] + p]  # (na, entry, exit)
+        best_entry[start[:na] + p] = np.argmin(cand, axis=1)
+        cost[:na] = np.min(cand, axis=1)
+        done = int(alive[p + 1])  # users [done, na) end with block p
+        final[done:na] = np.argmin(cost[done:na], axis=1)
+    state = final
+    for p in range(int(n_blocks[users[0]]) - 1, 0, -1):
+        na = int(alive[p])
+        at = multi[start[:na] + p]
+        exit_state[at] = state[:na]
+        state[:na] = best_entry[start[:na] + p, state[:na]]
+        entry[at] = state[:na]
+    exit_state[multi[start]] = state  # first blocks: entry 0
+    return entry, exit_state
 
 
 def _auto_levels(grouped: GroupedTimes, keep: np.ndarray, s: float, max_levels: int) -> int:
