@@ -8,10 +8,8 @@ can cache each expensive step on its own.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
-import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
 from seqrec_core.evaluation import EvalResult, evaluate, get_metrics_by_history_length, get_metrics_table
 from seqrec_core.models.base import Scorer
+from seqrec_core.run_files import read_json, read_safetensors_header
 
 log = logging.getLogger(__name__)
 
@@ -64,32 +63,25 @@ FROZEN_TENSORS = frozenset({"item_emb.text.text"})
 
 
 def count_parameters(weights: str | Path) -> int | None:
-    """Number of learned values in a safetensors file, read from its JSON header (no tensor is loaded); the
-    stored frozen tensors (:data:`FROZEN_TENSORS`) are left out."""
+    """Number of learned values in a safetensors file, read from its JSON header (no tensor is loaded, size and
+    nesting bounded); the stored frozen tensors (:data:`FROZEN_TENSORS`) are left out. None when unreadable."""
     try:
-        with open(weights, "rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            if size > 100_000_000:
-                return None
-            header = json.loads(fh.read(size))
-    except (OSError, struct.error, ValueError):
+        header, _body = read_safetensors_header(Path(weights))
+    except InputError:
         return None
     total = 0
     for name, entry in header.items():
-        if name == "__metadata__" or name in FROZEN_TENSORS or not isinstance(entry, dict):
+        shape = entry.get("shape", [])
+        if name in FROZEN_TENSORS or not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
             continue
-        total += math.prod(int(d) for d in entry.get("shape", []))
+        total += math.prod(shape)
     return total
 
 
 def get_run_meta(path: str | Path) -> RunMeta:
     """Family, creation time, data fingerprint, training time, parameters and device of a run folder."""
     folder = Path(path)
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{folder / 'config.json'}: cannot read the run's config ({err}); the run folder is damaged") \
-            from None
+    config = read_json(folder / "config.json", "config")  # size- and depth-bounded: one line, never a RecursionError
     if not isinstance(config, dict) or not isinstance(config.get("family"), str):
         raise InputError(f"{folder / 'config.json'}: lacks the model 'family'; the run folder is damaged")
     data = config.get("data") if isinstance(config.get("data"), dict) else {}

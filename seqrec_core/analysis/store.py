@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from seqrec_core.errors import InputError
+from seqrec_core.run_files import loads_bounded, read_json
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,9 @@ def _hash_model(folder: str, *_stamps: int) -> str:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     try:
-        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-        model = {"family": config.get("family"), "model": config.get("model")}
-    except (OSError, ValueError):
+        config = read_json(Path(folder) / "config.json", "config")
+        model = {"family": config.get("family"), "model": config.get("model")} if isinstance(config, dict) else None
+    except InputError:
         model = None
     digest.update(json.dumps(model, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
@@ -161,8 +162,8 @@ def read_meta(folder: Path) -> dict | None:
         if path.stat().st_size > MAX_META_BYTES:
             log.warning("%s: over %d MiB; ignored", path, MAX_META_BYTES >> 20)
             return None
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        meta = loads_bounded(path.read_text(encoding="utf-8"), path, "stored analysis")
+    except (OSError, UnicodeDecodeError, InputError):
         return None
     if not isinstance(meta, dict) or not isinstance(meta.get("params"), dict) or not isinstance(
             meta.get("tables", {}), dict):
