@@ -359,7 +359,8 @@ class StreamMeter:
             self.kind = "zip"
         elif head[:4] == OFFICE_MAGIC:
             self.kind = "office"  # the caller names what to do
-        elif head[:4] == PARQUET_MAGIC or self.fmt == "parquet":
+        elif head[:4] == PARQUET_MAGIC or (self.fmt if self.fmt != "auto" else detect_format(
+                self.name, head[:HEAD_BYTES])) == "parquet":  # a damaged .parquet is the Parquet reader's to name
             self.kind = "parquet"  # judged by its own metadata when read (rows, uncompressed size)
         else:
             refuse_binary(self.shown, head)
