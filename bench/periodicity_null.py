@@ -8,6 +8,9 @@ constant-rate logs (one event every 1-60 s, 10k-1M events, 1-1,000 users). Each 
 (active users per hour) and by event counts; for Poisson logs the per-user table is scored too. Warnings are
 recorded, not raised, and counted. Prints one JSON document.
 
+The null's statistics (the smooth-spectrum background, the exact Gamma p-values and the counting-noise floor)
+live in seqrec_core/patterns/spectral_null.py; this script only runs them over many null logs.
+
     python bench/periodicity_null.py                 # 100 seeds per null kind, the 1M-event user, power
     python bench/periodicity_null.py --seeds 20
 """

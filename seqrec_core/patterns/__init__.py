@@ -15,13 +15,14 @@ from seqrec_core.patterns.burstiness import (
     get_user_burstiness,
     memory_coefficient,
 )
-from seqrec_core.patterns.bursts import BurstConfig, burst_f1, get_item_bursts, get_user_bursts, kleinberg_levels
+from seqrec_core.patterns.bursts import BurstConfig, burst_f1, get_item_bursts, kleinberg_levels
 from seqrec_core.patterns.common import GroupedTimes, group_times, has_timestamps, times_seconds
 from seqrec_core.patterns.periodicity import Period, get_dominant_periods, get_periods
 from seqrec_core.patterns.repeats import RepeatStats, get_repeat_stats
 from seqrec_core.patterns.report import PatternReport, get_pattern_report, get_timeline
 from seqrec_core.patterns.rhythm import WEEKDAYS, get_daily_activity, get_hour_weekday, timezone_names
 from seqrec_core.patterns.segments import SEGMENTS, get_segment_counts, get_user_segments
+from seqrec_core.patterns.user_bursts import get_user_bursts
 
 __all__ = ["SEGMENTS", "WEEKDAYS", "BurstConfig", "BurstinessSummary", "GroupedTimes", "PatternReport", "Period",
            "RepeatStats", "burst_f1", "burstiness", "get_burstiness_summary", "get_daily_activity",

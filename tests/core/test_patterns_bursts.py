@@ -7,18 +7,18 @@ import pytest
 
 from seqrec_core.data.synthetic import make_demo_events
 from seqrec_core.errors import InputError
-from seqrec_core.patterns import bursts
+from seqrec_core.patterns import user_bursts
+from seqrec_core.patterns.burst_automaton import _climb
 from seqrec_core.patterns.bursts import (
     ITEM_BURST_COLUMNS,
     USER_BURST_COLUMNS,
     BurstConfig,
-    _climb,
-    _continuous_levels,
     burst_f1,
     get_item_bursts,
     get_user_bursts,
     kleinberg_levels,
 )
+from seqrec_core.patterns.user_bursts import _continuous_levels
 
 T0 = 1_704_067_200  # 2024-01-01 00:00 UTC
 DAY = 86_400
@@ -228,7 +228,7 @@ def test_user_bursts_are_the_same_with_small_blocks(monkeypatch: pytest.MonkeyPa
     (the square root of the longest user's 119 gaps, above the 8 asked for)."""
     events, _ = make_demo_events(n_users=300, seed=4)
     whole = get_user_bursts(events)
-    monkeypatch.setattr(bursts, "_BLOCK_GAPS", 8)
+    monkeypatch.setattr(user_bursts, "_BLOCK_GAPS", 8)
     assert len(whole) > 0 and events.groupby("user_id").size().max() > 100
     pd.testing.assert_frame_equal(get_user_bursts(events), whole)
 
