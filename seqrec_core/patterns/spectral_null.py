@@ -29,8 +29,9 @@ logs "significant" at 0.01), and what fixes each:
    presence of independent users: sum of p(1 - p)). A rhythm must beat both.
 Max over periods: G frequencies are tested, TESTED_PER_BIN per Fourier bin of the band (a line between two
 loses at most 8% of its power), and FAP = min(1, G p): Bonferroni, valid however neighbours correlate (so
-conservative: 0.2-0.3% of 600 Poisson logs fall below 0.01). bench/periodicity_null.py measures the
-false-alarm rate on Poisson-user and constant-rate logs.
+conservative: 0.2-0.3% of 600 Poisson logs fall below 0.01). The global test weights it: half of alpha for the
+daily and weekly periods, named before looking, half for the search (periodicity._search_fap).
+bench/periodicity_null.py measures the false-alarm rate on Poisson-user and constant-rate logs.
 """
 from __future__ import annotations
 
