@@ -83,16 +83,8 @@ def open_dataset(source: DataSource) -> Dataset:
         from seqrec_core.data.synthetic import make_demo_events
 
         events, _truth = make_demo_events(seed=source.demo_seed)
-    else:
-        path = Path(source.path)
-        try:
-            exists = path.exists()
-        except OSError:  # e.g. a name longer than the file system allows
-            exists = False
-        if not exists:
-            raise InputError(f"data file '{short(source.path, 120)}' does not exist; "
-                             "check the path (or pass --data demo)")
-        events = load_events(path, source.format, source.columns)
+    else:  # load_events names what is wrong with the path: missing, a dangling link, a loop, a FIFO, a device
+        events = load_events(Path(source.path), source.format, source.columns)
     return dataset_from_events(events, source.name, prep=source.prep, source=source)
 
 
