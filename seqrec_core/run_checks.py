@@ -145,7 +145,7 @@ def _check_source(source: dict, where: Path) -> None:
 
     try:
         parsed = DataSource.from_json(source)
-    except (InputError, OverflowError) as err:  # OverflowError: int() of an infinite demo_seed
+    except InputError as err:
         raise InputError(f"{where}: 'data.source' is malformed ({str(err)[:120]})") from None
     prep, rating = parsed.prep, parsed.prep.min_rating
     rules = [("path", isinstance(source.get("path"), str) and 0 < len(parsed.path) <= MAX_TEXT,

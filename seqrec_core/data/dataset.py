@@ -43,7 +43,7 @@ class DataSource:
             return cls(path=str(obj["path"]), format=str(obj.get("format", "auto")),
                        columns=ColumnMap(**obj.get("columns", {})), prep=PrepOptions(**obj.get("prep", {})),
                        demo_seed=int(obj.get("demo_seed", 0)))
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, OverflowError) as err:  # OverflowError: int() of an infinite seed
             raise InputError(f"the run's data source record is malformed ({err}); pass the log with --data") from None
 
 

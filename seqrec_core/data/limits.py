@@ -61,7 +61,7 @@ def refuse_if_larger(name: str, size: int, limit_mb: float, *, limit_name: str, 
         raise InputError(f"{name} is {size_text(size)}, over {limit_name} of {limit_mb:,g} MB; {fix}")
 
 
-def _env_mb(env: str, default: float | None, example: float, unit: str = "MB") -> float | None:
+def env_mb(env: str, default: float | None, example: float, unit: str = "MB") -> float | None:
     """A limit from the environment (in ``unit``): ``default`` when unset, infinity for 0 or less. A value that is
     not a number is refused rather than silently ignored: a typo must not quietly switch a deployment's limit
     back to the default."""
@@ -81,7 +81,7 @@ def _env_mb(env: str, default: float | None, example: float, unit: str = "MB") -
 def max_file_mb() -> float:
     """The cap on files opened by path in MB: ``SEQREC_MAX_FILE_MB`` if set (0 or less = no cap), else
     :data:`DEFAULT_MAX_FILE_MB`."""
-    return _env_mb(MAX_FILE_ENV, DEFAULT_MAX_FILE_MB, DEFAULT_MAX_FILE_MB)
+    return env_mb(MAX_FILE_ENV, DEFAULT_MAX_FILE_MB, DEFAULT_MAX_FILE_MB)
 
 
 def check_file_size(path: str | Path) -> None:
@@ -106,7 +106,7 @@ DEFAULT_MAX_LINE_MB = 8.0  # the longest line of the shared logs is under 10 KB;
 
 def max_line_bytes() -> float:
     """Longest run of bytes without a line break a text log may hold (``SEQREC_MAX_LINE_MB``, 0 = no limit)."""
-    return _env_mb(MAX_LINE_ENV, DEFAULT_MAX_LINE_MB, DEFAULT_MAX_LINE_MB) * 2**20
+    return env_mb(MAX_LINE_ENV, DEFAULT_MAX_LINE_MB, DEFAULT_MAX_LINE_MB) * 2**20
 
 
 # ------------------------------------------------------------------------------------------- parse memory
@@ -199,7 +199,7 @@ def memory_budget() -> tuple[float, str]:
     """The bytes a log's parse may need, and where that number comes from (for the refusal):
     ``SEQREC_MEMORY_BUDGET_MB`` if set (0 or less = no check), else :data:`BUDGET_SHARE` of
     :func:`available_memory` (no check when it cannot be read)."""
-    mb = _env_mb(MEMORY_ENV, None, 4096)
+    mb = env_mb(MEMORY_ENV, None, 4096)
     if mb is not None:
         return mb * 2**20, f"the memory budget {MEMORY_ENV}={mb:g}"
     avail = available_memory()
@@ -262,7 +262,7 @@ def max_unpacked_bytes() -> int:
 
 def max_inflate_ratio() -> float:
     """Most a compressed log may unpack to per compressed byte (``SEQREC_MAX_INFLATE_RATIO``, 0 = no check)."""
-    return _env_mb("SEQREC_MAX_INFLATE_RATIO", MAX_INFLATE_RATIO, MAX_INFLATE_RATIO, unit="times")
+    return env_mb("SEQREC_MAX_INFLATE_RATIO", MAX_INFLATE_RATIO, MAX_INFLATE_RATIO, unit="times")
 
 
 def too_big(name: str, limit: int) -> InputError:

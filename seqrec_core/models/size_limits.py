@@ -16,10 +16,9 @@ the same configs with the same line.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
-from seqrec_core.data.limits import refuse_if_larger
+from seqrec_core.data.limits import env_mb, refuse_if_larger
 from seqrec_core.errors import InputError
 
 MAX_MODEL_ENV = "SEQREC_MAX_MODEL_MB"
@@ -105,19 +104,8 @@ def model_bytes(config: object) -> int:
 
 def max_model_mb() -> float:
     """The cap on a model's weights in MB: ``SEQREC_MAX_MODEL_MB`` if set (0 or less = no cap), else
-    :data:`DEFAULT_MAX_MODEL_MB`. A value that is not a number is refused, not ignored: a typo must not quietly
-    put a deployment's limit back to the default."""
-    value = os.environ.get(MAX_MODEL_ENV, "").strip()
-    if not value:
-        return DEFAULT_MAX_MODEL_MB
-    try:
-        limit = float(value)
-    except ValueError:
-        limit = math.nan
-    if math.isnan(limit):
-        raise InputError(f"{MAX_MODEL_ENV}='{value[:40]}' is not a number of MB; set it to e.g. "
-                         f"{DEFAULT_MAX_MODEL_MB:.0f} (0 = no limit) or unset it")
-    return limit if limit > 0 else math.inf
+    :data:`DEFAULT_MAX_MODEL_MB`; a value that is not a number is refused (:func:`~seqrec_core.data.limits.env_mb`)."""
+    return env_mb(MAX_MODEL_ENV, DEFAULT_MAX_MODEL_MB, DEFAULT_MAX_MODEL_MB)
 
 
 def describe(config: object) -> str:
