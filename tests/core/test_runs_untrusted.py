@@ -483,6 +483,24 @@ def test_depth_counts_brackets_of_the_json_not_of_its_strings() -> None:
     assert nests_deeper_than("[]" * 3_000_000 + "[" * 65)  # past the first 1 MiB chunk
 
 
+def test_the_compare_pages_readers_refuse_deep_json_in_one_line(run_dir: Path) -> None:
+    """The Compare page reads each run's config and weights header itself (meta, parameter count) and the analysis
+    store hashes the config: a nested file there is one line or 'unknown', never a RecursionError."""
+    from seqrec_core.analysis.store import read_meta
+    from seqrec_core.compare import count_parameters, get_run_meta
+
+    assert count_parameters(run_dir / "model.safetensors") and get_run_meta(run_dir).family == "sasrec"
+    (run_dir / "config.json").write_text("[" * 100_000)
+    with pytest.raises(InputError, match=r"config.json: cannot read the run's config \(nested deeper than 64"):
+        get_run_meta(run_dir)
+    weights = run_dir / "model.safetensors"
+    header = b"[" * 100_000
+    weights.write_bytes(len(header).to_bytes(8, "little") + header)
+    assert count_parameters(weights) is None
+    (run_dir / "meta.json").write_text('{"params": ' * 100_000)
+    assert read_meta(run_dir) is None
+
+
 def test_a_listed_run_that_cannot_be_read_is_skipped_not_raised(run_dir: Path, tmp_path: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     """One deeply nested config.json or metrics.json in the runs folder raised RecursionError on every page that
