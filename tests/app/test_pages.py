@@ -201,4 +201,4 @@ def test_a_stale_newer_run_is_skipped_by_default_but_explains_itself(tiny_run, s
     at = open_page("app_pages/7_Recommendations.py", dataset=small_dataset)
     assert not at.error and at.session_state["run_path"] == str(good)
     at = open_page(dataset=small_dataset, run=stale)  # picked on purpose: Home says why it cannot be used
-    assert any("weights do not match the config" in e.value and "retrain it" in e.value for e in at.error)
+    assert any("do not belong together" in e.value and "retrain it" in e.value for e in at.error)
