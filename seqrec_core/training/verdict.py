@@ -61,15 +61,16 @@ def get_training_verdict(*, stopped_reason: str, epochs_trained: int, best_epoch
     faster = "" if on_gpu else ", or train on a GPU"
     stale = epochs_trained - best_epoch
     still_learning = stopped_reason in ("time_budget", "max_epochs", "cancelled") and stale < patience
-    more = {"time_budget": f"give it a larger --time-budget (or none){faster}",
-            "max_epochs": "raise --epochs", "cancelled": "let it run to the end"}.get(stopped_reason, "")
+    more = {"time_budget": f"give it a larger time budget (--time-budget, or none){faster}",
+            "max_epochs": "raise the epoch limit (--epochs)",
+            "cancelled": "let it run to the end"}.get(stopped_reason, "")
     if stopped_reason == "time_budget" and epochs_trained <= 1:
         verdict = "under_trained"
         why = f"the time budget ended training within its first epoch; {more}"
     elif still_learning:
         verdict = {"time_budget": "budget_stopped", "max_epochs": "epoch_limit"}.get(stopped_reason, "cancelled")
-        why = (f"validation {METRIC} last improved at epoch {best_epoch} of {epochs_trained}, fewer than the "
-               f"{patience} epochs without gain that count as converged, so it may still improve; {more}")
+        why = (f"validation {METRIC} last improved at epoch {best_epoch} of {epochs_trained}: {stale} epochs without "
+               f"gain, fewer than the {patience} that count as converged, so it may still improve; {more}")
     else:
         verdict = "converged"
         why = f"validation {METRIC} stopped improving after epoch {best_epoch} (patience {patience})"
