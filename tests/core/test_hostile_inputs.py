@@ -52,6 +52,7 @@ HOSTILE_EXPECT: dict[str, list[str]] = {
     "nan_ids.csv": ["'user_id'", "no row has a user id"],
     "nan_ids.parquet": ["'user_id'", "no row has a user id"],
     "only_user_column.csv": ["item column", "--item-col"],
+    "prose.txt": ["reads like prose", "--format seqtxt"],  # words are fine as ids, sentences are not a log
     "latin1_bad_time.csv": ["line 3", "'timestamp'", "31.02.2024 25:00"],
     "truncated.parquet": ["Parquet"],
     "truncated.csv.gz": ["damaged gzip"],
@@ -111,6 +112,7 @@ def make_hostile_corpus(directory: Path) -> dict[str, Path]:
         "nan_ids.parquet": _parquet({"user_id": [float("nan")] * 3, "item_id": ["i1", "i2", "i3"],
                                      "timestamp": [1700000000, 1700000100, 1700000200]}),
         "only_user_column.csv": b"user_id\nu1\nu2\nu3\n",
+        "prose.txt": b"hello world\nthis is not a sequence file\n",
         "latin1_bad_time.csv": (HEADER + "caf\u00e9,i1,01.02.2024 10:00\n"
                                 "na\u00efve,i2,31.02.2024 25:00\n").encode("cp1252"),
         "deep_nesting.json": b"[" * 100_000 + b"]" * 100_000,
