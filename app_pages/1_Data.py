@@ -116,7 +116,9 @@ if ds is None:
 summary = uploads.summary(ds)
 st.subheader(f"Summary: {ds.name}")
 m = st.columns(6)
-m[0].metric("Users", f"{summary.users:,}")
+per_session = ds.report.sequence_unit == "session"
+m[0].metric("Sessions" if per_session else "Users", f"{summary.users:,}",
+            help="One sequence per session (no user to follow across sessions)." if per_session else None)
 m[1].metric("Items", f"{summary.items:,}")
 m[2].metric("Events", f"{summary.events:,}")
 m[3].metric("Density", f"{summary.density:.3%}", help="events / (users × items)")

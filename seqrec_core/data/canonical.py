@@ -20,6 +20,7 @@ from seqrec_core.errors import InputError
 # (sessions as sequences, how the time was read) and rows dropped before cleaning (events without a user id).
 LOAD_NOTES = "load_notes"
 LOAD_DROPS = "load_drops"
+SEQUENCE_UNIT = "sequence_unit"  # "session" when the session column keys the sequences, else "user"
 _INTEGRAL_TEXT = r"^[+-]?\d+\.0+$"
 
 
@@ -218,6 +219,7 @@ def to_canonical(raw: pd.DataFrame, columns: ColumnMap, ref: RowRef) -> pd.DataF
     events = sort_events(out, order_from_file=not columns.time)
     events.attrs[LOAD_NOTES] = notes
     events.attrs[LOAD_DROPS] = drops
+    events.attrs[SEQUENCE_UNIT] = "session" if columns.session and columns.session == columns.user else "user"
     return events
 
 

@@ -21,7 +21,7 @@ from seqrec_core.data.arrow_ingest import (
     filter_rows,
     sort_canonical,
 )
-from seqrec_core.data.canonical import LOAD_DROPS, LOAD_NOTES
+from seqrec_core.data.canonical import LOAD_DROPS, LOAD_NOTES, SEQUENCE_UNIT
 from seqrec_core.data.roles import HOW_TO_SET
 from seqrec_core.errors import InputError
 
@@ -54,6 +54,7 @@ class QualityReport:
     rows_out: int
     steps: list[DropStep] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    sequence_unit: str = "user"  # what one sequence follows: a "user", or a "session" (clickstreams without users)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per step that ran, with the rows left after it."""
@@ -206,6 +207,7 @@ def prepare_events_coded(events: pd.DataFrame, options: PrepOptions = PrepOption
     if dropped / rows_in > 0.5:
         warns.append(f"cleaning removed {dropped / rows_in:.0%} of the events; check the options above")
     ev, sorted_codes = sort_canonical(ev, codes)
-    report = QualityReport(rows_in=rows_in, rows_out=len(ev), steps=steps, warnings=warns)
+    report = QualityReport(rows_in=rows_in, rows_out=len(ev), steps=steps, warnings=warns,
+                           sequence_unit=events.attrs.get(SEQUENCE_UNIT, "user"))
     log.info("%s: kept %d of %d events", source, len(ev), rows_in)
     return ev, report, sorted_codes

@@ -34,6 +34,7 @@ def test_diginetica_shape_loads_as_sessions_on_the_page() -> None:
     use_this_data(at)
     assert not at.error and at.success
     assert _sequences(at) == true_order  # sessions, in timeframe order
+    assert next(m for m in at.metric if m.label == "Sessions").value == f"{len(true_order):,}"
     assert any("each sequence is one session" in w.value for w in at.warning)
 
 
@@ -44,6 +45,7 @@ def test_switching_to_users_follows_people_and_keeps_anonymous_sessions() -> Non
     use_this_data(at)
     got = _sequences(at)
     assert set(KNOWN_USERS) <= set(got) and "NA" not in got
+    assert any(m.label == "Users" for m in at.metric)
     assert any(u.startswith("session ") for u in got)
 
 
