@@ -122,7 +122,7 @@ m[0].metric("Sessions" if per_session else "Users", f"{summary.users:,}",
 m[1].metric("Items", f"{summary.items:,}")
 m[2].metric("Events", f"{summary.events:,}")
 m[3].metric("Density", f"{summary.density:.3%}", help="events / (users × items)")
-m[4].metric("Median events per user", f"{np.median(summary.seq_lengths):,.0f}")
+m[4].metric(f"Median events per {'session' if per_session else 'user'}", f"{np.median(summary.seq_lengths):,.0f}")
 if summary.time_span is not None:
     start, end = summary.time_span
     m[5].metric("Time span", f"{(end - start).days:,} days", help=f"{start:%Y-%m-%d} → {end:%Y-%m-%d} (UTC)")
