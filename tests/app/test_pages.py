@@ -98,34 +98,41 @@ def test_train_page_disables_options_the_log_cannot_support(runs_dir, small_data
     assert box.disabled and "no timestamps" in box.help
 
 
+def train_page_with_finished_job(runs_dir, small_dataset, name: str, events: list[dict]) -> AppTest:
+    """The Train page showing one train job of this session (a dead pid: finished) whose progress file holds a
+    start event and then ``events``."""
+    import json
+
+    folder = runs_dir / ".jobs" / name
+    folder.mkdir(parents=True)
+    job = {"name": name, "folder": str(folder), "run_dir": str(runs_dir / name), "pid": 2**22 + 7, "started": 1.0,
+           "dataset": "small", "fingerprint": small_dataset.fingerprint, "kind": "train",
+           "analyze_after": any(e.get("event") == "analysis_done" for e in events)}
+    (folder / "job.json").write_text(json.dumps(job))
+    lines = [{"event": "start", "device": "cpu", "n_params": 1000}, *events]
+    (folder / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["dataset"] = small_dataset
+    at.session_state["train_jobs"] = [name]
+    at.run()
+    at.switch_page("app_pages/3_Train.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_train_page_says_how_far_back_a_finished_run_looks(runs_dir, small_dataset):
     """A finished train job whose analysis found long histories unused: the job panel warns and says what to try
     (issue 15), next to the finished metrics."""
-    import json
-
     import pandas as pd
 
     from seqrec_core.analysis.reach import describe_reach
 
     truncation = pd.DataFrame({"k": ["20", "all"], "NDCG@10": [0.2005, 0.207]})
     reach = describe_reach(truncation, 0.53, 0.9, 50, {"positions": "learned", "dropout": 0.4, "item_dropout": 0.2})
-    folder = runs_dir / ".jobs" / "sasrec-reach"
-    folder.mkdir(parents=True)
-    job = {"name": "sasrec-reach", "folder": str(folder), "run_dir": str(runs_dir / "sasrec-reach"), "pid": 2**22 + 7,
-           "started": 1.0, "dataset": "small", "fingerprint": small_dataset.fingerprint, "kind": "train",
-           "analyze_after": True}
-    (folder / "job.json").write_text(json.dumps(job))
-    events = [{"event": "start", "device": "cpu", "n_params": 1000},
-              {"event": "done", "stopped_reason": "converged", "metrics": {"test": {"NDCG@10": 0.2, "HR@10": 0.3}}},
-              {"event": "analysis_done", "seconds": 3.0, "parts": {}, "context_reach": reach.to_dict()}]
-    (folder / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["dataset"] = small_dataset
-    at.session_state["train_jobs"] = ["sasrec-reach"]
-    at.run()
-    at.switch_page("app_pages/3_Train.py")
-    at.run()
-    assert not at.exception, at.exception
+    at = train_page_with_finished_job(runs_dir, small_dataset, "sasrec-reach", [
+        {"event": "done", "stopped_reason": "converged", "metrics": {"test": {"NDCG@10": 0.2, "HR@10": 0.3}}},
+        {"event": "analysis_done", "seconds": 3.0, "parts": {}, "context_reach": reach.to_dict()}])
     warning = next(w.value for w in at.warning if "How far back the model looks" in w.value)
     assert "relies on the last 20 events" in warning and "--positions rotary" in warning
     assert any("Finished" in s.value for s in at.success)
@@ -133,29 +140,14 @@ def test_train_page_says_how_far_back_a_finished_run_looks(runs_dir, small_datas
 
 def test_train_page_judges_a_finished_run_instead_of_a_green_finished(runs_dir, small_dataset):
     """A job whose model is below the best baseline is not reported in green: the verdict says so and what helps."""
-    import json
 
     from seqrec_core.training.verdict import get_training_verdict
 
     verdict = get_training_verdict(stopped_reason="time_budget", epochs_trained=1, best_epoch=1, patience=10,
                                    model_score=0.01, baseline_scores={"popularity": 0.03}, on_gpu=False)
-    folder = runs_dir / ".jobs" / "sasrec-verdict"
-    folder.mkdir(parents=True)
-    job = {"name": "sasrec-verdict", "folder": str(folder), "run_dir": str(runs_dir / "sasrec-verdict"),
-           "pid": 2**22 + 9, "started": 1.0, "dataset": "small", "fingerprint": small_dataset.fingerprint,
-           "kind": "train", "analyze_after": False}
-    (folder / "job.json").write_text(json.dumps(job))
-    events = [{"event": "start", "device": "cpu", "n_params": 1000},
-              {"event": "done", "stopped_reason": "time_budget", "verdict": verdict.to_json(),
-               "metrics": {"test": {"NDCG@10": 0.01, "HR@10": 0.02}}}]
-    (folder / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["dataset"] = small_dataset
-    at.session_state["train_jobs"] = ["sasrec-verdict"]
-    at.run()
-    at.switch_page("app_pages/3_Train.py")
-    at.run()
-    assert not at.exception, at.exception
+    at = train_page_with_finished_job(runs_dir, small_dataset, "sasrec-verdict", [
+        {"event": "done", "stopped_reason": "time_budget", "verdict": verdict.to_json(),
+         "metrics": {"test": {"NDCG@10": 0.01, "HR@10": 0.02}}}])
     assert not any("Finished" in s.value for s in at.success)
     warning = next(w.value for w in at.warning if "Training verdict" in w.value)
     assert "below the best baseline" in warning and "popularity" in warning and "first epoch" in warning
