@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from seqrec_core.data.dates import add_time_detail, parse_text_times
-from seqrec_core.data.roles import HOW_TO_SET, TIME_DTYPE, UNIX_SECONDS, ColumnMap, missing_mask, short
+from seqrec_core.data.roles import HOW_TO_SET, TIME_DTYPE, UNIX_SECONDS, ColumnMap, all_at_midnight, missing_mask, short
 from seqrec_core.errors import InputError
 
 # What loading did to the table, kept on ``events.attrs`` for the cleaning report (``prep``): notes for the person
@@ -48,12 +48,9 @@ def _rows(mask: np.ndarray) -> str:
     return f"{n:,} row" + ("" if n == 1 else "s")
 
 
-_blank = missing_mask
-
-
 def to_id_strings(values: pd.Series, ref: RowRef, column: str, what: str) -> pd.Series:
     """Ids as strings, the same whatever the file stored: 42, 42.0 and "42" all become "42"."""
-    bad = _blank(values)
+    bad = missing_mask(values)
     if bad.any():
         i = _first_bad(bad)
         raise InputError(f"{ref.at(i, column)}: empty {what} id ({_rows(bad)} in all); "
@@ -96,7 +93,7 @@ def parse_timestamps(values: pd.Series, ref: RowRef, column: str, notes: list[st
             raise InputError(f"{ref.at(_first_bad(bad), column)}: empty timestamp; fill it in or remove the row")
         ts = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
         return _as_ns(ts, ref, column)
-    bad = _blank(values)
+    bad = missing_mask(values)
     if bad.any():
         raise InputError(f"{ref.at(_first_bad(bad), column)}: empty timestamp ({_rows(bad)} in all); "
                          f"fill them in or remove those rows")
@@ -166,7 +163,7 @@ def _as_ns(ts: pd.Series, ref: RowRef, column: str) -> pd.Series:
 
 def to_weights(values: pd.Series, ref: RowRef, column: str) -> pd.Series:
     num = values if pd.api.types.is_numeric_dtype(values.dtype) else pd.to_numeric(values, errors="coerce")
-    bad = num.isna().to_numpy(dtype=bool) & ~_blank(values)
+    bad = num.isna().to_numpy(dtype=bool) & ~missing_mask(values)
     if bad.any():
         i = _first_bad(bad)
         raise InputError(f"{ref.at(i, column)}: '{str(values.iloc[i])[:40]}' is not a number; ratings must be "
@@ -176,7 +173,7 @@ def to_weights(values: pd.Series, ref: RowRef, column: str) -> pd.Series:
 
 def to_text(values: pd.Series) -> pd.Series:
     out = values.astype("str").str.strip()
-    return out.mask(_blank(values))
+    return out.mask(missing_mask(values))
 
 
 def first_label(values: pd.Series) -> pd.Series:
@@ -202,7 +199,7 @@ def to_canonical(raw: pd.DataFrame, columns: ColumnMap, ref: RowRef) -> pd.DataF
         if columns.time_detail:
             out["timestamp"] = add_time_detail(out["timestamp"], raw[columns.time_detail], ref, columns.time_detail,
                                                columns.time, notes).astype(TIME_DTYPE)
-        elif _dates_only(out["timestamp"]):
+        elif len(out) > 1 and all_at_midnight(out["timestamp"]):
             notes.append(f"the time column '{short(columns.time)}' holds dates without a time of day: events of one "
                          f"day keep their file order, and hour-of-day views put everything at midnight (a finer "
                          f"column can be added with {HOW_TO_SET['time_detail']})")
@@ -221,10 +218,6 @@ def to_canonical(raw: pd.DataFrame, columns: ColumnMap, ref: RowRef) -> pd.DataF
     events.attrs[LOAD_DROPS] = drops
     events.attrs[SEQUENCE_UNIT] = "session" if columns.session and columns.session == columns.user else "user"
     return events
-
-
-def _dates_only(ts: pd.Series) -> bool:
-    return pd.api.types.is_datetime64_any_dtype(ts.dtype) and len(ts) > 1 and bool((ts == ts.dt.normalize()).all())
 
 
 def _sequence_keys(raw: pd.DataFrame, columns: ColumnMap, ref: RowRef, notes: list[str],

@@ -23,6 +23,7 @@ from seqrec_core.data.roles import (
     TIME_OF_DAY,
     UNIX_SECONDS,
     ColumnMap,
+    all_at_midnight,
     missing_mask,
     norm_name,
     short,
@@ -228,8 +229,7 @@ def _text_sample(values: pd.Series, n: int = 500) -> pd.Series:
 def is_date_only(values: pd.Series) -> bool:
     """Dates without a time of day: ``2016-05-09`` text, or datetimes that all fall on midnight."""
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        ts = values.dropna()
-        return len(ts) > 0 and bool((ts == ts.dt.normalize()).all())
+        return all_at_midnight(values)
     sample = _text_sample(values)
     return len(sample) > 0 and bool(sample.str.fullmatch(DATE_ONLY).all())
 

@@ -80,3 +80,9 @@ def missing_mask(values: pd.Series) -> np.ndarray:
         text = values.astype(str).str.strip().str.lower()
         missing = missing | text.isin(MISSING_TEXT).to_numpy(dtype=bool)
     return missing
+
+
+def all_at_midnight(ts: pd.Series) -> bool:
+    """Whether every (non-missing) time of a datetime column falls on midnight: dates stored as times."""
+    ts = ts.dropna()
+    return pd.api.types.is_datetime64_any_dtype(ts.dtype) and len(ts) > 0 and bool((ts == ts.dt.normalize()).all())
