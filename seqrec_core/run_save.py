@@ -141,6 +141,13 @@ def swap_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def temp_of(entry_name: str) -> str | None:
+    """The run folder a temp or set-aside folder belongs to (``.<name>.tmp-...`` / ``.<name>.old-...``), or None
+    when ``entry_name`` is not one."""
+    match = _TEMP_NAME.match(entry_name)
+    return match["name"] if match else None
+
+
 def writer_id() -> str:
     """Who writes a temp folder: "<pid>-<host>" (see :data:`_TEMP_NAME`)."""
     return f"{os.getpid()}-{_HOST}"

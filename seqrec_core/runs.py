@@ -59,7 +59,7 @@ from seqrec_core.run_checks import (
     validate_run_config,
 )
 from seqrec_core.run_save import _HOST as _HOST  # for tests that name temp folders as a writer here would
-from seqrec_core.run_save import STALE_SECONDS, clean_stale_temp, is_run_folder, save_run, writer_id
+from seqrec_core.run_save import STALE_SECONDS, clean_stale_temp, is_run_folder, save_run, temp_of, writer_id
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -225,8 +225,7 @@ def _stamp(folder: Path) -> tuple[int, ...] | None:
 def _save_in_progress(folder: Path) -> bool:
     """Whether a save is swapping ``folder`` right now: its temp or set-aside sibling exists (see run_save)."""
     try:
-        return any(entry.name.startswith((f".{folder.name}.tmp-", f".{folder.name}.old-"))
-                   for entry in folder.parent.iterdir())
+        return any(temp_of(entry.name) == folder.name for entry in folder.parent.iterdir())
     except OSError:
         return False
 
