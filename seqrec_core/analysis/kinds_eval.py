@@ -127,7 +127,7 @@ def _compute_model_ties(ctx: AnalysisContext, params: dict, progress: Progress |
 
 
 MODEL_TIES = register(Kind(
-    name="model_ties", version=1, defaults={"exclude_seen": False}, compute=_compute_model_ties,
+    name="model_ties", version=2, defaults={"exclude_seen": False}, compute=_compute_model_ties,
     label="metrics per user segment and inside vs outside bursts", skip=needs_time,
     variants=lambda ctx: [{"exclude_seen": default_exclude_seen(ctx.data)}]))
 

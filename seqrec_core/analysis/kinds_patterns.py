@@ -29,7 +29,7 @@ def _compute_patterns(ctx: AnalysisContext, params: dict, progress: Progress | N
     return tables, info
 
 
-PATTERNS = register(Kind(name="patterns", version=1, defaults={"tz": "UTC"}, compute=_compute_patterns,
+PATTERNS = register(Kind(name="patterns", version=2, defaults={"tz": "UTC"}, compute=_compute_patterns,
                          label="the log's rhythms, bursts and repeats", skip=needs_time, allowed={"tz": ("UTC",)}))
 
 
