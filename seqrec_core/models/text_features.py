@@ -6,8 +6,10 @@ the item's learned embedding, gives cold items a useful vector (input side and t
 
 The encoder is any transformers checkpoint a person names: a local folder (``save_pretrained`` output) or a hub
 name (downloaded once by transformers into its own cache; with no internet a one-line :class:`InputError`
-says so). Texts are mean-pooled over real tokens and L2-normalised, so vectors do not depend on how long the
-batch's longest text was. Encodings are cached as ``.npy`` by (encoder, texts), so a dataset is encoded once.
+says so). Texts are pooled over real tokens (padding never counts, so vectors do not depend on how long the
+batch's longest text was) and L2-normalised. The pooling is the one a sentence-transformers folder declares
+(``modules.json`` -> ``1_Pooling/config.json``; all-MiniLM-L6-v2, installed by ``make text-model``, declares
+mean), else the mean. Encodings are cached as ``.npy`` by (encoder, pooling, texts), so a dataset is encoded once.
 
 A run stores the projected-from matrix itself (a persistent buffer of :class:`TextItemFeatures`), so loading a
 run needs neither the encoder nor internet: the model is rebuilt from ``(n_items, d_text, hidden)`` and the
@@ -16,6 +18,7 @@ matrix comes back with the weights from ``model.safetensors``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -40,6 +43,11 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "SEQREC_CACHE_DIR"
 MAX_TEXT_DIM = 65_536
 MAX_ENCODER_NAME = 1_000
+# sentence-transformers' Pooling modes, in the order it concatenates them when a config turns on several
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len", "weightedmean", "lasttoken")
+_POOLING_KEYS = {"cls": "pooling_mode_cls_token", "max": "pooling_mode_max_tokens", "mean": "pooling_mode_mean_tokens",
+                 "mean_sqrt_len": "pooling_mode_mean_sqrt_len_tokens",
+                 "weightedmean": "pooling_mode_weightedmean_tokens", "lasttoken": "pooling_mode_lasttoken"}
 _OFFLINE_VALUES = ("1", "true", "yes", "on")
 
 
@@ -80,12 +88,57 @@ def _encoder_identity(encoder: str) -> str:
     return f"dir:{folder}|{stamp}"
 
 
-def _cache_path(encoder: str, texts: Sequence[str], max_length: int) -> Path:
+def _read_json(path: Path, encoder: str) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"text encoder '{encoder}': {path.name} is not readable JSON ({err}); fix or remove "
+                         f"{path}") from None
+
+
+def declared_pooling(encoder: str | Path) -> tuple[str, ...]:
+    """The pooling modes a sentence-transformers folder declares (its ``modules.json`` names a Pooling module
+    whose ``config.json`` turns modes on), in the order they are concatenated; ``("mean",)`` for a plain
+    transformers folder or a hub name (whose files are not read before loading).
+
+    Why: a sentence encoder is trained for one pooling (all-MiniLM-L6-v2: the attention-mask mean; others the CLS
+    token), and another pooling gives vectors that say less about the text."""
+    name = str(encoder)
+    folder = Path(name).expanduser()
+    if not (_looks_like_path(name) and (folder / "modules.json").is_file()):
+        return ("mean",)
+    modules = _read_json(folder / "modules.json", name)
+    pooling = [m for m in modules if isinstance(m, dict) and str(m.get("type", "")).endswith(".Pooling")] \
+        if isinstance(modules, list) else None
+    if pooling is None or len(pooling) > 1:
+        raise InputError(f"text encoder '{name}': modules.json must be a list naming at most one Pooling module; "
+                         "fix the folder or save the bare transformers model instead")
+    if not pooling:
+        return ("mean",)
+    sub = str(pooling[0].get("path", ""))
+    config_path = (folder / sub / "config.json").resolve()
+    if not config_path.is_relative_to(folder.resolve()) or not config_path.is_file():
+        raise InputError(f"text encoder '{name}': its Pooling module's config '{sub}/config.json' is missing; "
+                         "copy the whole sentence-transformers folder")
+    config = _read_json(config_path, name)
+    config = config if isinstance(config, dict) else {}
+    modes = tuple(m for m in POOLING_MODES if config.get(_POOLING_KEYS[m]) is True)
+    unknown = sorted(k for k, v in config.items() if k.startswith("pooling_mode") and v is True
+                     and k not in _POOLING_KEYS.values())
+    if unknown or not modes:
+        raise InputError(f"text encoder '{name}': {sub}/config.json turns on "
+                         f"{', '.join(unknown) if unknown else 'no pooling mode'}; this tool pools by "
+                         f"{', '.join(POOLING_MODES)} (set one of the pooling_mode_* keys to true)")
+    return modes
+
+
+def _cache_path(encoder: str, texts: Sequence[str], max_length: int, pooling: tuple[str, ...]) -> Path:
     h = hashlib.sha1()
     for text in texts:
         h.update(text.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
-    key = hashlib.sha1(f"{_encoder_identity(encoder)}|max_length={max_length}|{h.hexdigest()}".encode()).hexdigest()
+    key = hashlib.sha1(f"{_encoder_identity(encoder)}|max_length={max_length}|pooling={'+'.join(pooling)}|"
+                       f"{h.hexdigest()}".encode()).hexdigest()
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(encoder).name or encoder)[:60] or "encoder"
     return cache_dir() / f"{slug}-{key[:20]}.npy"
 
@@ -211,10 +264,36 @@ def _usable_length(tokenizer: object, model: nn.Module, max_length: int) -> int:
     return int(min(x for x in limits if isinstance(x, int) and x > 0))
 
 
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, modes: Sequence[str] = ("mean",)) -> torch.Tensor:
+    """(B, L, H) token vectors -> (B, H * len(modes)) text vectors, as sentence-transformers' Pooling computes
+    them, padding (mask 0) never counted; right-padded batches (``load_encoder`` pads on the right)."""
+    mask = attention_mask.to(hidden.dtype)[..., None]  # (B, L, 1) 1 = real token
+    count = mask.sum(1).clamp_min(1.0)  # (B, 1) real tokens per text
+    parts = []
+    for mode in modes:
+        if mode == "cls":
+            parts.append(hidden[:, 0])  # (B, H)
+        elif mode == "max":
+            parts.append(hidden.masked_fill(mask == 0, -1e9).max(1).values)  # (B, H)
+        elif mode in ("mean", "mean_sqrt_len"):
+            total = (hidden * mask).sum(1)  # (B, H)
+            parts.append(total / (count if mode == "mean" else count.sqrt()))  # (B, H)
+        elif mode == "weightedmean":  # later tokens weigh more: weight = position (1-based)
+            weights = mask * torch.arange(1, hidden.shape[1] + 1, device=hidden.device, dtype=hidden.dtype)[:, None]
+            parts.append((hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0))  # (B, H)
+        elif mode == "lasttoken":
+            last = (attention_mask.sum(1) - 1).clamp_min(0)  # (B,) index of each text's last real token
+            parts.append(hidden[torch.arange(hidden.shape[0], device=hidden.device), last])  # (B, H)
+        else:
+            raise InputError(f"pooling {mode!r} is not one of {', '.join(POOLING_MODES)}")
+    return torch.cat(parts, dim=-1)  # (B, H * len(modes))
+
+
 @torch.no_grad()
 def _encode_unique(texts: list[str], tokenizer: object, model: nn.Module, batch_size: int, max_length: int,
-                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Mean-pooled, L2-normalised vectors of non-empty texts; batches of similar length to waste little padding.
+                   progress: Callable[[int, int], None] | None = None,
+                   pooling: Sequence[str] = ("mean",)) -> np.ndarray:
+    """Pooled, L2-normalised vectors of non-empty texts; batches of similar length to waste little padding.
     ``progress(done, total)`` after each batch (it may raise to stop: a cancel)."""
     device = next(model.parameters()).device
     length = _usable_length(tokenizer, model, max_length)
@@ -226,9 +305,8 @@ def _encode_unique(texts: list[str], tokenizer: object, model: nn.Module, batch_
                           return_tensors="pt")
         batch = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         hidden = model(**batch).last_hidden_state.float()  # (B, L, H)
-        mask = batch["attention_mask"].to(hidden.dtype)[..., None]  # (B, L, 1) 1 = real token
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)  # (B, H) mean over real tokens
-        pooled = torch.nn.functional.normalize(pooled, dim=-1)  # (B, H) unit length
+        pooled = pool(hidden, batch["attention_mask"], pooling)  # (B, H * modes)
+        pooled = torch.nn.functional.normalize(pooled, dim=-1)  # unit length
         if out is None:
             out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
         out[idx] = pooled.cpu().numpy()
@@ -253,7 +331,8 @@ def encode_item_texts(texts: list[str], encoder: str | Path, *, batch_size: int 
     clean = [" ".join(str(t).split()) if t is not None and not (isinstance(t, float) and np.isnan(t)) else ""
              for t in texts]
     name = str(encoder)
-    path = _cache_path(name, clean, max_length)
+    pooling = declared_pooling(name)
+    path = _cache_path(name, clean, max_length, pooling)
     cached = _read_cache(path, len(clean))
     if cached is not None:
         log.info("item text encodings for %d texts read from cache %s", len(clean), path)
@@ -263,8 +342,8 @@ def encode_item_texts(texts: list[str], encoder: str | Path, *, batch_size: int 
         raise InputError("every item text is empty, so there is nothing for the text encoder to read; "
                          "load item titles (e.g. a title column or movies.csv) or train without text features")
     tokenizer, model = load_encoder(name, device)
-    log.info("encoding %d distinct item texts with %s", len(unique), name)
-    vectors = _encode_unique(unique, tokenizer, model, batch_size, max_length, progress)  # (U, d)
+    log.info("encoding %d distinct item texts with %s (%s pooling)", len(unique), name, "+".join(pooling))
+    vectors = _encode_unique(unique, tokenizer, model, batch_size, max_length, progress, pooling)  # (U, d)
     row = {t: i for i, t in enumerate(unique)}
     out = np.zeros((len(clean), vectors.shape[1]), dtype=np.float32)
     for i, t in enumerate(clean):
@@ -315,5 +394,6 @@ def with_item_text(options: dict, vocab: Vocab, device: str = "cpu",
     return {**options, "text_dim": int(matrix.shape[1])}, matrix
 
 
-__all__ = ["TextAwareItemEmbedding", "TextItemFeatures", "cache_dir", "check_text_options", "encode_item_texts",
-           "item_text_matrix", "item_texts", "load_encoder", "text_aware_embedding", "with_item_text"]
+__all__ = ["POOLING_MODES", "TextAwareItemEmbedding", "TextItemFeatures", "cache_dir", "check_text_options",
+           "declared_pooling", "encode_item_texts", "item_text_matrix", "item_texts", "load_encoder", "pool",
+           "text_aware_embedding", "with_item_text"]
