@@ -13,7 +13,11 @@ Planted, and returned as :class:`DemoTruth` so tests and the dashboard can check
   Poisson users (uniformly random times), next to the session shoppers (bursty);
 - daypart tastes: by day (06-15 UTC) more Coffee, Kitchen and Garden, in the evening (17-24 UTC) more Gaming,
   Audio and Books, so a model that knows the time of the request (time-aware SASRec) can beat one that only
-  sees the item sequence.
+  sees the item sequence;
+- optionally (``shift_weeks`` > 0; off by default, so the shipped demo log stays byte-identical) a taste shift in
+  the last weeks: a group of users moves to a new category of items that did not exist before (``SHIFT_CATEGORY``),
+  so a run trained before the shift and one updated on the grown log differ where the truth says they should
+  (``DemoTruth.shift_users`` / ``shift_items``; the "What changed" view and ``bench/warm_start.py`` read it).
 Everything is vectorised numpy; the default 2,000 x ~50 events take well under a second.
 """
 from __future__ import annotations
@@ -49,6 +53,14 @@ BURST_PROB = 0.06  # share of events inside a burst window that go to the burst 
 DAYPART_CATEGORIES: dict[tuple[int, int], list[str]] = {(6, 15): ["Coffee", "Kitchen", "Garden"],
                                                           (17, 24): ["Gaming", "Audio", "Books"]}
 DAYPART_SHARE = 0.6
+# The optional taste shift: from ``shift_weeks`` before the end, SHIFT_USER_SHARE of the users active then draw
+# SHIFT_PROB of their events from the new category (Zipf popularity over its items) instead of their usual items.
+SHIFT_CATEGORY = "Smart home"
+SHIFT_TITLES = ["Smart plug", "Smart bulb", "Smart thermostat", "Video doorbell", "Smart speaker", "Robot vacuum",
+                "Smart lock", "Motion sensor", "Smart display", "Window sensor", "Smart smoke alarm", "Mesh router"]
+SHIFT_USER_SHARE = 0.3
+SHIFT_PROB = 0.6
+SHIFT_SEED_SALT = 7_2026  # the shift's own random stream: the default log's draws are untouched
 
 CATALOGUE: dict[str, list[str]] = {
     "Running": ["Trail running shoes", "Road running shoes", "Running socks", "Running vest", "Compression tights",
@@ -114,6 +126,12 @@ class DemoTruth:
     weekend_boost: float = WEEKEND_BOOST
     start: pd.Timestamp = START
     end: pd.Timestamp = START + pd.Timedelta(days=SPAN_DAYS)
+    # The taste shift (only with shift_weeks > 0): from shift_start on, shift_users draw much of their behaviour
+    # from shift_items (new item ids, category shift_category), which no event before shift_start holds.
+    shift_start: pd.Timestamp | None = None
+    shift_users: list[str] = field(default_factory=list)
+    shift_items: list[str] = field(default_factory=list)
+    shift_category: str | None = None
 
 
 def _catalogue(n_items: int, n_pairs: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray, list[str]]:
@@ -184,11 +202,35 @@ def _session_times(lengths: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
     return t[np.lexsort((t, user_of))], kind
 
 
+def _taste_shift(items: np.ndarray, times: np.ndarray, user_of: np.ndarray, planted: np.ndarray, n_items: int,
+                 shift_weeks: int, seed: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """``items`` with the taste shift planted (new item indices n_items.., one per SHIFT_TITLES), the shift's
+    start (unix seconds) and the shifted users' rows. Planted trigger/response events are left alone."""
+    rng = np.random.default_rng([seed, SHIFT_SEED_SALT])
+    start_s = int((START + pd.Timedelta(days=SPAN_DAYS - 7 * shift_weeks)).timestamp())
+    late = times >= start_s
+    active = np.unique(user_of[late])
+    users = np.sort(rng.choice(active, round(SHIFT_USER_SHARE * len(active)), replace=False)) if len(active) else \
+        np.zeros(0, dtype=np.int64)
+    n_new = len(SHIFT_TITLES)
+    pop = 1.0 / (1 + np.arange(n_new)) ** POP_EXPONENT
+    moved = late & np.isin(user_of, users) & ~planted & (rng.random(len(items)) < SHIFT_PROB)
+    out = items.copy()
+    out[moved] = n_items + rng.choice(n_new, int(moved.sum()), p=pop / pop.sum())
+    return out, start_s, users
+
+
 def make_demo_events(n_users: int = 2000, events_per_user: int = 50, n_items: int = 800,
-                     seed: int = 0) -> tuple[pd.DataFrame, DemoTruth]:
-    """The demo log (canonical event table with titles and categories) and what was planted in it."""
+                     seed: int = 0, shift_weeks: int = 0) -> tuple[pd.DataFrame, DemoTruth]:
+    """The demo log (canonical event table with titles and categories) and what was planted in it.
+
+    ``shift_weeks`` > 0 plants a taste shift in the last that many weeks (see the module docstring); 0 (the
+    default) gives exactly the log it always gave."""
     if n_users < 1 or events_per_user < 3 or n_items < 40:
         raise InputError("the demo needs n_users >= 1, events_per_user >= 3 and n_items >= 40")
+    if isinstance(shift_weeks, bool) or not isinstance(shift_weeks, int) or not 0 <= shift_weeks <= SPAN_DAYS // 7:
+        raise InputError(f"shift_weeks={shift_weeks!r} must be a whole number of weeks from 0 (no shift) to "
+                         f"{SPAN_DAYS // 7}")
     rng = np.random.default_rng(seed)
     n_pairs = min(MAX_PAIRS, len(PAIRS), n_items // 40 * 2 or 1)
     titles, cat_of, cats = _catalogue(n_items, n_pairs, rng)
@@ -306,6 +348,15 @@ def make_demo_events(n_users: int = 2000, events_per_user: int = 50, n_items: in
     item_ids = np.array([f"i{k:0{width}d}" for k in rng.permutation(n_items) + 1], dtype=object)
     user_ids = np.array([f"u{k:0{max(4, len(str(n_users)))}d}" for k in range(1, n_users + 1)], dtype=object)
     titles_arr = np.asarray(titles, dtype=object)
+    shift: dict = {}
+    if shift_weeks:
+        items, start_s, users = _taste_shift(items, times, user_of, planted, n_items, shift_weeks, seed)
+        new_ids = [f"s{k:02d}" for k in range(1, len(SHIFT_TITLES) + 1)]  # ids the catalogue never had
+        item_ids = np.concatenate([item_ids, np.asarray(new_ids, dtype=object)])
+        titles_arr = np.concatenate([titles_arr, np.asarray(SHIFT_TITLES, dtype=object)])
+        cats, cat_of = [*cats, SHIFT_CATEGORY], np.concatenate([cat_of, np.full(len(new_ids), len(cats))])
+        shift = {"shift_start": pd.Timestamp(start_s, unit="s", tz="UTC"), "shift_category": SHIFT_CATEGORY,
+                 "shift_users": [str(u) for u in user_ids[users]], "shift_items": new_ids}
     events = pd.DataFrame({
         "user_id": pd.array(user_ids[user_of], dtype="str"),
         "item_id": pd.array(item_ids[items], dtype="str"),
@@ -323,5 +374,6 @@ def make_demo_events(n_users: int = 2000, events_per_user: int = 50, n_items: in
         clockwork_users=[str(u) for u in user_ids[user_kind == 1]],
         poisson_users=[str(u) for u in user_ids[user_kind == 2]],
         daypart_categories={f"{h0:02d}-{h1:02d}": list(names) for (h0, h1), names in DAYPART_CATEGORIES.items()},
+        **shift,
     )
     return events, truth
