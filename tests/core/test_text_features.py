@@ -358,3 +358,26 @@ def test_titles_place_a_never_trained_item_with_its_group(encoder_dir, tmp_path)
         ranks = np.array([(scores[j] > scores[j, test.targets[i]]).sum() + 1 for j, i in enumerate(cold)])
         hits[name] = float(np.mean(ranks <= 10))
     assert hits["text"] >= 0.25 and hits["text"] > hits["plain"] + 0.2, hits
+
+
+def test_each_declared_pooling_mode_reads_only_real_tokens():
+    """sentence-transformers' pooling modes on a hand-made right-padded batch: padding changes none of them, and
+    several modes are concatenated in its order."""
+    hidden = torch.tensor([[[1.0, 0.0], [3.0, 4.0], [9.0, 9.0]],  # second text: one real token, two pads
+                           [[2.0, 2.0], [-5.0, 9.0], [-9.0, -9.0]]])  # (B=2, L=3, H=2)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    t = torch.tensor
+    torch.testing.assert_close(tf.pool(hidden, mask, ("mean",)), t([[2.0, 2.0], [2.0, 2.0]]))
+    torch.testing.assert_close(tf.pool(hidden, mask, ("max",)), t([[3.0, 4.0], [2.0, 2.0]]))
+    torch.testing.assert_close(tf.pool(hidden, mask, ("cls",)), t([[1.0, 0.0], [2.0, 2.0]]))
+    torch.testing.assert_close(tf.pool(hidden, mask, ("lasttoken",)), t([[3.0, 4.0], [2.0, 2.0]]))
+    sqrt_len = t([[4.0, 4.0], [2.0, 2.0]]) / t([[2.0 ** 0.5], [1.0]])  # sum over real tokens / sqrt(count)
+    torch.testing.assert_close(tf.pool(hidden, mask, ("mean_sqrt_len",)), sqrt_len)
+    torch.testing.assert_close(tf.pool(hidden, mask, ("weightedmean",)), t([[7 / 3, 8 / 3], [2.0, 2.0]]))
+    both = tf.pool(hidden, mask, ("cls", "mean"))
+    assert both.shape == (2, 4) and torch.equal(both[:, :2], hidden[:, 0])
+
+
+def test_a_plain_folder_or_hub_name_is_mean_pooled(encoder_dir):
+    assert tf.declared_pooling(encoder_dir) == ("mean",)
+    assert tf.declared_pooling("sentence-transformers/all-MiniLM-L6-v2") == ("mean",)
