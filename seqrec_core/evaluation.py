@@ -2,7 +2,9 @@
 
 Why full ranking: sampled-negative metrics (rank among 100 random items) reorder models and flatter weak ones,
 so the design forbids them by default. Ranks are pessimistic under ties (a model that scores everything the same
-ranks the target last, not first), so a degenerate model can never look good.
+ranks the target last, not first), so a degenerate model can never look good. AUC and GAUC come from the same
+pass: besides the rank, the ranking counts the target's ties and its candidates, so the AUC is exact (a tie counts
+half, as in scikit-learn's ``roc_auc_score``) and costs nothing extra.
 
 The scorer's output may be a numpy array or a torch tensor (possibly on a GPU): ranking runs where the scores
 already are, batch by batch, so a users x items matrix never exists in memory.
@@ -27,7 +29,12 @@ if TYPE_CHECKING:  # importing the models package would pull in torch; evaluatio
 log = logging.getLogger(__name__)
 
 KS = (1, 5, 10, 20)
-METRICS = ("HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")
+METRICS = ("HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")  # from the rank alone
+AUC_METRICS = ("AUC", "GAUC")  # need the candidate and tie counts too (results stored before 2026-12 lack them)
+ALL_METRICS = (*METRICS, *AUC_METRICS)
+AUC_HELP = ("AUC: the share of the catalogue the model ranks below the item the user really took next, averaged over "
+            "users; 0.5 = random, 1 = always first. GAUC: the same, each user weighted by the number of events "
+            "before the held-out one, so heavy users count more.")
 HISTORY_EDGES = (1, 5, 10, 20, 50, 100, math.inf)
 
 
@@ -69,6 +76,19 @@ def metric_values(ranks: np.ndarray, metric: str) -> np.ndarray:
     return np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0)
 
 
+def auc_values(ranks: np.ndarray, n_candidates: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """Per-user AUC of the held-out item against its ``n_candidates`` other rankable items.
+
+    = (#candidates scored below + half the #tied) / #candidates, exactly scikit-learn's ``roc_auc_score`` with the
+    target as the one positive. From the pessimistic rank: rank - 1 = #above + #tied. A user with no other
+    candidate (nothing to rank against) counts as 0.5, chance, rather than NaN that would poison the mean.
+    """
+    n = np.asarray(n_candidates, dtype=np.float64)
+    below = n - (np.asarray(ranks, dtype=np.float64) - 1.0) + 0.5 * np.asarray(ties, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, below / np.maximum(n, 1.0), 0.5)
+
+
 def compute_metrics(ranks: np.ndarray, metrics: Sequence[str] = METRICS) -> dict[str, float]:
     """Means over users; NaN when there are no users."""
     if len(ranks) == 0:
@@ -87,10 +107,51 @@ class EvalResult:
     ranks: np.ndarray  # (U,) 1-based pessimistic rank of the target among all rankable items
     history_len: np.ndarray  # (U,) length of the history the scorer saw
     metrics: dict[str, float]
+    n_candidates: np.ndarray | None = None  # (U,) other items the target was ranked against; None: stored before AUC
+    ties: np.ndarray | None = None  # (U,) of those, how many scored exactly as the target
+
+    @property
+    def has_auc(self) -> bool:
+        return self.n_candidates is not None and self.ties is not None
 
     def per_user(self, metric: str) -> np.ndarray:
-        """Per-user values of HR@K / NDCG@K / MRR, aligned with ``users``."""
-        return metric_values(self.ranks, metric)
+        """Per-user values of HR@K / NDCG@K / MRR / AUC, aligned with ``users`` (GAUC: the per-user AUC, which
+        :meth:`weights` turns into the weighted mean)."""
+        if metric not in AUC_METRICS:
+            return metric_values(self.ranks, metric)
+        if self.n_candidates is None or self.ties is None:
+            raise InputError(f"'{self.name}' was evaluated without candidate counts (stored before AUC existed), so "
+                             f"{metric} is unknown; compute the evaluation again")
+        return auc_values(self.ranks, self.n_candidates, self.ties)
+
+    def weights(self, metric: str) -> np.ndarray | None:
+        """Per-user weights of a metric's mean; None = plain mean. GAUC weights each user's AUC by the events before
+        the held-out one (the history the model saw): the usual group AUC weights users by their activity, and this
+        count is stored with every result (on the test split it is the training events plus the validation one)."""
+        return self.history_len.astype(np.float64) if metric == "GAUC" else None
+
+    def mean(self, metric: str) -> float:
+        """The metric over these users (weighted for GAUC); NaN when there are none."""
+        if len(self.ranks) == 0:
+            return float("nan")
+        w = self.weights(metric)
+        values = self.per_user(metric)
+        return float(values.mean()) if w is None else float((values * w).sum() / w.sum())
+
+    def all_metrics(self) -> dict[str, float]:
+        """Every metric this result can give: the rank metrics, and AUC / GAUC when the counts are known."""
+        return {m: self.mean(m) for m in (ALL_METRICS if self.has_auc else METRICS)}
+
+    def subset(self, mask: np.ndarray, name: str | None = None) -> EvalResult:
+        """The same evaluation restricted to some users (``mask`` over ``users``); metrics recomputed."""
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[mask]
+
+        sub = EvalResult(name=self.name if name is None else name, part=self.part, exclude_seen=self.exclude_seen,
+                         users=self.users[mask], ranks=self.ranks[mask], history_len=self.history_len[mask],
+                         metrics={}, n_candidates=cut(self.n_candidates), ties=cut(self.ties))
+        sub.metrics = sub.all_metrics()
+        return sub
 
 
 def _is_torch(x: Any) -> bool:
@@ -106,20 +167,28 @@ def _check_shape(shape: tuple, n_rows: int, n_cols: int) -> None:
 
 def compute_ranks(scores: Any, histories: Sequence[np.ndarray], targets: np.ndarray,
                   exclude_seen: bool = False) -> np.ndarray:
-    """1-based pessimistic ranks of ``targets`` in each row of ``scores`` (numpy or torch, any device).
+    """1-based pessimistic ranks of ``targets`` in each row of ``scores``; see :func:`rank_counts`."""
+    return rank_counts(scores, histories, targets, exclude_seen)[0]
+
+
+def rank_counts(scores: Any, histories: Sequence[np.ndarray], targets: np.ndarray,
+                exclude_seen: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ranks, ties, candidates) of ``targets`` in each row of ``scores`` (numpy or torch, any device).
 
     rank = 1 + #{items j != target, j != 0, j not excluded : score_j >= score_target}. NaN scores are treated
     as ties with everything (pessimistic); a NaN or -inf target ranks last among the rankable items.
     With ``exclude_seen`` the history items are removed from the ranking, except the target itself: when the
     held-out item is a repeat of something in the history it stays rankable (otherwise a repeat could never be
-    hit and the metric would punish the model for the data's repeat rate). Returns int64 numpy (B,).
+    hit and the metric would punish the model for the data's repeat rate). ``ties`` counts the other rankable items
+    scored exactly as the target (already inside the rank), ``candidates`` the other rankable items; both feed the
+    exact AUC (a NaN-scored item counts there as above the target, not as half a tie). Returns three int64 (B,).
     """
     targets = np.asarray(targets, dtype=np.int64)
     n_rows = len(targets)
     if len(scores.shape) != 2 or scores.shape[0] != n_rows:
         raise ValueError(f"scores of shape {tuple(scores.shape)} do not match {n_rows} targets")
     if n_rows == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     if exclude_seen:
         lens = np.array([len(h) for h in histories], dtype=np.int64)
         seen_rows = np.repeat(np.arange(n_rows), lens)
@@ -139,8 +208,10 @@ def compute_ranks(scores: Any, histories: Sequence[np.ndarray], targets: np.ndar
         if exclude_seen and len(seen_cols):
             s[torch.as_tensor(seen_rows, device=dev), torch.as_tensor(seen_cols, device=dev)] = math.nan
         s[rows, tgt] = t
-        ranks = (s >= t[:, None]).sum(dim=1)  # (B,) counts the target itself, hence 1 + others
-        return ranks.cpu().numpy().astype(np.int64)
+        counts = torch.stack([(s >= t[:, None]).sum(dim=1),  # (B,) counts the target itself, hence 1 + others
+                              (s == t[:, None]).sum(dim=1) - 1, (~torch.isnan(s)).sum(dim=1) - 1])  # (3, B)
+        ranks, ties, candidates = counts.cpu().numpy().astype(np.int64)
+        return ranks, ties, candidates
     s = np.array(scores, dtype=np.float32, copy=True)  # (B, N+1), ours to mutate
     rows = np.arange(n_rows)
     t = s[rows, targets].copy()  # (B,)
@@ -152,7 +223,9 @@ def compute_ranks(scores: Any, histories: Sequence[np.ndarray], targets: np.ndar
         s[seen_rows, seen_cols] = np.nan
     s[rows, targets] = t
     with np.errstate(invalid="ignore"):
-        return (s >= t[:, None]).sum(axis=1).astype(np.int64)
+        ranks = (s >= t[:, None]).sum(axis=1).astype(np.int64)
+        ties = (s == t[:, None]).sum(axis=1).astype(np.int64) - 1
+    return ranks, ties, (~np.isnan(s)).sum(axis=1).astype(np.int64) - 1
 
 
 def evaluate(scorer: Scorer, data: SequenceData, part: str = "test", *, exclude_seen: bool = False,
@@ -183,7 +256,7 @@ def evaluate(scorer: Scorer, data: SequenceData, part: str = "test", *, exclude_
             raise InputError(f"max_users must be >= 1 (got {max_users})")
         idx = np.sort(np.random.default_rng(seed).choice(n_total, size=max_users, replace=False))
     n_cols = data.vocab.n_items + 1
-    ranks = np.empty(len(idx), dtype=np.int64)
+    ranks, ties, candidates = (np.empty(len(idx), dtype=np.int64) for _ in range(3))
     split_times = None
     if getattr(scorer, "uses_time", False):
         from seqrec_core.models.time_features import require_time
@@ -199,13 +272,15 @@ def evaluate(scorer: Scorer, data: SequenceData, part: str = "test", *, exclude_
         else:
             scores = scorer.score_histories(hists, times=[split_times[i] for i in batch])
         _check_shape(tuple(scores.shape), len(batch), n_cols)
-        ranks[start:start + len(batch)] = compute_ranks(scores, hists, split.targets[batch], exclude_seen)
+        done = slice(start, start + len(batch))
+        ranks[done], ties[done], candidates[done] = rank_counts(scores, hists, split.targets[batch], exclude_seen)
         if progress is not None:
             progress(min(start + len(batch), len(idx)), len(idx))
     history_len = np.array([len(split.histories[i]) for i in idx], dtype=np.int64)
     result = EvalResult(name=str(getattr(scorer, "name", type(scorer).__name__)), part=part,
-                        exclude_seen=exclude_seen, users=split.users[idx], ranks=ranks,
-                        history_len=history_len, metrics=compute_metrics(ranks))
+                        exclude_seen=exclude_seen, users=split.users[idx], ranks=ranks, history_len=history_len,
+                        metrics={}, n_candidates=candidates, ties=ties)
+    result.metrics = result.all_metrics()
     log.info("evaluated %s on %s (%d users, exclude_seen=%s): NDCG@10=%.4f HR@10=%.4f", result.name, part,
              len(idx), exclude_seen, result.metrics["NDCG@10"], result.metrics["HR@10"])
     return result
@@ -229,15 +304,36 @@ def bootstrap_means(values: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     return out
 
 
+def bootstrap_weighted_means(values: np.ndarray, weights: np.ndarray | None, n_boot: int, seed: int) -> np.ndarray:
+    """:func:`bootstrap_means` where some columns are weighted means (``weights`` (U, M), 1 for plain columns):
+    each draw's sum(w * v) / sum(w), from the very same draws (they depend only on the users, seed and n_boot)."""
+    if weights is None:
+        return bootstrap_means(values, n_boot, seed)
+    both = bootstrap_means(np.concatenate([values * weights, weights], axis=1), n_boot, seed)  # (n_boot, 2M)
+    m = values.shape[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return both[:, :m] / both[:, m:]
+
+
+def metric_weights(result: EvalResult, metrics: Sequence[str]) -> np.ndarray | None:
+    """(U, M) per-user weights of ``metrics`` (ones for plain means), or None when no metric is weighted."""
+    cols = [result.weights(m) for m in metrics]
+    if all(w is None for w in cols):
+        return None
+    ones = np.ones(len(result.ranks), dtype=np.float64)
+    return np.stack([ones if w is None else w for w in cols], axis=1)
+
+
 def bootstrap_intervals(result: EvalResult, metrics: Sequence[str] = METRICS, n_boot: int = 1000,
                         seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap intervals over users: how much a metric would move with another draw of users."""
+    """Percentile bootstrap intervals over users: how much a metric would move with another draw of users (GAUC
+    resamples users with their weights, so its interval is that of the weighted mean)."""
     if not 0 < level < 1:
         raise InputError(f"confidence level must be between 0 and 1 (got {level})")
     if len(result.ranks) == 0 or n_boot < 1:
         return {m: (float("nan"), float("nan")) for m in metrics}
     values = np.stack([result.per_user(m) for m in metrics], axis=1)  # (U, M)
-    means = bootstrap_means(values, n_boot, seed)  # (n_boot, M)
+    means = bootstrap_weighted_means(values, metric_weights(result, metrics), n_boot, seed)  # (n_boot, M)
     alpha = (1.0 - level) / 2.0
     lo = np.quantile(means, alpha, axis=0)
     hi = np.quantile(means, 1.0 - alpha, axis=0)
@@ -245,15 +341,19 @@ def bootstrap_intervals(result: EvalResult, metrics: Sequence[str] = METRICS, n_
 
 
 def get_metrics_table(results: list[EvalResult], n_boot: int = 1000) -> pd.DataFrame:
-    """One row per model: metrics, their 95% bootstrap bounds ("<metric> lo"/"<metric> hi"), users, setting."""
+    """One row per model: metrics, their 95% bootstrap bounds ("<metric> lo"/"<metric> hi"), users, setting.
+
+    AUC and GAUC (and their bounds) are NaN for a result without candidate counts (stored before AUC existed).
+    """
     rows = []
     for res in results:
-        ci = bootstrap_intervals(res, n_boot=n_boot)
+        known = ALL_METRICS if res.has_auc else METRICS
+        ci = bootstrap_intervals(res, metrics=known, n_boot=n_boot)
         row: dict[str, Any] = {"model": res.name, "part": res.part}
-        for m in METRICS:
-            row[m] = res.metrics.get(m, float("nan"))
-        for m in METRICS:
-            row[f"{m} lo"], row[f"{m} hi"] = ci[m]
+        for m in ALL_METRICS:
+            row[m] = res.metrics.get(m, float("nan")) if m in known else float("nan")
+        for m in ALL_METRICS:
+            row[f"{m} lo"], row[f"{m} hi"] = ci.get(m, (float("nan"), float("nan")))
         row["users"] = int(len(res.ranks))
         row["exclude_seen"] = bool(res.exclude_seen)
         rows.append(row)
@@ -292,14 +392,15 @@ def get_metrics_by_history_length(results: list[EvalResult], edges: Sequence[flo
     labels = [f"<{int(hi)}" if math.isinf(lo) else _bucket_label(lo, hi) for lo, hi in bounds]
     rows = []
     for res in results:
-        values = res.per_user(metric)
         for (lo, hi), label in zip(bounds, labels, strict=True):
             mask = (res.history_len >= lo) & (res.history_len < hi)
             n = int(mask.sum())
             if n == 0:
                 continue
-            means = bootstrap_means(values[mask][:, None], n_boot, seed)[:, 0]
-            rows.append({"model": res.name, "bucket": label, "users": n, "value": float(values[mask].mean()),
+            sub = res.subset(mask)
+            means = bootstrap_weighted_means(sub.per_user(metric)[:, None], metric_weights(sub, [metric]), n_boot,
+                                             seed)[:, 0]
+            rows.append({"model": res.name, "bucket": label, "users": n, "value": sub.mean(metric),
                          "lo": float(np.quantile(means, 0.025)), "hi": float(np.quantile(means, 0.975))})
     frame = pd.DataFrame(rows, columns=["model", "bucket", "users", "value", "lo", "hi"])
     frame["bucket"] = pd.Categorical(frame["bucket"], categories=labels, ordered=True)  # plots keep this order

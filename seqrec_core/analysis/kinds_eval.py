@@ -15,7 +15,7 @@ import pandas as pd
 from seqrec_core.analysis.registry import AnalysisContext, Computed, Kind, Progress, register
 from seqrec_core.analysis.store import StoredUnit
 from seqrec_core.errors import InputError
-from seqrec_core.evaluation import METRICS, EvalResult, compute_metrics, default_exclude_seen
+from seqrec_core.evaluation import ALL_METRICS, EvalResult, default_exclude_seen
 
 RUN = "<run>"  # the run's name inside stored tables
 
@@ -53,18 +53,21 @@ def _compute_evaluation(ctx: AnalysisContext, params: dict, progress: Progress |
 
     results = evaluation_results(ctx, params["exclude_seen"], progress)
     ranks = pd.concat([pd.DataFrame({"model": name, "user": r.users.astype(np.int64), "rank": r.ranks.astype(np.int64),
-                                     "history_len": r.history_len.astype(np.int64)}) for name, r in results.items()],
+                                     "history_len": r.history_len.astype(np.int64),
+                                     "candidates": r.n_candidates, "ties": r.ties}) for name, r in results.items()],
                       ignore_index=True)
     ordered = list(results.values())
-    by_history = pd.concat([get_metrics_by_history_length(ordered, metric=m).assign(metric=m) for m in METRICS],
+    by_history = pd.concat([get_metrics_by_history_length(ordered, metric=m).assign(metric=m) for m in ALL_METRICS],
                            ignore_index=True)
     by_history["bucket"] = by_history["bucket"].astype(str)
     info = {"users": int(len(ordered[0].users)), "models": list(results), "items": int(ctx.data.vocab.n_items)}
     return {"ranks": ranks, "metrics": get_metrics_table(ordered), "by_history": by_history}, info
 
 
+# version 2: the ranks table also stores each user's candidates and ties, so AUC / GAUC (exact, with intervals)
+# are in the metrics and by-history tables; a version-1 unit still loads, with AUC unknown (see load_evaluation)
 EVALUATION = register(Kind(
-    name="evaluation", version=1, defaults={"exclude_seen": False}, compute=_compute_evaluation,
+    name="evaluation", version=2, defaults={"exclude_seen": False}, compute=_compute_evaluation,
     label="the run and the baselines on the test split", variants=_both_settings))
 
 
@@ -90,10 +93,13 @@ def load_evaluation(unit: StoredUnit, run_name: str) -> StoredEvaluation:
     results = {}
     for name, rows in ranks.groupby("model", sort=False):
         shown = run_name if name == RUN else str(name)
-        r = rows["rank"].to_numpy(np.int64)
-        results[shown] = EvalResult(name=shown, part="test", exclude_seen=exclude,
-                                    users=rows["user"].to_numpy(np.int64), ranks=r,
-                                    history_len=rows["history_len"].to_numpy(np.int64), metrics=compute_metrics(r))
+        counted = "candidates" in rows and "ties" in rows  # absent in units stored before AUC (version 1)
+        result = EvalResult(name=shown, part="test", exclude_seen=exclude, users=rows["user"].to_numpy(np.int64),
+                            ranks=rows["rank"].to_numpy(np.int64), history_len=rows["history_len"].to_numpy(np.int64),
+                            metrics={}, n_candidates=rows["candidates"].to_numpy(np.int64) if counted else None,
+                            ties=rows["ties"].to_numpy(np.int64) if counted else None)
+        result.metrics = result.all_metrics()
+        results[shown] = result
     if not results:
         raise InputError(f"{unit.folder}: the stored evaluation holds no ranks; compute it again")
     by_history = _named(unit.table("by_history"), run_name)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -45,12 +44,11 @@ def _group_rows(result: EvalResult, labels: np.ndarray, order: Sequence[str], co
         mask = labels == label
         if not mask.any():
             continue
-        sub = replace(result, users=result.users[mask], ranks=result.ranks[mask],
-                      history_len=result.history_len[mask], metrics={})
+        sub = result.subset(mask)  # carries the AUC counts along with the ranks
         ci = bootstrap_intervals(sub, metrics=metrics, n_boot=n_boot)
         row = {"model": result.name, column: label, "users": int(mask.sum())}
         for m in metrics:
-            row[m] = float(sub.per_user(m).mean())
+            row[m] = sub.mean(m)
             row[f"{m} lo"], row[f"{m} hi"] = ci[m]
         rows.append(row)
     cols = ["model", column, "users"] + [c for m in metrics for c in (m, f"{m} lo", f"{m} hi")]
