@@ -15,8 +15,9 @@ texts with the real encoder from an empty cache (model load included), the issue
 Prints one JSON document on stdout and a markdown table on stderr. It measures; it does not decide pass or fail.
 
     make text-model                                                  # once: the verified encoder folder
-    OMP_NUM_THREADS=1 python bench/text_encoder_movielens.py         # sasrec + gru4rec, 20 epochs (~10-20 min)
-    OMP_NUM_THREADS=1 python bench/text_encoder_movielens.py --encode-only      # only the encoding time
+    python bench/text_encoder_movielens.py                  # sasrec + gru4rec, 20 epochs (~10-20 min alone)
+    python bench/text_encoder_movielens.py --encode-only    # only the encoding time (all cores, as a train job)
+    python bench/text_encoder_movielens.py --encode-only --encode-threads 1      # ... on one core
     python bench/text_encoder_movielens.py --family sasrec bert4rec --epochs 30 --threads 2
 """
 from __future__ import annotations
@@ -47,6 +48,7 @@ from seqrec_core.models.text_model_setup import default_dest  # noqa: E402
 from seqrec_core.runs import load_run  # noqa: E402
 from seqrec_core.training import TrainConfig  # noqa: E402
 
+DEFAULT_THREADS = torch.get_num_threads()  # at start-up: all cores unless OMP_NUM_THREADS says less, as in a job
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ml-latest-small"
 SETTINGS = ("plain", "titles")
 
@@ -57,14 +59,21 @@ def movie_texts(movies: pd.DataFrame) -> list[str]:
     return [f"{t} ({g})" if g else t for t, g in zip(movies["title"].fillna(""), genres, strict=True)]
 
 
-def time_encoding(texts: list[str], encoder: str, cache: Path, batch_size: int) -> dict:
-    """Seconds to encode ``texts`` from an empty cache (loading the encoder included), and the vectors' shape."""
+def time_encoding(texts: list[str], encoder: str, cache: Path, batch_size: int, threads: int) -> dict:
+    """Seconds to encode ``texts`` from an empty cache (loading the encoder included) with ``threads`` torch
+    threads (0: torch's default, all cores, as a train job encodes), and the vectors' shape."""
     os.environ[CACHE_ENV] = str(cache / "timing")
-    started = time.perf_counter()
-    vectors = encode_item_texts(texts, encoder, batch_size=batch_size)  # (n, 384)
-    seconds = time.perf_counter() - started
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or DEFAULT_THREADS)
+    try:
+        started = time.perf_counter()
+        vectors = encode_item_texts(texts, encoder, batch_size=batch_size)  # (n, 384)
+        seconds = time.perf_counter() - started
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
     return {"texts": len(texts), "distinct": len(set(texts)), "seconds": round(seconds, 1), "dim": vectors.shape[1],
-            "batch_size": batch_size, "torch_threads": torch.get_num_threads()}
+            "batch_size": batch_size, "torch_threads": used}
 
 
 def with_all_genres(data: SequenceData, movies: pd.DataFrame) -> int:
@@ -129,7 +138,10 @@ def main() -> None:
     ap.add_argument("--family", nargs="+", default=["sasrec", "gru4rec"])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steady numbers on a shared machine)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for training (1: steady numbers on a "
+                    "shared machine)")
+    ap.add_argument("--encode-threads", type=int, default=0,
+                    help="torch threads for the encoding time (default 0: torch's default, as a train job encodes)")
     ap.add_argument("--batch-size", type=int, default=64, help="texts per encoder batch")
     ap.add_argument("--encode-only", action="store_true", help="only time the encoding of all movies.csv texts")
     args = ap.parse_args()
@@ -147,7 +159,7 @@ def main() -> None:
                     "seed": args.seed}
     with tempfile.TemporaryDirectory(prefix="seqrec-text-ml-") as tmp:
         root = Path(tmp)
-        result["encoding"] = time_encoding(movie_texts(movies), encoder, root, args.batch_size)
+        result["encoding"] = time_encoding(movie_texts(movies), encoder, root, args.batch_size, args.encode_threads)
         print(f"encoded {result['encoding']['texts']:,} texts in {result['encoding']['seconds']} s",
               file=sys.stderr, flush=True)
         if not args.encode_only:
