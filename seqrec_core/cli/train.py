@@ -1,8 +1,10 @@
-"""``python -m seqrec_core train``: from flags or from a job spec (``--spec job.json``), which the flags build too."""
+"""``python -m seqrec_core train``: from flags or from a job spec (``--spec job.json``), which the flags build too;
+``train --resume RUN --data NEW_LOG --out NEW_RUN`` updates a run on a grown log (a warm start)."""
 from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import asdict, replace
 
 from seqrec_core.cli.common import (
     FINITE_REAL,
@@ -19,6 +21,8 @@ from seqrec_core.cli.common import (
     user_list,
 )
 from seqrec_core.cli.model_options import MODEL_OPTION_NAMES, add_model_options, model_options_from_args
+from seqrec_core.data.dataset import DataSource, open_dataset
+from seqrec_core.data.prep import PrepOptions
 from seqrec_core.errors import InputError
 
 log = logging.getLogger("seqrec_core")
@@ -33,6 +37,10 @@ _SPEC_FLAGS = ("data", "model", "out", "user_col", "item_col", "time_col", "rati
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a sequence model and save it as a run folder")
     p.add_argument("--spec", help="a job spec (JSON, as the dashboard writes it) instead of the flags below")
+    p.add_argument("--resume", metavar="RUN",
+                   help="update this run on --data (a log that has grown) instead of training from scratch: items it "
+                        "knows keep their vectors, new items get fresh ones, and it trains for a short budget (default "
+                        "15% of RUN's training time; or --time-budget / --epochs) with RUN's settings and columns")
     add_data_options(p, required=False)
     p.add_argument("--model",
                    help="model family: sasrec (causal Transformer), bert4rec (masked-item Transformer), gru4rec, "
@@ -105,6 +113,8 @@ def cmd_train(args: argparse.Namespace) -> dict | None:
     from seqrec_core.jobs import run_train_spec
     from seqrec_core.training import TrainingCancelled, distributed
 
+    if args.resume:
+        return _resume(args)
     spec = spec_from_args(args)
     progress = progress_file(args.progress, spec.out)
     main_rank = distributed.env_rank() == 0
@@ -122,3 +132,46 @@ def _show_progress(args: argparse.Namespace, main_rank: bool) -> None:
     """Input is valid from here on: show training progress on stderr (a refusal before stays one line)."""
     if main_rank:
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+
+
+def _resume(args: argparse.Namespace) -> dict:
+    """``train --resume RUN --data NEW_LOG --out NEW_RUN``: every refusal comes before a folder is claimed."""
+    from seqrec_core.jobs.claim import claim_run_dir
+    from seqrec_core.runs import read_run_files
+    from seqrec_core.training import TrainingCancelled
+    from seqrec_core.training.warm_start import check_resume_paths, check_same_family, resume_training
+
+    if args.spec:
+        raise InputError("--resume and --spec do not go together; resume with --data NEW_LOG --out NEW_RUN")
+    missing = [flag for flag, value in (("--data", args.data), ("--out", args.out)) if not value]
+    if missing:
+        raise InputError(f"train --resume needs {', '.join(missing)} (the grown log and a new run folder)")
+    check_resume_paths(args.resume, args.out)
+    files = read_run_files(args.resume)
+    options = model_options_from_args(args)
+    check_same_family(files.config, args.model, options)
+    progress = progress_file(args.progress, args.out)
+    should_stop = install_cancel_handler()
+    try:
+        with claim_run_dir(args.out, replace_run=False):
+            ds = open_dataset(_resume_source(args, files.config))
+            _show_progress(args, True)
+            exclude = None if args.exclude_seen == "auto" else args.exclude_seen == "on"
+            return resume_training(args.resume, ds.sequences, args.out, data_info=ds.info(), epochs=args.epochs,
+                                   time_budget=args.time_budget, device=args.device or "auto", seed=args.seed,
+                                   family=args.model, model_options=options, exclude_seen=exclude,
+                                   progress_path=progress, should_stop=should_stop)
+    except TrainingCancelled:
+        raise Cancelled from None
+
+
+def _resume_source(args: argparse.Namespace, run_config: dict) -> DataSource:
+    """The new log read as the run read its own (columns, cleaning), except for what the flags give."""
+    given = data_source(args)
+    stored_json = (run_config.get("data") or {}).get("source")
+    if not stored_json:
+        return given
+    stored = DataSource.from_json(stored_json)
+    columns = replace(stored.columns, **{k: v for k, v in asdict(given.columns).items() if v is not None})
+    prep_given = {k: v for k, v in asdict(given.prep).items() if v != getattr(PrepOptions(), k)}
+    return replace(given, columns=columns, prep=replace(stored.prep, **prep_given))

@@ -56,7 +56,8 @@ def build_job_model(data: SequenceData, family: str, model_options: dict, train_
 def run_training_job(data: SequenceData, family: str, model_options: dict, train_cfg: TrainConfig,
                      out_dir: str | Path, data_info: dict, progress_path: str | Path | None = None,
                      should_stop: Callable[[], bool] | None = None, exclude_seen: bool = False,
-                     on_event: Callable[[dict], None] | None = None) -> dict:
+                     on_event: Callable[[dict], None] | None = None,
+                     build: Callable[[Callable[[int, int], None]], torch.nn.Module] | None = None) -> dict:
     """Train ``family`` on ``data``, evaluate, save the run to ``out_dir``; returns the CLI's train JSON.
 
     Progress events go to ``progress_path`` (and ``on_event``), ending with ``done`` (run saved),
@@ -65,16 +66,19 @@ def run_training_job(data: SequenceData, family: str, model_options: dict, train
     :class:`InputError`). A cancel after a validation saves the best checkpoint and reports
     ``stopped_reason: "cancelled"``. ``out_dir`` is claimed first (:func:`~seqrec_core.jobs.claim.claim_run_dir`;
     an existing run there is replaced when the new one is saved), and left as it was found if nothing is saved.
+    ``build(text_progress)``: the model to train instead of a fresh one (a warm start,
+    :mod:`seqrec_core.training.warm_start`); ``data_info`` is stored as the run's ``data`` record as given.
     """
     job_options(model_options, train_cfg)  # refused before anything is claimed or a progress file exists
     with claim_run_dir(out_dir, replace_run=True) as out:
         return _train_evaluate_save(data, family, model_options, train_cfg, out, data_info, progress_path,
-                                    should_stop, exclude_seen, on_event)
+                                    should_stop, exclude_seen, on_event, build)
 
 
 def _train_evaluate_save(data: SequenceData, family: str, model_options: dict, train_cfg: TrainConfig, out: Path,
                          data_info: dict, progress_path: str | Path | None, should_stop: Callable[[], bool] | None,
-                         exclude_seen: bool, on_event: Callable[[dict], None] | None) -> dict:
+                         exclude_seen: bool, on_event: Callable[[dict], None] | None,
+                         build: Callable[[Callable[[int, int], None]], torch.nn.Module] | None = None) -> dict:
     from seqrec_core.evaluation import evaluate
     from seqrec_core.models.neural import NeuralScorer
     from seqrec_core.runs import save_run
@@ -92,7 +96,8 @@ def _train_evaluate_save(data: SequenceData, family: str, model_options: dict, t
             if should_stop is not None and should_stop():
                 raise TrainingCancelled("cancelled while encoding item texts; nothing was saved")
 
-        model = build_job_model(data, family, model_options, train_cfg, text_progress)
+        model = (build(text_progress) if build is not None
+                 else build_job_model(data, family, model_options, train_cfg, text_progress))
         result = train_model(model, data, train_cfg, on_event=emit, should_stop=should_stop)
         emit({"event": "evaluating", "parts": ["val", "test"]})
         device = torch.device(result.device)
@@ -104,15 +109,18 @@ def _train_evaluate_save(data: SequenceData, family: str, model_options: dict, t
         epochs_trained = max((row["epoch"] for row in result.history), default=0)
         emit({"event": "evaluating", "parts": ["baselines"]})
         verdict = _verdict(data, result, epochs_trained, metrics["test"], exclude_seen)
+        # The last event's time: a later warm start on a grown log knows which events are new since this run.
+        data_record = {**data_info, "last_time": last_event_time(data)}
         config = {"family": family, "model": model.config.to_dict(), "train": (result.config or train_cfg).to_dict(),
-                  "data": data_info, "device": result.device, "train_seconds": round(result.train_seconds, 3),
+                  "data": data_record, "device": result.device, "train_seconds": round(result.train_seconds, 3),
                   "stopped_reason": result.stopped_reason, "best_epoch": result.best_epoch,
                   "epochs_trained": epochs_trained, "verdict": verdict.to_json(),
                   "exclude_seen": exclude_seen, "versions": _versions()}
         model.to("cpu")
         save_run(out, model=model, config=config, vocab=data.vocab, metrics=metrics, history=result.history,
                  progress_path=progress_path)
-        summary = {"run_dir": str(out), "model": family, "epochs": config["epochs_trained"],
+        lineage = {"resumed_from": data_info["resumed_from"]} if "resumed_from" in data_info else {}
+        summary = {"run_dir": str(out), "model": family, **lineage, "epochs": config["epochs_trained"],
                    "best_epoch": result.best_epoch, "train_seconds": config["train_seconds"],
                    "device": result.device, "stopped_reason": result.stopped_reason, "verdict": verdict.to_json(),
                    "exclude_seen": exclude_seen, "metrics": {"val": metrics["val"], "test": metrics["test"]}}
@@ -134,6 +142,13 @@ def _train_evaluate_save(data: SequenceData, family: str, model_options: dict, t
         raise
     finally:
         progress.close()
+
+
+def last_event_time(data: SequenceData) -> int | None:
+    """The newest event's unix seconds in ``data`` (None for a log without times: its order says nothing of when)."""
+    if not data.has_time:
+        return None
+    return int(max((int(t[-1]) for t in data.times if len(t)), default=0))
 
 
 def _verdict(data: SequenceData, result, epochs_trained: int, test: dict,  # noqa: ANN001 - TrainResult
