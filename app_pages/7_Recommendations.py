@@ -6,7 +6,7 @@ from seqrec_core.analysis.kinds_explain import TOP_K_STORED, load_recommendation
 from seqrec_core.errors import InputError
 from seqrec_core.recommend import get_heldout_rank, get_recommendations, get_user_timeline
 from seqrec_core.viz.plot_recommendations import plot_topk_scores, plot_user_timeline
-from ui import links, state, stored
+from ui import links, state, stored, what_changed
 from ui.widgets import download_table
 
 st.title("Recommendations")
@@ -87,3 +87,6 @@ else:
     download_table(frame, f"top{k}_all_users.csv",
                    label=f"Download top-{k} for all {frame['user_id'].nunique():,} users (CSV)")
     stored.caption(every, f"top-{k}, seen items {'excluded' if exclude_seen else 'included'}")
+
+# Two runs on this log (an update and the run it was resumed from, or any older run): how the top-K moved.
+what_changed.section(run, ds, user_id, k, bool(exclude_seen))
