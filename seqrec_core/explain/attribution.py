@@ -16,6 +16,13 @@ Methods (``METHODS``); the engines live in :mod:`seqrec_core.explain.engines`:
 - ``gradshap``: Captum ``LayerGradientShap`` on the embedding layer (same baseline as IG; ``steps`` random
   points on the path, fixed seed): a Monte-Carlo cousin of IG.
 - ``attention``: the prediction point's row of the attention rollout (all layers, residual counted); >= 0.
+- ``lime`` / ``kernelshap``: Captum ``Lime`` / ``KernelShap`` over history positions (event present or removed,
+  removed = padding, compacted as occlusion does); ``samples`` perturbed histories, seeded. See
+  :mod:`seqrec_core.explain.perturbation`.
+
+Which methods exist, their names, colours and what they need: :mod:`seqrec_core.explain_methods` (the registry).
+The Markov and item-kNN baselines are explained through the same verb (``model="markov"`` / ``"itemknn"``) by the
+methods that only re-score histories (occlusion, LIME, Kernel SHAP); they see the last ``BASELINE_WINDOW`` events.
 
 Time-aware runs (``model.uses_time``): the engines get each history's times (events, then the query time) and
 hold them fixed, so IG, GradientShap and occlusion attribute the ITEM embeddings only: an event's hour, weekday,
@@ -35,24 +42,30 @@ import pandas as pd
 import torch
 from torch import nn
 
+from seqrec_core import explain_methods as registry
 from seqrec_core.data.sequences import SequenceData, Vocab
 from seqrec_core.errors import InputError
 from seqrec_core.explain.attention import model_device, window
 from seqrec_core.explain.engines import IG_BASELINES, run_engine
+from seqrec_core.explain.perturbation import is_baseline_scorer
 from seqrec_core.models.base import uses_time
 from seqrec_core.models.neural import pad_left
 from seqrec_core.models.time_features import check_times, pad_times_left, require_time, with_query
 
 log = logging.getLogger(__name__)
 
-METHODS = ("ig", "occlusion", "gradshap", "attention")
+METHODS = registry.method_keys()  # the methods registered at import; the live list is registry.method_keys()
+BASELINE_WINDOW = 200  # a baseline scorer is explained over its last this-many events (Markov reads 1, kNN 10)
 REFINE_TOLERANCE = 0.01  # attribute(): double IG steps while |delta| > this share of |score gap| + 0.1
 MAX_REFINED_STEPS = 800
 
 
-def _check_method(method: str, steps: int, baseline: str = "mean") -> None:
-    if method not in METHODS:
-        raise InputError(f"attribution method '{method}' is unknown; use one of {list(METHODS)}")
+def _check_method(method: str, steps: int, baseline: str = "mean", samples: int | None = None) -> None:
+    if method not in registry.method_keys():
+        raise InputError(f"attribution method '{method}' is unknown; use one of {list(registry.method_keys())}")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, (int, np.integer))
+                                or not 10 <= samples <= 100_000):
+        raise InputError(f"samples {samples!r} is out of range; use a whole number from 10 to 100000, e.g. 300")
     if baseline not in IG_BASELINES:
         raise InputError(f"IG baseline '{baseline}' is unknown; use one of {list(IG_BASELINES)}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= 10_000:
@@ -74,18 +87,26 @@ TIME_NOTE = "time features held fixed: only the items are attributed"
 def attribute_batch_full(model: nn.Module, histories: list[np.ndarray], targets: np.ndarray, method: str = "ig",
                          *, steps: int = 20, batch_size: int = 64, baseline: str = "mean",
                          progress: Callable[[int, int], None] | None = None,
-                         times: list[np.ndarray] | None = None) -> BatchResult:
+                         times: list[np.ndarray] | None = None, samples: int | None = None) -> BatchResult:
     """The batched engine: histories grouped by length (little padding), each group one Captum call;
     ``progress(done, total)`` after each group. ``times`` (time-aware models only, required there): per history
-    its events' unix seconds followed by the query time; held fixed by every method."""
-    _check_method(method, steps, baseline)
+    its events' unix seconds followed by the query time; held fixed by every method. ``samples``: LIME / Kernel
+    SHAP perturbed histories (None = the method's default). ``model`` may be a fitted Markov / item-kNN scorer."""
+    _check_method(method, steps, baseline, samples)
+    spec = registry.by_key(method)
+    baseline_model = is_baseline_scorer(model)
+    if baseline_model and not spec.works_for_baselines:
+        raise InputError(f"{spec.label} needs a neural model; the {model.name} baseline can be explained with "
+                         f"{', '.join(registry.applicable(model.name))}")
     targets = np.asarray(targets, dtype=np.int64).reshape(-1)
     if len(targets) != len(histories):
         raise InputError(f"{len(histories)} histories but {len(targets)} targets; give one target per history")
-    n_items = int(model.config.n_items)
+    n_items = int(model.n_items if baseline_model else model.config.n_items)
     if len(targets) and (targets.min() < 1 or targets.max() > n_items):
         raise InputError(f"target item indices must lie in 1..{n_items} (0 is padding)")
-    max_len, dev = int(model.config.max_len), model_device(model)
+    max_len = BASELINE_WINDOW if baseline_model else int(model.config.max_len)
+    dev = torch.device("cpu") if baseline_model else model_device(model)
+    samples = samples or spec.default_samples
     timed = check_times(histories, times, f"model '{type(model).__name__}'") if uses_time(model) else None
     kept = [np.asarray(h, dtype=np.int64)[-max_len:] for h in histories]
     out: list[np.ndarray] = [np.zeros(len(h), dtype=np.float32) for h in kept]
@@ -98,7 +119,7 @@ def attribute_batch_full(model: nn.Module, histories: list[np.ndarray], targets:
         ids = pad_left([kept[i] for i in rows], max_len).to(dev)  # (b, W)
         t = torch.as_tensor(targets[rows], device=dev)  # (b,)
         tt = None if timed is None else pad_times_left([timed[i] for i in rows], max_len, ids.shape[1]).to(dev)
-        res = run_engine(model, ids, t, method, int(steps), baseline, tt)  # tt (b, W + 1) or None
+        res = run_engine(model, ids, t, method, int(steps), baseline, tt, samples)  # tt (b, W + 1) or None
         scores = res.scores.float().cpu().numpy()  # (b, W)
         for j, i in enumerate(rows):
             out[i] = scores[j, scores.shape[1] - len(kept[i]):].astype(np.float32)
@@ -108,21 +129,21 @@ def attribute_batch_full(model: nn.Module, histories: list[np.ndarray], targets:
             delta[rows] = res.delta.float().cpu().numpy()
         if progress is not None:  # empty histories count as done from the start
             progress(len(kept) - len(order) + start + len(rows), len(kept))
-    has_base = method in ("ig", "gradshap")
+    has_base = spec.has_baseline
     return BatchResult(out, tgt, base if has_base else None, delta if has_base else None)
 
 
 def attribute_batch(model: nn.Module, histories: list[np.ndarray], targets: np.ndarray, method: str = "ig", *,
                     steps: int = 20, batch_size: int = 64, baseline: str = "mean",
                     progress: Callable[[int, int], None] | None = None,
-                    times: list[np.ndarray] | None = None) -> list[np.ndarray]:
+                    times: list[np.ndarray] | None = None, samples: int | None = None) -> list[np.ndarray]:
     """One attribution array (len(history_i) truncated to max_len,) per history, oldest -> latest event.
 
     ``targets`` are item indices (1..n_items). Runs on the model's device; the model is not modified.
     ``times``: required for a time-aware model (see :func:`attribute_batch_full`).
     """
     return attribute_batch_full(model, histories, targets, method, steps=steps, batch_size=batch_size,
-                                baseline=baseline, progress=progress, times=times).scores
+                                baseline=baseline, progress=progress, times=times, samples=samples).scores
 
 
 # ------------------------------------------------------------------------------------------ one explanation
@@ -151,6 +172,8 @@ class Attribution:
     target_rank: int | None = None  # rank of the target for this history (seen items excluded, except itself)
     note: str | None = None  # e.g. TIME_NOTE for a time-aware run
     query_time: int | None = None  # time-aware runs: the request time the prediction was made for (unix s)
+    samples: int | None = None  # LIME / Kernel SHAP perturbed histories
+    model: str = "run"  # what was explained: the run's model, or the "markov" / "itemknn" baseline
 
     def to_frame(self) -> pd.DataFrame:
         """position, item_id, title, category, timestamp (UTC or NaT), lag, seconds_before, attribution."""
@@ -169,7 +192,8 @@ class Attribution:
         stamps = ([pd.Timestamp(int(t), unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ") for t in self.timestamps]
                   if self.timestamps is not None else [None] * len(self.scores))
         return {"user": self.user, "target": self.target_item, "target_title": self.target_title,
-                "method": self.method, "steps": self.steps, "baseline": self.baseline,
+                "method": self.method, "model": self.model, "steps": self.steps, "samples": self.samples,
+                "baseline": self.baseline,
                 "target_score": _num(self.target_score),
                 "baseline_score": _num(self.baseline_score), "convergence_delta": _num(self.convergence_delta),
                 "target_rank": self.target_rank, "note": self.note,
@@ -253,10 +277,23 @@ def history_query_times(data: SequenceData, u: int, n_events: int, holdout: bool
     return with_query(data.times[u][:n_events], query_time)
 
 
+def explained_model(run, data: SequenceData, model: str | object = "run"):  # noqa: ANN001, ANN201
+    """What :func:`attribute` explains: "run" = the run's neural model; "markov" / "itemknn" = that baseline, fit
+    on ``data``'s training events now; or an already fitted baseline scorer (a batch fits it once)."""
+    if not isinstance(model, str):
+        return model
+    if model == "run":
+        return run.model
+    from seqrec_core.models.baselines import explainable_baseline
+
+    return explainable_baseline(model, data)
+
+
 def attribute(run, data: SequenceData, user: str, target: str | None = None, method: str = "ig", *,
               steps: int = 50, holdout: bool = True, history: np.ndarray | None = None,
               refine: bool = True, baseline: str = "mean", history_times: np.ndarray | None = None,
-              query_time: int | None = None) -> Attribution:
+              query_time: int | None = None, samples: int | None = None,
+              model: str | object = "run") -> Attribution:
     """Explain one recommendation: attribution of each history event to the target item's score.
 
     target None -> the model's top recommendation (seen items excluded); "heldout" -> the held-out test item;
@@ -266,13 +303,22 @@ def attribute(run, data: SequenceData, user: str, target: str | None = None, met
     ``baseline`` ("mean" or "padding"): what IG and GradientShap put in place of every event.
     ``refine`` (IG only): double the steps while |convergence delta| > 1% of |target - baseline| (+0.1), up
     to MAX_REFINED_STEPS; ``Attribution.steps`` says how many were used.
+    ``samples``: LIME / Kernel SHAP perturbed histories (None = the method's default in the registry).
+    ``model``: "run" (default), or "markov" / "itemknn" to explain that baseline (see :func:`explained_model`).
     Time-aware runs: ``history_times`` (len(history),) gives an edited history's event times (see
     :func:`seqrec_core.explain.counterfactual.edited_times`); ``query_time`` the request time (default: the
     held-out event's time with ``holdout``, else last event + median gap); time features are held fixed.
     """
-    _check_method(method, steps, baseline)
+    _check_method(method, steps, baseline, samples)
+    spec = registry.by_key(method)
     check_same_catalogue(run.vocab, data)
-    model = run.model
+    if isinstance(model, str) and model not in ("run", *registry.BASELINE_MODELS):
+        raise InputError(f"model '{model}' cannot be explained; use run, {' or '.join(registry.BASELINE_MODELS)}")
+    explained = explained_model(run, data, model)
+    baseline_model = is_baseline_scorer(explained)
+    if baseline_model and not spec.works_for_baselines:
+        raise InputError(f"{spec.label} needs a neural model's item embeddings; the {explained.name} baseline can be "
+                         f"explained with {', '.join(registry.applicable(explained.name))}")
     u, hist, times = user_history(data, user, holdout or target == "heldout")
     pred_time = int(data.times[u][-1]) if len(data.times[u]) else None
     if history is not None:
@@ -283,7 +329,7 @@ def attribute(run, data: SequenceData, user: str, target: str | None = None, met
     if len(hist) == 0:
         raise InputError(f"user '{user}' has no events before the prediction point; nothing to explain")
     timed = None
-    if uses_time(model):
+    if uses_time(explained):
         held = holdout or target == "heldout"
         if history is None:
             timed = history_query_times(data, u, len(hist), held, query_time)
@@ -295,19 +341,22 @@ def attribute(run, data: SequenceData, user: str, target: str | None = None, met
                 query_time = int(data.times[u][-1])  # the held-out event's time, as in evaluation
             timed = with_query(np.asarray(history_times, dtype=np.int64), query_time)
         pred_time = int(timed[-1])
-    full = score_history(model, hist, timed)  # (V + 1,)
+    if baseline_model:
+        full = np.asarray(explained.score_histories([hist])[0], dtype=np.float32)  # (V + 1,)
+    else:
+        full = score_history(explained, hist, timed)  # (V + 1,)
     t_idx = resolve_target(data, u, target, full, hist)
     tlist = None if timed is None else [timed]
-    res = attribute_batch_full(model, [hist], np.array([t_idx]), method, steps=steps, batch_size=1, baseline=baseline,
-                               times=tlist)
+    res = attribute_batch_full(explained, [hist], np.array([t_idx]), method, steps=steps, batch_size=1,
+                               baseline=baseline, times=tlist, samples=samples)
     used = int(steps)
-    while (refine and method == "ig" and used * 2 <= max(MAX_REFINED_STEPS, used)
+    while (refine and spec.has_convergence_delta and method == "ig" and used * 2 <= max(MAX_REFINED_STEPS, used)
            and abs(res.deltas[0]) > REFINE_TOLERANCE * (abs(res.target_scores[0] - res.baseline_scores[0]) + 0.1)):
         used *= 2
-        res = attribute_batch_full(model, [hist], np.array([t_idx]), method, steps=used, batch_size=1,
+        res = attribute_batch_full(explained, [hist], np.array([t_idx]), method, steps=used, batch_size=1,
                                    baseline=baseline, times=tlist)
     scores = res.scores[0]
-    kept = window(model, hist)
+    kept = np.asarray(hist, dtype=np.int64)[-BASELINE_WINDOW:] if baseline_model else window(explained, hist)
     n = len(kept)
     stamps = None
     before = None
@@ -324,7 +373,9 @@ def attribute(run, data: SequenceData, user: str, target: str | None = None, met
         seconds_before=before, scores=scores, target_score=float(full[t_idx]),
         baseline_score=None if res.baseline_scores is None else float(res.baseline_scores[0]),
         convergence_delta=None if res.deltas is None else float(res.deltas[0]),
-        steps=used if method in ("ig", "gradshap") else None,
-        baseline=baseline if method in ("ig", "gradshap") else None, target_rank=target_rank(full, t_idx, hist),
+        steps=used if spec.knob == "steps" else None,
+        baseline=baseline if spec.has_baseline else None, target_rank=target_rank(full, t_idx, hist),
         note=TIME_NOTE if timed is not None and method != "attention" else None,
-        query_time=None if timed is None else int(timed[-1]))
+        query_time=None if timed is None else int(timed[-1]),
+        samples=int(samples or spec.default_samples) if spec.knob == "samples" else None,
+        model=explained.name if baseline_model else "run")

@@ -263,13 +263,35 @@ def run_attention(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor,
     return Engine(scores, target_score(model, ids, targets, times), None, None)
 
 
-def run_engine(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, method: str, steps: int,
-               baseline: str = "mean", times: torch.Tensor | None = None) -> Engine:
-    """``times`` (B, W + 1): only for a time-aware model, held fixed by every method."""
-    if method == "ig":
-        return run_ig(model, ids, targets, steps, baseline, times)
-    if method == "gradshap":
-        return run_gradshap(model, ids, targets, steps, baseline, times)
-    if method == "occlusion":
-        return run_occlusion(model, ids, targets, times)
+class EngineOptions(NamedTuple):
+    """What an engine may be asked for; each uses only its own knob (see ``seqrec_core.explain_methods``)."""
+
+    steps: int = 20  # IG path points / GradientSHAP samples
+    samples: int | None = None  # LIME / Kernel SHAP perturbed histories (None: the method's default)
+    baseline: str = "mean"  # IG / GradientSHAP baseline (IG_BASELINES)
+    seed: int = 0  # sampling methods: the same explanation every time it is asked for
+
+
+# The registry's engines: one signature, engine(model, ids, targets, options, times) -> Engine.
+def ig_engine(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, options: EngineOptions,
+              times: torch.Tensor | None = None) -> Engine:
+    return run_ig(model, ids, targets, options.steps, options.baseline, times)
+
+
+def gradshap_engine(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, options: EngineOptions,
+                    times: torch.Tensor | None = None) -> Engine:
+    return run_gradshap(model, ids, targets, options.steps, options.baseline, times)
+
+
+def attention_engine(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, options: EngineOptions,
+                     times: torch.Tensor | None = None) -> Engine:
     return run_attention(model, ids, targets, times)
+
+
+def run_engine(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor, method: str, steps: int,
+               baseline: str = "mean", times: torch.Tensor | None = None, samples: int | None = None) -> Engine:
+    """The registered engine of ``method`` (:mod:`seqrec_core.explain_methods`); ``times`` (B, W + 1): only for a
+    time-aware model, held fixed by every method."""
+    from seqrec_core.explain_methods import by_key
+
+    return by_key(method).load_engine()(model, ids, targets, EngineOptions(int(steps), samples, baseline), times)

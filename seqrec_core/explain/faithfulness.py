@@ -36,7 +36,14 @@ from seqrec_core.explain.longrange import (
 
 log = logging.getLogger(__name__)
 
-FAITH_METHODS = ("ig", "occlusion", "attention", "random")
+def faith_methods() -> tuple[str, ...]:
+    """The registry's methods that take part (``in_faithfulness``), then the random order they must beat."""
+    from seqrec_core.explain_methods import faithfulness_keys
+
+    return (*faithfulness_keys(), "random")
+
+
+FAITH_METHODS = faith_methods()  # as registered at import; get_faithfulness reads the registry when called
 KINDS = ("deletion", "insertion")
 
 
@@ -49,6 +56,7 @@ class Faithfulness:
     users: int
     max_k: int = 10
     steps: int = 20
+    samples: int | None = None  # LIME / Kernel SHAP samples (None: the registry's defaults)
 
 
 def aopc(curve: Sequence[float], kind: str) -> float:
@@ -132,7 +140,7 @@ def score_targets(model: nn.Module, histories: Sequence[np.ndarray], targets: np
 
 def method_scores(model: nn.Module, windows: list[np.ndarray], targets: np.ndarray, method: str, *, steps: int,
                   rng: np.random.Generator, batch_size: int = 64,
-                  times: list[np.ndarray] | None = None) -> list[np.ndarray]:
+                  times: list[np.ndarray] | None = None, samples: int | None = None) -> list[np.ndarray]:
     """Per-event ranking scores of one method; "random" draws a seeded random order. ``times``: per window its
     events' times then the query time (time-aware models)."""
     if method == "random":
@@ -141,24 +149,27 @@ def method_scores(model: nn.Module, windows: list[np.ndarray], targets: np.ndarr
 
     return [np.asarray(a, dtype=np.float64) for a in
             attribution.attribute_batch(model, windows, targets, method, steps=steps, batch_size=batch_size,
-                                        **({} if times is None else {"times": times}))]
+                                        samples=samples, **({} if times is None else {"times": times}))]
 
 
 def get_faithfulness(run, data: SequenceData, *, n_users: int = 200, max_k: int = 10,
-                     methods: Sequence[str] = FAITH_METHODS, steps: int = 20, seed: int = 0,
-                     progress: Progress | None = None, target: str = "top", batch_size: int = 64) -> Faithfulness:
+                     methods: Sequence[str] | None = None, steps: int = 20, seed: int = 0,
+                     progress: Progress | None = None, target: str = "top", batch_size: int = 64,
+                     samples: int | None = None) -> Faithfulness:
     """Deletion and insertion curves (k = 0..max_k) and AOPC for each method over seeded test users.
 
     The target is the model's top unseen recommendation from the full holdout history (``target="heldout"``:
-    the true test item). ``seed`` fixes both the users and the random order. ``progress(done, total)`` counts
-    users once per attributing method and once more for the re-scoring.
+    the true test item). ``seed`` fixes both the users and the random order. ``methods`` None: every registered
+    method with ``in_faithfulness`` that applies to the model, and "random"; ``samples``: LIME / Kernel SHAP's.
+    ``progress(done, total)`` counts users once per attributing method and once more for the re-scoring.
     """
-    from seqrec_core.explain import attribution
+    from seqrec_core.explain_methods import describe, method_keys
 
-    if methods is FAITH_METHODS and not has_attention(run.model):
-        methods = [m for m in methods if m != "attention"]  # GRU/LSTM runs have no attention to test
+    if methods is None or methods is FAITH_METHODS:  # GRU/LSTM runs have no attention to test
+        attention = has_attention(run.model)
+        methods = [m for m in faith_methods() if m == "random" or describe(m).applies_to(None, attention)]
     methods = list(dict.fromkeys(methods))
-    allowed = tuple(attribution.METHODS) + ("random",)
+    allowed = (*method_keys(), "random")
     bad = [m for m in methods if m not in allowed]
     if bad or not methods:
         raise InputError(f"faithfulness method(s) {bad or methods} not known; choose from {list(allowed)}")
@@ -183,7 +194,7 @@ def get_faithfulness(run, data: SequenceData, *, n_users: int = 200, max_k: int 
             chunk_times = None if win_times is None else win_times[chunk]
             ranked.extend(rank_events(s) for s in method_scores(run.model, windows[chunk], targets[chunk], m,
                                                                  steps=steps, rng=rng, batch_size=batch_size,
-                                                                 times=chunk_times))
+                                                                 times=chunk_times, samples=samples))
             if m != "random":
                 done += len(windows[chunk])
                 if progress is not None:
@@ -225,7 +236,7 @@ def get_faithfulness(run, data: SequenceData, *, n_users: int = 200, max_k: int 
             aopc_rows.append({"method": m, "kind": kind, "aopc": aopc(score_mean[a, b], kind),
                               "aopc_prob": aopc(prob_mean[a, b], kind)})
     result = Faithfulness(curves=pd.DataFrame(curve_rows), aopc=pd.DataFrame(aopc_rows), users=n, max_k=int(max_k),
-                          steps=steps)
+                          steps=steps, samples=samples)
     log.info("faithfulness over %d users: %s", n, ", ".join(
         f"{r['method']}/{r['kind']} {r['aopc']:.3f}" for r in aopc_rows))
     return result

@@ -65,18 +65,20 @@ def planted_cases(run, data: SequenceData, truth: DemoTruth | PlantedTruth, top_
 def get_planted_pair_check(run, data: SequenceData, truth: DemoTruth | PlantedTruth, *, top_k: int = 10,
                            top_attr: int = 3,
                            method: str = "ig", steps: int = 50, max_cases: int | None = None,
-                           progress: Callable[[int, int], None] | None = None, baseline: str = "mean") -> pd.DataFrame:
+                           progress: Callable[[int, int], None] | None = None, baseline: str = "mean",
+                           samples: int | None = None) -> pd.DataFrame:
     """One row per case: user, response, trigger, response_rank, trigger_lag (of its latest occurrence in the
     window), trigger_attr_rank (best rank of any trigger occurrence by attribution, 1 = highest), hit."""
     cases = planted_cases(run, data, truth, top_k)
     if max_cases is not None:
         cases = cases.iloc[:max(0, int(max_cases))]
     return _attribute_cases(run, data, cases, top_attr=top_attr, method=method, steps=steps, progress=progress,
-                            baseline=baseline)
+                            baseline=baseline, samples=samples)
 
 
 def _attribute_cases(run, data: SequenceData, cases: pd.DataFrame, *, top_attr: int, method: str, steps: int,
-                     progress: Callable[[int, int], None] | None = None, baseline: str = "mean") -> pd.DataFrame:
+                     progress: Callable[[int, int], None] | None = None, baseline: str = "mean",
+                     samples: int | None = None) -> pd.DataFrame:
     """:func:`get_planted_pair_check`'s rows for ``cases`` (rows of :func:`planted_cases`): where each case's
     trigger ranks among the window's events by ``method``'s attribution, and whether that is in the top_attr."""
     if cases.empty:
@@ -91,7 +93,7 @@ def _attribute_cases(run, data: SequenceData, cases: pd.DataFrame, *, top_attr: 
     if times is not None:  # the window's times and the held-out event's time
         times = [t[-(len(h) + 1):] for t, h in zip(times, hists, strict=True)]
     attrs = attribute_batch(run.model, hists, targets, method, steps=steps, batch_size=64, baseline=baseline,
-                            progress=progress, **({} if times is None else {"times": times}))
+                            progress=progress, samples=samples, **({} if times is None else {"times": times}))
     attr_rank = []
     for h, a, trig in zip(hists, attrs, triggers, strict=True):
         order = np.argsort(-a, kind="stable")  # (T,) most attributed first

@@ -178,3 +178,12 @@ def fit_baselines(data: SequenceData) -> dict[str, PopularityScorer | MarkovScor
     """The three baselines, fit on the training events only, keyed by their CLI model names."""
     return {"popularity": PopularityScorer().fit(data), "markov": MarkovScorer().fit(data),
             "itemknn": ItemKNNScorer().fit(data)}
+
+
+def explainable_baseline(name: str, data: SequenceData) -> MarkovScorer | ItemKNNScorer:
+    """The Markov or item-kNN baseline fit on ``data``'s training events, for the explain verb (popularity is left
+    out: it gives everyone the same list, so no past event can explain it)."""
+    makers = {"markov": MarkovScorer, "itemknn": ItemKNNScorer}
+    if name not in makers:
+        raise InputError(f"baseline '{name}' cannot be explained; use {' or '.join(makers)}")
+    return makers[name]().fit(data)
