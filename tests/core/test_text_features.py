@@ -135,7 +135,7 @@ def test_hub_name_offline_is_one_line_input_error(monkeypatch):
         encode_item_texts(["red lipstick"], "seqrec-tests/no-such-encoder")
     msg = str(err.value)
     assert "\n" not in msg and "seqrec-tests/no-such-encoder" in msg
-    assert "download it once or pass a local folder" in msg
+    assert "download it once or pass a local folder" in msg and "`make text-model` installs" in msg
 
 
 def test_hub_name_unreachable_fails_fast_without_download(monkeypatch):
