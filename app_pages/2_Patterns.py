@@ -5,9 +5,11 @@ import streamlit as st
 
 from seqrec_core.analysis.kinds_eval import TIME_MASS, load_model_ties
 from seqrec_core.errors import InputError
+from seqrec_core.explain_methods import time_mass_keys
 from seqrec_core.patterns.common import has_timestamps
 from seqrec_core.patterns.rhythm import timezone_names
 from seqrec_core.patterns.segments import BURSTY_B, REGULAR_B
+from seqrec_core.viz.plot_explain import method_name
 from seqrec_core.viz.plot_patterns import (
     fmt_duration,
     fmt_hours,
@@ -33,8 +35,6 @@ SEGMENT_MEANING = {
     "poisson-like": f"gaps as random as a Poisson process ({REGULAR_B:+.1f} ≤ B ≤ {BURSTY_B:+.1f})",
     "too few events": "not enough events to measure",
 }
-METHOD_NAMES = {"ig": "Integrated gradients", "occlusion": "Occlusion (remove each event)",
-                "attention": "Attention rollout"}
 NICE_BINS_S = (10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 TIME = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
 PCT = st.column_config.NumberColumn(format="percent")
@@ -255,7 +255,9 @@ def model_tab() -> None:
     n_users = n1.number_input("Predictions to explain", 20, 2000, int(defaults["n_users"]), step=20,
                               key="patterns_tm_users",
                               help="Sampled test users (fixed seed); each explains the model's top recommendation.")
-    method = n2.selectbox("Method", list(METHOD_NAMES), format_func=METHOD_NAMES.get, key="patterns_tm_method")
+    # The registry's methods for this view, as far as the stored kind accepts them.
+    methods = [m for m in time_mass_keys() if m in TIME_MASS.allowed.get("method", time_mass_keys())]
+    method = n2.selectbox("Method", methods, format_func=method_name, key="patterns_tm_method")
     steps = n3.slider("Integrated-gradients steps", 5, 100, int(defaults["steps"]), step=5, key="patterns_tm_steps",
                       disabled=method != "ig")
     found = stored.lookup(run, ds, "time_mass", n_users=int(n_users), method=method, steps=int(steps), tz=tz)
@@ -271,7 +273,7 @@ def model_tab() -> None:
                    f"hour ({tz}) or weekday as the prediction; grey diamonds: those events' share of the history. "
                    "A bar well above its diamond = the model uses that timing.")
         download_table(mass, "attribution_time_mass.csv")
-        stored.caption(found, f"{users:,} predictions · {METHOD_NAMES[meth]} · hours in {tz}")
+        stored.caption(found, f"{users:,} predictions · {method_name(meth)} · hours in {tz}")
 
 
 def planted_tab() -> None:

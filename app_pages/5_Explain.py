@@ -5,7 +5,7 @@ import streamlit as st
 
 from seqrec_core.analysis.job import default_user
 from seqrec_core.errors import InputError
-from seqrec_core.explain.attribution import METHODS
+from seqrec_core.explain_methods import BASELINE_MODELS, applicable, by_key, method_keys
 from seqrec_core.viz.plot_explain import (
     attribution_table,
     method_agreement,
@@ -27,6 +27,7 @@ STORED_TARGETS = {None: "top", "heldout": "heldout"}  # target -> the kind store
 TABS = ["Why this recommendation", "Attention", "How far back does it look", "Can we trust it", "What if",
         "Planted truth check"]
 STORED_STEPS = 50
+EXPLAINED = {"run": "The run", "markov": "Markov baseline", "itemknn": "Item-kNN baseline"}  # model to explain
 
 st.title("Explain")
 st.caption("Why does the model recommend what it does? See which past events drive one prediction, how far back "
@@ -43,12 +44,20 @@ if not cache.supports_explain(run, stored_methods):
     st.stop()
 vocab = ds.sequences.vocab
 key, fp = compute.run_key(run), ds.fingerprint
-if stored_methods:
-    available = [m for m in METHODS if m in stored_methods]
+explained_model = st.selectbox(
+    "Model to explain", list(EXPLAINED), format_func=EXPLAINED.get, key="explained_model", bind="query-params",
+    help="The run's model, or a baseline fit on the same log, to see why IT recommends what it does. Baselines "
+         "have no embeddings or attention, so only the methods that re-score histories apply (occlusion, LIME, "
+         "Kernel SHAP).")
+if stored_methods:  # a stored analysis from before LIME / Kernel SHAP lacks them: they are computed on the spot
+    run_methods = [m for m in method_keys() if m in stored_methods or m in applicable(run.family)]
 else:  # GRU/LSTM runs have no attention: offer only the methods that apply to the run in use
     from seqrec_core.explain.attention import has_attention
 
-    available = [m for m in METHODS if m != "attention" or has_attention(run.model)]
+    run_methods = list(applicable(None, has_attention(run.model)))
+# A baseline: only the methods that re-score histories (the registry says which).
+available = list(applicable(explained_model)) if explained_model in BASELINE_MODELS else run_methods
+primary = "ig" if "ig" in available else available[0]  # IG leads wherever it applies
 demo = cache.is_demo(ds)
 explained = set(cache.stored_users(str(exp.unit.folder), exp.unit.created, exp.unit)) if exp.fresh else set()
 
@@ -74,6 +83,8 @@ if target == "item":
 
 def explain(method: str, steps: int):  # noqa: ANN201 - Attribution
     """The stored explanation when there is one for this user, target and steps; else computed now."""
+    if explained_model != "run":
+        return cache.attribution(key, fp, user, target, method, steps, run, ds, model=explained_model)
     if exp.fresh and steps == STORED_STEPS and user in explained and target in STORED_TARGETS:
         found = cache.stored_attribution(str(exp.unit.folder), exp.unit.created, user, STORED_TARGETS[target],
                                          method, exp.unit, vocab)
@@ -84,7 +95,7 @@ def explain(method: str, steps: int):  # noqa: ANN201 - Attribution
 
 try:
     steps = st.session_state.get("explain_steps", STORED_STEPS)
-    ig = explain("ig", steps)
+    ig = explain(primary, steps)  # the primary explanation: IG for a neural run (named ig below for that reason)
 except InputError as err:
     st.error(str(err))
     st.stop()
@@ -124,15 +135,12 @@ def why_tab() -> None:
     steps = a1.slider("Integrated-gradients steps", 10, 200, STORED_STEPS, step=10, key="explain_steps",
                       help="More steps = a more exact integral (smaller convergence delta), slower.")
     methods = a2.multiselect("Methods", available, default=list(available), format_func=method_name,
-                             help="IG: integrated gradients on the item embeddings (baseline: the catalogue's average "
-                                  "item at every event, order kept). Occlusion: score drop when the event is removed. "
-                                  "GradientSHAP: sampled gradients. Attention: the prediction point's attention "
-                                  "rollout.")
-    ig = explain("ig", steps)
+                             help=" ".join(f"{by_key(m).label}: {by_key(m).help}" for m in available))
+    ig = explain(primary, steps)
     attrs, skipped = {}, []
     for m in methods:
         try:
-            attrs[m] = ig if m == "ig" else explain(m, steps)
+            attrs[m] = ig if m == primary else explain(m, steps)
         except InputError as err:  # e.g. attention on a model without attention maps
             skipped.append(f"{method_name(m)}: {err}")
     methods = list(attrs)
@@ -166,14 +174,14 @@ def why_tab() -> None:
         st.dataframe(shown, width="stretch", hide_index=True, height=360)
         st.caption("Attribution per event and method (rank 1 = most supportive).")
         download_table(table, f"attributions_{user}.csv", label="Download attributions (CSV)")
-    colour_by = st.selectbox("Colour the timeline by", methods or ["ig"], format_func=method_name, key="method",
+    colour_by = st.selectbox("Colour the timeline by", methods or [primary], format_func=method_name, key="method",
                              bind="query-params")
     frame = attrs.get(colour_by, ig).to_frame()
     st.plotly_chart(plot_attribution_timeline(frame, method=colour_by, target_label=target_label), width="stretch",
                     theme=None)
     st.caption("The history the model saw, one lane per category; colour and size show the attribution (blue = "
                "for the target). Hover for the title, the lag in steps and the time before the prediction.")
-    if user in explained and steps == STORED_STEPS and target in STORED_TARGETS:
+    if explained_model == "run" and user in explained and steps == STORED_STEPS and target in STORED_TARGETS:
         stored.caption(exp, f"{len(explained):,} users explained by every method")
 
 
@@ -271,7 +279,7 @@ def whatif_tab() -> None:
 
 
 # Only the open tab runs (tabs rerun on change), so the first view draws one tab, not six.
-renderers = [why_tab, lambda: attention_tab(ig.to_frame()), lambda: explain_tabs.far_tab(run, ds, available),
+renderers = [why_tab, lambda: attention_tab(ig.to_frame()), lambda: explain_tabs.far_tab(run, ds, run_methods),
              lambda: explain_tabs.trust_tab(run, ds), whatif_tab, lambda: explain_tabs.planted_tab(run, ds, vocab)]
 for tab, render in zip(tabs, renderers, strict=False):
     if tab.open:

@@ -78,10 +78,12 @@ def item_labels(fingerprint: str, _ds: Dataset) -> dict[str, str]:
 
 @st.cache_data(show_spinner="Explaining the prediction…", max_entries=128)
 def attribution(run_key: str, fingerprint: str, user: str, target: str | None, method: str, steps: int,
-                _run, _ds: Dataset):  # noqa: ANN001, ANN201 - Run -> Attribution
+                _run, _ds: Dataset, model: str = "run"):  # noqa: ANN001, ANN201 - Run -> Attribution
+    """``model``: "run", or the "markov" / "itemknn" baseline fit on the same log (fit per call: milliseconds on
+    the demo, and the result is cached like any other explanation)."""
     from seqrec_core.explain.attribution import attribute
 
-    return attribute(_run, _ds.sequences, user, target, method, steps=steps, holdout=True)
+    return attribute(_run, _ds.sequences, user, target, method, steps=steps, holdout=True, model=model)
 
 
 @st.cache_data(show_spinner="Reading the attention maps…", max_entries=32)

@@ -8,6 +8,7 @@ import streamlit as st
 from seqrec_core.analysis.kinds_explain import FAITHFULNESS, LONGRANGE, load_faithfulness, load_longrange
 from seqrec_core.analysis.reach import get_context_reach
 from seqrec_core.demo_run import DEMO_TRAINING_NOTE, INSTALLED_NAMES
+from seqrec_core.explain_methods import describe
 from seqrec_core.viz.plot_explain import method_name
 from seqrec_core.viz.plot_explain_stats import (
     plot_attention_distance,
@@ -78,8 +79,9 @@ def far_tab(run, ds, available: list[str]) -> None:  # noqa: ANN001 - LazyRun, D
                        "head.")
             download_table(stats.attention_distance, "attention_distance.csv",
                            label="Download attention distance (CSV)")
+        stepped = getattr(describe(stats.method), "knob", None) == "steps"  # IG / GradientSHAP
         stored.caption(found, f"{stats.users:,} users · {method_name(stats.method)}"
-                       + (f" · {stats.steps} steps" if stats.method in ("ig", "gradshap") else ""))
+                       + (f" · {stats.steps} steps" if stepped else ""))
     st.subheader("History-truncation ablation")
     exclude = st.toggle("Exclude items already in the history", value=False, key="trunc_exclude")
     found = stored.lookup(run, ds, "truncation", exclude_seen=bool(exclude))

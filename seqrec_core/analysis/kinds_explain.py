@@ -13,6 +13,7 @@ import pandas as pd
 from seqrec_core.analysis.registry import AnalysisContext, Computed, Kind, Progress, register
 from seqrec_core.analysis.store import StoredUnit
 from seqrec_core.errors import InputError
+from seqrec_core.explain_methods import describe, method_keys
 
 TARGET_KINDS = {"top": None, "heldout": "heldout"}  # stored target kind -> attribute()'s target
 TOP_K_STORED = 50  # the Recommendations page's largest K
@@ -34,8 +35,9 @@ def _compute_longrange(ctx: AnalysisContext, params: dict, progress: Progress | 
     from seqrec_core.explain.attention import has_attention
     from seqrec_core.explain.longrange import get_longrange_stats
 
-    if params["method"] == "attention" and not has_attention(ctx.run.model):
-        raise InputError(f"the run ({ctx.run.family}) has no attention maps; use ig or occlusion")
+    method = describe(params["method"])
+    if method is None or not method.applies_to(ctx.run.family, has_attention(ctx.run.model)):
+        raise InputError(f"the run ({ctx.run.family}) cannot be explained with {params['method']}; use ig or occlusion")
     stats = get_longrange_stats(ctx.run, ctx.data, n_users=params["n_users"], method=params["method"],
                                 steps=params["steps"], seed=params["seed"], target=params["target"], progress=progress)
     info = {"share_top_ge20": stats.share_top_ge20, "users": stats.users, "method": stats.method,
@@ -58,7 +60,7 @@ def share_beyond(by_lag: pd.DataFrame, first_far_bucket: str = "21-50") -> float
 LONGRANGE = register(Kind(
     name="longrange", version=1, defaults={"n_users": 500, "method": "ig", "steps": 20, "seed": 0, "target": "top"},
     compute=_compute_longrange, label="attribution by lag and time gap, attention distance", skip=not_explainable,
-    allowed={"n_users": (1, 1_000_000), "method": ("ig", "occlusion", "gradshap", "attention"), "steps": (1, 1000),
+    allowed={"n_users": (1, 1_000_000), "method": method_keys(), "steps": (1, 1000),
              "target": ("top", "heldout")}))
 
 
@@ -103,8 +105,9 @@ def _compute_faithfulness(ctx: AnalysisContext, params: dict, progress: Progress
                                                           "steps": faith.steps}
 
 
+# Version 2: LIME and Kernel SHAP joined the compared methods (explain_methods' in_faithfulness).
 FAITHFULNESS = register(Kind(
-    name="faithfulness", version=1, defaults={"n_users": 200, "max_k": 10, "steps": 20, "seed": 0},
+    name="faithfulness", version=2, defaults={"n_users": 200, "max_k": 10, "steps": 20, "seed": 0},
     compute=_compute_faithfulness, label="deletion / insertion curves and AOPC per method", skip=not_explainable,
     allowed={"n_users": (1, 100_000), "max_k": (1, 100), "steps": (1, 1000)}))
 
@@ -145,11 +148,11 @@ PLANTED = register(Kind(
 
 # --------------------------------------------------------------------------------------- per-user explanations
 def explain_methods(model) -> list[str]:  # noqa: ANN001 - nn.Module
-    """The methods that apply to the model (attention only where it has attention maps)."""
+    """The registered methods that apply to the model (attention only where it has attention maps)."""
     from seqrec_core.explain.attention import has_attention
-    from seqrec_core.explain.attribution import METHODS
+    from seqrec_core.explain_methods import applicable
 
-    return [m for m in METHODS if m != "attention" or has_attention(model)]
+    return list(applicable(None, has_attention(model)))
 
 
 def _compute_explanations(ctx: AnalysisContext, params: dict, progress: Progress | None) -> Computed:
@@ -180,7 +183,8 @@ def _compute_explanations(ctx: AnalysisContext, params: dict, progress: Progress
                 targets.append({"user": user, "target_kind": kind_name, "method": method,
                                 "target_index": a.target_index, "target_score": a.target_score,
                                 "baseline_score": a.baseline_score, "convergence_delta": a.convergence_delta,
-                                "steps": a.steps, "baseline": a.baseline, "target_rank": a.target_rank, "note": a.note,
+                                "steps": a.steps, "samples": a.samples, "baseline": a.baseline,
+                                "target_rank": a.target_rank, "note": a.note,
                                 "query_time": a.query_time, "error": None})
     columns = ["user", "target_kind", "method", "item_index", "lag", "timestamp", "seconds_before", "attribution"]
     frame = pd.concat(events, ignore_index=True) if events else pd.DataFrame(columns=columns)
@@ -189,8 +193,9 @@ def _compute_explanations(ctx: AnalysisContext, params: dict, progress: Progress
     return {"events": frame, "targets": pd.DataFrame(targets)}, {"methods": methods}
 
 
+# Version 2: every registered method that applies, LIME and Kernel SHAP included (and their samples per target).
 EXPLANATIONS = register(Kind(
-    name="explanations", version=1, defaults={"steps": 50}, compute=_compute_explanations, per_user=True,
+    name="explanations", version=2, defaults={"steps": 50}, compute=_compute_explanations, per_user=True,
     label="every method's attributions for a sample of users", skip=not_explainable, allowed={"steps": (1, 1000)}))
 
 
@@ -224,7 +229,8 @@ def load_attribution(unit: StoredUnit, vocab, user: str, target_kind: str, metho
                        scores=ev["attribution"].to_numpy(np.float64), target_score=float(t["target_score"]),
                        baseline_score=opt("baseline_score"), convergence_delta=opt("convergence_delta"),
                        steps=opt("steps", int), baseline=opt("baseline", str), target_rank=opt("target_rank", int),
-                       note=opt("note", str), query_time=opt("query_time", int))
+                       note=opt("note", str), query_time=opt("query_time", int),
+                       samples=opt("samples", int) if "samples" in t.index else None)
 
 
 def stored_users(unit: StoredUnit | None) -> list[str]:

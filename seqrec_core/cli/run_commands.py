@@ -9,6 +9,7 @@ import argparse
 import logging
 import time
 
+from seqrec_core import explain_methods
 from seqrec_core.cli.common import (
     POSITIVE_INT,
     SEED,
@@ -136,8 +137,22 @@ def cmd_explain(args: argparse.Namespace) -> dict:
         return explain_batch(args, fmt, run, ds.sequences, started)
     # The whole history explains the next (unseen) recommendation; --holdout explains the held-out test event.
     result = attribute(run, ds.sequences, args.user, target=args.target, method=args.method, steps=args.steps,
-                       holdout=args.holdout)
+                       holdout=args.holdout, samples=args.samples, model=explained(args, run, ds.sequences))
     return result.to_json()
+
+
+def explained(args: argparse.Namespace, run, data):  # noqa: ANN001, ANN201 - the model or a fitted baseline
+    """--model: "run", or the Markov / item-kNN baseline fit once here (a batch then explains every user with it);
+    a method that does not apply to it is refused before any work."""
+    name = getattr(args, "model", "run") or "run"
+    if name == "run":
+        return "run"
+    if args.method not in explain_methods.applicable(name):
+        raise InputError(f"--method {args.method} cannot explain the {name} baseline (it has no item embeddings or "
+                         f"attention); use --method {' or '.join(explain_methods.applicable(name))}")
+    from seqrec_core.explain.attribution import explained_model
+
+    return explained_model(run, data, name)
 
 
 EXPLAIN_COLUMNS = ("user", "target", "method", "position", "item", "timestamp", "lag", "attribution",
@@ -162,10 +177,11 @@ def explain_batch(args: argparse.Namespace, fmt: str, run, data, started: float)
     from seqrec_core.explain import attribute
 
     users = batch_users(args.users, data.vocab)
+    model = explained(args, run, data)
     docs = []
     for n, user in enumerate(users, start=1):
         docs.append(attribute(run, data, user, target=args.target, method=args.method, steps=args.steps,
-                              holdout=args.holdout).to_json())
+                              holdout=args.holdout, samples=args.samples, model=model).to_json())
         if n % 100 == 0 or n == len(users):
             log.info("explained %d of %d users (%.0f s)", n, len(users), time.perf_counter() - started)
     columns = explain_rows(docs)
@@ -206,11 +222,17 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:
     add_run_options(p)
     add_user_options(p, EXPLAIN_FORMATS)
     p.add_argument("--target", help="item id to explain, or 'heldout' (default: the top recommendation)")
-    p.add_argument("--method", default="ig", choices=("ig", "occlusion", "gradshap", "attention"),
-                   help="ig = Captum integrated gradients on the item embeddings (default), occlusion = drop each "
-                        "event and re-score, gradshap = GradientShap, attention = attention rollout")
+    methods = explain_methods.all_methods()  # the registry: a new method shows up here by itself
+    p.add_argument("--method", default="ig", choices=[m.key for m in methods],
+                   help="; ".join(f"{m.key} = {m.label}: {m.phrase}" for m in methods) + " (default ig)")
     p.add_argument("--steps", type=POSITIVE_INT, default=50,
                    help="integration steps for ig / samples for gradshap (default 50)")
+    p.add_argument("--samples", type=POSITIVE_INT, default=None,
+                   help="perturbed histories for " + ", ".join(
+                       f"{m.key} (default {m.default_samples})" for m in methods if m.knob == "samples"))
+    p.add_argument("--model", default="run", choices=("run", *explain_methods.BASELINE_MODELS),
+                   help="what to explain: the run's model (default), or the markov / itemknn baseline fit on the "
+                        "same log (methods: " + ", ".join(explain_methods.applicable("markov")) + ")")
     p.add_argument("--holdout", action="store_true", help="explain from the history before the held-out test event")
     p.set_defaults(func=cmd_explain)
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from seqrec_core.analysis.lookup import Found, find
 from seqrec_core.errors import InputError
+from seqrec_core.explain_methods import RECURRENT_FAMILIES
 
 if TYPE_CHECKING:
     from seqrec_core.data.dataset import Dataset
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]  # (what is happening, share done 0..1)
 DEFAULT_USERS = 5  # the default user plus up to 4 the run ranks well
 MAX_USERS = 50  # users one report may explain (each adds a handful of figures)
-NO_ATTENTION_FAMILIES = ("gru4rec", "lstm")  # recurrent families: no attention maps
+NO_ATTENTION_FAMILIES = RECURRENT_FAMILIES  # recurrent families: no attention maps (the methods registry's list)
 # The stored kinds a report reads, in the order it shows them, with the CLI part that computes each.
 GLOBAL_KINDS = ("evaluation", "truncation", "longrange", "faithfulness", "planted")
 USER_KINDS = ("recommendations", "explanations", "attention")
@@ -274,7 +275,7 @@ def _patterns(dataset, say: Callable[[str, float], None]):  # noqa: ANN001, ANN2
 def _user_content(run_dir: Path, dataset, user: str, parts: dict[str, Part]) -> UserContent:  # noqa: ANN001
     """One user's history and their stored top-K, attributions (every stored method) and attention."""
     from seqrec_core.analysis.kinds_explain import load_attention, load_attribution, load_recommendations
-    from seqrec_core.explain.attribution import METHODS
+    from seqrec_core.explain_methods import method_keys
     from seqrec_core.recommend import get_user_timeline
 
     vocab = dataset.sequences.vocab
@@ -291,7 +292,7 @@ def _user_content(run_dir: Path, dataset, user: str, parts: dict[str, Part]) -> 
         content.notes.append(_not_stored("Top-K", rec, run_dir, user))
     exp = parts["explanations"]
     if exp.unit is not None and user in _stored_users(exp):
-        for method in exp.unit.info.get("methods") or METHODS:
+        for method in exp.unit.info.get("methods") or method_keys():
             attr = load_attribution(exp.unit, vocab, user, "top", str(method))
             if attr is not None:
                 content.attributions[str(method)] = attr

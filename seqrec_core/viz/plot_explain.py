@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy import stats
 
+from seqrec_core.explain_methods import RANDOM, describe, method_keys
 from seqrec_core.viz.theme import (
     ACCENT,
     PRIMARY,
@@ -29,12 +30,6 @@ from seqrec_core.viz.theme import (
     truncate,
 )
 
-METHOD_NAMES = {"ig": "Integrated Gradients", "occlusion": "Occlusion", "gradshap": "GradientSHAP",
-                "attention": "Attention (last position)", "random": "Random order"}
-METHOD_SHORT = {"ig": "IG", "occlusion": "Occlusion", "gradshap": "GradSHAP", "attention": "Attention",
-                "random": "Random"}
-METHOD_COLORS = {"ig": PRIMARY, "occlusion": "#F28E2B", "gradshap": "#59A14F", "attention": "#B07AA1",
-                 "random": "#8A8F98"}
 NEGATIVE = "#F28E2B"  # attributions against the target
 # white -> house blue, for weights in 0..1 (attention)
 WEIGHT_SCALE = [[0.0, "#FFFFFF"], [0.15, "#DCE7F2"], [0.5, "#8FB0D3"], [1.0, "#1F4E79"]]
@@ -44,15 +39,19 @@ ZOOM_LAST = 60  # a long history's heatmap opens on its most recent events
 
 
 def method_name(method: str) -> str:
-    return METHOD_NAMES.get(method, method)
+    """The registry's full name of a method (seqrec_core.explain_methods); an unknown key as it is."""
+    known = describe(method)
+    return known.label if known else method
 
 
 def method_short(method: str) -> str:
-    return METHOD_SHORT.get(method, method)
+    known = describe(method)
+    return known.short if known else method
 
 
 def method_color(method: str, i: int = 0) -> str:
-    return METHOD_COLORS.get(method, ("#76B7B2", "#EDC948", "#9C755F")[i % 3])
+    known = describe(method)
+    return known.color if known else ("#EDC948", "#FF9DA7", "#D37295")[i % 3]
 
 
 def fmt_seconds(seconds: float | None) -> str:
@@ -231,7 +230,7 @@ def attribution_table(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def _methods(table: pd.DataFrame, methods: Sequence[str] | None) -> list[str]:
-    cols = [m for m in (methods or METHOD_NAMES) if m in table.columns]
+    cols = [m for m in (methods or (*method_keys(), RANDOM.key)) if m in table.columns]
     return cols
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from seqrec_core.explain_methods import describe
 from seqrec_core.viz.plot_evaluation import error_bars, ordered_models
 from seqrec_core.viz.plot_patterns import SEGMENT_ORDER, column_values
 from seqrec_core.viz.theme import (
@@ -89,9 +90,8 @@ def plot_attribution_time_mass(frame: pd.DataFrame, *, users: int | None = None,
     fig.add_scatter(x=aspects, y=100 * chance, mode="markers", name="share of events (chance level)",
                     marker=dict(symbol="diamond", size=12, color=BASELINE_GREYS[2]),
                     hovertemplate="<b>%{x}</b><br>%{y:.1f}% of the history events<extra></extra>")
-    short = {"ig": "integrated gradients", "occlusion": "occlusion", "gradshap": "GradientSHAP",
-             "attention": "attention rollout"}
-    parts = [short.get(method, clean_text(method, "ig"))] + ([f"{users:,} predictions"] if users else [])
+    known = describe(str(method))  # the registry's name; an unknown stored method keeps its own (cleaned) key
+    parts = [known.label if known else clean_text(method, "ig")] + ([f"{users:,} predictions"] if users else [])
     tag = {"inside a burst of their item": "burst", "at the same hour of day": "hour", "on the same weekday": "weekday"}
     ratios = [f"{tag.get(a, a)} {r:.1f}×" for a, r in zip(aspects, ratio, strict=True) if np.isfinite(r)]
     if ratios:
