@@ -1,7 +1,7 @@
 """Evaluate: the model against honest baselines, full ranking, with 95% intervals."""
 import streamlit as st
 
-from seqrec_core.evaluation import METRICS, get_rank_distribution
+from seqrec_core.evaluation import ALL_METRICS, AUC_HELP, AUC_METRICS, METRICS, get_rank_distribution
 from seqrec_core.training.verdict import METRIC as VERDICT_METRIC
 from seqrec_core.training.verdict import verdict_from_run
 from seqrec_core.viz.plot_evaluation import (
@@ -24,9 +24,9 @@ exclude_seen = c1.toggle("Exclude seen items", value=compute.exclude_seen_defaul
                          help="On: items the user already had are removed from the ranking (right for logs without "
                               "repeats, where a seen item can never be the next one; the default there). Off: every "
                               "item can be recommended (repeat purchases count; the default for logs with repeats).")
-metric = c2.selectbox("Metric for the charts", METRICS, index=METRICS.index("NDCG@10"),
+metric = c2.selectbox("Metric for the charts", ALL_METRICS, index=ALL_METRICS.index("NDCG@10"),
                       help="HR@K: share of users whose held-out item is in the top K. NDCG@K also rewards placing it "
-                           "higher. MRR: mean of 1/rank.")
+                           "higher. MRR: mean of 1/rank. " + AUC_HELP)
 
 found = stored.lookup(run, ds, "evaluation", exclude_seen=bool(exclude_seen))
 if not found.fresh:
@@ -47,8 +47,15 @@ table = evaluation.metrics
 st.plotly_chart(plot_metric_comparison(table, metric), width="stretch", theme=None)
 st.caption(f"{metric} per model with bootstrap 95% intervals (1,000 resamples of users). "
            "Bars whose intervals do not overlap differ beyond chance.")
-shown = table[["model", "users", *METRICS]]
-st.dataframe(shown.style.format({m: "{:.4f}" for m in METRICS}), width="stretch", hide_index=True)
+auc_columns = [c for m in AUC_METRICS for c in (m, f"{m} lo", f"{m} hi")]
+shown = table.reindex(columns=["model", "users", *METRICS, *auc_columns])  # an old stored table lacks AUC: NaN
+st.dataframe(shown.style.format({c: "{:.4f}" for c in shown.columns[2:]}, na_rep="—"), width="stretch",
+             hide_index=True)
+st.caption("**AUC** is the share of the catalogue the model ranks below the item the user really took next "
+           "(0.5 = random, 1 = always first), averaged over users; **GAUC** weights each user by the events before "
+           "the held-out one. *lo*/*hi*: bootstrap 95% interval. Ties count half, as in scikit-learn."
+           + ("" if shown["AUC"].notna().all() else " — = not known: this evaluation was stored before AUC "
+              "existed; compute it again."))
 download_table(table, "metrics.csv")
 
 c1, c2 = st.columns(2)

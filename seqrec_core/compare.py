@@ -28,13 +28,21 @@ from seqrec_core.compare_paired import (  # re-exported: the page and the tests 
 )
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
-from seqrec_core.evaluation import EvalResult, evaluate, get_metrics_by_history_length, get_metrics_table
+from seqrec_core.evaluation import (
+    AUC_METRICS,
+    EvalResult,
+    evaluate,
+    get_metrics_by_history_length,
+    get_metrics_table,
+)
 from seqrec_core.models.base import Scorer
 from seqrec_core.run_files import read_json, read_safetensors_header
 
 log = logging.getLogger(__name__)
 
-COMPARE_METRICS = ("HR@10", "NDCG@10", "MRR")
+COMPARE_METRICS = ("HR@10", "NDCG@10", "MRR")  # the per-user breakdowns (history length, segments)
+TABLE_METRICS = (*COMPARE_METRICS, *AUC_METRICS)  # the runs table, its chart and the paired differences
+NO_AUC = "— (evaluated before AUC)"  # a run whose stored evaluation has no candidate counts: recompute it
 BASELINE_NAMES = ("popularity", "markov", "itemknn")  # what models.baselines.fit_baselines returns
 Progress = Callable[[int, int], None]
 
@@ -135,7 +143,7 @@ def get_metrics_with_ci(results: Sequence[EvalResult], n_boot: int = 1000) -> pd
 
 
 def get_runs_table(metas: Sequence[RunMeta], metrics: pd.DataFrame,
-                   columns: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
+                   columns: Sequence[str] = TABLE_METRICS) -> pd.DataFrame:
     """The Compare page's main table: one row per run, in the order of ``metas``.
 
     ``metrics`` is :func:`get_metrics_with_ci`'s table (rows matched on the run name); a run missing there gets
@@ -149,7 +157,7 @@ def get_runs_table(metas: Sequence[RunMeta], metrics: pd.DataFrame,
         for m in columns:
             for suffix in ("", " lo", " hi"):
                 value = hit.get(f"{m}{suffix}") if hit is not None else None
-                row[f"{m}{suffix}"] = float(value) if value is not None else float("nan")
+                row[f"{m}{suffix}"] = float(value) if value is not None and pd.notna(value) else float("nan")
         row["test users"] = int(hit["users"]) if hit is not None else 0
         row["exclude_seen"] = bool(hit["exclude_seen"]) if hit is not None else None
         row["train seconds"] = meta.train_seconds
@@ -189,14 +197,17 @@ def _fmt_duration(seconds: float | None) -> str:
         f"{seconds / 3600:.1f} h"
 
 
-def runs_table_for_display(table: pd.DataFrame, columns: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
+def runs_table_for_display(table: pd.DataFrame, columns: Sequence[str] = TABLE_METRICS) -> pd.DataFrame:
     """The runs table as people read it: which run and its setup (what differs from the family's defaults), then
     "value (95% CI lo–hi)" per metric, then cost (training time, parameters, device) and provenance (created,
-    data fingerprint)."""
+    data fingerprint). A run with rank metrics but no AUC (stored before AUC existed) says so: :data:`NO_AUC`."""
     out = pd.DataFrame({"run": table["run"], "setup": table["setup"]})
+    evaluated = pd.to_numeric(table[columns[0]], errors="coerce").notna() if columns else None
     for m in columns:
-        out[f"{m} (95% CI)"] = [_fmt_ci(v, lo, hi) for v, lo, hi in
-                                zip(table[m], table[f"{m} lo"], table[f"{m} hi"], strict=True)]
+        cells = [_fmt_ci(v, lo, hi) for v, lo, hi in zip(table[m], table[f"{m} lo"], table[f"{m} hi"], strict=True)]
+        if m in AUC_METRICS and evaluated is not None:
+            cells = [NO_AUC if cell == "n/a" and seen else cell for cell, seen in zip(cells, evaluated, strict=True)]
+        out[f"{m} (95% CI)"] = cells
     out["training time"] = [_fmt_duration(s) for s in pd.to_numeric(table["train seconds"], errors="coerce")]
     out["parameters"] = [f"{int(n):,}" if pd.notna(n) else "n/a" for n in table["parameters"]]
     out["device"] = table["device"].fillna("n/a")
@@ -330,7 +341,8 @@ def get_attribution_comparison(runs: Mapping[str, object], data: SequenceData, u
     return align_attributions(attrs), get_attribution_targets(attrs)
 
 
-__all__ = ["BASELINE_NAMES", "COMPARE_METRICS", "RunMeta", "align_attributions", "combine_topk", "count_parameters",
+__all__ = ["BASELINE_NAMES", "COMPARE_METRICS", "NO_AUC", "TABLE_METRICS", "RunMeta", "align_attributions",
+           "combine_topk", "count_parameters",
            "describe_paired_difference", "differing_options", "evaluate_scorers", "get_attribution_comparison",
            "get_attribution_targets", "get_history_length_across", "get_metrics_with_ci", "get_options_table",
            "get_paired_difference", "get_paired_differences", "get_run_meta", "get_runs_table", "get_segments_across",

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from seqrec_core.errors import InputError
-from seqrec_core.evaluation import EvalResult, bootstrap_means
+from seqrec_core.evaluation import EvalResult, bootstrap_weighted_means, metric_weights
 
 HEAD_TO_HEAD = ("NDCG@10", "HR@10")
 NO_DIFFERENCE = "no clear difference"
@@ -38,13 +38,16 @@ def _paired(a: EvalResult, b: EvalResult, metrics: Sequence[str], n_boot: int, s
     if len(diffs) == 0:
         nan = np.full(len(metrics), np.nan)
         return nan, nan.copy(), nan.copy()
-    means = bootstrap_means(diffs, n_boot, seed)  # (n_boot, M)
+    # GAUC is a weighted mean: same users, same weights, so its difference is the weighted mean of the differences
+    weights = metric_weights(a, metrics)  # (U, M) or None
+    means = bootstrap_weighted_means(diffs, weights, n_boot, seed)  # (n_boot, M)
     tail = (1 - level) / 2
-    return diffs.mean(axis=0), np.quantile(means, tail, axis=0), np.quantile(means, 1 - tail, axis=0)
+    point = diffs.mean(axis=0) if weights is None else (diffs * weights).sum(axis=0) / weights.sum(axis=0)
+    return point, np.quantile(means, tail, axis=0), np.quantile(means, 1 - tail, axis=0)
 
 
 def _mean(result: EvalResult, metric: str) -> float:
-    return float(np.mean(result.per_user(metric))) if len(result.users) else float("nan")
+    return result.mean(metric)
 
 
 def verdict(lo: float, hi: float, a: str, b: str) -> str:
@@ -129,9 +132,11 @@ def get_paired_differences(results: Sequence[EvalResult], reference: str,
     return pd.DataFrame(rows, columns=cols)
 
 
-def paired_differences_for_display(table: pd.DataFrame,
-                                   metrics: Sequence[str] = ("HR@10", "NDCG@10", "MRR")) -> pd.DataFrame:
-    """"+0.0123 (+0.0040 to +0.0210)" per metric: the difference to the reference and its paired 95% interval."""
+def paired_differences_for_display(table: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """"+0.0123 (+0.0040 to +0.0210)" per metric: the difference to the reference and its paired 95% interval
+    (``metrics``: default every metric the table holds)."""
+    if metrics is None:
+        metrics = [c[:-len(" diff")] for c in table.columns if c.endswith(" diff")]
     out = pd.DataFrame({"model": table["model"]})
     ref = table["reference"].iloc[0] if len(table) else "reference"
     for m in metrics:

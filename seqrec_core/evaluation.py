@@ -281,8 +281,8 @@ def evaluate(scorer: Scorer, data: SequenceData, part: str = "test", *, exclude_
                         exclude_seen=exclude_seen, users=split.users[idx], ranks=ranks, history_len=history_len,
                         metrics={}, n_candidates=candidates, ties=ties)
     result.metrics = result.all_metrics()
-    log.info("evaluated %s on %s (%d users, exclude_seen=%s): NDCG@10=%.4f HR@10=%.4f", result.name, part,
-             len(idx), exclude_seen, result.metrics["NDCG@10"], result.metrics["HR@10"])
+    log.info("evaluated %s on %s (%d users, exclude_seen=%s): NDCG@10=%.4f HR@10=%.4f AUC=%.4f GAUC=%.4f",
+             result.name, part, len(idx), exclude_seen, *map(result.metrics.get, ("NDCG@10", "HR@10", "AUC", "GAUC")))
     return result
 
 

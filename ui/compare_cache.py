@@ -67,7 +67,9 @@ def history_table(stored: dict, baselines_from: str, metric: str, with_baselines
 @st.cache_data(show_spinner="Bootstrapping the paired differences…", max_entries=16)
 def paired(keys: tuple[str, ...], fingerprint: str, exclude_seen: bool, reference: str,
            _results: list[EvalResult]) -> pd.DataFrame:
-    return compare.get_paired_differences(_results, reference)
+    # AUC / GAUC join in when every result has its candidate counts (a stored evaluation from before AUC lacks them)
+    metrics = compare.TABLE_METRICS if all(r.has_auc for r in _results) else compare.COMPARE_METRICS
+    return compare.get_paired_differences(_results, reference, metrics=metrics)
 
 
 @st.cache_data(show_spinner="Bootstrapping the head-to-head difference…", max_entries=32)

@@ -11,6 +11,7 @@ from seqrec_core import compare
 from seqrec_core.analysis.job import default_user
 from seqrec_core.data.dataset import Dataset
 from seqrec_core.errors import InputError
+from seqrec_core.evaluation import AUC_HELP
 from seqrec_core.viz.plot_compare import (
     plot_attribution_side_by_side,
     plot_paired_difference,
@@ -72,10 +73,10 @@ def all_runs_tab(v: CompareView) -> None:
                    + ("" if show_all else " (the others are hidden)") + "; blank = the run's family has no such "
                    "option, 'none' = left unset.")
         download_table(options, "run_options.csv", label="Download every option (CSV)")
-    st.plotly_chart(plot_runs_metrics(v.metrics, compare.COMPARE_METRICS, runs=[m.name for m in v.metas],
+    st.plotly_chart(plot_runs_metrics(v.metrics, compare.TABLE_METRICS, runs=[m.name for m in v.metas],
                                       colors=v.colors), width="stretch", theme=None)
     st.caption("Each panel is one metric: longer bars are better; when two runs' whiskers overlap, the difference "
-               "may be chance. Grey bars are the baselines, the dotted line the best of them.")
+               "may be chance. Grey bars are the baselines, the dotted line the best of them. " + AUC_HELP)
     download_table(v.metrics, "metrics_with_ci.csv", label="Download all metrics with intervals (CSV)")
     ranked = v.metrics[v.metrics["kind"] == "run"].sort_values("NDCG@10", ascending=False, kind="stable")
     best = str(ranked["model"].iloc[0])

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seqrec_core.evaluation import METRICS
+from seqrec_core.evaluation import ALL_METRICS, AUC_HELP
 from seqrec_core.report.content import Part, ReviewContent
 from seqrec_core.report.render import Canvas, Section, facts, note, para, table, text
 from seqrec_core.report.sentences import metrics_sentence
 
-SHOWN_METRICS = ("HR@10", "HR@20", "NDCG@10", "NDCG@20", "MRR")  # the metrics table's columns (the figures: @10)
+SHOWN_METRICS = ("HR@10", "HR@20", "NDCG@10", "NDCG@20", "MRR", "AUC", "GAUC")  # the table's columns (figures: @10)
 
 
 def provenance(part: Part, settings: str = "") -> str:
@@ -146,7 +146,7 @@ def _recorded_metrics(metrics: dict) -> pd.DataFrame | None:
     for part in ("val", "test"):
         values = metrics.get(part) if isinstance(metrics, dict) else None
         if isinstance(values, dict) and values:
-            rows.append({"split": part, **{k: _fmt(v) for k, v in values.items() if k in METRICS}})
+            rows.append({"split": part, **{k: _fmt(v) for k, v in values.items() if k in ALL_METRICS}})
     return pd.DataFrame(rows) if rows else None
 
 
@@ -162,12 +162,15 @@ def _fmt(value: object) -> str:
 
 
 def metrics_table(frame: pd.DataFrame, metrics: tuple[str, ...] = SHOWN_METRICS) -> pd.DataFrame:
-    """Model, users and each metric as 'value [lo, hi]' (95% bootstrap interval)."""
+    """Model, users and each metric as 'value [lo, hi]' (95% bootstrap interval); "—" where a metric is unknown
+    (AUC in an evaluation stored before AUC existed)."""
     rows = []
     for _, r in frame.iterrows():
         row = {"model": str(r["model"]), "users": int(r["users"]) if "users" in r else None}
         for m in metrics:
-            if m in r:
+            if m not in r or not np.isfinite(float(r[m])):
+                row[m] = "—"
+            else:
                 lo, hi = r.get(f"{m} lo"), r.get(f"{m} hi")
                 ci = f" [{lo:.4f}, {hi:.4f}]" if lo is not None and hi is not None and np.isfinite(lo) else ""
                 row[m] = f"{float(r[m]):.4f}{ci}"
@@ -187,7 +190,8 @@ def metrics_section(content: ReviewContent, canvas: Canvas) -> Section:
     section = Section("metrics", "Metrics against the baselines",
                       "Leave-one-out in time: each user's last event is predicted from everything before it, every "
                       "item in the catalogue ranked (no sampled negatives), next to popularity, first-order Markov "
-                      "and item-kNN under the same protocol. Brackets are bootstrap 95% intervals over users.")
+                      "and item-kNN under the same protocol. Brackets are bootstrap 95% intervals over users. "
+                      + AUC_HELP)
     ev = content.evaluation
     if ev is None:
         return section.add(gap(part, content))

@@ -56,7 +56,9 @@ def error_bars(value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict | None
 def plot_metric_comparison(table: pd.DataFrame, metric: str = "NDCG@10") -> go.Figure:
     """One bar per model, best at the top, 95% whiskers; a dotted line at the best baseline makes "beats the
     baselines" a single glance."""
-    title, x_title, y_title = f"{metric} by model", f"{metric} on test users (0–1, higher is better)", "model"
+    chance = metric in ("AUC", "GAUC")  # 0.5 is what a random ranking gets, so the chart marks it
+    title, y_title = f"{metric} by model", "model"
+    x_title = f"{metric} on test users (0–1, {'0.5 = random, ' if chance else ''}higher is better)"
     if table is None or len(table) == 0:
         return empty_figure(title, x_title, y_title, "no evaluated models")
     _require(table, {"model", metric}, "plot_metric_comparison")
@@ -82,6 +84,8 @@ def plot_metric_comparison(table: pd.DataFrame, metric: str = "NDCG@10") -> go.F
     baselines = frame[frame["baseline"]]
     models = frame[~frame["baseline"]]
     subtitle = "whiskers: 95% confidence interval"
+    if chance:
+        add_guide(fig, 0.5, "random (0.5)", color="#5F6673", dash="dash")
     if not baselines.empty:
         best_base = baselines.iloc[0]
         add_guide(fig, float(best_base["value"]), f"best baseline ({best_base['model']})", dash="dot")

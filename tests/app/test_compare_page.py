@@ -79,12 +79,16 @@ def test_compare_two_runs_table_charts_and_side_by_side(private_runs, small_data
     at = open_page("app_pages/8_Compare.py", dataset=small_dataset)
     table = at.dataframe[0].value
     assert len(table) == 2 and set(table["run"]) == {"tiny-sasrec", "tiny-sasrec-learned"}
-    assert {"setup", "NDCG@10 (95% CI)", "HR@10 (95% CI)", "MRR (95% CI)", "training time", "parameters", "device",
-            "data fingerprint"} <= set(table.columns)
+    assert {"setup", "NDCG@10 (95% CI)", "HR@10 (95% CI)", "MRR (95% CI)", "AUC (95% CI)", "GAUC (95% CI)",
+            "training time", "parameters", "device", "data fingerprint"} <= set(table.columns)
+    for cell in [*table["AUC (95% CI)"], *table["GAUC (95% CI)"]]:  # "0.8123 (0.8010–0.8240)"
+        value, lo, hi = (float(x) for x in cell.replace("(", "").replace(")", "").replace("–", " ").split())
+        assert 0 <= lo <= value <= hi <= 1
     assert "Test metrics of every run" in "\n".join(c.proto.spec for c in at.get("plotly_chart"))
     frames = [d.value for d in at.dataframe]
     paired = next(f for f in frames if "verdict (NDCG@10)" in f.columns)
     assert len(paired) == 1 + 3 and set(paired["verdict (NDCG@10)"]) <= {"better", "worse", "within chance"}
+    assert {c.split(" vs ")[0] for c in paired.columns if " vs " in c} == {"HR@10", "NDCG@10", "MRR", "AUC", "GAUC"}
     assert any(b.label == "Download runs table (CSV)" for b in at.get("download_button"))
     at = open_page("app_pages/8_Compare.py", dataset=small_dataset, tab="For whom is each run better?")
     joined = "\n".join(c.proto.spec for c in at.get("plotly_chart"))

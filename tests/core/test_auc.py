@@ -141,3 +141,16 @@ def test_a_stored_version_1_evaluation_loads_without_auc(tmp_path):
     result = ev.results["my_run"]
     assert not result.has_auc and "AUC" not in result.metrics
     assert result.metrics["MRR"] == pytest.approx((1 + 1 / 4) / 2)
+
+
+def test_paired_gauc_difference_is_the_weighted_difference():
+    from seqrec_core.compare_paired import get_paired_difference
+
+    data = random_data(n_users=50, n_items=30, seed=7)
+    a = evaluate(RandomScorer(data.vocab.n_items, seed=1), data, "test")
+    b = evaluate(RandomScorer(data.vocab.n_items, seed=2), data, "test")
+    table = get_paired_difference(a, b, ("AUC", "GAUC"), n_boot=300).set_index("metric")
+    for m in ("AUC", "GAUC"):
+        assert table.loc[m, "A"] == pytest.approx(a.metrics[m]) and table.loc[m, "B"] == pytest.approx(b.metrics[m])
+        assert table.loc[m, "difference"] == pytest.approx(a.metrics[m] - b.metrics[m])
+        assert table.loc[m, "lo"] <= table.loc[m, "difference"] <= table.loc[m, "hi"]

@@ -66,13 +66,17 @@ def test_runs_table_reproduces_the_trainers_test_metrics(two_runs, results):
     assert list(table["run"]) == list(two_runs) and len(table) == 2
     for _, row in table.iterrows():
         recorded = json.loads((Path(row["path"]) / "metrics.json").read_text())["test"]  # exclude_seen was off
-        for m in compare.COMPARE_METRICS:
+        for m in compare.TABLE_METRICS:  # AUC and GAUC too: training records them from the same ranking
             value, lo, hi = row[m], row[f"{m} lo"], row[f"{m} hi"]
             assert value == pytest.approx(recorded[m], abs=1e-9)
             assert 0 <= lo <= value <= hi <= 1
     assert (table["test users"] == len(next(iter(results.values())).users)).all()
     shown = compare.runs_table_for_display(table)
     assert shown["NDCG@10 (95% CI)"].str.match(r"^\d\.\d{4} \(\d\.\d{4}–\d\.\d{4}\)$").all()
+    assert shown["GAUC (95% CI)"].str.match(r"^\d\.\d{4} \(\d\.\d{4}–\d\.\d{4}\)$").all()
+    # a run evaluated before AUC existed (no AUC columns stored) says so instead of showing a number
+    old = compare.runs_table_for_display(compare.get_runs_table(metas, metrics.drop(columns=["AUC", "AUC lo"])))
+    assert set(old["AUC (95% CI)"]) == {compare.NO_AUC} and old["HR@10 (95% CI)"].str.match(r"^\d\.").all()
     # a run without metrics keeps its row (NaN), it does not vanish
     partial = compare.get_runs_table(metas, metrics[metrics["model"] != SECOND_RUN])
     assert len(partial) == 2 and np.isnan(partial.loc[partial["run"] == SECOND_RUN, "NDCG@10"].iloc[0])
