@@ -1,7 +1,8 @@
 """The Recommendations page's "What changed" section: the run in use against an older run on the same, newer log.
 
-Offered at once when the run in use was resumed from another (``resumed_from``), else with a picker of a second
-run. The comparison is computed by :func:`seqrec_core.what_changed.get_what_changed` and cached per pair of runs,
+Offered with the older run picked when the run in use was resumed from another (``resumed_from``), else with a
+picker of a second run; a toggle starts the comparison (it ranks every user twice, so opening the page never
+does). It is computed by :func:`seqrec_core.what_changed.get_what_changed` and cached per pair of runs,
 data and settings; the figures come from :mod:`seqrec_core.viz.plot_what_changed`. Who counts as "affected": the
 planted shift's users when the session holds its truth (``PLANTED_SHIFT_KEY``: ``{"users", "items"}``, set by
 whoever generated the log), else the users whose newest events include items the old run never saw.
@@ -77,11 +78,18 @@ def section(run, ds, user_id: str, k: int, exclude_seen: bool) -> None:  # noqa:
     old_path = choices[picked]
     old_name = Path(old_path).name
     st.subheader(f"What changed since {old_name}")
+    # Ranking every user with both runs is a many-user computation: started by the person, not by opening the page.
+    if not st.toggle("Compare the two runs", key="what_changed_go",
+                     help="Ranks every user's top-K with both runs and scores both on the newest period: seconds for "
+                          "a few thousand users, kept for this pair of runs afterwards."):
+        st.caption(f"Switch on to see how each user's top-{k} moved between {old_name} and {run.path.name}, which "
+                   "new items entered, and how both do on the behaviour since the old run's log ended.")
+        return
     try:
         old_run = state.lazy_run(old_path)
         changed = _compare(run_key(old_run), run_key(run), ds.fingerprint, int(k), bool(exclude_seen),
                            state.session_run(old_path), state.session_run(run.path), ds.sequences)
-    except InputError as err:
+    except (InputError, OSError) as err:  # OSError: the folder vanished since it was listed
         st.error(f"Cannot compare with {old_name}: {err}")
         return
     n_users = len(changed.per_user)

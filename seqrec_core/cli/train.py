@@ -40,7 +40,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN",
                    help="update this run on --data (a log that has grown) instead of training from scratch: items it "
                         "knows keep their vectors, new items get fresh ones, and it trains for a short budget (default "
-                        "15% of RUN's training time; or --time-budget / --epochs) with RUN's settings and columns")
+                        "10%% of RUN's epochs, at least one; or --time-budget / --epochs) with RUN's settings and "
+                        "columns")
     add_data_options(p, required=False)
     p.add_argument("--model",
                    help="model family: sasrec (causal Transformer), bert4rec (masked-item Transformer), gru4rec, "
@@ -134,15 +135,26 @@ def _show_progress(args: argparse.Namespace, main_rank: bool) -> None:
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
 
 
+_RESUME_TRAIN_FLAGS = ("batch_size", "lr", "weight_decay", "patience", "keep", "weight_average", "max_len")
+
+
 def _resume(args: argparse.Namespace) -> dict:
     """``train --resume RUN --data NEW_LOG --out NEW_RUN``: every refusal comes before a folder is claimed."""
     from seqrec_core.jobs.claim import claim_run_dir
     from seqrec_core.runs import read_run_files
     from seqrec_core.training import TrainingCancelled
-    from seqrec_core.training.warm_start import check_resume_paths, check_same_family, resume_training
+    from seqrec_core.training.warm_start import (
+        check_resume_paths,
+        check_same_family,
+        resume_config,
+        resume_training,
+    )
 
     if args.spec:
         raise InputError("--resume and --spec do not go together; resume with --data NEW_LOG --out NEW_RUN")
+    if args.analyze or args.analyze_users:
+        raise InputError("--analyze is not offered with --resume; analyse the updated run afterwards with "
+                         "`python -m seqrec_core analyze --run NEW_RUN`")
     missing = [flag for flag, value in (("--data", args.data), ("--out", args.out)) if not value]
     if missing:
         raise InputError(f"train --resume needs {', '.join(missing)} (the grown log and a new run folder)")
@@ -150,6 +162,8 @@ def _resume(args: argparse.Namespace) -> dict:
     files = read_run_files(args.resume)
     options = model_options_from_args(args)
     check_same_family(files.config, args.model, options)
+    train_options = {name: getattr(args, name) for name in _RESUME_TRAIN_FLAGS}
+    resume_config(files.config, epochs=args.epochs, time_budget=args.time_budget, overrides=train_options)
     progress = progress_file(args.progress, args.out)
     should_stop = install_cancel_handler()
     try:
@@ -160,6 +174,7 @@ def _resume(args: argparse.Namespace) -> dict:
             return resume_training(args.resume, ds.sequences, args.out, data_info=ds.info(), epochs=args.epochs,
                                    time_budget=args.time_budget, device=args.device or "auto", seed=args.seed,
                                    family=args.model, model_options=options, exclude_seen=exclude,
+                                   train_options=train_options,
                                    progress_path=progress, should_stop=should_stop)
     except TrainingCancelled:
         raise Cancelled from None

@@ -8,14 +8,18 @@ other weight (positions, attention, the RNN, the output bias) is kept as it is. 
 has per-user parameters (a user is their history), so new users are served from their events alone. The update
 then trains with the old run's training settings for a short budget.
 
-The default budget is ``RESUME_SHARE`` of the old run's own training time: a retrain on the grown log costs at
-least that time again, so the update, with its evaluation and saving, stays within a quarter of it (the bar
-``bench/warm_start.py`` measures).
+The default budget is ``RESUME_SHARE`` of the old run's epochs (at least one full epoch), not of its seconds: a
+retrain on the grown log needs at least the old run's epochs again, each longer, so the update stays near a tenth of
+it. Why epochs: measured on the demo with a planted shift (``bench/warm_start.py``, 600 users, a loaded 2-core CPU),
+a budget of 10% of the old run's seconds ended inside the first epoch, and the update ranked none of the new items
+in the top 10 of the 157 users who moved to them (the retrain: 146); new items need every window of the grown log
+at least once. A budget in epochs also does the same work however busy the machine is.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,8 +35,8 @@ from seqrec_core.training.config import TrainConfig, seed_everything
 
 log = logging.getLogger(__name__)
 
-RESUME_SHARE = 0.15  # default budget: this share of the old run's training seconds (evaluating, saving on top)
-MIN_RESUME_SECONDS = 10.0  # ... but at least this long (one epoch and its validation on a small log)
+RESUME_SHARE = 0.1  # default budget: this share of the old run's epochs, rounded up
+MIN_RESUME_EPOCHS = 1  # ... and at least one full pass over the grown log
 TEXT_TABLE = "item_emb.text.text"  # the frozen title matrix: re-encoded for the new catalogue, never copied
 
 
@@ -122,15 +126,30 @@ def warm_start_model(old_model: nn.Module, old_vocab: Vocab, vocab: Vocab, *, se
     return model, mapping
 
 
+RESUME_OVERRIDES = ("batch_size", "lr", "weight_decay", "patience", "keep", "weight_average")
+
+
 def resume_config(run_config: dict, *, epochs: int | None = None, time_budget: float | None = None,
-                  device: str | None = None, seed: int | None = None) -> TrainConfig:
-    """The old run's training settings for the update: its batch, learning rate, patience, averaging, with a short
-    budget (``time_budget``, ``epochs``, or by default ``RESUME_SHARE`` of its own training seconds)."""
+                  device: str | None = None, seed: int | None = None, overrides: dict | None = None) -> TrainConfig:
+    """The old run's training settings for the update: its batch, learning rate, patience, averaging (unless
+    ``overrides`` names them, from ``RESUME_OVERRIDES``), with a short budget (``time_budget``, ``epochs``, or by
+    default ``RESUME_SHARE`` of its own epochs, at least ``MIN_RESUME_EPOCHS``, and no time limit). The history
+    length is the model's and cannot change."""
     stored = dict(run_config.get("train") or {})
-    base = TrainConfig.from_dict({**TrainConfig.STORED_DEFAULTS, **stored}, where="the run's training options")
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if given.get("max_len") is not None and given["max_len"] != stored.get("max_len", given["max_len"]):
+        raise InputError(f"--max-len {given['max_len']} differs from the run's {stored['max_len']}; a resumed run "
+                         "keeps its history length: leave --max-len out")
+    unknown = sorted(set(given) - set(RESUME_OVERRIDES) - {"max_len"})
+    if unknown:
+        raise InputError(f"a resumed run cannot change {', '.join(unknown)}; it may change "
+                         f"{', '.join(RESUME_OVERRIDES)}")
+    given.pop("max_len", None)
+    base = TrainConfig.from_dict({**TrainConfig.STORED_DEFAULTS, **stored, **given},
+                                 where="the run's training options")
     if epochs is None and time_budget is None:
-        old_seconds = float(run_config.get("train_seconds") or 0.0)
-        time_budget = max(MIN_RESUME_SECONDS, RESUME_SHARE * old_seconds)
+        old_epochs = int(run_config.get("epochs_trained") or 0)
+        epochs = max(MIN_RESUME_EPOCHS, math.ceil(RESUME_SHARE * old_epochs))
     changes: dict = {"time_budget": time_budget, "device": device or "auto"}
     if epochs is not None:
         changes["epochs"] = epochs
@@ -167,12 +186,13 @@ def check_same_family(run_config: dict, family: str | None, model_options: dict 
 def resume_training(run_dir: str | Path, data: SequenceData, out_dir: str | Path, *, data_info: dict | None = None,
                     epochs: int | None = None, time_budget: float | None = None, device: str = "auto",
                     seed: int | None = None, family: str | None = None, model_options: dict | None = None,
-                    exclude_seen: bool | None = None, progress_path: str | Path | None = None,
-                    should_stop: Callable[[], bool] | None = None,
+                    exclude_seen: bool | None = None, train_options: dict | None = None,
+                    progress_path: str | Path | None = None, should_stop: Callable[[], bool] | None = None,
                     on_event: Callable[[dict], None] | None = None) -> dict:
     """Update the run at ``run_dir`` on ``data`` (the grown log) and save it at ``out_dir``; returns the train JSON
     with ``resumed_from`` (the old run, its data fingerprint and last event time, the item and user counts kept and
-    new). ``exclude_seen`` defaults to the old run's. Refusals are one :class:`InputError` line, before anything is
+    new). ``exclude_seen`` defaults to the old run's; ``train_options`` may change what :func:`resume_config` lets
+    change. Refusals are one :class:`InputError` line, before anything is
     written: ``out_dir`` is the run, ``run_dir`` is not a run, ``family``/``model_options`` are not the run's, the
     log shares no item with it."""
     from seqrec_core.jobs.claim import claim_run_dir
@@ -183,7 +203,8 @@ def resume_training(run_dir: str | Path, data: SequenceData, out_dir: str | Path
     files = read_run_files(run_dir)
     check_same_family(files.config, family, model_options)
     map_vocab(files.vocab, data.vocab)  # refused before a folder is claimed or the model is read
-    cfg = resume_config(files.config, epochs=epochs, time_budget=time_budget, device=device, seed=seed)
+    cfg = resume_config(files.config, epochs=epochs, time_budget=time_budget, device=device, seed=seed,
+                        overrides=train_options)
     with claim_run_dir(out_dir, replace_run=False) as out:
         run = load_run(run_dir, files=files)
         old_data = files.config.get("data") or {}
@@ -208,6 +229,6 @@ def resume_training(run_dir: str | Path, data: SequenceData, out_dir: str | Path
                                 should_stop=should_stop, exclude_seen=exclude, on_event=on_event, build=build)
 
 
-__all__ = ["MIN_RESUME_SECONDS", "RESUME_SHARE", "VocabMap", "check_resume_paths", "check_same_family",
-           "item_indexed_keys", "map_vocab", "resume_config", "resume_training", "resumed_from",
+__all__ = ["MIN_RESUME_EPOCHS", "RESUME_OVERRIDES", "RESUME_SHARE", "VocabMap", "check_resume_paths",
+           "check_same_family", "item_indexed_keys", "map_vocab", "resume_config", "resume_training", "resumed_from",
            "warm_start_model"]

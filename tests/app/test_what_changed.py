@@ -36,7 +36,8 @@ def resumed_pair(tmp_path_factory: pytest.TempPathFactory, runs_dir: Path):  # n
     return runs, full, truth
 
 
-def open_page(runs: Path, dataset, run: Path, monkeypatch: pytest.MonkeyPatch, truth=None) -> AppTest:  # noqa: ANN001
+def open_page(runs: Path, dataset, run: Path, monkeypatch: pytest.MonkeyPatch, truth=None,  # noqa: ANN001
+              compare: bool = True) -> AppTest:
     monkeypatch.setenv("SEQREC_RUNS_DIR", str(runs))
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["dataset"] = dataset
@@ -48,14 +49,24 @@ def open_page(runs: Path, dataset, run: Path, monkeypatch: pytest.MonkeyPatch, t
     at.switch_page(PAGE)
     at.run()
     assert not at.exception, at.exception
+    if compare:
+        at.toggle(key="what_changed_go").set_value(True).run()
+        assert not at.exception, at.exception
     return at
+
+
+def test_resumed_run_offers_its_old_run_and_computes_only_when_asked(resumed_pair, monkeypatch) -> None:
+    runs, full, truth = resumed_pair
+    at = open_page(runs, full, runs / "after-shift", monkeypatch, truth, compare=False)
+    assert any(h.value == "What changed since before-shift" for h in at.subheader)
+    assert at.selectbox(key="what_changed_old").value == "before-shift (resumed from)"
+    assert not at.toggle(key="what_changed_go").value
+    assert not any("newest behaviour" in c.proto.spec for c in at.get("plotly_chart"))
 
 
 def test_resumed_run_shows_shift_items_entering_the_affected_users_top_k(resumed_pair, monkeypatch) -> None:
     runs, full, truth = resumed_pair
     at = open_page(runs, full, runs / "after-shift", monkeypatch, truth)
-    assert any(h.value == "What changed since before-shift" for h in at.subheader)
-    assert at.selectbox(key="what_changed_old").value == "before-shift (resumed from)"
     line = next(m.value for m in at.markdown if m.value.startswith("**Users of the planted taste shift:**"))
     after, total = (int(x.replace(",", "")) for x in line.split("now get")[0].split(":**")[1].split(" of "))
     before = int(line.split("(before: ")[1].split(")")[0].replace(",", ""))
@@ -83,7 +94,7 @@ def test_a_run_trained_from_scratch_offers_a_picker_and_computes_nothing(resumed
     from seqrec_core.data.dataset import DataSource, open_dataset
 
     old = open_dataset(DataSource(path=str(runs.parent / "old.parquet"), format="parquet"))
-    at = open_page(runs, old, runs / "before-shift", monkeypatch)
+    at = open_page(runs, old, runs / "before-shift", monkeypatch, compare=False)
     box = at.selectbox(key="what_changed_old")
     assert box.value == "(none)" and "after-shift" in box.options
     assert not any(h.value.startswith("What changed since") for h in at.subheader)

@@ -95,13 +95,17 @@ def test_text_runs_encode_new_items_from_their_titles(tmp_path: Path, monkeypatc
 
 
 def test_resume_config_keeps_the_runs_settings_with_a_short_default_budget() -> None:
-    config = {"train": {"lr": 0.005, "batch_size": 16, "patience": 40, "max_len": 30, "seed": 3, "device": "cuda"},
-              "train_seconds": 200.0}
+    config = {"train": {"lr": 0.005, "batch_size": 16, "patience": 40, "max_len": 30, "seed": 3, "device": "cuda",
+                        "time_budget": 300.0}, "train_seconds": 200.0, "epochs_trained": 15}
     cfg = resume_config(config)
     assert (cfg.lr, cfg.batch_size, cfg.patience, cfg.max_len, cfg.seed) == (0.005, 16, 40, 30, 3)
-    assert cfg.time_budget == pytest.approx(30.0) and cfg.device == "auto"
+    assert cfg.epochs == 2 and cfg.time_budget is None and cfg.device == "auto"  # a tenth of 15 epochs, rounded up
+    assert resume_config({**config, "epochs_trained": 3}).epochs == 1  # at least one full pass
     assert resume_config(config, epochs=2).time_budget is None and resume_config(config, epochs=2).epochs == 2
     assert resume_config(config, time_budget=5.0).time_budget == 5.0
+    assert resume_config(config, overrides={"lr": 0.01, "max_len": 30, "batch_size": None}).lr == 0.01
+    with pytest.raises(InputError, match="history length"):
+        resume_config(config, overrides={"max_len": 50})
 
 
 # ------------------------------------------------------------------------------------------------- the CLI
@@ -154,6 +158,9 @@ REFUSALS = {  # name -> (argv after --resume RUN ..., fragments of the one line)
     "no_shared_item": (["--resume", "{run}", "--data", "{other}", "--out", "{out}"], ["shares no item"]),
     "out_is_the_run": (["--resume", "{run}", "--data", "{full}", "--out", "{run}"], ["--out", "resumed"]),
     "no_data": (["--resume", "{run}", "--out", "{out}"], ["--data"]),
+    "other_max_len": (["--resume", "{run}", "--data", "{full}", "--out", "{out}", "--max-len", "32"],
+                      ["--max-len 32", "16"]),
+    "with_analyze": (["--resume", "{run}", "--data", "{full}", "--out", "{out}", "--analyze"], ["--analyze"]),
 }
 
 
