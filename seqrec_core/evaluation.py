@@ -194,6 +194,8 @@ def rank_counts(scores: Any, histories: Sequence[np.ndarray], targets: np.ndarra
         seen_rows = np.repeat(np.arange(n_rows), lens)
         seen_cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if lens.sum() else \
             np.zeros(0, dtype=np.int64)
+    candidates = _candidates(scores.shape[1], targets, seen_rows, seen_cols) if exclude_seen else \
+        np.full(n_rows, scores.shape[1] - 2, dtype=np.int64)  # every item but the padding and the target
     if _is_torch(scores):
         import torch
 
@@ -209,8 +211,8 @@ def rank_counts(scores: Any, histories: Sequence[np.ndarray], targets: np.ndarra
             s[torch.as_tensor(seen_rows, device=dev), torch.as_tensor(seen_cols, device=dev)] = math.nan
         s[rows, tgt] = t
         counts = torch.stack([(s >= t[:, None]).sum(dim=1),  # (B,) counts the target itself, hence 1 + others
-                              (s == t[:, None]).sum(dim=1) - 1, (~torch.isnan(s)).sum(dim=1) - 1])  # (3, B)
-        ranks, ties, candidates = counts.cpu().numpy().astype(np.int64)
+                              (s == t[:, None]).sum(dim=1) - 1])  # (2, B)
+        ranks, ties = counts.cpu().numpy().astype(np.int64)
         return ranks, ties, candidates
     s = np.array(scores, dtype=np.float32, copy=True)  # (B, N+1), ours to mutate
     rows = np.arange(n_rows)
@@ -223,9 +225,18 @@ def rank_counts(scores: Any, histories: Sequence[np.ndarray], targets: np.ndarra
         s[seen_rows, seen_cols] = np.nan
     s[rows, targets] = t
     with np.errstate(invalid="ignore"):
-        ranks = (s >= t[:, None]).sum(axis=1).astype(np.int64)
-        ties = (s == t[:, None]).sum(axis=1).astype(np.int64) - 1
-    return ranks, ties, (~np.isnan(s)).sum(axis=1).astype(np.int64) - 1
+        ranks = np.count_nonzero(s >= t[:, None], axis=1).astype(np.int64)
+        ties = np.count_nonzero(s == t[:, None], axis=1).astype(np.int64) - 1
+    return ranks, ties, candidates
+
+
+def _candidates(n_cols: int, targets: np.ndarray, seen_rows: np.ndarray, seen_cols: np.ndarray) -> np.ndarray:
+    """Per row, the items left to rank the target against when seen items are excluded: all but the padding, the
+    target and the distinct seen items (from the histories, not from another pass over the scores)."""
+    out = np.full(len(targets), n_cols - 2, dtype=np.int64)
+    keep = (seen_cols != 0) & (seen_cols != targets[seen_rows])
+    distinct = np.unique(seen_rows[keep] * n_cols + seen_cols[keep])
+    return out - np.bincount(distinct // n_cols, minlength=len(targets))
 
 
 def evaluate(scorer: Scorer, data: SequenceData, part: str = "test", *, exclude_seen: bool = False,
