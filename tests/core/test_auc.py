@@ -154,3 +154,14 @@ def test_paired_gauc_difference_is_the_weighted_difference():
         assert table.loc[m, "A"] == pytest.approx(a.metrics[m]) and table.loc[m, "B"] == pytest.approx(b.metrics[m])
         assert table.loc[m, "difference"] == pytest.approx(a.metrics[m] - b.metrics[m])
         assert table.loc[m, "lo"] <= table.loc[m, "difference"] <= table.loc[m, "hi"]
+
+
+def test_the_report_table_shows_auc_with_its_interval_and_a_dash_when_unknown():
+    from seqrec_core.report.sections_run import metrics_table
+
+    data = random_data(n_users=30, n_items=20, seed=8)
+    res = evaluate(RandomScorer(data.vocab.n_items, seed=9), data, "test")
+    table = metrics_table(get_metrics_table([res], n_boot=100))
+    assert table["AUC"].iloc[0].startswith(f"{res.metrics['AUC']:.4f} [") and table["GAUC"].iloc[0].endswith("]")
+    old = metrics_table(get_metrics_table([res], n_boot=100).drop(columns=["AUC", "GAUC"]))
+    assert old["AUC"].iloc[0] == "—" and old["GAUC"].iloc[0] == "—" and old["MRR"].iloc[0] != "—"
