@@ -186,6 +186,9 @@ def why_tab() -> None:
 
 
 def attention_tab(history) -> None:  # noqa: ANN001 - the explained history (Attribution.to_frame())
+    if explained_model != "run":
+        st.info(f"The {EXPLAINED[explained_model]} has no attention maps; choose “The run” above to see the run's.")
+        return
     if "attention" not in available:
         st.info(f"The run's family ({run.family}) has no attention maps to show.")
         return

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from seqrec_core.explain_methods import ExplainMethod, applicable, registered
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "app_pages" / "5_Explain.py")
 APP = str(ROOT / "app.py")
-METHODS = ("ig", "occlusion", "gradshap", "attention")
+METHODS = applicable("sasrec")  # the registry's methods for the tiny SASRec run (LIME and Kernel SHAP included)
 
 
 def open_explain(dataset, run: Path, tab: str | None = None) -> AppTest:
@@ -62,6 +64,27 @@ def test_why_tab_shows_methods_delta_and_timeline(page, small_dataset) -> None:
     assert [t.label for t in page.tabs][:5] == ["Why this recommendation", "Attention", "How far back does it look",
                                                 "Can we trust it", "What if"]
     assert "Planted truth check" not in [t.label for t in page.tabs]  # not the demo log
+
+
+def test_a_baseline_is_explained_by_the_methods_that_apply_to_it(small_dataset, tiny_run) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["dataset"] = small_dataset
+    at.session_state["run_path"] = str(tiny_run)
+    at.session_state["explained_model"] = "markov"
+    at.run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    table = frame_with(at, "occlusion rank")
+    assert {"occlusion", "lime", "kernelshap"} <= set(table.columns) and "ig" not in table.columns
+    assert metric(at, "IG convergence delta") == "n/a"
+
+
+def test_a_registered_method_appears_on_the_page(small_dataset, tiny_run) -> None:
+    toy = ExplainMethod(key="toy", label="Toy recency", short="Toy", color="#123456", phrase="a test method",
+                        engine="core.test_explain_methods:toy_engine", in_faithfulness=False, in_time_mass=False)
+    with registered(toy):
+        at = open_explain(small_dataset, tiny_run)
+        assert "toy" in frame_with(at, "ig rank").columns
+        assert "toy" in at.multiselect[0].options or "Toy recency" in at.multiselect[0].options
 
 
 def test_steps_layer_and_target_controls_rerun_cleanly(small_dataset, tiny_run) -> None:
