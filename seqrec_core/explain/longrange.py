@@ -183,9 +183,10 @@ def get_longrange_stats(run, data: SequenceData, *, n_users: int = 1000, method:
     first through the attributions, then through the attention maps.
     """
     from seqrec_core.explain import attribution
+    from seqrec_core.explain_methods import method_keys
 
-    if method not in attribution.METHODS:
-        raise InputError(f"method '{method}' is not one of {list(attribution.METHODS)}")
+    if method not in method_keys():
+        raise InputError(f"method '{method}' is not one of {list(method_keys())}")
     started = time.perf_counter()
     split = heldout_split(data)
     rows = sample_rows(len(split.users), n_users, seed)
