@@ -92,10 +92,10 @@ def test_ig_and_occlusion_deletion_beats_random_on_a_planted_log(planted):  # no
     assert set(faith.aopc["method"]) == set(FAITH_METHODS)
     table = faith.aopc.set_index(["method", "kind"])["aopc"]
     random_deletion = table[("random", "deletion")]
-    for method in ("ig", "occlusion", "lime", "kernelshap"):  # measured: ig 2.0, occlusion 3.0, random 0.44
+    # measured (2026-12-07): ig 1.71, occlusion 1.89, lime 1.97, kernelshap 1.97, random -0.20
+    for method in ("ig", "occlusion", "lime", "kernelshap"):
         assert table[(method, "deletion")] > max(2 * random_deletion, random_deletion + 0.5), method
     assert table[("occlusion", "insertion")] > table[("random", "insertion")]
-    print(table.round(3).to_dict())
     # every attributing method once (the registry's in_faithfulness ones; "random" costs nothing) + the re-scoring
     assert calls[-1][0] == calls[-1][1] == 80 * len(FAITH_METHODS)
 
