@@ -5,7 +5,9 @@ users active then move to a new "Smart home" category whose items did not exist 
 event before the shift. Steps, each through the library's real jobs (the same code as the CLI's ``train`` and
 ``train --resume``):
   0. the old run: SASRec with the defaults on the old log, for ``--epochs`` epochs;
-  a. resumed: ``resume_training`` on the full log with its default budget (10% of the old run's epochs, rounded up);
+  a. resumed: ``resume_training`` on the full log with its default budget (10% of the old run's epochs, rounded up)
+     and new items imprinted (the default); once more with ``new_items="init"`` (the family's init alone) to show
+     what imprinting adds;
   b. retrained: SASRec from scratch on the full log with the old run's recipe, the same number of epochs.
 Budgets are epochs, not seconds, so every run does the same work however busy the machine is (the wall seconds
 are what a loaded machine gives). A retrain to its own stopping point would take longer still (the shipped demo
@@ -81,19 +83,25 @@ def main() -> None:
         exclude = bool(old_summary["exclude_seen"])
         resumed_summary, resume_wall = timed(lambda: resume_training(
             root / "old", new_ds.sequences, root / "resumed", data_info=new_ds.info()))
+        init_summary, init_wall = timed(lambda: resume_training(  # new items at the family's init, no imprinting
+            root / "old", new_ds.sequences, root / "resumed-init", data_info=new_ds.info(), new_items="init"))
         retrain_summary, retrain_wall = timed(lambda: run_training_job(
             new_ds.sequences, "sasrec", {}, TrainConfig(epochs=args.epochs), root / "retrained",
             new_ds.info(), exclude_seen=exclude))
-        old, resumed, retrained = (load_run(root / name) for name in ("old", "resumed", "retrained"))
+        old, resumed, resumed_init, retrained = (load_run(root / name) for name in
+                                                 ("old", "resumed", "resumed-init", "retrained"))
         since = last_time_of(old.config)
         data = new_ds.sequences
         rows = {"old": newest(OldCatalogueScorer(old.scorer(), old.vocab, data.vocab), data, since, exclude),
                 "resumed": newest(resumed.scorer(), data, since, exclude),
+                "resumed (init, no imprint)": newest(resumed_init.scorer(), data, since, exclude),
                 "retrained": newest(retrained.scorer(), data, since, exclude)}
         recovery = {name: get_shift_recovery(get_what_changed(old, run, data, users=truth.shift_users),
                                              truth.shift_users, truth.shift_items)
-                    for name, run in (("resumed", resumed), ("retrained", retrained))}
+                    for name, run in (("resumed", resumed), ("resumed (init, no imprint)", resumed_init),
+                                      ("retrained", retrained))}
     for name, summary, wall in (("old", old_summary, old_wall), ("resumed", resumed_summary, resume_wall),
+                                ("resumed (init, no imprint)", init_summary, init_wall),
                                 ("retrained", retrain_summary, retrain_wall)):
         rows[name].update(wall_seconds=wall, train_seconds=summary["train_seconds"], epochs=summary["epochs"],
                           stopped=summary["stopped_reason"])

@@ -3,8 +3,9 @@
 Why: behaviour keeps arriving, and a full retrain repeats what the old run already learned. The old run's
 weights carry over: every item that is still in the catalogue keeps its vector (its row is copied to the item's
 new index), items the old run never saw get fresh vectors made exactly as the family makes them for a new model
-(its own init; with a text encoder, their titles go through the same encoder into the text part), and every
-other weight (positions, attention, the RNN, the output bias) is kept as it is. Users need nothing: no family
+(its own init; with a text encoder, their titles go through the same encoder into the text part), then their
+output rows are imprinted from the hidden states that precede them in the grown log (``training/imprint.py``: why),
+and every other weight (positions, attention, the RNN, the output bias) is kept as it is. Users need nothing: no family
 has per-user parameters (a user is their history), so new users are served from their events alone. The update
 then trains with the old run's training settings for a short budget.
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 RESUME_SHARE = 0.1  # default budget: this share of the old run's epochs, rounded up
 MIN_RESUME_EPOCHS = 1  # ... and at least one full pass over the grown log
+NEW_ITEM_STARTS = ("imprint", "init")  # how new items' vectors start: imprinted from the log, or the family's init
 TEXT_TABLE = "item_emb.text.text"  # the frozen title matrix: re-encoded for the new catalogue, never copied
 
 
@@ -50,6 +52,7 @@ class VocabMap:
     items_dropped: int  # items of the old run the new log no longer holds (their rows are left behind)
     users_kept: int
     users_new: int
+    items_imprinted: int = 0  # new items whose output rows were imprinted from the log (see warm_start_model)
 
     @property
     def items_kept(self) -> int:
@@ -57,7 +60,7 @@ class VocabMap:
 
     def to_json(self) -> dict:
         return {"items_kept": self.items_kept, "items_new": self.items_new, "items_dropped": self.items_dropped,
-                "users_kept": self.users_kept, "users_new": self.users_new}
+                "users_kept": self.users_kept, "users_new": self.users_new, "items_imprinted": self.items_imprinted}
 
 
 def map_vocab(old: Vocab, new: Vocab) -> VocabMap:
@@ -91,11 +94,14 @@ def item_indexed_keys(model: nn.Module) -> set[str]:
 
 
 def warm_start_model(old_model: nn.Module, old_vocab: Vocab, vocab: Vocab, *, seed: int = 42, device: str = "cpu",
-                     text_progress: Callable[[int, int], None] | None = None) -> tuple[nn.Module, VocabMap]:
+                     text_progress: Callable[[int, int], None] | None = None,
+                     imprint_from: SequenceData | None = None) -> tuple[nn.Module, VocabMap]:
     """A model of the old model's family and options for ``vocab``'s catalogue, holding the old weights.
 
     Kept items' rows are copied exactly, new items keep the new model's own initial rows (seeded by ``seed``),
-    with a text encoder the title matrix is encoded for the new catalogue; every other weight is the old one."""
+    with a text encoder the title matrix is encoded for the new catalogue; every other weight is the old one.
+    With ``imprint_from`` (the grown log, ``vocab``'s data), new items' output rows are then imprinted from the
+    hidden states before their training occurrences (:mod:`seqrec_core.training.imprint`)."""
     from seqrec_core.models import build_model
     from seqrec_core.models.text_features import with_item_text
 
@@ -123,6 +129,12 @@ def warm_start_model(old_model: nn.Module, old_vocab: Vocab, vocab: Vocab, *, se
             else:
                 raise InputError(f"the run's '{key}' has shape {tuple(source.shape)}, not {tuple(target.shape)} as "
                                  "its family builds it now; retrain it")
+    if imprint_from is not None:
+        from seqrec_core.training.imprint import imprint_new_items
+
+        new_items = np.setdiff1d(np.arange(1, vocab.n_items + 1), mapping.new_rows)
+        mapping = dataclasses.replace(mapping, items_imprinted=imprint_new_items(
+            model, imprint_from, new_items, mapping.new_rows[1:], seed=seed))
     return model, mapping
 
 
@@ -186,19 +198,22 @@ def check_same_family(run_config: dict, family: str | None, model_options: dict 
 def resume_training(run_dir: str | Path, data: SequenceData, out_dir: str | Path, *, data_info: dict | None = None,
                     epochs: int | None = None, time_budget: float | None = None, device: str = "auto",
                     seed: int | None = None, family: str | None = None, model_options: dict | None = None,
-                    exclude_seen: bool | None = None, train_options: dict | None = None,
+                    exclude_seen: bool | None = None, train_options: dict | None = None, new_items: str = "imprint",
                     progress_path: str | Path | None = None, should_stop: Callable[[], bool] | None = None,
                     on_event: Callable[[dict], None] | None = None) -> dict:
     """Update the run at ``run_dir`` on ``data`` (the grown log) and save it at ``out_dir``; returns the train JSON
     with ``resumed_from`` (the old run, its data fingerprint and last event time, the item and user counts kept and
     new). ``exclude_seen`` defaults to the old run's; ``train_options`` may change what :func:`resume_config` lets
-    change. Refusals are one :class:`InputError` line, before anything is
-    written: ``out_dir`` is the run, ``run_dir`` is not a run, ``family``/``model_options`` are not the run's, the
-    log shares no item with it."""
+    change; ``new_items`` picks how new items' vectors start ("imprint", the default, or "init": the family's own
+    init alone; see :mod:`seqrec_core.training.imprint` for why the default). Refusals are one
+    :class:`InputError` line, before anything is written: ``out_dir`` is the run, ``run_dir`` is not a run,
+    ``family``/``model_options`` are not the run's, the log shares no item with it."""
     from seqrec_core.jobs.claim import claim_run_dir
     from seqrec_core.jobs.train import run_training_job
     from seqrec_core.runs import load_run, read_run_files
 
+    if new_items not in NEW_ITEM_STARTS:
+        raise InputError(f"new_items {new_items!r} is unknown; use one of {list(NEW_ITEM_STARTS)}")
     check_resume_paths(run_dir, out_dir)
     files = read_run_files(run_dir)
     check_same_family(files.config, family, model_options)
@@ -214,7 +229,8 @@ def resume_training(run_dir: str | Path, data: SequenceData, out_dir: str | Path
 
         def build(text_progress: Callable[[int, int], None]) -> nn.Module:
             model, box["map"] = warm_start_model(run.model, run.vocab, data.vocab, seed=cfg.seed,
-                                                 device=cfg.device, text_progress=text_progress)
+                                                 device=cfg.device, text_progress=text_progress,
+                                                 imprint_from=data if new_items == "imprint" else None)
             record.update(box["map"].to_json())
             return model
 
@@ -229,6 +245,6 @@ def resume_training(run_dir: str | Path, data: SequenceData, out_dir: str | Path
                                 should_stop=should_stop, exclude_seen=exclude, on_event=on_event, build=build)
 
 
-__all__ = ["MIN_RESUME_EPOCHS", "RESUME_OVERRIDES", "RESUME_SHARE", "VocabMap", "check_resume_paths",
+__all__ = ["MIN_RESUME_EPOCHS", "NEW_ITEM_STARTS", "RESUME_OVERRIDES", "RESUME_SHARE", "VocabMap", "check_resume_paths",
            "check_same_family", "item_indexed_keys", "map_vocab", "resume_config", "resume_training", "resumed_from",
            "warm_start_model"]
