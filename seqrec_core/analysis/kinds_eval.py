@@ -16,6 +16,7 @@ from seqrec_core.analysis.registry import AnalysisContext, Computed, Kind, Progr
 from seqrec_core.analysis.store import StoredUnit
 from seqrec_core.errors import InputError
 from seqrec_core.evaluation import ALL_METRICS, EvalResult, default_exclude_seen
+from seqrec_core.explain_methods import time_mass_keys
 
 RUN = "<run>"  # the run's name inside stored tables
 
@@ -161,4 +162,4 @@ def _compute_time_mass(ctx: AnalysisContext, params: dict, progress: Progress | 
 TIME_MASS = register(Kind(
     name="time_mass", version=1, defaults={"n_users": 200, "method": "ig", "steps": 20, "tz": "UTC", "seed": 0},
     compute=_compute_time_mass, label="attribution on bursts, same hour and same weekday", skip=_explainable,
-    allowed={"n_users": (1, 100_000), "method": ("ig", "occlusion", "attention"), "steps": (1, 1000)}))
+    allowed={"n_users": (1, 100_000), "method": time_mass_keys(), "steps": (1, 1000)}))

@@ -31,7 +31,7 @@ EXPLAIN_FORMATS = ("csv", "parquet", "json")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
-    from seqrec_core.evaluation import evaluate
+    from seqrec_core.evaluation import bootstrap_intervals, evaluate
     from seqrec_core.models.baselines import fit_baselines
 
     run, ds = open_run_and_data(args)
@@ -40,7 +40,9 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     baselines = {name: evaluate(scorer, ds.sequences, "test", **kw).metrics
                  for name, scorer in fit_baselines(ds.sequences).items()}
     return {"run_dir": str(run.path), "model": run.config.get("family"), "exclude_seen": kw["exclude_seen"],
-            "users": int(len(result.users)), "metrics": result.metrics, "baselines": baselines}
+            "users": int(len(result.users)), "metrics": result.metrics,
+            "intervals_95": {m: list(v) for m, v in bootstrap_intervals(result, list(result.metrics)).items()},
+            "baselines": baselines}
 
 
 def check_batch_args(args: argparse.Namespace, formats: tuple[str, ...]) -> str | None:

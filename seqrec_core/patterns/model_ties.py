@@ -25,6 +25,7 @@ import pandas as pd
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
 from seqrec_core.evaluation import EvalResult, bootstrap_intervals
+from seqrec_core.explain_methods import method_keys
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +201,8 @@ def compute_attribution_time_mass(run, data: SequenceData, item_bursts: pd.DataF
     if not data.has_time:
         raise InputError("the log has no timestamps (only an event order), so attribution cannot be placed in "
                          "time; load a file with a time column")
-    if method not in attribution.METHODS:
-        raise InputError(f"method '{method}' is not one of {list(attribution.METHODS)}")
+    if method not in method_keys():
+        raise InputError(f"method '{method}' is not one of {list(method_keys())}")
     started = time.perf_counter()
     split = heldout_split(data)
     rows = sample_rows(len(split.users), n_users, seed)

@@ -76,6 +76,10 @@ def test_train_evaluate_recommend_round_trip(tmp_path, small_dataset):
     evaluated = json.loads(proc.stdout)
     assert evaluated["metrics"]["NDCG@10"] == pytest.approx(trained["metrics"]["test"]["NDCG@10"], abs=1e-6)
     assert set(evaluated["baselines"]) == {"popularity", "markov", "itemknn"}
+    for metric in ("NDCG@10", "AUC", "GAUC"):  # every metric carries its 95% bootstrap interval
+        lo, hi = evaluated["intervals_95"][metric]
+        assert lo <= evaluated["metrics"][metric] <= hi
+    assert 0.5 < evaluated["metrics"]["AUC"] <= 1  # a trained model ranks the next item above most of the catalogue
     assert evaluated["exclude_seen"] is False  # the demo log has repeat consumption, so auto keeps seen items
 
     user = small_dataset.sequences.vocab.user_ids[0]
