@@ -69,6 +69,9 @@ def main() -> None:
     ap.add_argument("--shift-weeks", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=15, help="epochs of the old run and of the full retrain")
     ap.add_argument("--seed", type=int, default=0, help="the demo log's seed (training uses 42)")
+    ap.add_argument("--resume-epochs", type=int, default=None, help="the update's epochs (default: the library's)")
+    ap.add_argument("--resume-weight-average", type=float, default=None,
+                    help="the update's weight-average decay (default: the library's)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -82,9 +85,11 @@ def main() -> None:
             old_ds.sequences, "sasrec", {}, TrainConfig(epochs=args.epochs), root / "old", old_ds.info()))
         exclude = bool(old_summary["exclude_seen"])
         resumed_summary, resume_wall = timed(lambda: resume_training(
-            root / "old", new_ds.sequences, root / "resumed", data_info=new_ds.info()))
+            root / "old", new_ds.sequences, root / "resumed", data_info=new_ds.info(), epochs=args.resume_epochs,
+            train_options={"weight_average": args.resume_weight_average}))
         init_summary, init_wall = timed(lambda: resume_training(  # new items at the family's init, no imprinting
-            root / "old", new_ds.sequences, root / "resumed-init", data_info=new_ds.info(), new_items="init"))
+            root / "old", new_ds.sequences, root / "resumed-init", data_info=new_ds.info(), new_items="init",
+            epochs=args.resume_epochs, train_options={"weight_average": args.resume_weight_average}))
         retrain_summary, retrain_wall = timed(lambda: run_training_job(
             new_ds.sequences, "sasrec", {}, TrainConfig(epochs=args.epochs), root / "retrained",
             new_ds.info(), exclude_seen=exclude))
