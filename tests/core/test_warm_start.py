@@ -42,7 +42,8 @@ TINY = ["--max-len", "16", "--hidden-size", "16", "--num-layers", "1", "--num-he
 def test_map_vocab_counts_kept_new_and_dropped_items_and_users() -> None:
     m = map_vocab(OLD, NEW)
     assert dict(zip(m.old_rows.tolist(), m.new_rows.tolist(), strict=True)) == {0: 0, 3: 1, 1: 3, 4: 4, 5: 6}
-    assert m.to_json() == {"items_kept": 4, "items_new": 2, "items_dropped": 1, "users_kept": 1, "users_new": 1}
+    assert m.to_json() == {"items_kept": 4, "items_new": 2, "items_dropped": 1, "users_kept": 1, "users_new": 1,
+                           "items_imprinted": 0}
     with pytest.raises(InputError, match="shares no item"):
         map_vocab(OLD, Vocab(item_ids=["p", "q"], user_ids=["u1"]))
 
@@ -72,6 +73,38 @@ def test_kept_rows_are_copied_new_rows_fresh_other_weights_equal(family: str) ->
         else:
             assert torch.equal(value, old_state[key]), key  # positions, attention, RNN, biases: kept
     assert mapping.items_new == 2 and model.config.n_items == NEW.n_items
+
+
+def test_imprinting_points_a_new_items_output_row_at_the_states_before_it() -> None:
+    """A new item's output row = the mean direction of the hidden states at the prefixes that preceded its training
+    occurrences, at the kept rows' median norm; validation/test targets and items never seen after a first event are
+    not read; the other rows do not move."""
+    import numpy as np
+    import pandas as pd
+
+    from seqrec_core.data.dataset import dataset_from_events
+    from seqrec_core.training.imprint import imprint_new_items
+
+    rows = [("u1", ["a", "b", "x", "c", "d", "e"]), ("u2", ["c", "x", "a", "b", "d", "e"]),
+            ("u3", ["d", "e", "a", "b", "c", "y"]), ("u4", ["y", "a", "b", "c", "d", "e"])]  # y: only a test target
+    events = pd.DataFrame([(u, item, 1_700_000_000 + 60 * i) for u, items in rows for i, item in enumerate(items)],
+                          columns=["user_id", "item_id", "timestamp"])
+    data = dataset_from_events(events, "tiny").sequences
+    torch.manual_seed(3)
+    model = build_model("sasrec", data.vocab.n_items, max_len=8, hidden_size=8, num_layers=1, num_heads=1).eval()
+    index = {item: i + 1 for i, item in enumerate(data.vocab.item_ids)}
+    new = np.array([index["x"], index["y"]])
+    kept = np.array([index[i] for i in "abcde"])
+    before = model.output_weights().detach().clone()
+    assert imprint_new_items(model, data, new, kept, seed=0) == 1  # y follows no training event: left alone
+    after = model.output_weights().detach()
+    with torch.no_grad():
+        states = [model.forward_hidden(torch.tensor([[index[i] for i in prefix]])).hidden[0, -1]
+                  for prefix in (["a", "b"], ["c"])]  # u1 and u2 before their x
+    want = torch.nn.functional.normalize(torch.stack(states).sum(0), dim=0) * before[kept].norm(dim=1).median()
+    assert torch.allclose(after[index["x"]], want, atol=1e-5)
+    untouched = [i for i in range(data.vocab.n_items + 1) if i != index["x"]]
+    assert torch.equal(after[untouched], before[untouched])
 
 
 def test_text_runs_encode_new_items_from_their_titles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
