@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15, help="epochs of the old run and of the full retrain")
     ap.add_argument("--seed", type=int, default=0, help="the demo log's seed (training uses 42)")
     ap.add_argument("--resume-epochs", type=int, default=None, help="the update's epochs (default: the library's)")
+    ap.add_argument("--resume-lr", type=float, default=None, help="the update's learning rate (default: the run's)")
     ap.add_argument("--resume-weight-average", type=float, default=None,
                     help="the update's weight-average decay (default: the library's)")
     args = ap.parse_args()
@@ -79,6 +80,7 @@ def main() -> None:
                                      shift_weeks=args.shift_weeks)
     old_ds = dataset_from_events(events[events["timestamp"] < truth.shift_start], "demo before the shift")
     new_ds = dataset_from_events(events, "demo with the shift")
+    update_options = {"weight_average": args.resume_weight_average, "lr": args.resume_lr}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         old_summary, old_wall = timed(lambda: run_training_job(
@@ -86,10 +88,10 @@ def main() -> None:
         exclude = bool(old_summary["exclude_seen"])
         resumed_summary, resume_wall = timed(lambda: resume_training(
             root / "old", new_ds.sequences, root / "resumed", data_info=new_ds.info(), epochs=args.resume_epochs,
-            train_options={"weight_average": args.resume_weight_average}))
+            train_options=update_options))
         init_summary, init_wall = timed(lambda: resume_training(  # new items at the family's init, no imprinting
             root / "old", new_ds.sequences, root / "resumed-init", data_info=new_ds.info(), new_items="init",
-            epochs=args.resume_epochs, train_options={"weight_average": args.resume_weight_average}))
+            epochs=args.resume_epochs, train_options=update_options))
         retrain_summary, retrain_wall = timed(lambda: run_training_job(
             new_ds.sequences, "sasrec", {}, TrainConfig(epochs=args.epochs), root / "retrained",
             new_ds.info(), exclude_seen=exclude))
