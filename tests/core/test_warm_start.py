@@ -179,7 +179,8 @@ def test_resume_cli_writes_an_updated_run_that_records_where_it_came_from(logs: 
     assert record["last_time"] == old.config["data"]["last_time"]
     assert new.config["data"]["resumed_from"] == record and not new.warnings
     assert new.config["model"] == {**old.config["model"], "n_items": old.vocab.n_items + len(added)}
-    assert new.config["train"]["lr"] == old.config["train"]["lr"] and doc["epochs"] == 1
+    assert new.config["train"]["lr"] == pytest.approx(RESUME_LR_FACTOR * old.config["train"]["lr"])
+    assert doc["epochs"] == 1
     assert load_run(logs["run"]).vocab.item_ids == old.vocab.item_ids  # the old run is untouched
 
 
