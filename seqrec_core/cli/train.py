@@ -39,9 +39,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spec", help="a job spec (JSON, as the dashboard writes it) instead of the flags below")
     p.add_argument("--resume", metavar="RUN",
                    help="update this run on --data (a log that has grown) instead of training from scratch: items it "
-                        "knows keep their vectors, new items get fresh ones, and it trains for a short budget (default "
-                        "10%% of RUN's epochs, at least one; or --time-budget / --epochs) with RUN's settings and "
-                        "columns")
+                        "knows keep their vectors, new items get vectors imprinted from the events before them, and it "
+                        "trains for a short budget (default 10%% of RUN's epochs, at least one; or --time-budget / "
+                        "--epochs) with RUN's settings and columns at 5x its learning rate (or --lr)")
     add_data_options(p, required=False)
     p.add_argument("--model",
                    help="model family: sasrec (causal Transformer), bert4rec (masked-item Transformer), gru4rec, "
