@@ -16,9 +16,9 @@ Methods (``METHODS``); the engines live in :mod:`seqrec_core.explain.engines`:
 - ``gradshap``: Captum ``LayerGradientShap`` on the embedding layer (same baseline as IG; ``steps`` random
   points on the path, fixed seed): a Monte-Carlo cousin of IG.
 - ``attention``: the prediction point's row of the attention rollout (all layers, residual counted); >= 0.
-- ``lime`` / ``kernelshap``: Captum ``Lime`` / ``KernelShap`` over history positions (event present or removed,
-  removed = padding, compacted as occlusion does); ``samples`` perturbed histories, seeded. See
-  :mod:`seqrec_core.explain.perturbation`.
+- ``lime`` / ``kernelshap``: Captum ``Lime`` / ``KernelShap`` over history positions (event present or removed;
+  for a neural model a removed event is blanked in place, the others keep their positions; for a baseline it is
+  left out); ``samples`` perturbed histories, seeded. Why in place: :mod:`seqrec_core.explain.perturbation`.
 
 Which methods exist, their names, colours and what they need: :mod:`seqrec_core.explain_methods` (the registry).
 The Markov and item-kNN baselines are explained through the same verb (``model="markov"`` / ``"itemknn"``) by the
