@@ -61,11 +61,6 @@ class EmbeddingPoints:
 
 
 # ------------------------------------------------------------------------------------------------ vectors
-def _model_device(model: torch.nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
 def get_item_vectors(run: Run) -> np.ndarray:
     """Learned item vectors (n_items, D) float32, row i = item index i + 1 (the padding row is dropped)."""
     emb = getattr(run.model, "item_embeddings", None)
@@ -92,30 +87,23 @@ def get_user_vectors(run: Run, data: SequenceData, batch_size: int = 512) -> np.
         raise InputError(f"run '{run.path}' ({run.family}) exposes no user representation; use a neural run")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size {batch_size!r} must be a whole number >= 1, e.g. 512")
-    from seqrec_core.models.neural import pad_left
-    from seqrec_core.models.time_features import pad_times_left, require_time, with_query
+    from seqrec_core.models.neural import prediction_states
+    from seqrec_core.models.time_features import require_time, with_query
 
     timed = bool(getattr(model, "uses_time", False))
     if timed:
         require_time(data, f"run '{run.path}' (trained with time features)")
-    device = _model_device(model)
-    max_len = run.max_len
     seqs = data.sequences
-    lengths = np.fromiter((min(len(s), max_len) for s in seqs), dtype=np.int64, count=len(seqs))
-    order = np.argsort(lengths, kind="stable")
+    lengths = np.fromiter((min(len(s), run.max_len) for s in seqs), dtype=np.int64, count=len(seqs))
+    order = np.argsort(lengths, kind="stable")  # little padding per batch
     out = np.zeros((len(seqs), int(get_item_vectors(run).shape[1])), dtype=np.float32)  # (U, D)
+    if not len(seqs):
+        return out
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            ids = pad_left([seqs[i] for i in rows], max_len).to(device)  # (b, T)
-            if timed:
-                tt = pad_times_left([with_query(data.times[i]) for i in rows], max_len, ids.shape[1])  # (b, T + 1)
-                hidden = model.forward_hidden(ids, times=tt.to(device)).hidden[:, -1]  # (b, D)
-            else:
-                hidden = model.forward_hidden(ids).hidden[:, -1]  # (b, D) the prediction point
-            out[rows] = hidden.float().cpu().numpy()
+        times = [with_query(data.times[i]) for i in order] if timed else None
+        out[order] = prediction_states(model, [seqs[i] for i in order], times, batch_size).cpu().numpy()
     finally:
         model.train(was_training)
     return out

@@ -30,6 +30,26 @@ def pad_left(histories: Sequence[np.ndarray], max_len: int, width: int | None = 
     return torch.from_numpy(out)
 
 
+@torch.no_grad()
+def prediction_states(model: nn.Module, histories: Sequence[np.ndarray], times: Sequence[np.ndarray] | None = None,
+                      batch_size: int = 256) -> torch.Tensor:
+    """(N, D) float: the model's hidden state at each history's prediction point (what it scores the catalogue
+    with), batched in the given order on the model's device. ``times`` (time-aware models only): per history its
+    events' unix seconds followed by the request time. The caller sets train/eval mode."""
+    max_len = int(model.config.max_len)
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(histories), batch_size):
+        ids = pad_left(histories[start:start + batch_size], max_len).to(device)  # (b, T)
+        if times is None:
+            hidden = model.forward_hidden(ids).hidden[:, -1]  # (b, D)
+        else:
+            tt = pad_times_left(times[start:start + batch_size], max_len, ids.shape[1])  # (b, T + 1)
+            hidden = model.forward_hidden(ids, times=tt.to(device)).hidden[:, -1]  # (b, D)
+        out.append(hidden.float())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device) -> torch.Tensor:
     """Bool mask, True with probability 1 - p (to within 2^-16), drawn from torch's global generator.
 

@@ -57,26 +57,14 @@ def _prefixes(data: SequenceData, new_items: np.ndarray, seed: int) -> tuple[lis
     return places, np.asarray(owners, dtype=np.int64)
 
 
-@torch.no_grad()
 def _prefix_states(model: nn.Module, data: SequenceData, places: list[tuple[int, int]]) -> torch.Tensor:
-    """(P, D) the hidden state at the prediction point after each prefix ``sequence[:pos]``."""
-    from seqrec_core.models.neural import pad_left
-    from seqrec_core.models.time_features import pad_times_left
+    """(P, D) the hidden state at the prediction point after each prefix ``sequence[:pos]``; a time-aware model
+    gets the events' times and the new item's own time as the request time."""
+    from seqrec_core.models.neural import prediction_states
 
-    max_len = int(model.config.max_len)
-    timed = bool(getattr(model, "uses_time", False))
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(places), BATCH):
-        chunk = places[start:start + BATCH]
-        ids = pad_left([data.sequences[u][:pos] for u, pos in chunk], max_len).to(device)  # (b, T)
-        if timed:  # the events' times, then the new item's own time as the request time
-            tt = pad_times_left([data.times[u][:pos + 1] for u, pos in chunk], max_len, ids.shape[1])  # (b, T + 1)
-            hidden = model.forward_hidden(ids, times=tt.to(device)).hidden[:, -1]  # (b, D)
-        else:
-            hidden = model.forward_hidden(ids).hidden[:, -1]  # (b, D)
-        out.append(hidden.float())
-    return torch.cat(out)  # (P, D)
+    prefixes = [data.sequences[u][:pos] for u, pos in places]
+    times = [data.times[u][:pos + 1] for u, pos in places] if getattr(model, "uses_time", False) else None
+    return prediction_states(model, prefixes, times, BATCH)
 
 
 def imprint_new_items(model: nn.Module, data: SequenceData, new_items: np.ndarray, kept_items: np.ndarray,
