@@ -60,7 +60,7 @@ def plot_runs_metrics(table: pd.DataFrame, metrics: Sequence[str] = ("HR@10", "N
     colors = {**model_colors(names), **(colors or {})}
     data = table.assign(model=table["model"].astype(str)).set_index("model").reindex(names)
     fig = make_subplots(rows=1, cols=len(metrics), shared_yaxes=True, horizontal_spacing=0.03,
-                        subplot_titles=[f"{m} (higher is better)" for m in metrics])
+                        subplot_titles=list(metrics))  # "higher is better" once, in the subtitle: five fit
     for c, metric in enumerate(metrics, start=1):
         value, lo, hi = _num(data, metric), _num(data, f"{metric} lo"), _num(data, f"{metric} hi")
         err = dict(WHISKER, array=np.clip(np.nan_to_num(hi - value), 0, None),
@@ -80,7 +80,7 @@ def plot_runs_metrics(table: pd.DataFrame, metrics: Sequence[str] = ("HR@10", "N
                          title_text="test users' mean")
     fig.update_yaxes(categoryorder="array", categoryarray=names, autorange="reversed", title_text=None)
     fig.update_yaxes(title_text="run / baseline", row=1, col=1)
-    set_title(fig, title, "whiskers: 95% bootstrap interval over test users · dotted line: best baseline · "
+    set_title(fig, title, "higher is better · whiskers: 95% bootstrap interval · dotted line: best baseline · "
                           "baselines in grey")
     fig.update_annotations(font=dict(size=14))
     apply_theme(fig, height=max(320, 170 + 38 * len(names)))
