@@ -40,7 +40,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN",
                    help="update this run on --data (a log that has grown) instead of training from scratch: items it "
                         "knows keep their vectors, new items get vectors imprinted from the events before them, and it "
-                        "trains for a short budget (default 10%% of RUN's epochs, at least one; or --time-budget / "
+                        "trains for a short budget (default 20%% of RUN's epochs, at least one; or --time-budget / "
                         "--epochs) with RUN's settings and columns at 5x its learning rate (or --lr)")
     add_data_options(p, required=False)
     p.add_argument("--model",

@@ -134,8 +134,9 @@ def test_resume_config_keeps_the_runs_settings_with_a_short_default_budget() -> 
     cfg = resume_config(config)
     assert (cfg.batch_size, cfg.patience, cfg.max_len, cfg.seed) == (16, 40, 30, 3)
     assert cfg.lr == pytest.approx(RESUME_LR_FACTOR * 0.005)  # a short update moves faster than the run did
-    assert cfg.epochs == 2 and cfg.time_budget is None and cfg.device == "auto"  # a tenth of 15 epochs, rounded up
-    assert resume_config({**config, "epochs_trained": 3}).epochs == 1  # at least one full pass
+    assert cfg.epochs == 3 and cfg.time_budget is None and cfg.device == "auto"  # a fifth of 15 epochs
+    assert resume_config({**config, "epochs_trained": 7}).epochs == 2  # rounded up
+    assert resume_config({**config, "epochs_trained": 0}).epochs == 1  # at least one full pass
     assert resume_config(config, epochs=2).time_budget is None and resume_config(config, epochs=2).epochs == 2
     assert resume_config(config, time_budget=5.0).time_budget == 5.0
     assert resume_config(config, overrides={"lr": 0.01, "max_len": 30, "batch_size": None}).lr == 0.01
