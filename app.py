@@ -2,6 +2,7 @@
 import streamlit as st
 
 from ui import links, state
+from ui.cpu_share import share_cores_with_jobs
 from ui.demo import ensure_demo_run
 from ui.sidebar import render_sidebar
 from ui.warmup import warm
@@ -26,4 +27,5 @@ links.restore_from_link()  # a link naming a run opens its data and run in a fre
 state.get_dataset()  # autoloads the demo under `make demo`
 ensure_demo_run()
 render_sidebar()
+share_cores_with_jobs()  # the dashboard's live work computes with the cores its running jobs leave free
 page.run()

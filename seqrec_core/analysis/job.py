@@ -21,6 +21,7 @@ import pandas as pd
 from seqrec_core.analysis import registry
 from seqrec_core.analysis.registry import AnalysisContext, Kind
 from seqrec_core.analysis.store import ANALYSIS_DIR, clean_stale_units, read_unit, weights_id, write_unit
+from seqrec_core.cpu_threads import ThreadGovernor
 from seqrec_core.errors import InputError
 from seqrec_core.jobs.progress import ProgressFile
 
@@ -152,6 +153,8 @@ def run_analysis(spec, dataset=None, progress_path: str | Path | None = None,  #
         if on_event is not None:
             on_event(event)
 
+    governor = ThreadGovernor()  # a training job or the dashboard may share the cores: use the ones left free
+    governor.start()
     clean_stale_units(run_dir)
     report: dict = {"run_dir": str(run_dir), "analysis_dir": str(run_dir / ANALYSIS_DIR), "parts": {}, "units": []}
     emit({"event": "analysis_start", "run_dir": str(run_dir), "units": [k.label for k, _ in units],
@@ -176,6 +179,7 @@ def run_analysis(spec, dataset=None, progress_path: str | Path | None = None,  #
                      f" ({', '.join(f'{key} {value}' for key, value in params.items())})" if params else "")
 
             def tick(done: int, total: int, k: Kind = k, index: int = index) -> None:
+                governor.tick()
                 if should_stop is not None and should_stop():
                     raise AnalysisCancelled(f"cancelled during {k.label}")
                 now = time.perf_counter()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqrec_core.cpu_threads import ThreadGovernor
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
 from seqrec_core.models.batches import batch_order, build_window_source
@@ -66,16 +66,6 @@ def _autocast(device: torch.device, amp: bool) -> tuple[Callable[[], contextlib.
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return (lambda: torch.autocast("cuda", dtype=dtype)), dtype == torch.float16
     return contextlib.nullcontext, False
-
-
-def _use_all_cores() -> None:
-    """torch defaults to the physical core count; inside a container limit, use the cores we may run on."""
-    try:
-        allowed = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return
-    if allowed and torch.get_num_threads() > allowed:
-        torch.set_num_threads(allowed)
 
 
 def _adamw(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -130,7 +120,8 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     if not main:
         emit = lambda _event: None  # noqa: E731 - only rank 0 reports
     device = resolve_device(cfg.device) if ctx is None else ctx.device
-    _use_all_cores()
+    governor = ThreadGovernor()  # threads = the cores other processes leave free, re-measured as it trains
+    governor.start()
     seed_everything(cfg.seed)
     max_len = int(getattr(getattr(model, "config", None), "max_len", cfg.max_len))
     if max_len != cfg.max_len:
@@ -172,7 +163,8 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     start_event = {"event": "start", "device": str(device), "n_params": int(n_params), "epochs": cfg.epochs,
                    "steps_per_epoch": steps_per_epoch, "train_windows": int(len(source)),
-                   "train_targets": source.n_targets, "time_budget": cfg.time_budget, "batch_size": cfg.batch_size}
+                   "train_targets": source.n_targets, "time_budget": cfg.time_budget, "batch_size": cfg.batch_size,
+                   "cpu_threads": governor.threads}
     if ctx is not None:
         start_event["world_size"] = ctx.world_size
     emit(start_event)
@@ -228,7 +220,8 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     def _validate_main(epoch: int, train_loss: float) -> bool:
         nonlocal val_seconds, stale, best_seen
         t0 = time.perf_counter()
-        result = evaluate(scorer, data, "val", batch_size=eval_batch, max_users=cfg.val_users, seed=cfg.seed)
+        result = evaluate(scorer, data, "val", batch_size=eval_batch, max_users=cfg.val_users, seed=cfg.seed,
+                          progress=lambda _done, _total: governor.tick())
         val_seconds = time.perf_counter() - t0
         ndcg = float(result.metrics["NDCG@10"])
         row = {"epoch": epoch, "train_loss": round(train_loss, 6), "val_NDCG@10": ndcg,
@@ -270,6 +263,7 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
             targets = targets.to(device, non_blocking=True)  # (B, W)
             if times is not None:
                 times = times.to(device, non_blocking=True)  # (B, W + 1)
+            governor.tick()
             loss = train_step(net, optimizer, scaler, autocast, inputs, targets, times)
             if average is not None:
                 average.update()
