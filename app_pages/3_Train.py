@@ -137,6 +137,19 @@ my_jobs = [j for j in runner.list_jobs(root, kind="train") if j.name in st.sessi
 
 
 @st.fragment(run_every=1.0)
+def compute_note(start: dict) -> str:
+    """How the job computes, from its start event (jobs from before 2026-12-07 did not say)."""
+    if "precision" not in start:
+        return ""
+    note = f" · **{start['precision']}**"
+    if start["precision"] == "fp32" and start.get("device") == "cpu":
+        note += " (this CPU has no native bf16 products)"
+    threads = start.get("cpu_threads")
+    if threads:
+        note += f" · {threads} CPU thread{'s' if threads != 1 else ''} (the cores other programs leave free)"
+    return note
+
+
 def job_panel(job: runner.Job) -> None:
     events = runner.read_events(job)
     status = runner.status(job, events)
@@ -145,7 +158,8 @@ def job_panel(job: runner.Job) -> None:
     history = [e for e in events if e.get("event") == "epoch"]
     head = st.columns([3, 1])
     head[0].markdown(f"**{job.name}** on {job.dataset} · device **{start.get('device', '…')}**"
-                     + (f" · {start['n_params']:,} parameters" if "n_params" in start else ""))
+                     + (f" · {start['n_params']:,} parameters" if "n_params" in start else "")
+                     + compute_note(start))
     if status == "running":
         last = steps[-1] if steps else {}
         epochs = start.get("epochs") or 1

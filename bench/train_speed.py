@@ -27,7 +27,14 @@ from bench.machine import host_info  # noqa: E402
 from seqrec_core.data.dataset import DataSource, open_dataset  # noqa: E402
 from seqrec_core.models import build_model  # noqa: E402
 from seqrec_core.models.batches import batch_order, iterate_batches, training_windows  # noqa: E402
-from seqrec_core.training.trainer import TrainConfig, _adamw, _autocast, resolve_device, train_step  # noqa: E402
+from seqrec_core.training.trainer import (  # noqa: E402
+    TrainConfig,
+    _adamw,
+    _autocast,
+    resolve_device,
+    resolve_precision,
+    train_step,
+)
 from seqrec_core.training.weight_average import WeightAverage  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-beauty-s3" / "Beauty.txt"
@@ -144,6 +151,7 @@ def main() -> None:
     ap.add_argument("--num-heads", type=int, default=2)
     ap.add_argument("--positions", default="rotary", choices=("rotary", "learned"))
     ap.add_argument("--amp", action="store_true", help="CUDA autocast (bf16/fp16) as the trainer does with amp")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="CPU: bf16 autocast of the body")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     args = ap.parse_args()
     if args.threads:
@@ -158,7 +166,8 @@ def main() -> None:
     optimizer = _adamw(model, train_cfg)  # the trainer's optimizer (fused AdamW where available)
     # the trainer's weight average, updated after every step as training does
     average = WeightAverage(model, train_cfg.weight_average) if train_cfg.weight_average else None
-    autocast, fp16 = _autocast(device, args.amp)
+    autocast, fp16 = _autocast(device, args.precision if device.type == "cpu" else
+                               resolve_precision(device, TrainConfig(amp=args.amp)))
     scaler = torch.amp.GradScaler("cuda", enabled=fp16)
     windows, lengths, masked = training_windows([data.train_sequence(u) for u in range(data.n_users)], args.max_len)
     rng = np.random.default_rng(0)
@@ -186,13 +195,15 @@ def main() -> None:
             positions.append(x.numel())
             flops.append(3 * forward_flops(cfg, x.numel(), n_t, x.shape[1], x.shape[0]))
     split_batches = list(iterate_batches(windows, lengths, batches[args.warmup:args.warmup + 60], masked))
-    split = step_split(model, optimizer, average, split_batches, device) if not args.amp else None
+    lowered = args.amp or args.precision == "bf16"
+    split = step_split(model, optimizer, average, split_batches, device) if not lowered else None
     total = sum(step_times)
     median_step = statistics.median(step_times)
     mean_targets = sum(targets) / len(targets)
     achieved = sum(flops) / total / 1e9
     per_step = sorted(f / t / 1e9 for f, t in zip(flops, step_times, strict=True))
     achieved_median = statistics.median(per_step)
+    # the ceiling in the dtype of the big products: on CPU the loss kernel's are fp32 under bf16 autocast too
     mm_dtype = torch.bfloat16 if (args.amp and device.type == "cuda") else torch.float32
     ceiling = matmul_ceiling(device, cfg.hidden_size, cfg.n_items, rows=int(round(mean_targets)), dtype=mm_dtype)
     model_shapes = [v for k, v in ceiling.items() if k.split()[0] in ("logits", "grad_h", "grad_W")]

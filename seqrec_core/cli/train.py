@@ -27,8 +27,9 @@ from seqrec_core.errors import InputError
 
 log = logging.getLogger("seqrec_core")
 BASELINE_NAMES = ("popularity", "markov", "itemknn")
+PRECISION_CHOICES = ("auto", "fp32", "bf16")  # = training.config.PRECISIONS (tested; importing it here loads torch)
 TRAIN_OPTION_NAMES = ("epochs", "max_len", "time_budget", "batch_size", "lr", "weight_decay", "patience", "device",
-                      "seed", "keep", "weight_average")
+                      "seed", "keep", "weight_average", "precision")
 # Flags that describe the job; with --spec the spec file says all of this, so giving them too is refused.
 _SPEC_FLAGS = ("data", "model", "out", "user_col", "item_col", "time_col", "rating_col", "min_rating", "analyze_users",
                *TRAIN_OPTION_NAMES, *MODEL_OPTION_NAMES)
@@ -65,6 +66,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                         "such as Beauty, up to 40 for SASRec on dense ones, where slow structure keeps improving)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto: CUDA, then MPS, then CPU")
     p.add_argument("--seed", type=SEED, help="random seed, 0 to 4294967295 (default 42)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES,
+                   help="CPU arithmetic of the model body: auto (default) = bf16 where the CPU multiplies bf16 "
+                        "natively (AMX or AVX512-BF16), else fp32; weights and the loss stay fp32. On CUDA bf16/fp16 "
+                        "mixed precision is used unless fp32")
     p.add_argument("--keep", choices=("best", "last"),
                    help="weights to save: best validation NDCG@10 (default) or the last validated epoch")
     p.add_argument("--weight-average", type=FINITE_REAL, metavar="DECAY",

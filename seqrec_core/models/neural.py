@@ -198,7 +198,8 @@ def full_softmax_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: t
     if h.shape[0] == 0:
         return h.sum() * 0.0 + weight.sum() * 0.0
     if h.device.type == "cpu":
-        return _ChunkedSoftmaxCE.apply(h, weight, targets, chunk, first_column, float(label_smoothing))
+        with torch.autocast("cpu", enabled=False):  # under bf16 autocast too, the kernel's products stay fp32
+            return _ChunkedSoftmaxCE.apply(h, weight, targets, chunk, first_column, float(label_smoothing))
     return dense_cross_entropy(h, weight, targets, first_column, label_smoothing)
 
 

@@ -31,9 +31,11 @@ from seqrec_core.training import distributed
 from seqrec_core.training.config import (
     TrainConfig,
     TrainingCancelled,
+    cpu_has_fast_bf16,
     eval_batch_size,
     resolve_batch_size,
     resolve_device,
+    resolve_precision,
     seed_everything,
 )
 from seqrec_core.training.from_log import batch_cap_from_log, patience_from_log
@@ -60,12 +62,14 @@ class TrainResult:
     config: TrainConfig | None = None  # what trained it, with the options chosen from the log filled in
 
 
-def _autocast(device: torch.device, amp: bool) -> tuple[Callable[[], contextlib.AbstractContextManager], bool]:
-    """The autocast context for the forward pass and whether fp16 (needing a GradScaler) is used."""
-    if amp and device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return (lambda: torch.autocast("cuda", dtype=dtype)), dtype == torch.float16
-    return contextlib.nullcontext, False
+def _autocast(device: torch.device, precision: str) -> tuple[Callable[[], contextlib.AbstractContextManager], bool]:
+    """The autocast context for the forward pass (``precision`` from resolve_precision) and whether fp16 (needing
+    a GradScaler) is used. Weights and optimiser state stay fp32 (the master copy); only the body's products run in
+    the lower precision, and the CPU loss kernel computes in fp32 whatever the context."""
+    if precision == "fp32":
+        return contextlib.nullcontext, False
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return (lambda: torch.autocast(device.type, dtype=dtype)), dtype == torch.float16
 
 
 def _adamw(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -153,7 +157,11 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     optimizer = _adamw(model, cfg)
     average = WeightAverage(model, cfg.weight_average) if cfg.weight_average else None
     averaged = average.swapped_in if average is not None else contextlib.nullcontext
-    autocast, fp16 = _autocast(device, cfg.amp)
+    precision = resolve_precision(device, cfg)
+    if device.type == "cpu" and precision == "bf16" and not cpu_has_fast_bf16():
+        log.warning("bf16 was asked for, but this CPU has no native bf16 products (no AVX512-BF16 or AMX): expect "
+                    "training to be far slower than in fp32; use --precision auto")
+    autocast, fp16 = _autocast(device, precision)
     scaler = torch.amp.GradScaler("cuda", enabled=fp16)
     rng = np.random.default_rng(cfg.seed)
     pin = device.type == "cuda"
@@ -164,13 +172,13 @@ def train_model(model: nn.Module, data: SequenceData, cfg: TrainConfig,
     start_event = {"event": "start", "device": str(device), "n_params": int(n_params), "epochs": cfg.epochs,
                    "steps_per_epoch": steps_per_epoch, "train_windows": int(len(source)),
                    "train_targets": source.n_targets, "time_budget": cfg.time_budget, "batch_size": cfg.batch_size,
-                   "cpu_threads": governor.threads}
+                   "cpu_threads": governor.threads, "precision": precision}
     if ctx is not None:
         start_event["world_size"] = ctx.world_size
     emit(start_event)
     if main:
-        log.info("training on %s: %d parameters, %d windows, batch %d, %d steps/epoch", device, n_params,
-                 len(source), cfg.batch_size, steps_per_epoch)
+        log.info("training on %s (%s, %d CPU threads): %d parameters, %d windows, batch %d, %d steps/epoch", device,
+                 precision, governor.threads, n_params, len(source), cfg.batch_size, steps_per_epoch)
 
     eval_batch = eval_batch_size(device)
     scorer = NeuralScorer(model, max_len, device, batch_size=eval_batch, output="torch")

@@ -98,9 +98,10 @@ def test_train_page_disables_options_the_log_cannot_support(runs_dir, small_data
     assert box.disabled and "no timestamps" in box.help
 
 
-def train_page_with_finished_job(runs_dir, small_dataset, name: str, events: list[dict]) -> AppTest:
+def train_page_with_finished_job(runs_dir, small_dataset, name: str, events: list[dict],
+                                 start: dict | None = None) -> AppTest:
     """The Train page showing one train job of this session (a dead pid: finished) whose progress file holds a
-    start event and then ``events``."""
+    start event (``start`` added to it) and then ``events``."""
     import json
 
     folder = runs_dir / ".jobs" / name
@@ -109,7 +110,7 @@ def train_page_with_finished_job(runs_dir, small_dataset, name: str, events: lis
            "dataset": "small", "fingerprint": small_dataset.fingerprint, "kind": "train",
            "analyze_after": any(e.get("event") == "analysis_done" for e in events)}
     (folder / "job.json").write_text(json.dumps(job))
-    lines = [{"event": "start", "device": "cpu", "n_params": 1000}, *events]
+    lines = [{"event": "start", "device": "cpu", "n_params": 1000, **(start or {})}, *events]
     (folder / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["dataset"] = small_dataset
@@ -136,6 +137,15 @@ def test_train_page_says_how_far_back_a_finished_run_looks(runs_dir, small_datas
     warning = next(w.value for w in at.warning if "How far back the model looks" in w.value)
     assert "relies on the last 20 events" in warning and "--positions rotary" in warning
     assert any("Finished" in s.value for s in at.success)
+
+
+def test_train_page_says_how_the_job_computes(runs_dir, small_dataset):
+    """The job panel names the precision and the CPU threads the job started with (issue 18)."""
+    at = train_page_with_finished_job(runs_dir, small_dataset, "sasrec-compute", [
+        {"event": "done", "stopped_reason": "converged", "metrics": {"test": {"NDCG@10": 0.2, "HR@10": 0.3}}}],
+        start={"precision": "fp32", "cpu_threads": 1})
+    head = next(m.value for m in at.markdown if "sasrec-compute" in m.value)
+    assert "**fp32** (this CPU has no native bf16 products)" in head and "1 CPU thread (" in head
 
 
 def test_train_page_judges_a_finished_run_instead_of_a_green_finished(runs_dir, small_dataset):
