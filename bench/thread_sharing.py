@@ -55,7 +55,7 @@ def child(policy: str, seconds: float, data_path: str) -> dict:
     cfg = TrainConfig()
     optimizer = _adamw(model, cfg)
     average = WeightAverage(model, cfg.weight_average)
-    autocast, _ = _autocast(torch.device("cpu"), False)
+    autocast, _ = _autocast(torch.device("cpu"), "fp32")
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     windows, lengths, masked = training_windows([data.train_sequence(u) for u in range(data.n_users)], 50)
     order = batch_order(lengths, 128, np.random.default_rng(0))

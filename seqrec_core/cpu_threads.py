@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 ENV_THREADS = "SEQREC_THREADS"
 RECHECK_SECONDS = 1.0  # how often a running computation re-measures the others' load
+# Weight of the newest measure in the running estimate of the others' load: with 0.5 a one-second burst (a page
+# render, another process starting up) moves the estimate half-way and changes nothing; two seconds of it do.
+# Measured: without smoothing one of four quiet runs dropped to one thread for good after such a burst (bench).
+SMOOTHING = 0.5
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -104,8 +108,9 @@ def others_busy_cores(before: LoadSample, after: LoadSample) -> float:
 
 
 def threads_for(limit: int, others_busy: float) -> int:
-    """Threads to compute with when other processes keep ``others_busy`` cores busy: the cores left, rounded."""
-    return max(1, min(limit, round(limit - others_busy)))
+    """Threads to compute with when other processes keep ``others_busy`` cores busy: the cores left, rounded (half a
+    core busy elsewhere still leaves the thread), at least one."""
+    return max(1, min(limit, int(limit - others_busy + 0.5)))
 
 
 def _cpu_set() -> set[int]:
@@ -120,14 +125,16 @@ class ThreadGovernor:
     """Keeps torch's intra-op thread count at the cores other processes leave free.
 
     Call :meth:`start` before the work and :meth:`tick` often (every step): at most every ``recheck`` seconds it
-    re-measures and, when the count should change, calls ``set_threads`` (``torch.set_num_threads`` by default).
-    ``history`` keeps each change as (seconds since start, others' busy cores, threads) for logs and benchmarks.
+    re-measures, updates the smoothed estimate (``SMOOTHING``) and, when the count should change, calls
+    ``set_threads`` (``torch.set_num_threads`` by default). ``history`` keeps each change as (seconds since start,
+    others' busy cores, threads) for logs and benchmarks.
     """
 
     recheck: float = RECHECK_SECONDS
     set_threads: Callable[[int], None] | None = None
     threads: int = 0
     history: list[tuple[float, float, int]] = field(default_factory=list)
+    others: float = 0.0  # the smoothed estimate of the cores other processes keep busy
     _limit: int = 0
     _fixed: int | None = None
     _cpus: set[int] = field(default_factory=set)
@@ -153,7 +160,8 @@ class ThreadGovernor:
             return self.threads
         time.sleep(0.1)  # a short look at the others before the first step; ticks are 10 ms
         self._last = sample_load(self._cpus)
-        self._apply(threads_for(self._limit, others_busy_cores(first, self._last)), 0.0)
+        self.others = others_busy_cores(first, self._last)
+        self._apply(threads_for(self._limit, self.others), self.others)
         return self.threads
 
     def tick(self) -> None:
@@ -163,11 +171,11 @@ class ThreadGovernor:
         now = sample_load(self._cpus)
         if now is None:
             return
-        others = others_busy_cores(self._last, now)
+        self.others += SMOOTHING * (others_busy_cores(self._last, now) - self.others)
         self._last = now
-        wanted = threads_for(self._limit, others)
+        wanted = threads_for(self._limit, self.others)
         if wanted != self.threads:
-            self._apply(wanted, others)
+            self._apply(wanted, self.others)
 
     def _apply(self, n: int, others: float) -> None:
         self.threads = n

@@ -66,9 +66,12 @@ def _autocast(device: torch.device, precision: str) -> tuple[Callable[[], contex
     """The autocast context for the forward pass (``precision`` from resolve_precision) and whether fp16 (needing
     a GradScaler) is used. Weights and optimiser state stay fp32 (the master copy); only the body's products run in
     the lower precision, and the CPU loss kernel computes in fp32 whatever the context."""
-    if precision == "fp32":
+    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in dtypes:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(dtypes)} (see resolve_precision)")
+    dtype = dtypes[precision]
+    if dtype is None:
         return contextlib.nullcontext, False
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return (lambda: torch.autocast(device.type, dtype=dtype)), dtype == torch.float16
 
 

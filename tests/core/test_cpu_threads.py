@@ -17,7 +17,8 @@ needs_proc = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs L
 
 
 @pytest.mark.parametrize(("limit", "others", "expected"),
-                         [(2, 0.0, 2), (2, 0.3, 2), (2, 0.8, 1), (2, 1.0, 1), (2, 2.0, 1), (4, 1.2, 3), (1, 0.0, 1)])
+                         [(2, 0.0, 2), (2, 0.3, 2), (2, 0.5, 2), (2, 0.8, 1), (2, 1.0, 1), (2, 2.0, 1), (4, 1.2, 3),
+                          (1, 0.0, 1)])
 def test_threads_are_the_cores_left_free_at_least_one(limit, others, expected) -> None:
     assert threads_for(limit, others) == expected
 
@@ -68,17 +69,31 @@ def _scripted(monkeypatch: pytest.MonkeyPatch, others_per_interval: list[float])
 
 def test_governor_gives_a_core_away_while_another_process_is_busy_and_takes_it_back(monkeypatch) -> None:
     monkeypatch.delenv("SEQREC_THREADS", raising=False)
-    _scripted(monkeypatch, [0.0, 1.0, 1.0, 0.1])
+    _scripted(monkeypatch, [0.0, 1.0, 1.0, 1.0, 0.0, 0.0])
     calls: list[int] = []
     governor = ThreadGovernor(recheck=0.0, set_threads=calls.append)
     assert governor.start() == 2  # nobody else busy at first
-    governor.tick()  # a busy loop appears
+    governor.tick()  # a busy loop appears: one second of it could be a burst
+    assert governor.threads == 2
+    governor.tick()  # two seconds: it is there
     assert governor.threads == 1
     governor.tick()  # still there: no change, no call
-    governor.tick()  # gone
+    governor.tick()  # gone, one second
+    governor.tick()
     assert governor.threads == 2
     assert calls == [2, 1, 2]
     assert [n for _, _, n in governor.history] == [2, 1, 2]
+
+
+def test_a_one_second_burst_elsewhere_changes_nothing(monkeypatch) -> None:
+    monkeypatch.delenv("SEQREC_THREADS", raising=False)
+    _scripted(monkeypatch, [0.0, 1.0, 0.0, 0.0])
+    calls: list[int] = []
+    governor = ThreadGovernor(recheck=0.0, set_threads=calls.append)
+    governor.start()
+    for _ in range(3):
+        governor.tick()
+    assert calls == [2]
 
 
 def test_seqrec_threads_fixes_the_count_and_turns_adapting_off(monkeypatch) -> None:
