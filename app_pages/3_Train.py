@@ -136,7 +136,6 @@ my_jobs = [j for j in runner.list_jobs(root, kind="train") if j.name in st.sessi
            or (j.fingerprint == ds.fingerprint and runner.is_alive(j))]
 
 
-@st.fragment(run_every=1.0)
 def compute_note(start: dict) -> str:
     """How the job computes, from its start event (jobs from before 2026-12-07 did not say)."""
     if "precision" not in start:
@@ -150,6 +149,7 @@ def compute_note(start: dict) -> str:
     return note
 
 
+@st.fragment(run_every=1.0)
 def job_panel(job: runner.Job) -> None:
     events = runner.read_events(job)
     status = runner.status(job, events)
