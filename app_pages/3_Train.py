@@ -106,7 +106,7 @@ with st.form("train_form"):
             model_values[spec.name] = option_widget(more[(i + 1) % 4], family, spec, unavailable)
     analyse = st.toggle("Analyse the run when training finishes", value=True,
                         help="Right after training, compute and store everything Evaluate, Explain, Embeddings, "
-                             "Compare and the Patterns model tab show (about a minute on the demo), so those pages "
+                             "Compare and the Patterns model tab show (3-4 minutes on the demo), so those pages "
                              "open at once. Off: compute each part later from its page.")
     submitted = st.form_submit_button("Start training", type="primary")
 
