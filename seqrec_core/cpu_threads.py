@@ -37,10 +37,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 def allowed_cores() -> int:
     """The cores this process may run on (the container's CPU set, not the host's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return max(1, len(_cpu_set()))
 
 
 def thread_limit() -> int:
@@ -114,9 +111,10 @@ def threads_for(limit: int, others_busy: float) -> int:
 
 
 def _cpu_set() -> set[int]:
+    """The CPUs this process may run on."""
     try:
         return set(os.sched_getaffinity(0))
-    except AttributeError:
+    except AttributeError:  # not Linux
         return set(range(os.cpu_count() or 1))
 
 

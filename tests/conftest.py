@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from analysed import analyse  # tests/analysed.py
 
+from seqrec_core.cpu_threads import allowed_cores
+
 # Some tests compare two trainings number for number (same seed, same weights). The thread policy adapts to the
 # machine's load (seqrec_core.cpu_threads), and a thread count that changed between the two would change float
 # sums; so the suite, and the jobs it starts, compute with a fixed count: every allowed core, torch's default.
-os.environ.setdefault("SEQREC_THREADS", str(len(os.sched_getaffinity(0))))
+os.environ.setdefault("SEQREC_THREADS", str(allowed_cores()))
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"

@@ -24,7 +24,7 @@ def dashboard_threads(running_jobs: int) -> int:
     try:
         fixed = fixed_threads()
     except InputError:
-        fixed = None  # the jobs report a bad SEQREC_THREADS in one line; the pages keep torch's default
+        fixed = None  # the jobs report a bad SEQREC_THREADS in one line; the pages go on sharing as if unset
     return fixed if fixed is not None else max(1, thread_limit() - running_jobs)
 
 
