@@ -216,16 +216,22 @@ def open_run_and_data(args: argparse.Namespace):  # noqa: ANN201 - (seqrec_core.
 
 
 def exclude_seen(args: argparse.Namespace, ds: Dataset | StoredData) -> bool:
-    """--exclude-seen on|off, or auto: on when users (almost) never repeat an item in this log."""
+    """--exclude-seen on|off, or auto: on when users (almost) never repeat an item in this log. ``recommend`` also
+    takes its older ``--include-seen`` (= off)."""
     from seqrec_core.evaluation import default_exclude_seen
 
+    if getattr(args, "include_seen", False):
+        if args.exclude_seen == "on":
+            raise InputError("--include-seen and --exclude-seen on contradict each other; give one of them")
+        return False
     return default_exclude_seen(ds.sequences) if args.exclude_seen == "auto" else args.exclude_seen == "on"
 
 
-def add_exclude_seen(p: argparse.ArgumentParser) -> None:
+def add_exclude_seen(p: argparse.ArgumentParser, when: str = "when evaluating") -> None:
     p.add_argument("--exclude-seen", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
-                   help="rank only items not yet in the user's history when evaluating; auto (default) = on when "
-                        "the log has no repeat consumption, off otherwise; the output says which was used")
+                   help=f"rank only items not yet in the user's history {when}; auto (default) = on when the log "
+                        "has no repeat consumption, off otherwise (the same rule as train, evaluate and every "
+                        "page); the output says which was used")
 
 
 def add_run_options(p: argparse.ArgumentParser, device_default: str = "cpu") -> None:

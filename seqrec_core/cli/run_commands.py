@@ -95,35 +95,36 @@ def cmd_recommend(args: argparse.Namespace) -> dict:
     run, ds = open_run_and_data(args)
     scorer = run.scorer(device=args.device)
     query_time = _query_time(args, scorer, run)
+    exclude = exclude_seen(args, ds)
     if fmt is not None:
-        return recommend_batch(args, fmt, scorer, ds.sequences, query_time, started)
+        return recommend_batch(args, fmt, scorer, ds.sequences, query_time, exclude, started)
     recs = get_recommendations(scorer, ds.sequences, args.user, k=args.k,
-                               exclude_seen=not args.include_seen, holdout=False, query_time=query_time)
+                               exclude_seen=exclude, holdout=False, query_time=query_time)
     items = []
     for row in recs.itertuples(index=False):
         item = {"item": str(row.item_id), "score": float(row.score)}
         if isinstance(row.title, str) and row.title:
             item["title"] = row.title
         items.append(item)
-    out = {"user": str(args.user), "exclude_seen": not args.include_seen, "items": items}
+    out = {"user": str(args.user), "exclude_seen": exclude, "items": items}
     if query_time is not None:
         out["at"] = pd.Timestamp(query_time, unit="s", tz="UTC").isoformat()
     return out
 
 
 def recommend_batch(args: argparse.Namespace, fmt: str, scorer, data, query_time: int | None,  # noqa: ANN001
-                    started: float) -> dict:
+                    exclude: bool, started: float) -> dict:
     """Top-K of many users in batches, as one table (user_id, rank, item_id, title, score) written atomically."""
     import pandas as pd
 
     from seqrec_core.recommend import get_all_recommendations
 
     users = batch_users(args.users, data.vocab)
-    table = get_all_recommendations(scorer, data, k=args.k, exclude_seen=not args.include_seen,
+    table = get_all_recommendations(scorer, data, k=args.k, exclude_seen=exclude,
                                     query_time=query_time, users=users)
     write_output(table, args.out, fmt)
     out = {"out": args.out, "users": len(users), "rows": int(len(table)), "k": args.k,
-           "exclude_seen": not args.include_seen}
+           "exclude_seen": exclude}
     if query_time is not None:
         out["at"] = pd.Timestamp(query_time, unit="s", tz="UTC").isoformat()
     return out | {"seconds": round(time.perf_counter() - started, 3)}
@@ -213,7 +214,8 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:
     add_run_options(p)
     add_user_options(p, TABLE_FORMATS)
     p.add_argument("--k", type=POSITIVE_INT, default=10, help="how many items (default 10)")
-    p.add_argument("--include-seen", action="store_true", help="allow items the user already has")
+    add_exclude_seen(p, "in the top K")
+    p.add_argument("--include-seen", action="store_true", help="the same as --exclude-seen off (kept for scripts)")
     p.add_argument("--at", type=request_time_arg,
                    help="request time for a time-aware run: ISO-8601 (e.g. 2024-03-01T09:00Z) or unix seconds "
                         "(default: the user's last event plus their median gap); with --users, the same time for "

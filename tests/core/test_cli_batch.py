@@ -79,6 +79,25 @@ def test_batch_recommend_all_users_and_seen_items(tiny_run, small_dataset, tmp_p
     assert doc["exclude_seen"] is False and set(table["user_id"]) == set(data.vocab.user_ids)
 
 
+def test_recommend_decides_seen_items_as_evaluate_does(tiny_run, small_dataset, capsys):
+    """One rule for every command and page: auto = the log's default (off where people repeat items), so the CLI's
+    top-K is the list the run's own evaluation ranks; --include-seen still means off."""
+    from seqrec_core.evaluation import default_exclude_seen
+
+    data = small_dataset.sequences
+    user = data.vocab.user_ids[0]
+    seen = {data.vocab.item_id(int(i)) for i in data.sequences[0]}
+    answers = {}
+    for flags in ((), ("--exclude-seen", "on"), ("--exclude-seen", "off"), ("--include-seen",)):
+        code, doc, err = call(capsys, "recommend", "--run", tiny_run, "--user", user, "--k", 10, *flags)
+        assert code == 0, err
+        answers[flags] = doc
+    assert answers[()]["exclude_seen"] is default_exclude_seen(data)
+    on, off = answers[("--exclude-seen", "on")], answers[("--exclude-seen", "off")]
+    assert on["exclude_seen"] is True and not seen & {i["item"] for i in on["items"]}
+    assert off["exclude_seen"] is False and answers[("--include-seen",)] == off
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["recommend", "--user", "{u}", "--users", "{u}", "--out", "{d}/top.csv"], "not both"),
     (["recommend", "--user", "{u}", "--out", "{d}/top.csv"], "--out"),
@@ -89,6 +108,7 @@ def test_batch_recommend_all_users_and_seen_items(tiny_run, small_dataset, tmp_p
     (["recommend", "--users", "{u}", "--out", "{d}/no-folder/top.csv"], "folder"),
     (["recommend", "--users", "{u}", "--out", "{d}/top.csv", "--at", "2024-03-01T09:00Z"], "--time-features"),
     (["recommend", "--users", "{u}", "--out", "{d}/top.csv", "--k", "0"], "--k"),
+    (["recommend", "--users", "{u}", "--out", "{d}/top.csv", "--include-seen", "--exclude-seen", "on"], "contradict"),
     (["explain", "--users", "{u}", "--out", "{d}/ex.txt"], ".json"),
     (["explain", "--user", "{u}", "--users", "{u}", "--out", "{d}/ex.json"], "not both"),
     (["explain", "--users", "nobody-here", "--out", "{d}/ex.csv"], "nobody-here"),
