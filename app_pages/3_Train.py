@@ -9,14 +9,21 @@ from seqrec_core.demo_run import DEMO_TRAINING_NOTE
 from seqrec_core.errors import InputError
 from seqrec_core.jobs import runner
 from seqrec_core.jobs.spec import AnalysisRequest, TrainSpec
-from seqrec_core.models import MODEL_FAMILIES, build_config
+from seqrec_core.models import MODEL_FAMILIES, build_config, inactive_options
 from seqrec_core.runs import list_runs, unpack_run_zip
 from seqrec_core.training.config import TrainConfig
 from seqrec_core.training.from_log import model_options_from_log, patience_from_log
-from seqrec_core.training.verdict import TrainingVerdict
+from seqrec_core.training.verdict import TrainingVerdict, stop_reason_words
 from seqrec_core.viz.plot_training import plot_live_loss, plot_training_curves
 from ui import state
-from ui.family_form import family_blurb, family_fields, option_widget, unavailable_options, with_log_defaults
+from ui.family_form import (
+    DECIDING,
+    family_blurb,
+    family_fields,
+    option_widget,
+    unavailable_options,
+    with_log_defaults,
+)
 from ui.widgets import context_reach_box, download_table, verdict_box
 
 st.title("Train")
@@ -60,10 +67,16 @@ derived = log_defaults(family, ds.fingerprint)
 basic, advanced = (with_log_defaults(specs, derived, "Set from this log: dense logs (many events per item) learn "
                                      "far-back dependencies better with less dropout.") for specs in (basic, advanced))
 unavailable = unavailable_options(ds.sequences)
+# The options that decide whether others do anything (the loss) sit above the form: see family_form.DECIDING
+deciding_cols = st.columns(4)
+deciding = {spec.name: option_widget(deciding_cols[i], family, spec)
+            for i, spec in enumerate(s for s in basic + advanced if s.name in DECIDING)}
+inactive = inactive_options(family, deciding)  # what a value left in a disabled input must not pass on
+unavailable |= inactive
 with st.form("train_form"):
-    model_values = {}
+    model_values = dict(deciding)
     cols = st.columns(4)
-    for i, spec in enumerate(basic):
+    for i, spec in enumerate(s for s in basic if s.name not in DECIDING):
         model_values[spec.name] = option_widget(cols[i % 4], family, spec, unavailable)
     c1, c2, c3 = st.columns(3)
     max_len = c1.number_input("History length (events)", 5, 512, TRAIN_DEFAULTS.max_len, help="How many of the "
@@ -102,7 +115,7 @@ with st.form("train_form"):
         weight_decay = more[0].number_input("Weight decay", 0.0, 1.0, float(TRAIN_DEFAULTS.weight_decay), step=0.01,
                                             format="%.3f", help="AdamW's decoupled weight decay (0 = none); "
                                                                 "0.05 is a mild regulariser for small logs.")
-        for i, spec in enumerate(advanced):
+        for i, spec in enumerate(s for s in advanced if s.name not in DECIDING):
             model_values[spec.name] = option_widget(more[(i + 1) % 4], family, spec, unavailable)
     analyse = st.toggle("Analyse the run when training finishes", value=True,
                         help="Right after training, compute and store everything Evaluate, Explain, Embeddings, "
@@ -113,7 +126,7 @@ with st.form("train_form"):
 if submitted:
     # Only options changed from the family's defaults go to the trainer: unset ones take the config's defaults.
     changed = {spec.name: model_values[spec.name] for spec in basic + advanced
-               if model_values[spec.name] != spec.default}
+               if spec.name not in inactive and model_values[spec.name] != spec.default}
     try:
         build_config(family, ds.sequences.vocab.n_items, max_len=int(max_len), **changed)
         train = TrainConfig(max_len=int(max_len), time_budget=float(time_budget), epochs=int(epochs), lr=float(lr),
@@ -175,7 +188,7 @@ def job_panel(job: runner.Job) -> None:
     elif status in ("done", "analysing"):
         done = next((e for e in reversed(events) if e.get("event") == "done"), {})
         test = (done.get("metrics") or {}).get("test", {})
-        finished = (f"Finished ({done.get('stopped_reason', 'done')}): test NDCG@10 "
+        finished = (f"Finished ({stop_reason_words(done.get('stopped_reason', 'done'))}): test NDCG@10 "
                     f"{test.get('NDCG@10', float('nan')):.4f}, HR@10 {test.get('HR@10', float('nan')):.4f}.")
         verdict = TrainingVerdict.from_json(done.get("verdict"))
         if verdict is None:  # a job from before verdicts: no judgement to show

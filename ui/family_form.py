@@ -63,6 +63,9 @@ FIELD_HELP = {
 }
 ADVANCED = {"loss", "num_negatives", "negatives", "gbce_t", "tied_output", "label_smoothing", "mask_last_prob",
             "text_encoder"}  # "More options"
+# Options others depend on (models.inactive_options): the Train page shows them above its form, where a change
+# reruns the page at once and the options it switches off are disabled before anyone sets them
+DECIDING = ("loss",)
 # given by the data, the family, "History length" below, or (text_dim) the text encoder itself
 NOT_OPTIONS = {"n_items", "family", "max_len", "text_dim"}
 

@@ -7,6 +7,7 @@ two classes and one line in :data:`MODEL_FAMILIES`; the trainer, the run format 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from torch import nn
@@ -58,6 +59,13 @@ def build_config(family: str, n_items: int, **options: Any) -> Any:
     return config
 
 
+def inactive_options(family: str, values: Mapping[str, object]) -> dict[str, str]:
+    """Options of ``family`` that have no effect given the other ``values`` chosen (e.g. SASRec's negative sampling
+    with the full softmax), each with why; a family without such rules has none."""
+    rule = getattr(family_of(family).config_cls, "inactive_options", None)
+    return dict(rule(values)) if rule is not None else {}
+
+
 def build_model(family: str, n_items: int, **options: Any) -> nn.Module:
     """A freshly initialised model of ``family`` for a catalogue of ``n_items`` items."""
     config = build_config(family, n_items, **options)
@@ -79,4 +87,4 @@ def model_from_config(config: dict) -> nn.Module:
 
 __all__ = ["MODEL_FAMILIES", "BERT4Rec", "BERT4RecConfig", "GRU4RecConfig", "HiddenOutput", "LSIConfig", "LSIRec",
            "LSTMConfig", "ModelFamily", "NeuralScorer", "RNNRec", "SASRec", "SASRecConfig", "Scorer", "build_config",
-           "build_model", "family_of", "model_from_config", "pad_left"]
+           "build_model", "family_of", "inactive_options", "model_from_config", "pad_left"]

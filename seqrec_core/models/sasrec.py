@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import ClassVar, Literal, NamedTuple
 
@@ -127,6 +128,23 @@ class SASRecConfig:
     def option_names(cls) -> list[str]:
         """Options a person may set (everything but the data-given n_items and the family tag)."""
         return [f.name for f in fields(cls) if f.name not in ("n_items", "family")]
+
+    @staticmethod
+    def inactive_options(values: Mapping[str, object]) -> dict[str, str]:
+        """Options that do nothing with the loss in ``values`` (default "full"), each with why: the Train page
+        disables them, so nobody tunes a setting the chosen loss never reads."""
+        loss = str(values.get("loss") or "full")
+        out = {}
+        if loss not in ("sampled", "gbce"):
+            out["num_negatives"] = (f"the {loss} loss " + ("ranks every item, so it samples no negatives."
+                                                           if loss == "full" else "always uses one negative."))
+        if loss == "full":
+            out["negatives"] = "the full loss ranks every item, so no negatives are drawn."
+        if loss != "gbce":
+            out["gbce_t"] = f"it calibrates the gbce loss only; the loss is {loss}."
+        if loss != "full":
+            out["label_smoothing"] = f"it smooths the full softmax only; the loss is {loss}."
+        return out
 
 
 EAGER_LOCK = threading.Lock()  # module-level: a lock inside the module would make it unpicklable / uncopyable

@@ -10,6 +10,7 @@ from seqrec_core.evaluation import ALL_METRICS, AUC_HELP
 from seqrec_core.report.content import Part, ReviewContent
 from seqrec_core.report.render import Canvas, Section, facts, note, para, table, text
 from seqrec_core.report.sentences import metrics_sentence
+from seqrec_core.training.verdict import stop_reason_words
 
 SHOWN_METRICS = ("HR@10", "HR@20", "NDCG@10", "NDCG@20", "MRR", "AUC", "GAUC")  # the table's columns (figures: @10)
 
@@ -127,7 +128,7 @@ def model_section(content: ReviewContent, canvas: Canvas) -> Section:
                        ("Trained", f"{cfg.get('created', '?')} on {cfg.get('device', '?')}, "
                                    f"{float(cfg.get('train_seconds') or 0):,.0f} s"),
                        ("Epochs", f"{cfg.get('epochs_trained', '?')} trained, best {cfg.get('best_epoch', '?')}, "
-                                  f"stopped: {cfg.get('stopped_reason', '?')}"),
+                                  f"stopped: {stop_reason_words(cfg.get('stopped_reason', '?'))}"),
                        ("Seen items at evaluation", "excluded" if cfg.get("exclude_seen") else "included")]))
     section.add(canvas.figure(plot_training_curves(files.history), "Training loss and validation NDCG@10 per "
                               "epoch; the star marks the epoch that was kept."))

@@ -21,6 +21,16 @@ HEADLINES = {
     "cancelled": "cancelled before converging",
 }
 
+# Why training stopped (``TrainResult.stopped_reason``), in the words pages and reports show
+STOP_REASONS = {"converged": "early stopping: no validation gain for the patience",
+                "time_budget": "the time budget ran out", "max_epochs": "the epoch limit was reached",
+                "cancelled": "cancelled"}
+
+
+def stop_reason_words(reason: object) -> str:
+    """``stopped_reason`` in plain words (an unknown one as it is)."""
+    return STOP_REASONS.get(str(reason), str(reason))
+
 
 @dataclass(frozen=True)
 class TrainingVerdict:

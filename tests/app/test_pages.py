@@ -98,6 +98,25 @@ def test_train_page_disables_options_the_log_cannot_support(runs_dir, small_data
     assert box.disabled and "no timestamps" in box.help
 
 
+def test_train_page_disables_options_the_chosen_loss_never_reads(runs_dir, small_dataset):
+    at = open_page("app_pages/3_Train.py", dataset=small_dataset)
+    inputs = {w.label: w for w in [*at.number_input, *at.selectbox, *at.slider]}
+    loss = inputs["Loss"]
+    assert loss.value == "full" and not loss.disabled
+    for label in ("Negatives per positive", "Negative sampling", "gBCE calibration t"):
+        assert inputs[label].disabled and "Not available here" in inputs[label].help, label
+    assert not inputs["Label smoothing"].disabled
+    loss.set_value("gbce").run()
+    inputs = {w.label: w for w in [*at.number_input, *at.selectbox, *at.slider]}
+    for label in ("Negatives per positive", "Negative sampling", "gBCE calibration t"):
+        assert not inputs[label].disabled, label
+    assert inputs["Label smoothing"].disabled and "full softmax only" in inputs["Label smoothing"].help
+    at = open_page("app_pages/3_Train.py", dataset=small_dataset)
+    next(w for w in at.selectbox if w.label == "Model family").set_value("gru4rec").run()
+    assert not any(w.label == "Loss" for w in at.selectbox)  # a family without a loss choice shows none
+    assert not [w.label for w in [*at.number_input, *at.selectbox, *at.slider] if w.disabled]
+
+
 def train_page_with_finished_job(runs_dir, small_dataset, name: str, events: list[dict],
                                  start: dict | None = None) -> AppTest:
     """The Train page showing one train job of this session (a dead pid: finished) whose progress file holds a
