@@ -1,13 +1,19 @@
 """Entry point: the page navigation and the sidebar that shows which dataset and run are in use."""
 import streamlit as st
 
+from seqrec_core import __version__
 from ui import links, state
 from ui.cpu_share import share_cores_with_jobs
 from ui.demo import ensure_demo_run
 from ui.sidebar import render_sidebar
 from ui.warmup import warm
 
-st.set_page_config(page_title="SeqRec Lens", page_icon="🔭", layout="wide")
+# The toolbar shows only this About entry (.streamlit/config.toml: toolbarMode "minimal"), no developer chrome
+ABOUT = (f"**SeqRec Lens {__version__}**: an analysis dashboard for sequential recommendation: the rhythms in a "
+         "behaviour log, a Transformer recommender trained on it, honest baselines, explanations and per-user "
+         "recommendations. The project's README.md says how to start it, the command line "
+         "(`python -m seqrec_core --help`) and how training shares the CPU.")
+st.set_page_config(page_title="SeqRec Lens", page_icon="🔭", layout="wide", menu_items={"About": ABOUT})
 
 PAGES = [
     st.Page("app_pages/0_Home.py", title="Home", default=True),

@@ -5,8 +5,10 @@ import streamlit as st
 
 from seqrec_core.analysis.kinds_eval import TIME_MASS, load_model_ties
 from seqrec_core.errors import InputError
+from seqrec_core.evaluation import AUC_HELP
 from seqrec_core.explain_methods import time_mass_keys
 from seqrec_core.patterns.common import has_timestamps
+from seqrec_core.patterns.model_ties import TIE_METRICS
 from seqrec_core.patterns.rhythm import timezone_names
 from seqrec_core.patterns.segments import BURSTY_B, REGULAR_B
 from seqrec_core.viz.plot_explain import method_name
@@ -237,7 +239,9 @@ def model_tab() -> None:
     st.markdown(f"Run **{run.path.name}** on the test split (last event of each user), seen items "
                 f"**{'excluded' if exclude_seen else 'included'}**, next to the baselines (the Evaluate page's "
                 "numbers, split by when and for whom).")
-    metric = st.radio("Metric", ["NDCG@10", "HR@10"], horizontal=True, key="patterns_metric")
+    metric = st.radio("Metric", TIE_METRICS, horizontal=True, key="patterns_metric",
+                      help="NDCG@10 rewards the held-out item near the top of the ranking; HR@10: share of users "
+                           "whose held-out item is in the top 10; MRR: mean of 1/rank. " + AUC_HELP)
     a, b = st.columns(2)
     with a:
         st.plotly_chart(plot_metrics_by_segment(by_seg, metric), width="stretch", theme=None)
@@ -278,8 +282,10 @@ def model_tab() -> None:
 
 def planted_tab() -> None:
     st.markdown("The demo log was generated with a daily (24 h) and a weekly (168 h) rhythm and a few items that "
-                "burst for 2–3 days. The bar: both periods found within 2% and significant, planted bursts found "
-                "with F1 ≥ 0.8 (a found burst matches a planted one when they overlap ≥ 50%).")
+                "burst for 2–3 days, so this tab can check the analysis against the truth: both periods should be "
+                "found within 2% and be significant, and the detected bursts should match the planted ones (a "
+                "detected burst matches a planted one when they overlap by half or more; F1 combines how many "
+                "detected bursts are real and how many real ones were detected, 1 = all and only those).")
     check = cache.demo_check(fp, ds.source.demo_seed, rep)
     p = st.columns(3)
     for col, name in zip(p[:2], ("daily", "weekly"), strict=True):
@@ -290,7 +296,7 @@ def planted_tab() -> None:
                    delta="found, significant" if ok else "missed", delta_color="normal" if ok else "inverse")
     scores = check["bursts"]
     f1 = scores.get("f1", float("nan"))
-    p[2].metric("Planted bursts: F1", f"{f1:.2f}", delta="meets the 0.8 bar" if f1 >= 0.8 else "below the 0.8 bar",
+    p[2].metric("Planted bursts: F1", f"{f1:.2f}", delta="good (0.8 or more)" if f1 >= 0.8 else "weak (below 0.8)",
                 delta_color="normal" if f1 >= 0.8 else "inverse",
                 help=f"precision {scores.get('precision', float('nan')):.2f} · recall "
                      f"{scores.get('recall', float('nan')):.2f}")

@@ -3,7 +3,6 @@ be trusted, and what would change with a different history."""
 import numpy as np
 import streamlit as st
 
-from seqrec_core.analysis.job import default_user
 from seqrec_core.errors import InputError
 from seqrec_core.explain_methods import BASELINE_MODELS, applicable, by_key, method_keys
 from seqrec_core.viz.plot_explain import (
@@ -61,7 +60,7 @@ primary = "ig" if "ig" in available else available[0]  # IG leads wherever it ap
 demo = cache.is_demo(ds)
 explained = set(cache.stored_users(str(exp.unit.folder), exp.unit.created, exp.unit)) if exp.fresh else set()
 
-links.seed("user", st.session_state.get("rec_user") or default_user(ds))
+links.seed("user", st.session_state.get("rec_user") or stored.example_user(run, ds))
 c1, c2, c3 = st.columns([2, 2, 3])
 user = c1.text_input("User id", key="user", bind="query-params",
                      help=f"As in the log, e.g. {', '.join(vocab.user_ids[:3])}. Shared with Recommendations and "

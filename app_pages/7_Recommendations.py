@@ -1,12 +1,11 @@
 """Recommendations: one user's history, what the model ranks next, and where their real next item landed."""
 import streamlit as st
 
-from seqrec_core.analysis.job import default_user
 from seqrec_core.analysis.kinds_explain import TOP_K_STORED, load_recommendations
 from seqrec_core.errors import InputError
 from seqrec_core.recommend import get_heldout_rank, get_recommendations, get_user_timeline
 from seqrec_core.viz.plot_recommendations import plot_topk_scores, plot_user_timeline
-from ui import links, state, stored, what_changed
+from ui import compute, links, state, stored, what_changed
 from ui.widgets import download_table
 
 st.title("Recommendations")
@@ -16,14 +15,16 @@ ds = state.require_dataset()
 run = state.require_run(ds)
 vocab = ds.sequences.vocab
 
-links.seed("user", st.session_state.get("rec_user") or default_user(ds))
+links.seed("user", st.session_state.get("rec_user") or stored.example_user(run, ds))
 c1, c2, c3 = st.columns([2, 1, 1])
 user_id = c1.text_input("User id", key="user", bind="query-params",
                         help=f"As in the log, e.g. {', '.join(vocab.user_ids[:3])}. {len(vocab.user_ids):,} users. "
                              "Shared with Explain and Compare.")
 k = c2.slider("Top K", 5, TOP_K_STORED, 10, help="How many recommendations to show.")
-exclude_seen = c3.toggle("Exclude seen items", value=True,
-                         help="Hide items the user already had (usual for shops; turn off for repeat consumption).")
+exclude_seen = c3.toggle("Exclude seen items", value=compute.exclude_seen_default(ds.fingerprint, ds),
+                         help="Hide items the user already had. The default follows the log, as on every page and "
+                              "in the command line: on when people (almost) never repeat an item, off where they "
+                              "come back to items (music, groceries, the demo).")
 if not vocab.has_user(user_id):
     st.error(f"User '{user_id}' is not in {ds.name}. Try one of: {', '.join(vocab.user_ids[:5])}.")
     st.stop()

@@ -40,8 +40,9 @@ from seqrec_core.run_files import read_json, read_safetensors_header
 
 log = logging.getLogger(__name__)
 
-COMPARE_METRICS = ("HR@10", "NDCG@10", "MRR")  # the per-user breakdowns (history length, segments)
-TABLE_METRICS = (*COMPARE_METRICS, *AUC_METRICS)  # the runs table, its chart and the paired differences
+RANK_METRICS = ("HR@10", "NDCG@10", "MRR")  # known for every evaluation, also one stored before AUC existed
+# The runs table, its chart, the paired differences and the per-user breakdowns (history length, segments)
+COMPARE_METRICS = (*RANK_METRICS, *AUC_METRICS)
 NO_AUC = "— (evaluated before AUC)"  # a run whose stored evaluation has no candidate counts: recompute it
 BASELINE_NAMES = ("popularity", "markov", "itemknn")  # what models.baselines.fit_baselines returns
 Progress = Callable[[int, int], None]
@@ -143,7 +144,7 @@ def get_metrics_with_ci(results: Sequence[EvalResult], n_boot: int = 1000) -> pd
 
 
 def get_runs_table(metas: Sequence[RunMeta], metrics: pd.DataFrame,
-                   columns: Sequence[str] = TABLE_METRICS) -> pd.DataFrame:
+                   columns: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
     """The Compare page's main table: one row per run, in the order of ``metas``.
 
     ``metrics`` is :func:`get_metrics_with_ci`'s table (rows matched on the run name); a run missing there gets
@@ -197,7 +198,7 @@ def _fmt_duration(seconds: float | None) -> str:
         f"{seconds / 3600:.1f} h"
 
 
-def runs_table_for_display(table: pd.DataFrame, columns: Sequence[str] = TABLE_METRICS) -> pd.DataFrame:
+def runs_table_for_display(table: pd.DataFrame, columns: Sequence[str] = COMPARE_METRICS) -> pd.DataFrame:
     """The runs table as people read it: which run and its setup (what differs from the family's defaults), then
     "value (95% CI lo–hi)" per metric, then cost (training time, parameters, device) and provenance (created,
     data fingerprint). A run with rank metrics but no AUC (stored before AUC existed) says so: :data:`NO_AUC`."""
@@ -224,10 +225,13 @@ def get_history_length_across(results: Sequence[EvalResult], metric: str = "NDCG
 
 
 def get_segments_across(results: Sequence[EvalResult], data: SequenceData, segments: pd.DataFrame,
-                        metrics: Sequence[str] = COMPARE_METRICS, n_boot: int = 1000) -> pd.DataFrame:
-    """Metrics per temporal user segment (``segments``: the pattern report's ``per_user``) for every result."""
+                        metrics: Sequence[str] | None = None, n_boot: int = 1000) -> pd.DataFrame:
+    """Metrics per temporal user segment (``segments``: the pattern report's ``per_user``) for every result;
+    ``metrics`` defaults to :data:`COMPARE_METRICS`, without AUC / GAUC when a result lacks their counts."""
     from seqrec_core.patterns.model_ties import get_metrics_by_segment
 
+    if metrics is None:
+        metrics = COMPARE_METRICS if all(r.has_auc for r in results) else RANK_METRICS
     frames = [get_metrics_by_segment(r, data, segments, metrics=metrics, n_boot=n_boot) for r in results]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -341,7 +345,7 @@ def get_attribution_comparison(runs: Mapping[str, object], data: SequenceData, u
     return align_attributions(attrs), get_attribution_targets(attrs)
 
 
-__all__ = ["BASELINE_NAMES", "COMPARE_METRICS", "NO_AUC", "TABLE_METRICS", "RunMeta", "align_attributions",
+__all__ = ["BASELINE_NAMES", "COMPARE_METRICS", "NO_AUC", "RANK_METRICS", "RunMeta", "align_attributions",
            "combine_topk", "count_parameters",
            "describe_paired_difference", "differing_options", "evaluate_scorers", "get_attribution_comparison",
            "get_attribution_targets", "get_history_length_across", "get_metrics_with_ci", "get_options_table",

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import streamlit as st
 
 from seqrec_core import compare
-from seqrec_core.analysis.job import default_user
 from seqrec_core.data.dataset import Dataset
 from seqrec_core.errors import InputError
 from seqrec_core.evaluation import AUC_HELP
@@ -21,7 +20,7 @@ from seqrec_core.viz.plot_compare import (
 from seqrec_core.viz.plot_evaluation import plot_metric_by_history_length
 from seqrec_core.viz.plot_patterns_model import plot_metrics_by_segment
 from ui import compare_cache as cache
-from ui import compare_jobs, compute, explain_cache, links
+from ui import compare_jobs, compute, explain_cache, links, stored
 from ui.widgets import download_table
 
 TARGETS = {"heldout": "The user's real next item (same target for both runs)",
@@ -73,7 +72,7 @@ def all_runs_tab(v: CompareView) -> None:
                    + ("" if show_all else " (the others are hidden)") + "; blank = the run's family has no such "
                    "option, 'none' = left unset.")
         download_table(options, "run_options.csv", label="Download every option (CSV)")
-    st.plotly_chart(plot_runs_metrics(v.metrics, compare.TABLE_METRICS, runs=[m.name for m in v.metas],
+    st.plotly_chart(plot_runs_metrics(v.metrics, compare.COMPARE_METRICS, runs=[m.name for m in v.metas],
                                       colors=v.colors), width="stretch", theme=None)
     st.caption("Each panel is one metric: longer bars are better; when two runs' whiskers overlap, the difference "
                "may be chance. Grey bars are the baselines, the dotted line the best of them. " + AUC_HELP)
@@ -116,8 +115,10 @@ def head_to_head_tab(v: CompareView) -> None:
 
 def for_whom_tab(v: CompareView) -> None:
     b1, b2 = st.columns([1, 3])
-    metric = b1.selectbox("Metric", compare.COMPARE_METRICS, index=1, help="HR@10: share of users whose real next "
-                          "item is in the top 10. NDCG@10 also rewards placing it higher. MRR: mean of 1/rank.")
+    with_auc = all(r.has_auc for r in v.all_results)  # a run evaluated before AUC existed has rank metrics only
+    metric = b1.selectbox("Metric", compare.COMPARE_METRICS if with_auc else compare.RANK_METRICS, index=1,
+                          help="HR@10: share of users whose real next item is in the top 10. NDCG@10 also rewards "
+                               "placing it higher. MRR: mean of 1/rank. " + AUC_HELP)
     with_base = b2.toggle("Show the baselines in these charts", value=False,
                           help="Off keeps the charts to the trained runs; the baselines are on the All runs tab.")
     chosen = v.all_results if with_base else list(v.results.values())
@@ -150,7 +151,7 @@ def one_user_tab(v: CompareView) -> None:
     a, b, ds = v.run_a, v.run_b, v.ds
     vocab = ds.sequences.vocab
     s3, s4 = st.columns([3, 1])
-    links.seed("user", st.session_state.get("rec_user") or default_user(ds))
+    links.seed("user", st.session_state.get("rec_user") or stored.example_user(v.runs[a], ds))
     user = s3.text_input("User id", key="user", bind="query-params",
                          help=f"As in the log, e.g. {', '.join(vocab.user_ids[:3])}. Shared with Recommendations and "
                               "Explain.")

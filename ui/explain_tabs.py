@@ -17,7 +17,7 @@ from seqrec_core.viz.plot_explain_stats import (
     plot_planted_check,
     plot_truncation_ablation,
 )
-from ui import stored
+from ui import compute, stored
 from ui.widgets import context_reach_box, download_table
 
 
@@ -83,7 +83,9 @@ def far_tab(run, ds, available: list[str]) -> None:  # noqa: ANN001 - LazyRun, D
         stored.caption(found, f"{stats.users:,} users · {method_name(stats.method)}"
                        + (f" · {stats.steps} steps" if stepped else ""))
     st.subheader("History-truncation ablation")
-    exclude = st.toggle("Exclude items already in the history", value=False, key="trunc_exclude")
+    exclude = st.toggle("Exclude items already in the history", value=compute.exclude_seen_default(ds.fingerprint, ds),
+                        key="trunc_exclude", help="The default follows the log, as on every page: on when people "
+                                                  "(almost) never repeat an item.")
     found = stored.lookup(run, ds, "truncation", exclude_seen=bool(exclude))
     if not found.fresh:
         stored.offer(run, ds, found, "the truncation ablation", key="truncation",

@@ -125,3 +125,28 @@ def settings_text(params: dict, names: dict[str, str]) -> str:
             value = params[key]
             parts.append(label.format(value) if "{" in label else f"{label} {value}")
     return " · ".join(parts) if parts else json.dumps(params)
+
+
+def example_user(run, ds: Dataset) -> str:  # noqa: ANN001 - LazyRun or None
+    """The user Explain, Recommendations and Compare open on (:func:`seqrec_core.analysis.job.default_user`),
+    chosen with the run's stored test ranks at the log's "exclude seen" default when they are fresh, as the
+    analysis job chose the users it explained."""
+    from ui import compute
+
+    found = None
+    if run is not None:
+        found = lookup(run, ds, "evaluation", exclude_seen=bool(compute.exclude_seen_default(ds.fingerprint, ds)))
+    if found is None or not found.fresh:
+        return _example_user(ds.fingerprint, "", "", ds, None)
+    return _example_user(ds.fingerprint, str(found.unit.folder), found.unit.created, ds, found.unit)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _example_user(fingerprint: str, folder: str, created: str, _ds: Dataset, _unit: StoredUnit | None) -> str:
+    from seqrec_core.analysis.job import default_user, heldout_ranks
+    from seqrec_core.analysis.kinds_eval import RUN, load_evaluation
+
+    if _unit is None:
+        return default_user(_ds)
+    result = load_evaluation(_unit, RUN).results[RUN]
+    return default_user(_ds, heldout_ranks(result, _ds.sequences.vocab))

@@ -34,20 +34,42 @@ class AnalysisCancelled(Exception):
     """A cancel arrived; the units finished before it are stored."""
 
 
-def default_user(dataset) -> str:  # noqa: ANN001 - Dataset
-    """The user a page opens on: on the demo log the first user whose held-out item is a planted response (a
-    long-range case worth explaining), else the first user."""
+EXAMPLE_CANDIDATES = 300  # off the demo: the most active users, among whom the example user is chosen
+GOOD_RANK = 3  # a held-out item ranked this high makes a user a good example (the what-if chart shows it)
+
+
+def default_user(dataset, ranks: dict[str, int] | None = None) -> str:  # noqa: ANN001 - Dataset
+    """The user a page opens on, chosen by the data, not by id order. Candidates: on the demo log the users whose
+    held-out item is a planted response (a long-range case worth explaining), elsewhere the
+    ``EXAMPLE_CANDIDATES`` most active users. With ``ranks`` (user -> the run's test rank of their held-out
+    item, seen items as the log's default), the first candidate ranked in the top ``GOOD_RANK``, else the best
+    ranked; without, the first candidate. The analysis job and the pages pass the same ranks (the run's
+    evaluation), so the user the pages open on is one the job explained."""
     from seqrec_core.data.dataset import DEMO
 
-    vocab = dataset.sequences.vocab
+    data = dataset.sequences
+    vocab = data.vocab
     source = getattr(dataset, "source", None)
+    candidates: list[str] = []
     if source is not None and source.path == DEMO:
         from seqrec_core.data.synthetic import make_demo_events
 
-        for user in make_demo_events(seed=source.demo_seed)[1].response_users:
-            if vocab.has_user(user):
-                return user
-    return vocab.user_ids[0]
+        candidates = [u for u in make_demo_events(seed=source.demo_seed)[1].response_users if vocab.has_user(u)]
+    if not candidates:
+        active = np.argsort(-data.lengths(), kind="stable")[:EXAMPLE_CANDIDATES]  # longest histories first
+        candidates = [vocab.user_ids[int(u)] for u in active]
+    if not ranks:
+        return candidates[0] if candidates else vocab.user_ids[0]
+    ranked = [(ranks[u], i, u) for i, u in enumerate(candidates) if u in ranks]
+    good = [u for rank, _, u in ranked if rank <= GOOD_RANK]
+    if good:
+        return good[0]
+    return min(ranked)[2] if ranked else candidates[0]
+
+
+def heldout_ranks(result, vocab) -> dict[str, int]:  # noqa: ANN001 - EvalResult, Vocab
+    """user id -> the held-out item's rank, from an evaluation result (for :func:`default_user`)."""
+    return {vocab.user_ids[int(u)]: int(r) for u, r in zip(result.users, result.ranks, strict=True)}
 
 
 def sample_users(ctx: AnalysisContext, n: int, asked: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -57,11 +79,12 @@ def sample_users(ctx: AnalysisContext, n: int, asked: tuple[str, ...] = ()) -> t
     from seqrec_core.evaluation import default_exclude_seen
 
     vocab = ctx.data.vocab  # the users asked for were checked by run_analysis before anything ran
-    chosen = list(dict.fromkeys([*asked, default_user(ctx.dataset)]))
+    results = ctx.cache.get(("evaluation", default_exclude_seen(ctx.data)))
+    ranks = heldout_ranks(results[RUN], vocab) if results is not None and RUN in results else None
+    chosen = list(dict.fromkeys([*asked, default_user(ctx.dataset, ranks)]))
     if n <= 0:
         return tuple(chosen)
     target = len(chosen) + n
-    results = ctx.cache.get(("evaluation", default_exclude_seen(ctx.data)))
     if results is not None and RUN in results:
         run_result = results[RUN]
         hits = run_result.users[np.argsort(run_result.ranks, kind="stable")]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from seqrec_core.analysis.registry import AnalysisContext, Computed, Kind, Progress, register
+from seqrec_core.analysis.registry import AnalysisContext, Computed, Kind, Progress, log_default_exclude_seen, register
 from seqrec_core.analysis.store import StoredUnit
 from seqrec_core.errors import InputError
 from seqrec_core.evaluation import ALL_METRICS, EvalResult, default_exclude_seen
@@ -133,10 +133,11 @@ def _compute_model_ties(ctx: AnalysisContext, params: dict, progress: Progress |
     return {"by_segment": pd.concat(seg, ignore_index=True), "by_burst": pd.concat(burst, ignore_index=True)}, {}
 
 
+# version 3: MRR, AUC and GAUC per segment and burst group too (Compare's "For whom" offers them)
 MODEL_TIES = register(Kind(
-    name="model_ties", version=2, defaults={"exclude_seen": False}, compute=_compute_model_ties,
+    name="model_ties", version=3, defaults={"exclude_seen": False}, compute=_compute_model_ties,
     label="metrics per user segment and inside vs outside bursts", skip=needs_time,
-    variants=lambda ctx: [{"exclude_seen": default_exclude_seen(ctx.data)}]))
+    variants=log_default_exclude_seen))
 
 
 def load_model_ties(unit: StoredUnit, run_name: str) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seqrec_core.analysis.registry import AnalysisContext, Computed, Kind, Progress, register
+from seqrec_core.analysis.registry import (
+    AnalysisContext,
+    Computed,
+    Kind,
+    Progress,
+    log_default_exclude_seen,
+    register,
+)
 from seqrec_core.analysis.store import StoredUnit
 from seqrec_core.errors import InputError
 from seqrec_core.explain_methods import describe, method_keys
@@ -92,7 +99,7 @@ def truncation_gain(frame: pd.DataFrame, k: str = "20") -> float | None:
 
 TRUNCATION = register(Kind(
     name="truncation", version=1, defaults={"exclude_seen": False}, compute=_compute_truncation,
-    label="test NDCG@10 with only the last k events", skip=not_explainable))
+    label="test NDCG@10 with only the last k events", skip=not_explainable, variants=log_default_exclude_seen))
 
 
 # ------------------------------------------------------------------------------------------- can we trust it
@@ -362,4 +369,4 @@ def _compute_top_all(ctx: AnalysisContext, params: dict, progress: Progress | No
 
 TOP_ALL = register(Kind(name="top_all", version=1, defaults={"k": 10, "exclude_seen": True},
                         compute=_compute_top_all, label="the top-K of every user, from their whole history",
-                        allowed={"k": (1, 1000)}))
+                        allowed={"k": (1, 1000)}, variants=log_default_exclude_seen))

@@ -102,6 +102,14 @@ class Kind:
         return self.variants(ctx) if self.variants is not None else [dict(self.defaults)]
 
 
+def log_default_exclude_seen(ctx: AnalysisContext) -> list[dict]:
+    """One variant: the "exclude seen" setting every page and command uses on this log when nobody chose
+    (:func:`seqrec_core.evaluation.default_exclude_seen`), so a page's first view finds it stored."""
+    from seqrec_core.evaluation import default_exclude_seen
+
+    return [{"exclude_seen": default_exclude_seen(ctx.data)}]
+
+
 KINDS: dict[str, Kind] = {}
 
 # The CLI's part names (DESIGN.md, `analyze --parts`) and the kinds each stands for, in the order they run:

@@ -24,12 +24,13 @@ import pandas as pd
 
 from seqrec_core.data.sequences import SequenceData
 from seqrec_core.errors import InputError
-from seqrec_core.evaluation import EvalResult, bootstrap_intervals
+from seqrec_core.evaluation import AUC_METRICS, EvalResult, bootstrap_intervals
 from seqrec_core.explain_methods import method_keys
 
 log = logging.getLogger(__name__)
 
-TIE_METRICS = ("NDCG@10", "HR@10")
+# AUC / GAUC need the candidate counts every evaluation since 2026-12 carries (a result without them: NaN)
+TIE_METRICS = ("NDCG@10", "HR@10", "MRR", *AUC_METRICS)
 UNSEGMENTED = "too few events"  # users missing from the segment table had too few events to be scored
 INSIDE, OUTSIDE, NEVER = "inside its burst", "outside its bursts", "item never bursts"
 WHERE_ORDER = (INSIDE, OUTSIDE, NEVER)
@@ -49,7 +50,7 @@ def _group_rows(result: EvalResult, labels: np.ndarray, order: Sequence[str], co
         ci = bootstrap_intervals(sub, metrics=metrics, n_boot=n_boot)
         row = {"model": result.name, column: label, "users": int(mask.sum())}
         for m in metrics:
-            row[m] = sub.mean(m)
+            row[m] = sub.mean(m) if sub.has_auc or m not in AUC_METRICS else float("nan")
             row[f"{m} lo"], row[f"{m} hi"] = ci[m]
         rows.append(row)
     cols = ["model", column, "users"] + [c for m in metrics for c in (m, f"{m} lo", f"{m} hi")]

@@ -4,12 +4,15 @@ Each test gets its own runs folder holding exactly the runs it needs (copies of 
 runs other tests train on the same data never change what these pages list."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 from compare_runs import TIMED_RUN, train_second_run, train_timed_run  # tests/compare_runs.py
 from streamlit.testing.v1 import AppTest
+
+from seqrec_core import compare
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -93,6 +96,14 @@ def test_compare_two_runs_table_charts_and_side_by_side(private_runs, small_data
     at = open_page("app_pages/8_Compare.py", dataset=small_dataset, tab="For whom is each run better?")
     joined = "\n".join(c.proto.spec for c in at.get("plotly_chart"))
     assert "by history length" in joined and "temporal segment" in joined
+    metric_box = next(box for box in at.selectbox if box.label == "Metric")
+    assert list(metric_box.options) == list(compare.COMPARE_METRICS)  # AUC and GAUC too
+    metric_box.set_value("AUC").run()  # AUC per history length and per segment, with whiskers
+    assert not at.exception, at.exception
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert [s["layout"]["title"]["text"].split("<")[0] for s in specs] == [
+        "AUC by history length", "AUC by the user's temporal segment"]
+    assert all(s["data"] for s in specs)  # bars drawn, not the "no values" placeholder
     at = open_page("app_pages/8_Compare.py", dataset=small_dataset, tab="One user, two runs")
     joined = "\n".join(c.proto.spec for c in at.get("plotly_chart"))
     assert "Where the two runs agree" in joined and "Which past events each run relies on" in joined
@@ -192,6 +203,7 @@ def test_train_page_passes_changed_family_options_and_refuses_bad_ones(runs_dir,
     assert spec.analyze is not None  # the run is analysed after training unless the person turns it off
     assert spec.data.fingerprint == small_dataset.fingerprint and Path(spec.data.prepared).is_file()
 
+    next(w for w in at.selectbox if w.label == "Loss").set_value("sampled").run()  # negatives count now
     next(w for w in at.number_input if w.label == "Negatives per positive").set_value(0)
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception and len(calls) == 1  # refused: no job started

@@ -66,7 +66,7 @@ def test_runs_table_reproduces_the_trainers_test_metrics(two_runs, results):
     assert list(table["run"]) == list(two_runs) and len(table) == 2
     for _, row in table.iterrows():
         recorded = json.loads((Path(row["path"]) / "metrics.json").read_text())["test"]  # exclude_seen was off
-        for m in compare.TABLE_METRICS:  # AUC and GAUC too: training records them from the same ranking
+        for m in compare.COMPARE_METRICS:  # AUC and GAUC too: training records them from the same ranking
             value, lo, hi = row[m], row[f"{m} lo"], row[f"{m} hi"]
             assert value == pytest.approx(recorded[m], abs=1e-9)
             assert 0 <= lo <= value <= hi <= 1

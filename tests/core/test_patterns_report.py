@@ -146,7 +146,7 @@ def run_and_result(tiny_run, small_dataset):
 
 def _check_groups(frame: pd.DataFrame, n_users: int) -> None:
     assert frame["users"].sum() == n_users
-    for m in ("NDCG@10", "HR@10"):
+    for m in ("NDCG@10", "HR@10", "MRR", "AUC", "GAUC"):
         assert frame[m].between(0, 1).all()
         assert (frame[f"{m} lo"] <= frame[m] + 1e-12).all() and (frame[m] <= frame[f"{m} hi"] + 1e-12).all()
 
@@ -159,8 +159,19 @@ def test_metrics_by_segment_partition_the_users(run_and_result, small_dataset):
     _check_groups(frame, len(result.users))
     assert set(frame["segment"]) == {"bursty", "periodic", "too few events"}  # the 10 left out
     # the group means recombine to the overall metric
-    overall = (frame["NDCG@10"] * frame["users"]).sum() / frame["users"].sum()
-    assert overall == pytest.approx(result.metrics["NDCG@10"])
+    for m in ("NDCG@10", "AUC"):
+        overall = (frame[m] * frame["users"]).sum() / frame["users"].sum()
+        assert overall == pytest.approx(result.metrics[m])
+    # GAUC weights users by their history: each group's weight is its users' summed history length
+    weights = {seg: result.history_len[mask].sum() for seg, mask in _segment_masks(result, small_dataset, segs)}
+    gauc = sum(frame.set_index("segment").loc[seg, "GAUC"] * w for seg, w in weights.items()) / sum(weights.values())
+    assert gauc == pytest.approx(result.metrics["GAUC"])
+
+
+def _segment_masks(result, dataset, segs: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+    seg_of = dict(zip(segs["user"].iloc[: len(segs) - 10], segs["segment"].iloc[: len(segs) - 10], strict=True))
+    labels = np.array([seg_of.get(dataset.sequences.vocab.user_ids[int(u)], "too few events") for u in result.users])
+    return [(seg, labels == seg) for seg in np.unique(labels)]
 
 
 def test_burst_split_puts_targets_inside_their_bursts(run_and_result, small_dataset):
