@@ -24,7 +24,7 @@ RECURRENT_FAMILIES = ("gru4rec", "lstm")  # neural families without attention ma
 @dataclass(frozen=True)
 class ExplainMethod:
     """One explanation method, as every part of the product shows and runs it (colours: the theme's palette,
-    never its red, which marks highlights)."""
+    never its red, which marks highlights, nor the orange that marks attributions against the target)."""
 
     key: str  # the CLI's --method value and the stored analyses' method column
     label: str  # full name for people ("Integrated Gradients")
@@ -138,7 +138,7 @@ register(ExplainMethod(
     help="Captum integrated gradients on the item embeddings (baseline: the catalogue's average item at every "
          "event, order kept)."))
 register(ExplainMethod(
-    key="occlusion", label="Occlusion", short="Occlusion", color="#F28E2B", engine=f"{_PERTURBATION}:occlusion_engine",
+    key="occlusion", label="Occlusion", short="Occlusion", color="#D37295", engine=f"{_PERTURBATION}:occlusion_engine",
     works_for_baselines=True, phrase="how much the score drops when the event is removed",
     help="Score drop when the event is removed from the history (Captum FeatureAblation)."))
 register(ExplainMethod(

@@ -51,7 +51,7 @@ def method_short(method: str) -> str:
 
 def method_color(method: str, i: int = 0) -> str:
     known = describe(method)
-    return known.color if known else ("#EDC948", "#FF9DA7", "#D37295")[i % 3]
+    return known.color if known else ("#EDC948", "#FF9DA7", "#BAB0AC")[i % 3]
 
 
 def fmt_seconds(seconds: float | None) -> str:

@@ -85,3 +85,13 @@ def test_a_toy_method_needs_only_its_entry_and_function(capsys: pytest.CaptureFi
     assert "toy" not in explain_methods.method_keys()
     with pytest.raises(InputError, match="invalid choice: 'toy'"):  # gone again: the CLI refuses it (exit 2)
         build_parser().parse_args(["explain", "--run", "r", "--user", "u", "--method", "toy"])
+
+
+def test_no_method_is_drawn_in_the_colours_that_mean_against_or_highlight() -> None:
+    """Per-method rows colour supportive events in the method's colour and events against the target in orange;
+    a method drawn in orange (Occlusion was) reads as 'all against' under a caption that says so."""
+    from seqrec_core.viz.plot_explain import NEGATIVE
+
+    colours = [m.color.upper() for m in explain_methods.all_methods()]
+    assert NEGATIVE.upper() not in colours
+    assert len(set(colours)) == len(colours)  # and no two methods share one
