@@ -289,8 +289,9 @@ def plot_method_comparison(table: pd.DataFrame, methods: Sequence[str] | None = 
 
 
 def plot_method_agreement(table: pd.DataFrame, methods: Sequence[str] | None = None, k: int = 10) -> go.Figure:
-    """Do the methods rank the same events first? Spearman rho per pair as a matrix, with Kendall tau and the
-    top-k overlap in each cell; the subtitle gives the mean so the answer is one number."""
+    """Do the methods rank the same events first? Spearman rho per pair as a matrix, written large in each cell
+    (Kendall tau and the top-k overlap on hover: three numbers per cell were too small to read); the subtitle
+    gives the mean so the answer is one number."""
     title = "Do the methods agree?"
     if table is None or len(table) < 2 or len(_methods(table, methods)) < 2:
         return empty_figure(title, "method", "method", "needs two methods and two events")
@@ -298,22 +299,24 @@ def plot_method_agreement(table: pd.DataFrame, methods: Sequence[str] | None = N
     agree = method_agreement(table, ms, k)
     n = len(ms)
     rho = np.eye(n)
-    text = np.full((n, n), "", dtype=object)
+    text = np.full((n, n), "—", dtype=object)
+    hover = np.full((n, n), "the same method", dtype=object)
     for _, row in agree.iterrows():
         a, b = ms.index(row["method_a"]), ms.index(row["method_b"])
         rho[a, b] = rho[b, a] = row["spearman"]
-        cell = (f"ρ {row['spearman']:.2f}<br>τ {row['kendall']:.2f}<br>top-{row['k']} ∩ {row[f'top{k}_overlap']}"
-                if np.isfinite(row["spearman"]) else "n/a")
-        text[a, b] = text[b, a] = cell
-    for i in range(n):
-        text[i, i] = "—"
+        known = np.isfinite(row["spearman"])
+        text[a, b] = text[b, a] = f"{row['spearman']:.2f}" if known else "n/a"
+        hover[a, b] = hover[b, a] = (f"Spearman ρ {row['spearman']:.2f} · Kendall τ {row['kendall']:.2f}<br>"
+                                     f"{row[f'top{k}_overlap']} of their top {row['k']} events shared" if known
+                                     else "n/a (constant scores)")
     names = [method_short(m) for m in ms]
     fig = go.Figure(go.Heatmap(z=rho, x=names, y=names, zmin=-1, zmax=1, colorscale=DIVERGING, text=text,
-                               texttemplate="%{text}", colorbar=dict(title=dict(text="Spearman ρ"), thickness=14),
-                               hovertemplate="%{y} vs %{x}<br>%{text}<extra></extra>"))
+                               texttemplate="%{text}", textfont=dict(size=14), customdata=hover,
+                               colorbar=dict(title=dict(text="Spearman ρ"), thickness=14),
+                               hovertemplate="%{y} vs %{x}<br>%{customdata}<extra></extra>"))
     mean = np.nanmean(agree["spearman"]) if agree["spearman"].notna().any() else np.nan
-    set_title(fig, title, f"rank correlation of per-event scores over {len(table):,} events · mean ρ "
-                          f"{mean:.2f}" if np.isfinite(mean) else "rank correlation: n/a (constant scores)")
+    set_title(fig, title, f"Spearman ρ over {len(table):,} events · mean {mean:.2f}" if np.isfinite(mean)
+              else "rank correlation: n/a (constant scores)")
     fig.update_xaxes(title_text="method", showgrid=False)
     fig.update_yaxes(title_text="method", autorange="reversed", showgrid=False)
     return apply_theme(fig, height=180 + 80 * n)

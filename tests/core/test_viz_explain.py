@@ -4,6 +4,7 @@ rank changes, AOPC in the legend, "all" at the end of the truncation axis)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -180,7 +181,10 @@ def test_attribution_table_ranks_each_method_and_agreement_reads_the_ranks() -> 
     fig = pe.plot_method_agreement(table)
     z = np.array(fig.data[0].z, dtype=float)
     assert z.shape == (4, 4) and np.allclose(np.diag(z), 1) and np.allclose(z, z.T)
-    assert "mean ρ" in fig.layout.title.subtitle.text
+    assert re.search(r"mean -?\d\.\d\d$", fig.layout.title.subtitle.text)  # short enough not to be cut off
+    cells = np.array(fig.data[0].text, dtype=object)
+    assert cells[0, 0] == "—" and all(len(c) <= 5 for c in cells.ravel())  # one number per cell, readable
+    assert "Kendall" in str(fig.data[0].customdata[0][1]) and "top 10" in str(fig.data[0].customdata[0][1])
 
 
 def test_method_agreement_is_nan_for_constant_scores() -> None:
