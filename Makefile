@@ -11,10 +11,14 @@ PORT ?= 8501
 .PHONY: demo run test test-fast lint browser bench clean text-model
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
+	@echo "== Setting up $(VENV) (once; later starts skip this)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	@$(PY) -c "import torch" 2>/dev/null || echo "== Installing PyTorch ($(TORCH_SPEC)): the largest package, this can take a few minutes"
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet --progress-bar on "$(TORCH_SPEC)"
+	@echo "== Installing the dashboard's packages (Streamlit, transformers, Captum, umap-learn, ...)"
+	$(PY) -m pip install --quiet --progress-bar on -r requirements.txt -r requirements-dev.txt
+	@echo "== Installed"
 	touch $@
 
 demo: $(VENV)/.installed
