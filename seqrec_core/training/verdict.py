@@ -79,8 +79,9 @@ def get_training_verdict(*, stopped_reason: str, epochs_trained: int, best_epoch
         why = f"the time budget ended training within its first epoch; {more}"
     elif still_learning:
         verdict = {"time_budget": "budget_stopped", "max_epochs": "epoch_limit"}.get(stopped_reason, "cancelled")
-        why = (f"validation {METRIC} last improved at epoch {best_epoch} of {epochs_trained}: {stale} epochs without "
-               f"gain, fewer than the {patience} that count as converged, so it may still improve; {more}")
+        why = (f"validation {METRIC} last improved at epoch {best_epoch} of {epochs_trained}: {stale} "
+               f"epoch{'' if stale == 1 else 's'} without gain, fewer than the {patience} that count as converged, "
+               f"so it may still improve; {more}")
     else:
         verdict = "converged"
         why = f"validation {METRIC} stopped improving after epoch {best_epoch} (patience {patience})"

@@ -47,7 +47,7 @@ def plot_training_curves(history: list[dict]) -> go.Figure:
                     line=dict(color=PRIMARY, width=2.5), hovertemplate=common, row=1, col=1)
     fig.add_scatter(x=epoch, y=ndcg, mode="lines+markers", name="validation NDCG@10", customdata=hover,
                     line=dict(color=PALETTE[2], width=2.5), hovertemplate=common, connectgaps=True, row=1, col=2)
-    subtitle = f"{len(frame)} epochs"
+    subtitle = f"{len(frame)} epoch{'' if len(frame) == 1 else 's'}"
     if np.isfinite(secs).any():
         subtitle += f" · {np.nanmax(secs):,.0f} s of training"  # the trainer logs cumulative seconds
     if np.isfinite(ndcg).any():
