@@ -30,6 +30,16 @@ def _random_log(n: int = 3000, users: int = 120, items: int = 200, seed: int = 0
     return _events([(f"u{a}", f"i{b}", k) for k, (a, b) in enumerate(zip(u, i, strict=True))])
 
 
+def test_the_short_history_warning_counts_the_users_the_summary_counts() -> None:
+    # raw: 4 users of 4 events and 5 of 1 event (median 1); kept: the 4 users of 4 events (median 4)
+    rows = [(f"long{u}", f"i{k}", k) for u in range(4) for k in range(4)] + [(f"one{u}", "i0", 0) for u in range(5)]
+    out, report = prepare_events(_events(rows))
+    summary = get_data_summary(out)
+    assert np.median(summary.seq_lengths) == 4
+    assert [w for w in report.warnings if w.startswith("users are short")] == [
+        "users are short: median 4 events; sequence models gain little over popularity on very short histories"]
+
+
 def test_defaults_drop_only_users_too_short_to_evaluate() -> None:
     ev = _events([("a", "x", 0), ("a", "y", 1), ("a", "z", 2), ("b", "x", 0), ("b", "y", 1), ("c", "q", 5)])
     out, report = prepare_events(ev)
