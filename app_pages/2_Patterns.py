@@ -7,6 +7,7 @@ from seqrec_core.analysis.kinds_eval import TIME_MASS, load_model_ties
 from seqrec_core.errors import InputError
 from seqrec_core.evaluation import AUC_HELP
 from seqrec_core.explain_methods import time_mass_keys
+from seqrec_core.patterns.burstiness import describe_burstiness
 from seqrec_core.patterns.common import has_timestamps
 from seqrec_core.patterns.model_ties import TIE_METRICS
 from seqrec_core.patterns.rhythm import timezone_names
@@ -76,6 +77,8 @@ m[2].metric("Memory M", f"{rep.memory:+.2f}", help="Correlation between consecut
 m[3].metric("Item bursts", f"{len(rep.item_bursts):,}", help="Intervals in which an item took a much larger share "
                                                             "of all activity than usual (Kleinberg's automaton).")
 m[4].metric("Repeat share", f"{rep.repeats.repeat_share:.1%}", help="Events whose item the user had before.")
+st.caption(describe_burstiness(rep.burstiness, rep.memory) + f" {rep.repeats.repeat_share:.0%} of events are an "
+           "item the user had before.")
 
 
 def with_titles(frame, col: str = "item"):  # noqa: ANN001, ANN201 - DataFrame in and out

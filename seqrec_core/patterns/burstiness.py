@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from seqrec_core.patterns.common import GroupedTimes, group_times
+from seqrec_core.patterns.segments import BURSTY_B, REGULAR_B
 
 
 def _kim_jo(r: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -148,3 +149,25 @@ def get_burstiness_summary(events: pd.DataFrame, min_events: int = 5) -> Burstin
     m_mean = float((mem[use_m] * wm[use_m]).sum() / wm[use_m].sum()) if wm.sum() > 0 else float("nan")
     pooled = burstiness(gaps[use[codes]]) if len(gaps) else float("nan")
     return BurstinessSummary(burstiness=b_mean, memory=m_mean, users_scored=int(use.sum()), pooled_burstiness=pooled)
+
+
+def describe_burstiness(b: float, memory: float) -> str:
+    """Burstiness B and memory M in plain words, for a page's first-time reader (B's thresholds are the user
+    segments' own, ``segments.BURSTY_B`` / ``REGULAR_B``; |M| under 0.1 reads as no memory)."""
+    if not np.isfinite(b):
+        return "Too few users with enough events to say how bursty the activity is."
+    if b > BURSTY_B:
+        pace = "activity comes in bursts: quick runs of events, then long pauses"
+    elif b < REGULAR_B:
+        pace = "activity is more even than chance: events spaced out regularly"
+    else:
+        pace = "activity is about as regular as chance (events at random times)"
+    words = f"B {b:+.2f} (−1 clockwork, 0 random, +1 extreme bursts): {pace}."
+    if np.isfinite(memory):
+        if memory > 0.1:
+            words += f" M {memory:+.2f}: a long pause tends to follow a long pause."
+        elif memory < -0.1:
+            words += f" M {memory:+.2f}: long and short pauses tend to alternate."
+        else:
+            words += f" M {memory:+.2f}: one pause says little about the next."
+    return words

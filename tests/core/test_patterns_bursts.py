@@ -350,3 +350,15 @@ def test_burst_f1_uses_overlap_over_the_planted_interval():
     # one found burst cannot recover two planted intervals
     twice = [truth[0], dict(truth[0])]
     assert burst_f1(found.iloc[:1], twice)["matched"] == 1
+
+
+def test_burstiness_and_memory_in_words_follow_the_segments_thresholds() -> None:
+    from seqrec_core.patterns.burstiness import describe_burstiness
+    from seqrec_core.patterns.segments import BURSTY_B, REGULAR_B
+
+    assert "comes in bursts" in describe_burstiness(BURSTY_B + 0.01, 0.0)
+    assert "as regular as chance" in describe_burstiness(BURSTY_B, 0.0)
+    assert "more even than chance" in describe_burstiness(REGULAR_B - 0.01, 0.0)
+    assert "long pause tends to follow a long pause" in describe_burstiness(0.0, 0.3)
+    assert "alternate" in describe_burstiness(0.0, -0.3)
+    assert "Too few users" in describe_burstiness(float("nan"), float("nan"))
