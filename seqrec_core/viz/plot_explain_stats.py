@@ -21,6 +21,7 @@ from seqrec_core.viz.theme import (
     empty_figure,
     fmt_metric,
     item_label,
+    label_above,
     set_title,
 )
 
@@ -38,8 +39,7 @@ def plot_attribution_mass(frame: pd.DataFrame, *, by: str = "lag", share_top_ge2
                           users: int | None = None, method: str = "ig") -> go.Figure:
     """Share of |attribution| per lag bucket (or time-gap bucket), next to the share of events in the bucket:
     a bar above its diamond means those events count more than their number alone would give them."""
-    what = "lag" if by == "lag" else "time before the prediction"
-    title = f"Where the attribution mass sits, by {what}"
+    title = "Attribution by lag" if by == "lag" else "Attribution by time before the prediction"
     x_title = "lag bucket (events before the prediction)" if by == "lag" else "time gap before the prediction"
     y_title = "share of |attribution| (%)"
     if frame is None or len(frame) == 0:
@@ -54,21 +54,22 @@ def plot_attribution_mass(frame: pd.DataFrame, *, by: str = "lag", share_top_ge2
     custom = np.column_stack([[f"{e:,.0f}" for e in events], [f"{s:.1%}" for s in ev_share]])
     fig = go.Figure()
     fig.add_bar(x=buckets, y=100 * share, name=f"{method_name(method)} mass", marker_color=method_color(method),
-                text=[f"{s:.0%}" for s in share], textposition="outside", cliponaxis=False, customdata=custom,
+                customdata=custom,
                 hovertemplate="<b>%{x}</b><br>%{y:.1f}% of |attribution|<br>%{customdata[0]} events "
                               "(%{customdata[1]} of all)<extra></extra>")
     if np.isfinite(ev_share).any():
         fig.add_scatter(x=buckets, y=100 * ev_share, mode="markers", name="share of events (equal weight)",
                         marker=dict(symbol="diamond", size=11, color=BASELINE_GREYS[2]),
                         hovertemplate="<b>%{x}</b><br>%{y:.1f}% of the events<extra></extra>")
+    top = label_above(fig, buckets, 100 * share, 100 * ev_share, [f"{s:.0%}" for s in share])
     parts = []
     if share_top_ge20 is not None and np.isfinite(share_top_ge20):
-        parts.append(f"{share_top_ge20:.0%} of predictions have their top event ≥ 20 steps back")
+        parts.append(f"top event ≥ 20 back: {share_top_ge20:.0%}")
     if users:
         parts.append(f"{users:,} users")
     set_title(fig, title, " · ".join(parts) or None)
     fig.update_xaxes(title_text=x_title, type="category")
-    fig.update_yaxes(title_text=y_title, rangemode="tozero", range=[0, 100 * max(share.max(), 0.05) * 1.2])
+    fig.update_yaxes(title_text=y_title, rangemode="tozero", range=[0, max(top, 5.0)])
     return apply_theme(fig, height=400)
 
 

@@ -20,6 +20,7 @@ from seqrec_core.viz.theme import (
     clean_text,
     empty_figure,
     fmt_count,
+    label_above,
     model_colors,
     set_title,
 )
@@ -83,7 +84,6 @@ def plot_attribution_time_mass(frame: pd.DataFrame, *, users: int | None = None,
     ratio = np.where(chance > 0, share / np.where(chance > 0, chance, 1), np.nan)
     fig = go.Figure()
     fig.add_bar(x=aspects, y=100 * share, name="share of |attribution|", marker_color=PRIMARY,
-                text=[f"{s:.0%}" for s in share], textposition="outside", cliponaxis=False,
                 customdata=np.column_stack([100 * chance, ratio]),
                 hovertemplate="<b>%{x}</b><br>%{y:.1f}% of |attribution| vs %{customdata[0]:.1f}% of the events "
                               "(%{customdata[1]:.2f}× chance)<extra></extra>")
@@ -97,7 +97,7 @@ def plot_attribution_time_mass(frame: pd.DataFrame, *, users: int | None = None,
     if ratios:
         parts.append("vs chance: " + ", ".join(ratios))
     set_title(fig, title, " · ".join(parts))
-    top = np.nanmax(np.concatenate([share, np.nan_to_num(chance)])) if len(share) else 0.05
+    top = label_above(fig, aspects, 100 * share, 100 * chance, [f"{s:.0%}" for s in share])
     fig.update_xaxes(title_text=x_title, type="category")
-    fig.update_yaxes(title_text=y_title, range=[0, 100 * max(top, 0.05) * 1.25])
+    fig.update_yaxes(title_text=y_title, range=[0, max(top, 5.0)])
     return apply_theme(fig, height=400)

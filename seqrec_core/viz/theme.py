@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -193,3 +194,17 @@ def log_axis_ticks(lo: float, hi: float) -> dict:
     minor digits."""
     ticks = log_ticks(lo, hi)
     return dict(tickvals=ticks, ticktext=[f"{t:,.0f}" if t >= 1 else f"{t:g}" for t in ticks])
+
+
+def label_above(fig: go.Figure, x: Sequence, values: np.ndarray, markers: np.ndarray | None, labels: Sequence[str],
+                **scatter: object) -> float:
+    """Write each bar's value above both the bar and the marker drawn at the same x (a chance-level diamond),
+    so a label never sits on its marker; returns the y-axis top that keeps labels and markers inside the plot
+    (the markers above the bars were clipped before)."""
+    values = np.nan_to_num(np.asarray(values, dtype=float))
+    marks = np.zeros_like(values) if markers is None else np.nan_to_num(np.asarray(markers, dtype=float))
+    highest = np.maximum(values, marks)
+    top = float(max(highest.max(initial=0.0), 1e-9))
+    fig.add_scatter(x=list(x), y=highest + 0.05 * top, mode="text", text=list(labels), textposition="top center",
+                    showlegend=False, hoverinfo="skip", cliponaxis=False, **scatter)
+    return top * 1.3

@@ -230,7 +230,11 @@ def test_counterfactual_changes_and_slope_chart() -> None:
 def test_attribution_mass_bars_are_percent_shares() -> None:
     fig = ps.plot_attribution_mass(BY_LAG, share_top_ge20=0.3, users=100)
     assert np.isclose(sum(fig.data[0].y), 100) and list(fig.data[0].x) == list(BY_LAG["bucket"])
-    assert "30% of predictions" in fig.layout.title.subtitle.text
+    assert "top event ≥ 20 back: 30%" in fig.layout.title.subtitle.text
+    bars, diamonds, labels = fig.data  # each label sits above its bar and its diamond; the axis holds all three
+    top = np.maximum(np.asarray(bars.y, dtype=float), np.nan_to_num(np.asarray(diamonds.y, dtype=float)))
+    assert labels.mode == "text" and (np.asarray(labels.y, dtype=float) > top).all()
+    assert fig.layout.yaxis.range[1] > np.asarray(labels.y, dtype=float).max()
 
 
 def test_truncation_puts_all_last_on_a_log_axis() -> None:
