@@ -207,10 +207,12 @@ def attention_tab(history) -> None:  # noqa: ANN001 - the explained history (Att
                          "with the residual path. One layer: pick a layer and head.")
     layer = v2.selectbox("Layer", range(n_layers), index=n_layers - 1, format_func=lambda i: f"layer {i + 1}",
                          disabled=view != "One layer")
-    head = v3.selectbox("Head", [None, *range(n_heads)], format_func=lambda h: "mean of heads" if h is None
+    # -1 = the mean of the heads: None as an option reads as "nothing chosen" after a rerun ("Choose an option")
+    head = v3.selectbox("Head", [-1, *range(n_heads)], format_func=lambda h: "mean of heads" if h < 0
                         else f"head {h + 1}", disabled=view != "One layer")
-    group = v4.toggle("Group events beyond lag 20", value=len(maps.items) > 60,
-                      help="Fold older events into bins of 10 lags, so a 200-event history fits on screen.")
+    head = None if head < 0 else head
+    group = v4.toggle("Fold far events", value=len(maps.items) > 60,
+                      help="Fold events beyond lag 20 into bins of 10 lags, so a 200-event history fits on screen.")
     if view == "Mean":
         matrix, title = maps.mean(), "mean of all layers and heads"
     elif view == "Rollout":

@@ -50,7 +50,12 @@ def page(small_dataset, tiny_run) -> AppTest:
 
 def test_why_tab_shows_methods_delta_and_timeline(page, small_dataset) -> None:
     assert not page.error
-    assert page.session_state["rec_user"] == small_dataset.sequences.vocab.user_ids[0]
+    from seqrec_core.analysis.job import EXAMPLE_CANDIDATES
+
+    data = small_dataset.sequences
+    active = {data.vocab.user_ids[int(u)] for u in np.argsort(-data.lengths(), kind="stable")[:EXAMPLE_CANDIDATES]}
+    chosen = page.session_state["rec_user"]  # chosen by the data (a well-ranked active user), not the first id
+    assert chosen in active and chosen != data.vocab.user_ids[0]
     table = frame_with(page, "ig rank")
     assert set(METHODS) <= set(table.columns) and len(table) > 0
     assert np.isfinite(table[list(METHODS)].to_numpy(dtype=float)).all()
@@ -98,12 +103,18 @@ def test_steps_layer_and_target_controls_rerun_cleanly(small_dataset, tiny_run) 
     assert any("Attention of the prediction point" in t for t in titles)
     at.radio[1].set_value("One layer").run()
     assert not at.exception and any("layer 1" in t for t in chart_titles(at))
+    head = next(box for box in at.selectbox if box.label == "Head")
+    assert head.value == -1 and head.format_func(head.value) == "mean of heads"  # a real choice, not "Choose..."
+    head.set_value(0).run()
+    assert any("head 1" in t for t in chart_titles(at))
     at.toggle[0].set_value(True).run()
     assert not at.exception
+    assert next(box for box in at.selectbox if box.label == "Head").value == 0  # kept across the rerun
     at.radio[0].set_value("Held-out item").run()
     assert not at.exception
     vocab = small_dataset.sequences.vocab
-    held = vocab.item_id(int(small_dataset.sequences.sequences[0][-1]))
+    row = vocab.user_ids.index(at.session_state["rec_user"])
+    held = vocab.item_id(int(small_dataset.sequences.sequences[row][-1]))
     assert any(f"`{held}`" in m.value for m in at.markdown), "the held-out item is the one explained"
     assert before  # the first explanation was shown too
 
@@ -141,12 +152,12 @@ def test_long_range_and_faithfulness_tabs_show_the_stored_analysis_and_offer_oth
     share = metric(at, "Predictions whose top event is ≥ 20 steps back")
     assert share.endswith("%")
     titles = chart_titles(at)
-    assert any("attribution mass" in t for t in titles) and any("longer context" in t for t in titles)
+    assert any("Attribution by lag" in t for t in titles) and any("longer context" in t for t in titles)
     assert sum("Stored analysis" in c.value for c in at.caption) == 2  # long-range statistics and truncation
     verdict = [b.value for b in list(at.info) + list(at.warning) if "How far back the model looks" in b.value]
     assert len(verdict) == 1 and "20" in verdict[0]  # the verdict from the stored units (issue 15)
     at.number_input(key="lr_users").set_value(20).run()
-    assert not at.exception and not any("attribution mass" in t for t in chart_titles(at))
+    assert not at.exception and not any("Attribution by lag" in t for t in chart_titles(at))
     assert any("not been computed for these settings" in i.value for i in at.info)
     next(b for b in at.button if b.label == "Compute now").click().run()
     assert not at.exception, at.exception
