@@ -122,6 +122,9 @@ def trust_tab(run, ds) -> None:  # noqa: ANN001 - LazyRun, Dataset
             st.caption(f"Mean target {value} over {faith.users:,} users as top events are "
                        f"{'removed' if kind == 'deletion' else 'added'}; AOPC (legend) = mean gap to k = 0.")
     aopc = faith.aopc.pivot_table(index="method", columns="kind", values="aopc").reset_index()
+    aopc["method"] = [method_name(m) for m in aopc["method"]]  # names people read, as in the legend
+    aopc = aopc.rename(columns={"deletion": "deletion AOPC (higher = more faithful)",
+                                "insertion": "insertion AOPC (higher = more faithful)"})
     st.dataframe(aopc, width="stretch", hide_index=True)
     download_table(faith.aopc, "aopc.csv", label="Download AOPC (CSV)")
     download_table(faith.curves, "faithfulness_curves.csv", label="Download curves (CSV)")

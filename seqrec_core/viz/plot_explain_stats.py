@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from seqrec_core.viz.plot_explain import NEGATIVE, method_color, method_name
+from seqrec_core.viz.plot_explain import NEGATIVE, method_color, method_name, method_short
 from seqrec_core.viz.theme import (
     ACCENT,
     BASELINE_GREYS,
@@ -172,11 +172,12 @@ def plot_faithfulness(curves: pd.DataFrame, aopc: pd.DataFrame | None = None, ki
                                       f"<br>{column} %{{y:.3f}}<extra></extra>")
     ranked = {m: v for m, v in scores.items() if m != "random" and np.isfinite(v)}
     best = max(ranked, key=ranked.get) if ranked else None
+    # Short enough for a half-width chart: the full wording is in the page's caption
     subtitle = ("steeper fall = more faithful" if kind == "deletion" else "steeper rise = more faithful")
     if best:
-        subtitle += f" · largest AOPC: {method_name(best)} ({scores[best]:.3f})"
+        subtitle += f" · best AOPC: {method_short(best)} {scores[best]:.2f}"
         if "random" in scores:
-            subtitle += f" vs random {scores['random']:.3f}"
+            subtitle += f" (random {scores['random']:.2f})"
     set_title(fig, title, subtitle)
     fig.update_xaxes(title_text=x_title, dtick=1 if part["k"].max() <= 12 else None)
     fig.update_yaxes(title_text=y_title)

@@ -168,8 +168,8 @@ def test_long_range_and_faithfulness_tabs_show_the_stored_analysis_and_offer_oth
     at = open_explain(small_dataset, tiny_run, tab="Can we trust it")
     titles = chart_titles(at)
     assert any(t.startswith("Deletion") for t in titles) and any(t.startswith("Insertion") for t in titles)
-    aopc = frame_with(at, "deletion")
-    assert {"ig", "occlusion", "attention", "random"} <= set(aopc["method"])
+    aopc = frame_with(at, "deletion AOPC (higher = more faithful)")
+    assert {"Integrated Gradients", "Occlusion", "Attention (last position)", "Random order"} <= set(aopc["method"])
 
 
 def test_demo_source_adds_the_planted_truth_tab(small_dataset, tiny_run) -> None:
