@@ -249,7 +249,7 @@ def test_faithfulness_puts_aopc_in_the_legend_and_random_dashed() -> None:
     names = {t.name.split(" ·")[0]: t for t in fig.data}
     assert "AOPC 3.300" in names["Integrated Gradients"].name
     assert names["Random order"].line.dash == "dash"
-    assert "Integrated Gradients" in fig.layout.title.subtitle.text and "random" in fig.layout.title.subtitle.text
+    assert "best AOPC: IG 3.30" in fig.layout.title.subtitle.text and "(random " in fig.layout.title.subtitle.text
     prob = ps.plot_faithfulness(*_curves(), "deletion", value="prob")
     assert "probability" in prob.layout.yaxis.title.text and "AOPC 0.055" in prob.data[0].name
 
