@@ -87,8 +87,10 @@ def test_train_evaluate_recommend_round_trip(tmp_path, small_dataset):
     assert proc.returncode == 0, proc.stderr
     recs = json.loads(proc.stdout)
     assert recs["user"] == user and len(recs["items"]) == 5
+    assert recs["exclude_seen"] is evaluated["exclude_seen"]  # one rule: the top 5 is what the evaluation ranks
+    proc = cli("recommend", "--run", str(run), "--user", user, "--k", "5", "--exclude-seen", "on")
     seen = {small_dataset.sequences.vocab.item_id(i) for i in small_dataset.sequences.sequences[0]}
-    assert not seen & {r["item"] for r in recs["items"]}
+    assert not seen & {r["item"] for r in json.loads(proc.stdout)["items"]}
     assert all("title" in r for r in recs["items"])
     assert_clean_refusal(cli("recommend", "--run", str(run), "--user", "nobody"), "nobody")
 
