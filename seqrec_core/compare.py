@@ -48,6 +48,12 @@ BASELINE_NAMES = ("popularity", "markov", "itemknn")  # what models.baselines.fi
 Progress = Callable[[int, int], None]
 
 
+def metrics_known(results: Sequence[EvalResult]) -> tuple[str, ...]:
+    """:data:`COMPARE_METRICS` when every result has the candidate counts AUC / GAUC need, else the rank metrics
+    alone (an evaluation stored before AUC existed lacks them)."""
+    return COMPARE_METRICS if all(r.has_auc for r in results) else RANK_METRICS
+
+
 @dataclass(frozen=True)
 class RunMeta:
     """What the runs table shows about a run besides its metrics, read without loading the weights."""
@@ -231,7 +237,7 @@ def get_segments_across(results: Sequence[EvalResult], data: SequenceData, segme
     from seqrec_core.patterns.model_ties import get_metrics_by_segment
 
     if metrics is None:
-        metrics = COMPARE_METRICS if all(r.has_auc for r in results) else RANK_METRICS
+        metrics = metrics_known(results)
     frames = [get_metrics_by_segment(r, data, segments, metrics=metrics, n_boot=n_boot) for r in results]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -350,6 +356,6 @@ __all__ = ["BASELINE_NAMES", "COMPARE_METRICS", "NO_AUC", "RANK_METRICS", "RunMe
            "describe_paired_difference", "differing_options", "evaluate_scorers", "get_attribution_comparison",
            "get_attribution_targets", "get_history_length_across", "get_metrics_with_ci", "get_options_table",
            "get_paired_difference", "get_paired_differences", "get_run_meta", "get_runs_table", "get_segments_across",
-           "get_topk_comparison", "list_run_metas", "options_for_display", "paired_difference_for_display",
-           "paired_differences_for_display",
+           "get_topk_comparison", "list_run_metas", "metrics_known", "options_for_display",
+           "paired_difference_for_display", "paired_differences_for_display",
            "runs_table_for_display", "topk_side_by_side"]

@@ -68,8 +68,7 @@ def history_table(stored: dict, baselines_from: str, metric: str, with_baselines
 def paired(keys: tuple[str, ...], fingerprint: str, exclude_seen: bool, reference: str,
            _results: list[EvalResult]) -> pd.DataFrame:
     # AUC / GAUC join in when every result has its candidate counts (a stored evaluation from before AUC lacks them)
-    metrics = compare.COMPARE_METRICS if all(r.has_auc for r in _results) else compare.RANK_METRICS
-    return compare.get_paired_differences(_results, reference, metrics=metrics)
+    return compare.get_paired_differences(_results, reference, metrics=compare.metrics_known(_results))
 
 
 @st.cache_data(show_spinner="Bootstrapping the head-to-head difference…", max_entries=32)

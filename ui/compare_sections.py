@@ -115,8 +115,7 @@ def head_to_head_tab(v: CompareView) -> None:
 
 def for_whom_tab(v: CompareView) -> None:
     b1, b2 = st.columns([1, 3])
-    with_auc = all(r.has_auc for r in v.all_results)  # a run evaluated before AUC existed has rank metrics only
-    metric = b1.selectbox("Metric", compare.COMPARE_METRICS if with_auc else compare.RANK_METRICS, index=1,
+    metric = b1.selectbox("Metric", compare.metrics_known(v.all_results), index=1,
                           help="HR@10: share of users whose real next item is in the top 10. NDCG@10 also rewards "
                                "placing it higher. MRR: mean of 1/rank. " + AUC_HELP)
     with_base = b2.toggle("Show the baselines in these charts", value=False,
